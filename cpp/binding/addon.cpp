@@ -1,0 +1,120 @@
+// The Node addon: converts JS values, calls the C ABI, turns failures into JS exceptions.
+#include "binding.h"
+
+using namespace tsm_binding;
+
+void register_peer_blas(Napi::Env env, Napi::Object exports);
+void register_ops_conv(Napi::Env env, Napi::Object exports);
+void register_ops_pointwise(Napi::Env env, Napi::Object exports);
+
+namespace {
+
+Napi::Value Version(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), tsm_version());
+}
+
+Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", tsm_version());
+  o.Set("simd", tsm_simd_name(tsm_get_simd()));
+  o.Set("threads", tsm_get_num_threads());
+  Napi::Object cuda = Napi::Object::New(env);
+  cuda.Set("compiled", Napi::Boolean::New(env, tsm_cuda_compiled() != 0));
+  cuda.Set("runtimeVersion", tsm_cuda_runtime_version());
+  int count = 0;
+  tsm_status s = tsm_cuda_device_count(&count);
+  cuda.Set("deviceCount", s == TSM_OK ? count : 0);
+  o.Set("cuda", cuda);
+  return o;
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  int64_t n = arg_int(info, 0, "setNumThreads", "n");
+  if (n < 1 || n > 1024) range_error(info.Env(), "setNumThreads: n must be in [1, 1024]");
+  check(info.Env(), tsm_set_num_threads(static_cast<int>(n)));
+  return info.Env().Undefined();
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), tsm_get_num_threads());
+}
+
+// sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, reference?)
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "sgemm";
+  const bool ta = arg_bool(info, 0), tb = arg_bool(info, 1);
+  const int64_t m = arg_int(info, 2, op, "m"), n = arg_int(info, 3, op, "n"),
+                k = arg_int(info, 4, op, "k");
+  const float alpha = static_cast<float>(arg_num(info, 5, op, "alpha"));
+  size_t la = 0, lb = 0, lc = 0;
+  const float* a = arg_f32(info, 6, op, "a", &la);
+  const int64_t lda = arg_int(info, 7, op, "lda");
+  const float* b = arg_f32(info, 8, op, "b", &lb);
+  const int64_t ldb = arg_int(info, 9, op, "ldb");
+  const float beta = static_cast<float>(arg_num(info, 10, op, "beta"));
+  float* c = arg_f32(info, 11, op, "c", &lc);
+  const int64_t ldc = arg_int(info, 12, op, "ldc");
+  const bool reference = arg_bool(info, 13);
+  if (m < 0 || n < 0 || k < 0) range_error(env, "sgemm: m, n and k must be >= 0");
+  if (lda < 1 || ldb < 1 || ldc < 1) range_error(env, "sgemm: leading dimensions must be >= 1");
+  if (m > 0 && n > 0 && k > 0) {
+    need(env, op, "a", la, ta ? span(k, m, lda) : span(m, k, lda));
+    need(env, op, "b", lb, tb ? span(n, k, ldb) : span(k, n, ldb));
+  }
+  need(env, op, "c", lc, span(m, n, ldc));
+  tsm_status s = reference ? tsm_sgemm_reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+                           : tsm_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  check(env, s);
+  return env.Undefined();
+}
+
+// sgemmStridedBatched(transA, transB, batch, m, n, k, alpha, a, lda, strideA, b, ldb, strideB,
+//                     beta, c, ldc, strideC)
+Napi::Value SgemmStridedBatched(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "sgemmStridedBatched";
+  const bool ta = arg_bool(info, 0), tb = arg_bool(info, 1);
+  const int64_t batch = arg_int(info, 2, op, "batch"), m = arg_int(info, 3, op, "m"),
+                n = arg_int(info, 4, op, "n"), k = arg_int(info, 5, op, "k");
+  const float alpha = static_cast<float>(arg_num(info, 6, op, "alpha"));
+  size_t la = 0, lb = 0, lc = 0;
+  const float* a = arg_f32(info, 7, op, "a", &la);
+  const int64_t lda = arg_int(info, 8, op, "lda"), sa = arg_int(info, 9, op, "strideA");
+  const float* b = arg_f32(info, 10, op, "b", &lb);
+  const int64_t ldb = arg_int(info, 11, op, "ldb"), sb = arg_int(info, 12, op, "strideB");
+  const float beta = static_cast<float>(arg_num(info, 13, op, "beta"));
+  float* c = arg_f32(info, 14, op, "c", &lc);
+  const int64_t ldc = arg_int(info, 15, op, "ldc"), sc = arg_int(info, 16, op, "strideC");
+  if (batch < 0 || m < 0 || n < 0 || k < 0 || sa < 0 || sb < 0 || sc < 0)
+    range_error(env, "sgemmStridedBatched: sizes and strides must be >= 0");
+  if (lda < 1 || ldb < 1 || ldc < 1) range_error(env, "sgemmStridedBatched: leading dimensions must be >= 1");
+  if (batch > 0) {
+    if (m > 0 && n > 0 && k > 0) {
+      need(env, op, "a", la, (batch - 1) * sa + (ta ? span(k, m, lda) : span(m, k, lda)));
+      need(env, op, "b", lb, (batch - 1) * sb + (tb ? span(n, k, ldb) : span(k, n, ldb)));
+    }
+    if (m > 0 && n > 0) need(env, op, "c", lc, (batch - 1) * sc + span(m, n, ldc));
+  }
+  check(env, tsm_sgemm_strided_batched(ta, tb, batch, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c,
+                                       ldc, sc));
+  return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("version", Napi::Function::New(env, Version, "version"));
+  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
+  exports.Set("sgemmStridedBatched", Napi::Function::New(env, SgemmStridedBatched, "sgemmStridedBatched"));
+  register_peer_blas(env, exports);
+  register_ops_conv(env, exports);
+  register_ops_pointwise(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tensorsmith, Init)

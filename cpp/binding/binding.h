@@ -1,0 +1,86 @@
+// Helpers for the N-API binding. The binding is thin: the TypeScript layer validates arguments and
+// writes the helpful messages; these checks are the last line of defence, so that no call from
+// JavaScript, however wrong, can make native code read or write out of bounds.
+#pragma once
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "tensorsmith.h"
+
+namespace tsm_binding {
+
+[[noreturn]] inline void type_error(Napi::Env env, const std::string& msg) {
+  throw Napi::TypeError::New(env, msg);
+}
+[[noreturn]] inline void range_error(Napi::Env env, const std::string& msg) {
+  throw Napi::RangeError::New(env, msg);
+}
+
+// Throws a JS Error carrying the kernel's message when a C ABI call fails.
+inline void check(Napi::Env env, tsm_status status) {
+  if (status == TSM_OK) return;
+  std::string msg = tsm_last_error();
+  if (msg.empty()) msg = tsm_status_string(status);
+  if (status == TSM_ERR_INVALID_ARGUMENT) throw Napi::RangeError::New(env, msg);
+  throw Napi::Error::New(env, msg);
+}
+
+inline int64_t arg_int(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
+  if (i >= info.Length() || !info[i].IsNumber())
+    type_error(info.Env(), std::string(op) + ": " + name + " must be a number");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v) || v != std::floor(v) || std::fabs(v) > 9007199254740991.0)
+    range_error(info.Env(), std::string(op) + ": " + name + " must be an integer");
+  return static_cast<int64_t>(v);
+}
+
+inline double arg_num(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
+  if (i >= info.Length() || !info[i].IsNumber())
+    type_error(info.Env(), std::string(op) + ": " + name + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+inline bool arg_bool(const Napi::CallbackInfo& info, size_t i) {
+  return i < info.Length() && info[i].ToBoolean().Value();
+}
+
+template <typename T, napi_typedarray_type Kind>
+inline T* typed(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name,
+                const char* type_name, size_t* length) {
+  if (i >= info.Length() || !info[i].IsTypedArray())
+    type_error(info.Env(), std::string(op) + ": " + name + " must be a " + type_name);
+  Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != Kind)
+    type_error(info.Env(), std::string(op) + ": " + name + " must be a " + type_name);
+  Napi::TypedArrayOf<T> arr = info[i].As<Napi::TypedArrayOf<T>>();
+  *length = arr.ElementLength();
+  // A detached buffer has no data and length 0; callers check the length they need.
+  return *length ? arr.Data() : nullptr;
+}
+
+inline float* arg_f32(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name,
+                      size_t* length) {
+  return typed<float, napi_float32_array>(info, i, op, name, "Float32Array", length);
+}
+
+inline int32_t* arg_i32(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name,
+                        size_t* length) {
+  return typed<int32_t, napi_int32_array>(info, i, op, name, "Int32Array", length);
+}
+
+inline void need(Napi::Env env, const char* op, const char* name, size_t have, int64_t want) {
+  if (want < 0 || static_cast<uint64_t>(want) > have)
+    range_error(env, std::string(op) + ": " + name + " has " + std::to_string(have) +
+                         " elements, needs " + std::to_string(want));
+}
+
+// Elements a row-major matrix of `rows` x `cols` with leading dimension ld spans.
+inline int64_t span(int64_t rows, int64_t cols, int64_t ld) {
+  if (rows <= 0 || cols <= 0) return 0;
+  return (rows - 1) * ld + cols;
+}
+
+}  // namespace tsm_binding

@@ -1,0 +1,254 @@
+// SGEMM, row-major, BLAS semantics:  C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C[m,n]
+//
+// BLIS-style structure (Goto's algorithm):
+//   for jc in n by NC:                      B block  op(B)[pc:pc+KC, jc:jc+NC]  packed once (L3)
+//     for pc in k by KC:
+//       pack B block into NR-wide panels    (all threads share the packed block)
+//       for ic in m by MC:   (parallel)     A block  op(A)[ic:ic+MC, pc:pc+KC]  packed per thread (L2)
+//         for jr in NC by NR:               B micro-panel KC x NR stays in L1
+//           for ir in MC by MR:             micro-kernel: MR x NR tile of C in registers
+// Transposes are absorbed by the packing routines, so one micro-kernel serves all four cases.
+// Edge tiles (m % MR, n % NR) run the micro-kernel on a zero-padded tile and copy the valid part.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "../runtime/runtime.h"
+#include "kernels.h"
+#include "simd/gemm_ukernel.h"
+
+namespace tsm {
+namespace {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Pack op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels: dst[panel][p][i], zero-padded.
+void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0,
+            int64_t kc, int mr) {
+  for (int64_t ir = 0; ir < mc; ir += mr) {
+    const int64_t rows = std::min<int64_t>(mr, mc - ir);
+    if (!trans) {
+      // A(i, p) = a[i*lda + p]: each row is contiguous in p.
+      for (int64_t i = 0; i < rows; ++i) {
+        const float* src = a + (i0 + ir + i) * lda + p0;
+        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = src[p];
+      }
+    } else {
+      // A(i, p) = a[p*lda + i]: each p gives rows contiguous in i.
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = a + (p0 + p) * lda + i0 + ir;
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < rows; ++i) d[i] = src[i];
+      }
+    }
+    for (int64_t i = rows; i < mr; ++i)
+      for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = 0.0f;
+    dst += kc * mr;
+  }
+}
+
+// Pack op(B)[p0:p0+kc, j0 + panel range] into NR-column micro-panels: dst[panel][p][j].
+void pack_b_panels(float* dst, const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kc,
+                   int64_t j0, int64_t nc, int nr, int64_t panel_begin, int64_t panel_end) {
+  for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
+    const int64_t jr = panel * nr;
+    const int64_t cols = std::min<int64_t>(nr, nc - jr);
+    float* d = dst + panel * kc * nr;
+    if (!trans) {
+      // B(p, j) = b[p*ldb + j]: contiguous in j.
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = b + (p0 + p) * ldb + j0 + jr;
+        float* row = d + p * nr;
+        int64_t j = 0;
+        for (; j < cols; ++j) row[j] = src[j];
+        for (; j < nr; ++j) row[j] = 0.0f;
+      }
+    } else {
+      // B(p, j) = b[j*ldb + p]: each column j is contiguous in p.
+      for (int64_t j = 0; j < cols; ++j) {
+        const float* src = b + (j0 + jr + j) * ldb + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * nr + j] = src[p];
+      }
+      for (int64_t j = cols; j < nr; ++j)
+        for (int64_t p = 0; p < kc; ++p) d[p * nr + j] = 0.0f;
+    }
+  }
+}
+
+// C = beta * C over an m x n block (beta == 0 writes zeros without reading).
+void scale_c(float* c, int64_t ldc, int64_t m, int64_t n, float beta) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    if (beta == 0.0f) std::memset(ci, 0, sizeof(float) * n);
+    else if (beta != 1.0f) for (int64_t j = 0; j < n; ++j) ci[j] *= beta;
+  }
+}
+
+// Run the micro-kernels of one packed A block against a range of packed B panels.
+void macro_kernel(const GemmUkernel& uk, int64_t mc, int64_t kc, const float* apack,
+                  const float* bpack, int64_t panel_begin, int64_t panel_end, int64_t nc, float* c,
+                  int64_t ldc, float alpha, float beta) {
+  const int mr = uk.mr, nr = uk.nr;
+  alignas(64) float tile[16 * 64];  // mr * nr <= 1024 for every kernel we ship
+  for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
+    const int64_t jr = panel * nr;
+    const int64_t cols = std::min<int64_t>(nr, nc - jr);
+    const float* bp = bpack + panel * kc * nr;
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+      const int64_t rows = std::min<int64_t>(mr, mc - ir);
+      const float* ap = apack + ir * kc;
+      float* cij = c + ir * ldc + jr;
+      if (rows == mr && cols == nr) {
+        uk.fn(kc, ap, bp, cij, ldc, alpha, beta);
+      } else {
+        uk.fn(kc, ap, bp, tile, nr, alpha, 0.0f);
+        for (int64_t i = 0; i < rows; ++i) {
+          float* ci = cij + i * ldc;
+          const float* ti = tile + i * nr;
+          if (beta == 0.0f) for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j];
+          else for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j] + beta * ci[j];
+        }
+      }
+    }
+  }
+}
+
+tsm_status check_args(const char* op, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
+                      const float* a, int64_t lda, const float* b, int64_t ldb, const float* c,
+                      int64_t ldc) {
+  if (m < 0) return fail(TSM_ERR_INVALID_ARGUMENT, "%s: m must be >= 0, got %lld", op, (long long)m);
+  if (n < 0) return fail(TSM_ERR_INVALID_ARGUMENT, "%s: n must be >= 0, got %lld", op, (long long)n);
+  if (k < 0) return fail(TSM_ERR_INVALID_ARGUMENT, "%s: k must be >= 0, got %lld", op, (long long)k);
+  const int64_t a_cols = ta ? m : k, b_cols = tb ? k : n;
+  if (lda < std::max<int64_t>(1, a_cols))
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: lda must be >= max(1, %lld), got %lld", op,
+                (long long)a_cols, (long long)lda);
+  if (ldb < std::max<int64_t>(1, b_cols))
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: ldb must be >= max(1, %lld), got %lld", op,
+                (long long)b_cols, (long long)ldb);
+  if (ldc < std::max<int64_t>(1, n))
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: ldc must be >= max(1, %lld), got %lld", op,
+                (long long)n, (long long)ldc);
+  if (m > 0 && n > 0 && !c) return fail(TSM_ERR_INVALID_ARGUMENT, "%s: c is NULL", op);
+  if (m > 0 && n > 0 && k > 0 && (!a || !b))
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, !a ? "a" : "b");
+  return TSM_OK;
+}
+
+}  // namespace
+
+tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return TSM_OK;
+  if (k == 0 || alpha == 0.0f) {
+    scale_c(c, ldc, m, n, beta);
+    return TSM_OK;
+  }
+  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  const int mr = uk.mr, nr = uk.nr;
+  const int nthreads = num_threads();
+  // Small products are not worth waking the other threads.
+  const bool threaded = nthreads > 1 && double(m) * double(n) * double(k) >= 48.0 * 48.0 * 48.0;
+  const int nt = threaded ? nthreads : 1;
+
+  // Split m into blocks of at most MC rows, their count a multiple of the thread count, so that
+  // every thread gets the same number of equal blocks.
+  int64_t n_ic = ceil_div(m, uk.mc);
+  n_ic = round_up(n_ic, nt);
+  const int64_t mc = std::min<int64_t>(round_up(ceil_div(m, n_ic), mr), round_up(m, mr));
+  n_ic = ceil_div(m, mc);
+  const int64_t nc_max = std::min<int64_t>(uk.nc, round_up(n, nr));
+  const int64_t kc_max = std::min<int64_t>(uk.kc, k);
+
+  float* bpack = scratch(0, static_cast<size_t>(kc_max) * nc_max);
+  if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
+
+  for (int64_t jc = 0; jc < n; jc += nc_max) {
+    const int64_t nc = std::min<int64_t>(nc_max, n - jc);
+    const int64_t n_panels = ceil_div(nc, nr);
+    // When m gives fewer row blocks than threads, split the panels of B among them too.
+    const int64_t nsplit = n_ic >= nt ? 1 : std::min<int64_t>(nt, n_panels);
+    for (int64_t pc = 0; pc < k; pc += kc_max) {
+      const int64_t kc = std::min<int64_t>(kc_max, k - pc);
+      const float beta_eff = pc == 0 ? beta : 1.0f;
+      // Pack the B block, its panels spread over the threads.
+      const int64_t pack_tasks = std::min<int64_t>(nt, n_panels);
+      parallel_for(pack_tasks, [&](int64_t t) {
+        pack_b_panels(bpack, b, ldb, tb, pc, kc, jc, nc, nr, n_panels * t / pack_tasks,
+                      n_panels * (t + 1) / pack_tasks);
+      });
+      bool oom = false;
+      parallel_for(n_ic * nsplit, [&](int64_t task) {
+        const int64_t ib = task / nsplit, part = task % nsplit;
+        const int64_t ic = ib * mc;
+        const int64_t rows = std::min<int64_t>(mc, m - ic);
+        float* apack = scratch(1, static_cast<size_t>(round_up(rows, mr)) * kc);
+        if (!apack) { oom = true; return; }
+        pack_a(apack, a, lda, ta, ic, rows, pc, kc, mr);
+        macro_kernel(uk, rows, kc, apack, bpack, n_panels * part / nsplit,
+                     n_panels * (part + 1) / nsplit, nc, c + ic * ldc + jc, ldc, alpha, beta_eff);
+      });
+      if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
+    }
+  }
+  return TSM_OK;
+}
+
+}  // namespace tsm
+
+extern "C" {
+
+TSM_API tsm_status tsm_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                             const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                             float* c, int64_t ldc) {
+  tsm_status s = tsm::check_args("sgemm", m, n, k, trans_a, trans_b, a, lda, b, ldb, c, ldc);
+  if (s != TSM_OK) return s;
+  return tsm::sgemm(trans_a != 0, trans_b != 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+TSM_API tsm_status tsm_sgemm_strided_batched(int trans_a, int trans_b, int64_t batch, int64_t m,
+                                             int64_t n, int64_t k, float alpha, const float* a,
+                                             int64_t lda, int64_t stride_a, const float* b,
+                                             int64_t ldb, int64_t stride_b, float beta, float* c,
+                                             int64_t ldc, int64_t stride_c) {
+  if (batch < 0)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "sgemm_strided_batched: batch must be >= 0, got %lld",
+                     (long long)batch);
+  if (stride_a < 0 || stride_b < 0 || stride_c < 0 || (batch > 1 && m > 0 && n > 0 && stride_c == 0))
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT,
+                     "sgemm_strided_batched: strides must be >= 0 and stride_c > 0 for batch > 1");
+  tsm_status s =
+      tsm::check_args("sgemm_strided_batched", m, n, k, trans_a, trans_b, a, lda, b, ldb, c, ldc);
+  if (s != TSM_OK) return s;
+  for (int64_t i = 0; i < batch; ++i) {
+    s = tsm::sgemm(trans_a != 0, trans_b != 0, m, n, k, alpha, a ? a + i * stride_a : a, lda,
+                   b ? b + i * stride_b : b, ldb, beta, c + i * stride_c, ldc);
+    if (s != TSM_OK) return s;
+  }
+  return TSM_OK;
+}
+
+TSM_API tsm_status tsm_sgemm_reference(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                                       float alpha, const float* a, int64_t lda, const float* b,
+                                       int64_t ldb, float beta, float* c, int64_t ldc) {
+  tsm_status s =
+      tsm::check_args("sgemm_reference", m, n, k, trans_a, trans_b, a, lda, b, ldb, c, ldc);
+  if (s != TSM_OK) return s;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0.0;
+      for (int64_t p = 0; p < k; ++p) {
+        const double av = trans_a ? a[p * lda + i] : a[i * lda + p];
+        const double bv = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+        acc += av * bv;
+      }
+      float& cij = c[i * ldc + j];
+      const double prior = beta == 0.0f ? 0.0 : double(beta) * cij;
+      cij = static_cast<float>(double(alpha) * acc + prior);
+    }
+  }
+  return TSM_OK;
+}
+
+}  // extern "C"

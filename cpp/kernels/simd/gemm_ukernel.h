@@ -1,0 +1,32 @@
+// GEMM micro-kernels: one register-blocked MR x NR tile of C per call.
+//
+//   c[i*ldc + j] = alpha * sum_p a[p*MR + i] * b[p*NR + j] + beta * c[i*ldc + j]
+//   a: packed A micro-panel (k x MR, MR contiguous per p)
+//   b: packed B micro-panel (k x NR, NR contiguous per p), 64-byte aligned
+//   when beta == 0, c is written without being read.
+//
+// Each ISA has its own translation unit compiled with its own flags; gemm_ukernel_for() picks one
+// at run time from the CPU features.
+#pragma once
+#include <cstdint>
+
+#include "tensorsmith.h"
+
+namespace tsm {
+
+using GemmUkernelFn = void (*)(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
+                               float alpha, float beta);
+
+struct GemmUkernel {
+  const char* name;
+  int mr, nr;        // register tile
+  int mc, kc, nc;    // cache blocking: A block mc x kc in L2, B block kc x nc in L3, B panel in L1
+  GemmUkernelFn fn;
+};
+
+const GemmUkernel& gemm_ukernel_generic();
+const GemmUkernel* gemm_ukernel_avx2();    // nullptr when not compiled in (non-x86 builds)
+const GemmUkernel* gemm_ukernel_avx512();  // nullptr when not compiled in
+const GemmUkernel& gemm_ukernel_for(tsm_simd simd);
+
+}  // namespace tsm
