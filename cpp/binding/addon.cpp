@@ -6,6 +6,7 @@ using namespace tsm_binding;
 void register_peer_blas(Napi::Env env, Napi::Object exports);
 void register_ops_conv(Napi::Env env, Napi::Object exports);
 void register_ops_pointwise(Napi::Env env, Napi::Object exports);
+void register_ops_nn(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -112,6 +113,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_peer_blas(env, exports);
   register_ops_conv(env, exports);
   register_ops_pointwise(env, exports);
+  register_ops_nn(env, exports);
   return exports;
 }
 

@@ -98,8 +98,11 @@ TSM_API tsm_status tsm_sgemm_reference(int trans_a, int trans_b, int64_t m, int6
 /* ---- section: conv + pooling (cpp/kernels/conv2d.cpp, pool2d.cpp) ---- */
 /* ---- end section: conv + pooling ---- */
 
-/* ---- section: elementwise, reductions, normalisation, losses, rng, optimizers ---- */
-/* ---- end section: elementwise, reductions, normalisation, losses, rng, optimizers ---- */
+/* ---- section: pointwise (elementwise, broadcast binary, reductions, softmax, cross-entropy, rng, dropout) ---- */
+/* ---- end section: pointwise ---- */
+
+/* ---- section: nn (layerNorm, batchNorm2d, embedding, optimizer updates) ---- */
+/* ---- end section: nn ---- */
 
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
  * and returns TSM_OK; it returns TSM_ERR_UNSUPPORTED only in builds without CUDA. */
