@@ -102,6 +102,87 @@ TSM_API tsm_status tsm_sgemm_reference(int trans_a, int trans_b, int64_t m, int6
 /* ---- end section: pointwise ---- */
 
 /* ---- section: nn (layerNorm, batchNorm2d, embedding, optimizer updates) ---- */
+/* LayerNorm over the last dimension (cpp/kernels/layer_norm.cpp):
+ *   y = (x - mean) * rstd * w + b,  rstd = 1 / sqrt(var + eps), var biased (divides by cols).
+ *   y, x: (rows, cols)   mean, rstd: (rows), written for the backward   w, b: (cols) or NULL.
+ * Statistics accumulate in double. y may alias x. */
+TSM_API tsm_status tsm_layer_norm_forward(float* y, float* mean, float* rstd, const float* x,
+                                          const float* w, const float* b, int64_t rows,
+                                          int64_t cols, float eps);
+/* dx, dy, x: (rows, cols)   mean, rstd: (rows) from the forward   w: (cols) or NULL.
+ * dw, db: (cols) or NULL, overwritten. Deterministic: the result does not depend on the thread count. */
+TSM_API tsm_status tsm_layer_norm_backward(float* dx, float* dw, float* db, const float* dy,
+                                           const float* x, const float* mean, const float* rstd,
+                                           const float* w, int64_t rows, int64_t cols);
+
+/* BatchNorm over (N, C, HW), statistics per channel over N * HW values (cpp/kernels/batch_norm.cpp).
+ *   y, x: (n, c, hw)   save_mean, save_invstd: (c)   running_mean, running_var: (c) or NULL
+ *   w, b: (c) or NULL.
+ * training != 0: normalises with the batch mean and biased variance; writes them (mean and
+ *   1/sqrt(var + eps)) to save_*; updates the running stats in place when given:
+ *   running = (1 - momentum) * running + momentum * batch, with the unbiased variance for
+ *   running_var. Needs n * hw > 1 (as PyTorch).
+ * training == 0: normalises with the running stats (required) and writes mean and
+ *   1/sqrt(running_var + eps) to save_*. */
+TSM_API tsm_status tsm_batch_norm_forward(float* y, float* save_mean, float* save_invstd,
+                                          float* running_mean, float* running_var, const float* x,
+                                          const float* w, const float* b, int64_t n, int64_t c,
+                                          int64_t hw, int training, float momentum, float eps);
+/* dx, dy, x: (n, c, hw)   save_mean, save_invstd: (c) from the forward   w: (c) or NULL
+ * dw, db: (c) or NULL, overwritten. training != 0: full backward through the batch statistics;
+ * training == 0: dx = dy * w * invstd (statistics are constants). */
+TSM_API tsm_status tsm_batch_norm_backward(float* dx, float* dw, float* db, const float* dy,
+                                           const float* x, const float* save_mean,
+                                           const float* save_invstd, const float* w, int64_t n,
+                                           int64_t c, int64_t hw, int training);
+
+/* Embedding lookup (cpp/kernels/embedding.cpp).
+ *   y: (n, dim)   indices: (n), each in [0, num_embeddings)   weight: (num_embeddings, dim)
+ * All indices are checked before anything is written. */
+TSM_API tsm_status tsm_embedding_forward(float* y, const int32_t* indices, const float* weight,
+                                         int64_t n, int64_t num_embeddings, int64_t dim);
+/*   dweight: (num_embeddings, dim), overwritten: zeroed, then dy's rows scatter-added
+ *   dy: (n, dim)   indices: (n)   padding_idx: a row that gets no gradient, or -1 for none.
+ * Deterministic: each row sums its contributions in index order, whatever the thread count. */
+TSM_API tsm_status tsm_embedding_backward(float* dweight, const float* dy, const int32_t* indices,
+                                          int64_t n, int64_t num_embeddings, int64_t dim,
+                                          int64_t padding_idx);
+
+/* Optimizer updates (cpp/kernels/optim.cpp), one call for a list of `count` tensors: tensor i has
+ * sizes[i] elements in params[i], grads[i] and each state list. The arithmetic follows
+ * torch.optim (1.13+, single-tensor path) in float32 with the hyper-parameters rounded to float.
+ *
+ * SGD: d = maximize ? -g : g;  d += weight_decay * p;
+ *   if momentum != 0: buf = first_step ? d : momentum * buf + (1 - dampening) * d;
+ *                     d = nesterov ? d + momentum * buf : buf
+ *   p -= lr * d.   momentum_bufs may be NULL when momentum == 0. */
+TSM_API tsm_status tsm_sgd_step(float* const* params, float* const* momentum_bufs,
+                                const float* const* grads, const int64_t* sizes, int64_t count,
+                                double lr, double momentum, double dampening, double weight_decay,
+                                int nesterov, int maximize, int first_step);
+/* Adam / AdamW. step is 1-based (already incremented). decoupled != 0 (AdamW): p *= 1 - lr * wd;
+ * otherwise g += wd * p. m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
+ * amsgrad: vmax = max(vmax, v) and vmax replaces v below;
+ * p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+ * max_exp_avg_sq may be NULL unless amsgrad. */
+TSM_API tsm_status tsm_adam_step(float* const* params, float* const* exp_avg,
+                                 float* const* exp_avg_sq, float* const* max_exp_avg_sq,
+                                 const float* const* grads, const int64_t* sizes, int64_t count,
+                                 double lr, double beta1, double beta2, double eps,
+                                 double weight_decay, int64_t step, int amsgrad, int decoupled,
+                                 int maximize);
+/* RMSprop. g = maximize ? -g : g; g += wd * p; s = alpha s + (1 - alpha) g^2;
+ * centered: ga = alpha ga + (1 - alpha) g, avg = sqrt(s - ga^2) + eps; else avg = sqrt(s) + eps;
+ * momentum > 0: buf = momentum buf + g / avg, p -= lr buf; else p -= lr g / avg.
+ * momentum_buf may be NULL when momentum == 0, grad_avg when !centered. State starts at zero. */
+TSM_API tsm_status tsm_rmsprop_step(float* const* params, float* const* square_avg,
+                                    float* const* momentum_buf, float* const* grad_avg,
+                                    const float* const* grads, const int64_t* sizes, int64_t count,
+                                    double lr, double alpha, double eps, double weight_decay,
+                                    double momentum, int centered, int maximize);
+/* arrays[i][0 .. sizes[i]) *= factor, for every i (gradient clipping). */
+TSM_API tsm_status tsm_scale_inplace(float* const* arrays, const int64_t* sizes, int64_t count,
+                                     float factor);
 /* ---- end section: nn ---- */
 
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
