@@ -99,6 +99,146 @@ TSM_API tsm_status tsm_sgemm_reference(int trans_a, int trans_b, int64_t m, int6
 /* ---- end section: conv + pooling ---- */
 
 /* ---- section: pointwise (elementwise, broadcast binary, reductions, softmax, cross-entropy, rng, dropout) ---- */
+/*
+ * All tensors are float32 and contiguous unless strides are given. n is an element count >= 0;
+ * pointers may be NULL when the tensor they point to is empty. In-place use (output == input) is
+ * allowed for the elementwise kernels (unary, binary with a same-shape contiguous operand, scalar).
+ */
+
+/* Unary ops: y = f(x). The codes are fixed; the TypeScript layer mirrors them. */
+typedef enum tsm_unary_op {
+  TSM_UNARY_RELU = 0,
+  TSM_UNARY_SIGMOID = 1,
+  TSM_UNARY_TANH = 2,
+  TSM_UNARY_GELU = 3,      /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
+  TSM_UNARY_GELU_TANH = 4, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+  TSM_UNARY_EXP = 5,
+  TSM_UNARY_LOG = 6,
+  TSM_UNARY_SQRT = 7,
+  TSM_UNARY_ABS = 8,
+  TSM_UNARY_NEG = 9,
+  TSM_UNARY_SILU = 10,
+  TSM_UNARY_SQUARE = 11,
+  TSM_UNARY_RECIPROCAL = 12,
+  TSM_UNARY_SIN = 13,
+  TSM_UNARY_COS = 14,
+  TSM_UNARY_RSQRT = 15,
+  TSM_UNARY_OP_COUNT = 16
+} tsm_unary_op;
+
+/* y[n] = f(x[n]). */
+TSM_API tsm_status tsm_unary_forward(int op, float* y, const float* x, int64_t n);
+/* dx[n] = dy[n] * f'(x[n]). x is the forward input, y the forward output; each op reads only the one
+ * that is cheaper or stabler (the other may be NULL):
+ *   reads y: sigmoid, tanh, exp, sqrt, reciprocal, rsqrt
+ *   reads x: relu, gelu, gelu_tanh, log, abs, neg (neither, really), silu, square, sin, cos */
+TSM_API tsm_status tsm_unary_backward(int op, float* dx, const float* x, const float* y,
+                                      const float* dy, int64_t n);
+/* 1 when tsm_unary_backward reads y for this op, 0 when it reads x, -1 for a bad op code. */
+TSM_API int tsm_unary_backward_reads_y(int op);
+
+/* Binary ops: out = a op b. Comparisons give 1.0f or 0.0f. maximum/minimum propagate NaN. */
+typedef enum tsm_binary_op {
+  TSM_BINARY_ADD = 0,
+  TSM_BINARY_SUB = 1,
+  TSM_BINARY_MUL = 2,
+  TSM_BINARY_DIV = 3,
+  TSM_BINARY_POW = 4,
+  TSM_BINARY_MAXIMUM = 5,
+  TSM_BINARY_MINIMUM = 6,
+  TSM_BINARY_EQ = 7,
+  TSM_BINARY_NE = 8,
+  TSM_BINARY_LT = 9,
+  TSM_BINARY_LE = 10,
+  TSM_BINARY_GT = 11,
+  TSM_BINARY_GE = 12,
+  TSM_BINARY_OP_COUNT = 13
+} tsm_binary_op;
+
+/* Broadcasting binary op. out is contiguous with shape out_shape[ndim] (0 <= ndim <= 8, every size
+ * >= 0); a and b are read at element offsets sum_d idx[d] * stride[d] (strides >= 0, 0 on
+ * broadcast dims). The caller guarantees a and b span the elements those strides reach.
+ * out may alias a (or b) only when that operand is contiguous with out_shape. */
+TSM_API tsm_status tsm_binary_forward(int op, float* out, const float* a, const float* b, int ndim,
+                                      const int64_t* out_shape, const int64_t* a_strides,
+                                      const int64_t* b_strides);
+/* out[n] = x[n] op s, or s op x[n] when reverse != 0. */
+TSM_API tsm_status tsm_scalar_forward(int op, float* out, const float* x, float s, int reverse,
+                                      int64_t n);
+
+/* Reductions over the middle axis of x viewed as (outer, dim, inner). */
+typedef enum tsm_reduce_op {
+  TSM_REDUCE_SUM = 0,  /* double accumulation */
+  TSM_REDUCE_MEAN = 1, /* NaN when dim == 0 */
+  TSM_REDUCE_MAX = 2,  /* NaN propagates; dim must be > 0 */
+  TSM_REDUCE_MIN = 3,  /* NaN propagates; dim must be > 0 */
+  TSM_REDUCE_PROD = 4, /* double accumulation */
+  TSM_REDUCE_OP_COUNT = 5
+} tsm_reduce_op;
+
+/* out (outer, inner) = reduce over dim of x (outer, dim, inner). */
+TSM_API tsm_status tsm_reduce_forward(int op, float* out, const float* x, int64_t outer,
+                                      int64_t dim, int64_t inner);
+/* out (outer, inner) = index along dim of the first maximum (is_max != 0) or minimum of
+ * x (outer, dim, inner); a NaN counts as the maximum and as the minimum (first NaN wins).
+ * dim must be > 0 and < 2^31 unless outer * inner == 0. */
+TSM_API tsm_status tsm_arg_reduce(int32_t* out, const float* x, int64_t outer, int64_t dim,
+                                  int64_t inner, int is_max);
+/* The backward of broadcasting: out (out_shape) = x (x_shape) summed over every dim d where
+ * out_shape[d] == 1 != x_shape[d]; otherwise out_shape[d] == x_shape[d]. Both contiguous,
+ * 0 <= ndim <= 8. */
+TSM_API tsm_status tsm_sum_to_shape(float* out, const float* x, int ndim, const int64_t* x_shape,
+                                    const int64_t* out_shape);
+
+/* Softmax over the middle axis of (outer, dim, inner), numerically stable (the max is subtracted).
+ * log != 0 gives log-softmax. y (outer, dim, inner), x (outer, dim, inner); y may alias x. */
+TSM_API tsm_status tsm_softmax_forward(float* y, const float* x, int64_t outer, int64_t dim,
+                                       int64_t inner, int log);
+/* dx (outer, dim, inner) from y (the forward output) and dy, both (outer, dim, inner).
+ *   softmax:     dx = y * (dy - sum_dim(dy * y))
+ *   log-softmax: dx = dy - exp(y) * sum_dim(dy) */
+TSM_API tsm_status tsm_softmax_backward(float* dx, const float* y, const float* dy, int64_t outer,
+                                        int64_t dim, int64_t inner, int log);
+
+/* Cross-entropy on logits, as torch.nn.CrossEntropyLoss(reduction='none', ignore_index,
+ * label_smoothing = eps in [0, 1]):
+ *   log_probs (n, c) = log_softmax(logits (n, c)) along c
+ *   losses (n)       = -(1 - eps) * log_probs[i, t_i] - eps / c * sum_j log_probs[i, j]
+ *                      and 0 where targets[i] == ignore_index.
+ * targets (n) must lie in [0, c) unless equal to ignore_index. c >= 1 when n > 0. */
+TSM_API tsm_status tsm_cross_entropy_forward(float* losses, float* log_probs, const float* logits,
+                                             const int32_t* targets, int64_t n, int64_t c,
+                                             int64_t ignore_index, float label_smoothing);
+/* dlogits (n, c) = dlosses[i] * (exp(log_probs[i, :]) - (1 - eps) onehot(t_i) - eps / c), and 0 for
+ * ignored rows. log_probs (n, c), targets (n), dlosses (n). */
+TSM_API tsm_status tsm_cross_entropy_backward(float* dlogits, const float* log_probs,
+                                              const int32_t* targets, const float* dlosses,
+                                              int64_t n, int64_t c, int64_t ignore_index,
+                                              float label_smoothing);
+
+/* Counter-based random numbers: Philox4x32-10 with key = (seed low 32 bits, seed high 32 bits) and
+ * 128-bit counter = (offset + i / 4) for element i, lane i % 4 of that block. The result depends only
+ * on (seed, offset, i), never on the thread count. A call of n elements consumes ceil(n / 4) counter
+ * blocks: pass offset + ceil(n / 4) to the next call for fresh numbers.
+ * From 32 random bits: u = (bits >> 8) * 2^-24 in [0, 1), v = ((bits >> 8) + 1) * 2^-24 in (0, 1]. */
+/* out (n) = low + (high - low) * u, in [low, high) (low <= high, both finite). */
+TSM_API tsm_status tsm_rng_uniform(float* out, uint64_t seed, uint64_t offset, float low, float high,
+                                   int64_t n);
+/* out (n) normal(mean, std) by Box-Muller: lanes (0,1) and (2,3) of a block form the pairs (v, u):
+ * r = sqrt(-2 ln v), out = mean + std * r * (cos 2 pi u, sin 2 pi u). */
+TSM_API tsm_status tsm_rng_normal(float* out, uint64_t seed, uint64_t offset, float mean, float std,
+                                  int64_t n);
+
+/* Inverted dropout: mask[i] = (u_i >= p) ? 1 / (1 - p) : 0 with u_i the Philox uniform of element i
+ * (as tsm_rng_uniform with low 0, high 1), y[i] = x[i] * mask[i]. p in [0, 1]; p == 1 gives zeros.
+ * y (n), mask (n), x (n). The backward is dx = dy * mask (tsm_binary_forward with MUL). */
+TSM_API tsm_status tsm_dropout_forward(float* y, float* mask, const float* x, float p, uint64_t seed,
+                                       uint64_t offset, int64_t n);
+
+/* *result = sum x[i]^2 in double (for gradient-norm clipping); x (n). */
+TSM_API tsm_status tsm_sum_of_squares(double* result, const float* x, int64_t n);
+/* *result = 1 when every x[i] is finite (no NaN or Inf), else 0; x (n). */
+TSM_API tsm_status tsm_all_finite(int* result, const float* x, int64_t n);
 /* ---- end section: pointwise ---- */
 
 /* ---- section: nn (layerNorm, batchNorm2d, embedding, optimizer updates) ---- */

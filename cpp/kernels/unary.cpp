@@ -1,0 +1,182 @@
+// Unary elementwise ops, float32, contiguous:  y[n] = f(x[n])  and  dx[n] = dy[n] * f'(x[n]).
+//
+// One switch picks a template instantiation per op, so each inner loop is a plain loop over one
+// formula that GCC -O3 can vectorise where the math allows. Large arrays are split into chunks of
+// kGrain elements run on the thread pool; the result never depends on the chunking.
+#include <algorithm>
+#include <cmath>
+
+#include "../runtime/runtime.h"
+
+namespace tsm {
+namespace {
+
+constexpr int64_t kGrain = 32768;
+
+// Calls f(begin, end) over [0, n) in chunks of `grain`, on the pool when there is more than one.
+template <class F>
+void for_chunks(int64_t n, int64_t grain, const F& f) {
+  if (n <= 0) return;
+  if (n <= grain) {
+    f(int64_t(0), n);
+    return;
+  }
+  const int64_t chunks = (n + grain - 1) / grain;
+  parallel_for(chunks, [&](int64_t c) {
+    const int64_t b = c * grain;
+    f(b, std::min(n, b + grain));
+  });
+}
+
+constexpr float kSqrt1_2 = 0.70710678118654752440f;      // 1 / sqrt(2)
+constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1 / sqrt(2 pi)
+constexpr float kSqrt2OverPi = 0.79788456080286535588f;  // sqrt(2 / pi)
+constexpr float kGeluC = 0.044715f;
+
+inline float sigmoid(float x) {
+  // Stable on both tails: never exp of a large positive number.
+  if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
+  const float e = std::exp(x);
+  return e / (1.0f + e);
+}
+
+template <int OP>
+inline float fwd(float x) {
+  switch (OP) {
+    case TSM_UNARY_RELU: return x > 0.0f ? x : 0.0f;
+    case TSM_UNARY_SIGMOID: return sigmoid(x);
+    case TSM_UNARY_TANH: return std::tanh(x);
+    case TSM_UNARY_GELU: return 0.5f * x * (1.0f + std::erf(x * kSqrt1_2));
+    case TSM_UNARY_GELU_TANH:
+      return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x)));
+    case TSM_UNARY_EXP: return std::exp(x);
+    case TSM_UNARY_LOG: return std::log(x);
+    case TSM_UNARY_SQRT: return std::sqrt(x);
+    case TSM_UNARY_ABS: return std::fabs(x);
+    case TSM_UNARY_NEG: return -x;
+    case TSM_UNARY_SILU: return x * sigmoid(x);
+    case TSM_UNARY_SQUARE: return x * x;
+    case TSM_UNARY_RECIPROCAL: return 1.0f / x;
+    case TSM_UNARY_SIN: return std::sin(x);
+    case TSM_UNARY_COS: return std::cos(x);
+    case TSM_UNARY_RSQRT: return 1.0f / std::sqrt(x);
+  }
+  return 0.0f;
+}
+
+// Which forward value the backward formula uses: true = y (output), false = x (input).
+constexpr bool reads_y(int op) {
+  return op == TSM_UNARY_SIGMOID || op == TSM_UNARY_TANH || op == TSM_UNARY_EXP ||
+         op == TSM_UNARY_SQRT || op == TSM_UNARY_RECIPROCAL || op == TSM_UNARY_RSQRT;
+}
+
+// f'(.) expressed in v, which is y when reads_y(OP) and x otherwise.
+template <int OP>
+inline float deriv(float v) {
+  switch (OP) {
+    case TSM_UNARY_RELU: return v > 0.0f ? 1.0f : 0.0f;
+    case TSM_UNARY_SIGMOID: return v * (1.0f - v);
+    case TSM_UNARY_TANH: return 1.0f - v * v;
+    case TSM_UNARY_GELU: {
+      // d/dx x Phi(x) = Phi(x) + x phi(x)
+      const float cdf = 0.5f * (1.0f + std::erf(v * kSqrt1_2));
+      return cdf + v * kInvSqrt2Pi * std::exp(-0.5f * v * v);
+    }
+    case TSM_UNARY_GELU_TANH: {
+      const float inner = kSqrt2OverPi * (v + kGeluC * v * v * v);
+      const float t = std::tanh(inner);
+      const float dinner = kSqrt2OverPi * (1.0f + 3.0f * kGeluC * v * v);
+      return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * dinner;
+    }
+    case TSM_UNARY_EXP: return v;
+    case TSM_UNARY_LOG: return 1.0f / v;
+    case TSM_UNARY_SQRT: return 0.5f / v;
+    case TSM_UNARY_ABS: return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
+    case TSM_UNARY_NEG: return -1.0f;
+    case TSM_UNARY_SILU: {
+      const float s = sigmoid(v);
+      return s * (1.0f + v * (1.0f - s));
+    }
+    case TSM_UNARY_SQUARE: return 2.0f * v;
+    case TSM_UNARY_RECIPROCAL: return -v * v;
+    case TSM_UNARY_SIN: return std::cos(v);
+    case TSM_UNARY_COS: return -std::sin(v);
+    case TSM_UNARY_RSQRT: return -0.5f * v * v * v;
+  }
+  return 0.0f;
+}
+
+// y (n), x (n)
+template <int OP>
+void forward(float* y, const float* x, int64_t n) {
+  for_chunks(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = fwd<OP>(x[i]);
+  });
+}
+
+// dx (n), v (n): x or y as reads_y(OP) says, dy (n)
+template <int OP>
+void backward(float* dx, const float* v, const float* dy, int64_t n) {
+  for_chunks(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * deriv<OP>(v[i]);
+  });
+}
+
+#define TSM_UNARY_CASES(X)                                                                     \
+  X(TSM_UNARY_RELU) X(TSM_UNARY_SIGMOID) X(TSM_UNARY_TANH) X(TSM_UNARY_GELU)                   \
+  X(TSM_UNARY_GELU_TANH) X(TSM_UNARY_EXP) X(TSM_UNARY_LOG) X(TSM_UNARY_SQRT) X(TSM_UNARY_ABS)  \
+  X(TSM_UNARY_NEG) X(TSM_UNARY_SILU) X(TSM_UNARY_SQUARE) X(TSM_UNARY_RECIPROCAL)               \
+  X(TSM_UNARY_SIN) X(TSM_UNARY_COS) X(TSM_UNARY_RSQRT)
+
+static_assert(TSM_UNARY_OP_COUNT == 16, "update TSM_UNARY_CASES and the TypeScript op table");
+
+}  // namespace
+}  // namespace tsm
+
+extern "C" {
+
+TSM_API int tsm_unary_backward_reads_y(int op) {
+  if (op < 0 || op >= TSM_UNARY_OP_COUNT) return -1;
+  return tsm::reads_y(op) ? 1 : 0;
+}
+
+TSM_API tsm_status tsm_unary_forward(int op, float* y, const float* x, int64_t n) {
+  if (op < 0 || op >= TSM_UNARY_OP_COUNT)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "unary_forward: op must be in [0, %d), got %d",
+                     TSM_UNARY_OP_COUNT, op);
+  if (n < 0)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "unary_forward: n must be >= 0, got %lld",
+                     (long long)n);
+  if (n == 0) return TSM_OK;
+  if (!y || !x) return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "unary_forward: %s is NULL", !y ? "y" : "x");
+  switch (op) {
+#define X(OP) case OP: tsm::forward<OP>(y, x, n); break;
+    TSM_UNARY_CASES(X)
+#undef X
+  }
+  return TSM_OK;
+}
+
+TSM_API tsm_status tsm_unary_backward(int op, float* dx, const float* x, const float* y,
+                                      const float* dy, int64_t n) {
+  if (op < 0 || op >= TSM_UNARY_OP_COUNT)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "unary_backward: op must be in [0, %d), got %d",
+                     TSM_UNARY_OP_COUNT, op);
+  if (n < 0)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "unary_backward: n must be >= 0, got %lld",
+                     (long long)n);
+  if (n == 0) return TSM_OK;
+  const bool use_y = tsm::reads_y(op);
+  const float* v = use_y ? y : x;
+  if (!dx || !dy || !v)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "unary_backward: %s is NULL",
+                     !dx ? "dx" : !dy ? "dy" : use_y ? "y" : "x");
+  switch (op) {
+#define X(OP) case OP: tsm::backward<OP>(dx, v, dy, n); break;
+    TSM_UNARY_CASES(X)
+#undef X
+  }
+  return TSM_OK;
+}
+
+}  // extern "C"
