@@ -1,6 +1,338 @@
-// N-API entry points for the conv kernels.
+// N-API entry points for the conv and pooling kernels (cpp/kernels/conv2d.cpp, pool2d.cpp).
+// Every buffer's length is checked against the sizes before the C ABI is called, so that no call
+// from JavaScript can make the kernels read or write out of bounds.
+#include <string>
+
 #include "binding.h"
 
 using namespace tsm_binding;
 
-void register_ops_conv(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+constexpr int64_t kMaxElems = int64_t(1) << 53;  // what a JS number holds exactly
+
+// a * b, or a RangeError naming the op when the product is not a sane element count.
+int64_t mul(Napi::Env env, const char* op, int64_t a, int64_t b) {
+  if (a < 0 || b < 0) range_error(env, std::string(op) + ": sizes must be >= 0");
+  if (a != 0 && b > kMaxElems / a) range_error(env, std::string(op) + ": tensor size is too large");
+  return a * b;
+}
+
+int64_t elems(Napi::Env env, const char* op, int64_t a, int64_t b, int64_t c, int64_t d) {
+  return mul(env, op, mul(env, op, mul(env, op, a, b), c), d);
+}
+
+// A size argument that must be >= min.
+int64_t arg_size(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name,
+                 int64_t min) {
+  const int64_t v = arg_int(info, i, op, name);
+  if (v < min)
+    range_error(info.Env(), std::string(op) + ": " + name + " must be >= " + std::to_string(min) +
+                                ", got " + std::to_string(v));
+  if (v > (int64_t(1) << 40))
+    range_error(info.Env(), std::string(op) + ": " + name + " = " + std::to_string(v) +
+                                " is too large");
+  return v;
+}
+
+// Like check(), with the JS op name in front of the kernel's message.
+void check_op(Napi::Env env, const char* op, tsm_status status) {
+  if (status == TSM_OK) return;
+  std::string msg = tsm_last_error();
+  if (msg.empty()) msg = tsm_status_string(status);
+  msg = std::string(op) + ": " + msg;
+  if (status == TSM_ERR_INVALID_ARGUMENT) throw Napi::RangeError::New(env, msg);
+  throw Napi::Error::New(env, msg);
+}
+
+// ---- conv2d ----
+
+// Reads N, C, H, W, OC, KH, KW, sH, sW, pH, pW, dH, dW, groups starting at argument `first` and
+// checks them; computes OH, OW.
+struct ConvArgs {
+  tsm_conv2d_desc d;
+  int64_t oh, ow;
+};
+
+ConvArgs conv_args(const Napi::CallbackInfo& info, size_t first, const char* op) {
+  Napi::Env env = info.Env();
+  ConvArgs a;
+  tsm_conv2d_desc& d = a.d;
+  d.n = arg_size(info, first + 0, op, "N", 1);
+  d.c = arg_size(info, first + 1, op, "C", 1);
+  d.h = arg_size(info, first + 2, op, "H", 1);
+  d.w = arg_size(info, first + 3, op, "W", 1);
+  d.oc = arg_size(info, first + 4, op, "OC", 1);
+  d.kh = arg_size(info, first + 5, op, "KH", 1);
+  d.kw = arg_size(info, first + 6, op, "KW", 1);
+  d.stride_h = arg_size(info, first + 7, op, "sH", 1);
+  d.stride_w = arg_size(info, first + 8, op, "sW", 1);
+  d.pad_h = arg_size(info, first + 9, op, "pH", 0);
+  d.pad_w = arg_size(info, first + 10, op, "pW", 0);
+  d.dil_h = arg_size(info, first + 11, op, "dH", 1);
+  d.dil_w = arg_size(info, first + 12, op, "dW", 1);
+  d.groups = arg_size(info, first + 13, op, "groups", 1);
+  if (d.c % d.groups)
+    range_error(env, std::string(op) + ": C = " + std::to_string(d.c) +
+                         " is not divisible by groups = " + std::to_string(d.groups));
+  if (d.oc % d.groups)
+    range_error(env, std::string(op) + ": OC = " + std::to_string(d.oc) +
+                         " is not divisible by groups = " + std::to_string(d.groups));
+  a.oh = (d.h + 2 * d.pad_h - d.dil_h * (d.kh - 1) - 1);
+  a.ow = (d.w + 2 * d.pad_w - d.dil_w * (d.kw - 1) - 1);
+  if (a.oh < 0 || a.ow < 0)
+    range_error(env, std::string(op) + ": output size would be < 1 (the dilated kernel is larger "
+                                       "than the padded input)");
+  a.oh = a.oh / d.stride_h + 1;
+  a.ow = a.ow / d.stride_w + 1;
+  return a;
+}
+
+// conv2dForward(y, x, w, bias|null, N, C, H, W, OC, KH, KW, sH, sW, pH, pW, dH, dW, groups)
+Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "conv2dForward";
+  size_t ly = 0, lx = 0, lw = 0, lb = 0;
+  float* y = arg_f32(info, 0, op, "y", &ly);
+  const float* x = arg_f32(info, 1, op, "x", &lx);
+  const float* w = arg_f32(info, 2, op, "w", &lw);
+  const float* bias = nullptr;
+  const bool has_bias = info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined();
+  if (has_bias) bias = arg_f32(info, 3, op, "bias", &lb);
+  const ConvArgs a = conv_args(info, 4, op);
+  const tsm_conv2d_desc& d = a.d;
+  need(env, op, "y", ly, elems(env, op, d.n, d.oc, a.oh, a.ow));
+  need(env, op, "x", lx, elems(env, op, d.n, d.c, d.h, d.w));
+  need(env, op, "w", lw, elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw));
+  if (has_bias) need(env, op, "bias", lb, d.oc);
+  check_op(env, op, tsm_conv2d_forward(y, x, w, bias, &d));
+  return env.Undefined();
+}
+
+// conv2dBackwardData(dx, dy, w, N, C, H, W, OC, KH, KW, sH, sW, pH, pW, dH, dW, groups)
+Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "conv2dBackwardData";
+  size_t ldx = 0, ldy = 0, lw = 0;
+  float* dx = arg_f32(info, 0, op, "dx", &ldx);
+  const float* dy = arg_f32(info, 1, op, "dy", &ldy);
+  const float* w = arg_f32(info, 2, op, "w", &lw);
+  const ConvArgs a = conv_args(info, 3, op);
+  const tsm_conv2d_desc& d = a.d;
+  need(env, op, "dx", ldx, elems(env, op, d.n, d.c, d.h, d.w));
+  need(env, op, "dy", ldy, elems(env, op, d.n, d.oc, a.oh, a.ow));
+  need(env, op, "w", lw, elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw));
+  check_op(env, op, tsm_conv2d_backward_data(dx, dy, w, &d));
+  return env.Undefined();
+}
+
+// conv2dBackwardWeight(dw, dbias|null, dy, x, N, C, H, W, OC, KH, KW, sH, sW, pH, pW, dH, dW, groups)
+Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "conv2dBackwardWeight";
+  size_t ldw = 0, ldb = 0, ldy = 0, lx = 0;
+  float* dw = arg_f32(info, 0, op, "dw", &ldw);
+  float* dbias = nullptr;
+  const bool has_bias = info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined();
+  if (has_bias) dbias = arg_f32(info, 1, op, "dbias", &ldb);
+  const float* dy = arg_f32(info, 2, op, "dy", &ldy);
+  const float* x = arg_f32(info, 3, op, "x", &lx);
+  const ConvArgs a = conv_args(info, 4, op);
+  const tsm_conv2d_desc& d = a.d;
+  need(env, op, "dw", ldw, elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw));
+  if (has_bias) need(env, op, "dbias", ldb, d.oc);
+  need(env, op, "dy", ldy, elems(env, op, d.n, d.oc, a.oh, a.ow));
+  need(env, op, "x", lx, elems(env, op, d.n, d.c, d.h, d.w));
+  check_op(env, op, tsm_conv2d_backward_weight(dw, dbias, dy, x, &d));
+  return env.Undefined();
+}
+
+// ---- pooling ----
+
+// Output size of one pooled dimension, or a RangeError naming the op.
+int64_t pool_out(Napi::Env env, const char* op, const char* dim, int64_t in, int64_t k, int64_t s,
+                 int64_t p, int64_t dil, bool ceil_mode) {
+  const int64_t out = tsm_pool2d_output_size(in, k, s, p, dil, ceil_mode);
+  if (out < 1)
+    range_error(env, std::string(op) + ": output " + dim + " would be " + std::to_string(out) +
+                         " (input " + std::to_string(in) + ", kernel " + std::to_string(k) +
+                         ", stride " + std::to_string(s) + ", padding " + std::to_string(p) +
+                         "); it must be >= 1");
+  return out;
+}
+
+// Reads N, C, H, W, KH, KW, sH, sW, pH, pW [, dH, dW] from `first`; ceil_mode etc. by the caller.
+tsm_pool2d_desc pool_desc(const Napi::CallbackInfo& info, size_t first, const char* op,
+                          bool dilation) {
+  Napi::Env env = info.Env();
+  tsm_pool2d_desc d;
+  d.n = arg_size(info, first + 0, op, "N", 1);
+  d.c = arg_size(info, first + 1, op, "C", 1);
+  d.h = arg_size(info, first + 2, op, "H", 1);
+  d.w = arg_size(info, first + 3, op, "W", 1);
+  d.kh = arg_size(info, first + 4, op, "KH", 1);
+  d.kw = arg_size(info, first + 5, op, "KW", 1);
+  d.stride_h = arg_size(info, first + 6, op, "sH", 1);
+  d.stride_w = arg_size(info, first + 7, op, "sW", 1);
+  d.pad_h = arg_size(info, first + 8, op, "pH", 0);
+  d.pad_w = arg_size(info, first + 9, op, "pW", 0);
+  d.dil_h = dilation ? arg_size(info, first + 10, op, "dH", 1) : 1;
+  d.dil_w = dilation ? arg_size(info, first + 11, op, "dW", 1) : 1;
+  d.ceil_mode = 0;
+  d.count_include_pad = 1;
+  if (d.pad_h > d.kh / 2 || d.pad_w > d.kw / 2)
+    range_error(env, std::string(op) + ": padding (" + std::to_string(d.pad_h) + ", " +
+                         std::to_string(d.pad_w) + ") must be at most half the kernel size (" +
+                         std::to_string(d.kh) + ", " + std::to_string(d.kw) + ")");
+  return d;
+}
+
+// maxPool2dForward(y, indices: Int32Array, x, N, C, H, W, KH, KW, sH, sW, pH, pW, dH, dW, ceilMode)
+Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "maxPool2dForward";
+  size_t ly = 0, li = 0, lx = 0;
+  float* y = arg_f32(info, 0, op, "y", &ly);
+  int32_t* idx = arg_i32(info, 1, op, "indices", &li);
+  const float* x = arg_f32(info, 2, op, "x", &lx);
+  tsm_pool2d_desc d = pool_desc(info, 3, op, true);
+  d.ceil_mode = arg_bool(info, 15);
+  const int64_t oh = pool_out(env, op, "height", d.h, d.kh, d.stride_h, d.pad_h, d.dil_h, d.ceil_mode);
+  const int64_t ow = pool_out(env, op, "width", d.w, d.kw, d.stride_w, d.pad_w, d.dil_w, d.ceil_mode);
+  if (d.h * d.w > INT32_MAX) range_error(env, std::string(op) + ": H*W must fit in an int32 index");
+  const int64_t ny = elems(env, op, d.n, d.c, oh, ow);
+  need(env, op, "y", ly, ny);
+  need(env, op, "indices", li, ny);
+  need(env, op, "x", lx, elems(env, op, d.n, d.c, d.h, d.w));
+  check_op(env, op, tsm_max_pool2d_forward(y, idx, x, &d));
+  return env.Undefined();
+}
+
+// maxPool2dBackward(dx, dy, indices: Int32Array, N, C, H, W, OH, OW)
+Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "maxPool2dBackward";
+  size_t ldx = 0, ldy = 0, li = 0;
+  float* dx = arg_f32(info, 0, op, "dx", &ldx);
+  const float* dy = arg_f32(info, 1, op, "dy", &ldy);
+  const int32_t* idx = arg_i32(info, 2, op, "indices", &li);
+  tsm_pool2d_shape s;
+  s.n = arg_size(info, 3, op, "N", 1);
+  s.c = arg_size(info, 4, op, "C", 1);
+  s.h = arg_size(info, 5, op, "H", 1);
+  s.w = arg_size(info, 6, op, "W", 1);
+  s.oh = arg_size(info, 7, op, "OH", 1);
+  s.ow = arg_size(info, 8, op, "OW", 1);
+  const int64_t ny = elems(env, op, s.n, s.c, s.oh, s.ow);
+  need(env, op, "dx", ldx, elems(env, op, s.n, s.c, s.h, s.w));
+  need(env, op, "dy", ldy, ny);
+  need(env, op, "indices", li, ny);
+  check_op(env, op, tsm_max_pool2d_backward(dx, dy, idx, &s));  // checks every index
+  return env.Undefined();
+}
+
+// avgPool2dForward(y, x, N, C, H, W, KH, KW, sH, sW, pH, pW, ceilMode, countIncludePad)
+Napi::Value AvgPool2dForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "avgPool2dForward";
+  size_t ly = 0, lx = 0;
+  float* y = arg_f32(info, 0, op, "y", &ly);
+  const float* x = arg_f32(info, 1, op, "x", &lx);
+  tsm_pool2d_desc d = pool_desc(info, 2, op, false);
+  d.ceil_mode = arg_bool(info, 12);
+  d.count_include_pad = arg_bool(info, 13);
+  const int64_t oh = pool_out(env, op, "height", d.h, d.kh, d.stride_h, d.pad_h, 1, d.ceil_mode);
+  const int64_t ow = pool_out(env, op, "width", d.w, d.kw, d.stride_w, d.pad_w, 1, d.ceil_mode);
+  need(env, op, "y", ly, elems(env, op, d.n, d.c, oh, ow));
+  need(env, op, "x", lx, elems(env, op, d.n, d.c, d.h, d.w));
+  check_op(env, op, tsm_avg_pool2d_forward(y, x, &d));
+  return env.Undefined();
+}
+
+// avgPool2dBackward(dx, dy, N, C, H, W, KH, KW, sH, sW, pH, pW, ceilMode, countIncludePad)
+Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "avgPool2dBackward";
+  size_t ldx = 0, ldy = 0;
+  float* dx = arg_f32(info, 0, op, "dx", &ldx);
+  const float* dy = arg_f32(info, 1, op, "dy", &ldy);
+  tsm_pool2d_desc d = pool_desc(info, 2, op, false);
+  d.ceil_mode = arg_bool(info, 12);
+  d.count_include_pad = arg_bool(info, 13);
+  const int64_t oh = pool_out(env, op, "height", d.h, d.kh, d.stride_h, d.pad_h, 1, d.ceil_mode);
+  const int64_t ow = pool_out(env, op, "width", d.w, d.kw, d.stride_w, d.pad_w, 1, d.ceil_mode);
+  need(env, op, "dx", ldx, elems(env, op, d.n, d.c, d.h, d.w));
+  need(env, op, "dy", ldy, elems(env, op, d.n, d.c, oh, ow));
+  check_op(env, op, tsm_avg_pool2d_backward(dx, dy, &d));
+  return env.Undefined();
+}
+
+tsm_pool2d_shape adaptive_shape(const Napi::CallbackInfo& info, const char* op) {
+  tsm_pool2d_shape s;
+  s.n = arg_size(info, 2, op, "N", 1);
+  s.c = arg_size(info, 3, op, "C", 1);
+  s.h = arg_size(info, 4, op, "H", 1);
+  s.w = arg_size(info, 5, op, "W", 1);
+  s.oh = arg_size(info, 6, op, "OH", 1);
+  s.ow = arg_size(info, 7, op, "OW", 1);
+  return s;
+}
+
+// adaptiveAvgPool2dForward(y, x, N, C, H, W, OH, OW)
+Napi::Value AdaptiveAvgPool2dForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "adaptiveAvgPool2dForward";
+  size_t ly = 0, lx = 0;
+  float* y = arg_f32(info, 0, op, "y", &ly);
+  const float* x = arg_f32(info, 1, op, "x", &lx);
+  const tsm_pool2d_shape s = adaptive_shape(info, op);
+  need(env, op, "y", ly, elems(env, op, s.n, s.c, s.oh, s.ow));
+  need(env, op, "x", lx, elems(env, op, s.n, s.c, s.h, s.w));
+  check_op(env, op, tsm_adaptive_avg_pool2d_forward(y, x, &s));
+  return env.Undefined();
+}
+
+// adaptiveAvgPool2dBackward(dx, dy, N, C, H, W, OH, OW)
+Napi::Value AdaptiveAvgPool2dBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "adaptiveAvgPool2dBackward";
+  size_t ldx = 0, ldy = 0;
+  float* dx = arg_f32(info, 0, op, "dx", &ldx);
+  const float* dy = arg_f32(info, 1, op, "dy", &ldy);
+  const tsm_pool2d_shape s = adaptive_shape(info, op);
+  need(env, op, "dx", ldx, elems(env, op, s.n, s.c, s.h, s.w));
+  need(env, op, "dy", ldy, elems(env, op, s.n, s.c, s.oh, s.ow));
+  check_op(env, op, tsm_adaptive_avg_pool2d_backward(dx, dy, &s));
+  return env.Undefined();
+}
+
+// pool2dOutputSize(inSize, kernel, stride, pad, dilation, ceilMode) -> number
+Napi::Value Pool2dOutputSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "pool2dOutputSize";
+  const int64_t in = arg_size(info, 0, op, "inSize", 1);
+  const int64_t k = arg_size(info, 1, op, "kernel", 1);
+  const int64_t s = arg_size(info, 2, op, "stride", 1);
+  const int64_t p = arg_size(info, 3, op, "pad", 0);
+  const int64_t dil = arg_size(info, 4, op, "dilation", 1);
+  const bool ceil_mode = arg_bool(info, 5);
+  return Napi::Number::New(env, static_cast<double>(tsm_pool2d_output_size(in, k, s, p, dil, ceil_mode)));
+}
+
+}  // namespace
+
+void register_ops_conv(Napi::Env env, Napi::Object exports) {
+  exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward, "conv2dForward"));
+  exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData, "conv2dBackwardData"));
+  exports.Set("conv2dBackwardWeight",
+              Napi::Function::New(env, Conv2dBackwardWeight, "conv2dBackwardWeight"));
+  exports.Set("maxPool2dForward", Napi::Function::New(env, MaxPool2dForward, "maxPool2dForward"));
+  exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward, "maxPool2dBackward"));
+  exports.Set("avgPool2dForward", Napi::Function::New(env, AvgPool2dForward, "avgPool2dForward"));
+  exports.Set("avgPool2dBackward", Napi::Function::New(env, AvgPool2dBackward, "avgPool2dBackward"));
+  exports.Set("adaptiveAvgPool2dForward",
+              Napi::Function::New(env, AdaptiveAvgPool2dForward, "adaptiveAvgPool2dForward"));
+  exports.Set("adaptiveAvgPool2dBackward",
+              Napi::Function::New(env, AdaptiveAvgPool2dBackward, "adaptiveAvgPool2dBackward"));
+  exports.Set("pool2dOutputSize", Napi::Function::New(env, Pool2dOutputSize, "pool2dOutputSize"));
+}

@@ -96,6 +96,78 @@ TSM_API tsm_status tsm_sgemm_reference(int trans_a, int trans_b, int64_t m, int6
 /* ==== Tensor kernels (float32, contiguous, row-major / NCHW). Shapes are noted per argument. ==== */
 
 /* ---- section: conv + pooling (cpp/kernels/conv2d.cpp, pool2d.cpp) ---- */
+
+/*
+ * 2-D convolution, float32, contiguous NCHW, exactly torch.nn.functional.conv2d:
+ *   x    (N, C, H, W)
+ *   w    (OC, C/groups, KH, KW)
+ *   bias (OC) or NULL
+ *   y    (N, OC, OH, OW)
+ *   OH = floor((H + 2*pad_h - dil_h*(KH-1) - 1) / stride_h) + 1   (OW likewise)
+ * Requirements: n, c, h, w, oc, kh, kw, stride, dilation, groups >= 1; pad >= 0; c and oc divisible
+ * by groups; OH, OW >= 1. Outputs are overwritten, never accumulated into.
+ */
+typedef struct tsm_conv2d_desc {
+  int64_t n, c, h, w, oc, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+} tsm_conv2d_desc;
+
+/* Output height and width of a convolution (no validation beyond the formula). */
+TSM_API tsm_status tsm_conv2d_output_size(int64_t* oh, int64_t* ow, const tsm_conv2d_desc* d);
+
+/* y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C/g,KH,KW)) + bias (OC, nullable) */
+TSM_API tsm_status tsm_conv2d_forward(float* y, const float* x, const float* w, const float* bias,
+                                      const tsm_conv2d_desc* d);
+/* dx (N,C,H,W) = d loss / d x, from dy (N,OC,OH,OW) and w (OC,C/g,KH,KW) */
+TSM_API tsm_status tsm_conv2d_backward_data(float* dx, const float* dy, const float* w,
+                                            const tsm_conv2d_desc* d);
+/* dw (OC,C/g,KH,KW) and dbias (OC, nullable) from dy (N,OC,OH,OW) and x (N,C,H,W) */
+TSM_API tsm_status tsm_conv2d_backward_weight(float* dw, float* dbias, const float* dy,
+                                              const float* x, const tsm_conv2d_desc* d);
+
+/*
+ * 2-D pooling, float32, contiguous NCHW, as torch.nn.functional.max_pool2d / avg_pool2d.
+ *   x (N, C, H, W), y (N, C, OH, OW) with OH = tsm_pool2d_output_size(H, kh, stride_h, pad_h,
+ *   dil_h, ceil_mode). Requirements: sizes, kernel, stride, dilation >= 1; 0 <= pad <= kernel/2;
+ *   OH, OW >= 1. Average pooling ignores dil_h/dil_w (set them to 1).
+ * ceil_mode follows PyTorch: the output grows by one when a partial window remains, unless that
+ * last window would start in the right/bottom padding.
+ */
+typedef struct tsm_pool2d_desc {
+  int64_t n, c, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int32_t ceil_mode, count_include_pad; /* count_include_pad: avg pooling only */
+} tsm_pool2d_desc;
+
+/* Planes of the input (h x w) and of the output (oh x ow): for adaptive pooling and for the
+ * scatter of max-pooling's backward, which needs no window. */
+typedef struct tsm_pool2d_shape {
+  int64_t n, c, h, w, oh, ow;
+} tsm_pool2d_shape;
+
+/* PyTorch's pooling_output_shape; returns -1 when the arguments are invalid (size, kernel, stride,
+ * dilation < 1, pad < 0) and a value < 1 when the window does not fit. */
+TSM_API int64_t tsm_pool2d_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                                       int64_t dilation, int ceil_mode);
+
+/* y (N,C,OH,OW) = max over each window of x (N,C,H,W); indices (N,C,OH,OW) = flat index
+ * ih*W + iw of the winner within its input plane. NaN wins (the last NaN of the window). */
+TSM_API tsm_status tsm_max_pool2d_forward(float* y, int32_t* indices, const float* x,
+                                          const tsm_pool2d_desc* d);
+/* dx (N,C,H,W) = scatter-add of dy (N,C,OH,OW) at indices (N,C,OH,OW), each in [0, H*W) (checked:
+ * TSM_ERR_INVALID_ARGUMENT otherwise). */
+TSM_API tsm_status tsm_max_pool2d_backward(float* dx, const float* dy, const int32_t* indices,
+                                           const tsm_pool2d_shape* s);
+/* y (N,C,OH,OW) = mean over each window of x (N,C,H,W); the divisor is the window clipped to the
+ * padded input (count_include_pad) or to the input (otherwise), as PyTorch. */
+TSM_API tsm_status tsm_avg_pool2d_forward(float* y, const float* x, const tsm_pool2d_desc* d);
+/* dx (N,C,H,W) from dy (N,C,OH,OW) */
+TSM_API tsm_status tsm_avg_pool2d_backward(float* dx, const float* dy, const tsm_pool2d_desc* d);
+/* y (N,C,OH,OW) = mean of x (N,C,H,W) over rows [floor(i*H/OH), ceil((i+1)*H/OH)) (cols likewise) */
+TSM_API tsm_status tsm_adaptive_avg_pool2d_forward(float* y, const float* x,
+                                                   const tsm_pool2d_shape* s);
+/* dx (N,C,H,W) from dy (N,C,OH,OW) */
+TSM_API tsm_status tsm_adaptive_avg_pool2d_backward(float* dx, const float* dy,
+                                                    const tsm_pool2d_shape* s);
+
 /* ---- end section: conv + pooling ---- */
 
 /* ---- section: pointwise (elementwise, broadcast binary, reductions, softmax, cross-entropy, rng, dropout) ---- */
