@@ -4,3 +4,16 @@ export type { BuildInfo } from './runtime';
 export * as kernels from './kernels';
 export { TsmDisposedError, TsmCudaError } from './errors';
 export { NativeLoadError } from './native';
+
+export { Tensor, tidy, keep, memory, noGrad, isGradEnabled } from './tensor';
+export type { DType, Device, Shape, TensorOptions, MemoryInfo, NestedArray, TypedArray } from './tensor';
+export {
+  tensor, zeros, ones, full, empty, zerosLike, onesLike, arange, eye, rand, randn, randint, randperm, manualSeed,
+  add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, neg, exp, log, sqrt, abs, square, relu, sigmoid,
+  tanh, gelu, clamp, where, sum, mean, max, min, argmax, argmin, softmax, logSoftmax, matmul, reshape, flatten, squeeze,
+  unsqueeze, transpose, permute, expand, slice, cat, stack, gather, indexSelect, clone,
+} from './ops';
+export * as F from './functional';
+export * as nn from './nn';
+export * as optim from './optim';
+export * as cuda from './cuda';

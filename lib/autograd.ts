@@ -1,0 +1,122 @@
+// Reverse-mode autograd. Each differentiable op records a Node on its output: the op's name, its
+// inputs, and what its backward needs. backward() orders the graph topologically from the root and
+// applies the gradient rule of each op, taken from the one table in gradients.ts.
+import { GRADIENTS, type OpName } from './gradients';
+import { isGradEnabled, noGrad, type Tensor } from './tensor';
+import * as ops from './ops';
+
+export interface Node {
+  op: OpName;
+  inputs: (Tensor | null)[];
+  /** Whatever the gradient rule needs (tensors, sizes, flags). */
+  saved: Record<string, unknown>;
+  /** Tensors created by the forward only for the backward (freed with the graph). */
+  owned: Tensor[];
+  freed: boolean;
+}
+
+/**
+ * Records `op` on `out` when gradients are on and some input requires them. Returns `out`.
+ * Otherwise disposes the `owned` buffers at once (nothing will need them).
+ */
+export function record(out: Tensor, op: OpName, inputs: (Tensor | null)[], saved: Record<string, unknown> = {},
+                       owned: Tensor[] = []): Tensor {
+  if (isGradEnabled() && inputs.some((t) => t !== null && t.requiresGrad)) {
+    out._node = { op, inputs, saved, owned, freed: false };
+    out.requiresGrad = true;
+  } else {
+    for (const t of owned) t.dispose();
+  }
+  return out;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<number>();
+  // Iterative post-order DFS (graphs of long sequences are deep).
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root.id);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t._node ? t._node.inputs : [];
+    if (i < inputs.length) {
+      top[1]++;
+      const child = inputs[i];
+      if (child && child.requiresGrad && !seen.has(child.id)) {
+        seen.add(child.id);
+        stack.push([child, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  return order; // inputs before outputs
+}
+
+export function backward(root: Tensor, gradient?: Tensor): void {
+  if (!root.requiresGrad)
+    throw new RangeError('backward: the tensor does not require gradients (no input had requiresGrad set)');
+  let seed: Tensor;
+  if (gradient === undefined) {
+    if (root.size !== 1)
+      throw new RangeError(`backward: a gradient argument is needed for a non-scalar tensor of shape [${root.shape.join(', ')}]`);
+    seed = noGrad(() => ops.onesLike(root));
+  } else {
+    if (!(gradient instanceof Object) || gradient.shape === undefined)
+      throw new TypeError('backward: gradient must be a Tensor');
+    if (gradient.shape.join(',') !== root.shape.join(','))
+      throw new RangeError(`backward: gradient shape [${gradient.shape.join(', ')}] does not match the tensor's [${root.shape.join(', ')}]`);
+    seed = gradient;
+  }
+  const order = topoOrder(root);
+  const grads = new Map<number, Tensor>();
+  grads.set(root.id, seed);
+  noGrad(() => {
+    for (let idx = order.length - 1; idx >= 0; idx--) {
+      const t = order[idx];
+      const g = grads.get(t.id);
+      if (!g) continue;
+      grads.delete(t.id);
+      const node = t._node;
+      if (!node) {
+        // A leaf: accumulate into .grad (which outlives any tidy scope).
+        if (t.grad) {
+          const sum = ops.add(t.grad, g);
+          t.grad.dispose();
+          t.grad = ops.keepTensor(sum);
+        } else {
+          t.grad = ops.keepTensor(g === seed && gradient !== undefined ? ops.clone(g) : g);
+        }
+        if (g !== t.grad && g !== seed) g.dispose();
+        continue;
+      }
+      if (node.freed)
+        throw new RangeError(`backward: the graph through '${node.op}' was already freed by an earlier backward()`);
+      const inputGrads = GRADIENTS[node.op](g, node);
+      for (let i = 0; i < node.inputs.length; i++) {
+        const input = node.inputs[i];
+        const ig = inputGrads[i];
+        if (!input || !ig || !input.requiresGrad) {
+          if (ig && ig !== g) ig.dispose();
+          continue;
+        }
+        const prev = grads.get(input.id);
+        if (prev) {
+          grads.set(input.id, ops.add(prev, ig));
+          prev.dispose();
+          if (ig !== g) ig.dispose();
+        } else {
+          grads.set(input.id, ig === g ? ops.clone(g) : ig);
+        }
+      }
+      if (g !== seed) g.dispose();
+      for (const o of node.owned) o.dispose();
+      node.owned = [];
+      node.saved = {};
+      node.freed = true;
+    }
+  });
+  if (gradient === undefined && root.grad !== seed) seed.dispose();
+}

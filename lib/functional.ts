@@ -1,0 +1,448 @@
+// tsm.F: the functional ops of neural networks. Each fused op calls its native forward and keeps
+// its native backward beside it (recorded on the node; gradients.ts dispatches to it).
+import type { Node } from './autograd';
+import { record } from './autograd';
+import { checkNumber, describe } from './check';
+import { nativeAddon } from './native-api';
+import * as ops from './ops';
+import { checkTensor, empty32, normDim } from './ops';
+import { fromData, isGradEnabled, sizeOf, Tensor } from './tensor';
+
+const N = () => nativeAddon();
+const f32 = (t: Tensor) => t._data as Float32Array;
+
+export {
+  relu, sigmoid, tanh, gelu, silu, softmax, logSoftmax, linear, matmul,
+} from './ops';
+
+type Pair = number | [number, number];
+
+function pair(op: string, name: string, v: Pair | undefined, dflt: number, min: number): [number, number] {
+  const p = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : v;
+  if (!Array.isArray(p) || p.length !== 2) throw new TypeError(`${op}: ${name} must be a number or [h, w], got ${describe(v)}`);
+  for (const x of p)
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < min)
+      throw new RangeError(`${op}: ${name} must be integer(s) >= ${min}, got ${describe(v)}`);
+  return [p[0], p[1]];
+}
+
+function check4d(op: string, x: unknown): Tensor {
+  const t = checkTensor(op, 'input', x);
+  if (t.dtype !== 'float32') throw new TypeError(`${op}: input must be a float32 tensor, got ${t.dtype}`);
+  if (t.ndim !== 4) throw new RangeError(`${op}: expected input of rank 4 (N,C,H,W), got shape [${t.shape.join(', ')}]`);
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// convolution
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+}
+
+/** 2-d convolution (cross-correlation, as PyTorch): x (N,C,H,W), w (OC, C/groups, KH, KW), b (OC). */
+export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const op = 'conv2d';
+  check4d(op, x);
+  checkTensor(op, 'weight', w);
+  if (w.ndim !== 4) throw new RangeError(`${op}: expected weight of rank 4 (OC, C/groups, KH, KW), got shape [${w.shape.join(', ')}]`);
+  const [sH, sW] = pair(op, 'stride', opts.stride, 1, 1);
+  const [pH, pW] = pair(op, 'padding', opts.padding, 0, 0);
+  const [dH, dW] = pair(op, 'dilation', opts.dilation, 1, 1);
+  const groups = opts.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) throw new RangeError(`${op}: groups must be a positive integer, got ${describe(groups)}`);
+  const [n, c, h, wd] = x.shape;
+  const [oc, cg, kh, kw] = w.shape;
+  if (c % groups !== 0 || oc % groups !== 0)
+    throw new RangeError(`${op}: input channels (${c}) and output channels (${oc}) must be divisible by groups (${groups})`);
+  if (cg !== c / groups)
+    throw new RangeError(`${op}: weight of shape [${w.shape.join(', ')}] expects ${cg * groups} input channels, got input of shape [${x.shape.join(', ')}]`);
+  if (b != null) {
+    checkTensor(op, 'bias', b);
+    if (b.ndim !== 1 || b.shape[0] !== oc) throw new RangeError(`${op}: expected bias of shape [${oc}], got [${b.shape.join(', ')}]`);
+  }
+  const oh = Math.floor((h + 2 * pH - dH * (kh - 1) - 1) / sH) + 1;
+  const ow = Math.floor((wd + 2 * pW - dW * (kw - 1) - 1) / sW) + 1;
+  if (oh < 1 || ow < 1)
+    throw new RangeError(`${op}: the kernel (${kh}x${kw}, dilation ${dH}x${dW}) is larger than the padded input (${h + 2 * pH}x${wd + 2 * pW})`);
+  const y = empty32([n, oc, oh, ow]);
+  const args = [n, c, h, wd, oc, kh, kw, sH, sW, pH, pW, dH, dW, groups] as const;
+  if (y.size) N().conv2dForward(f32(y), f32(x), f32(w), b != null ? f32(b) : null, ...args);
+  const backward = (dy: Tensor, node: Node): (Tensor | null)[] => {
+    const [xi, wi, bi] = node.inputs as [Tensor, Tensor, Tensor | null];
+    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+    if (xi.requiresGrad) {
+      dx = empty32(xi.shape);
+      if (dx.size) N().conv2dBackwardData(f32(dx), f32(dy), f32(wi), ...args);
+    }
+    if (wi.requiresGrad || (bi && bi.requiresGrad)) {
+      dw = empty32(wi.shape);
+      db = bi ? empty32(bi.shape) : null;
+      N().conv2dBackwardWeight(f32(dw), db ? f32(db) : null, f32(dy), f32(xi), ...args);
+      if (!wi.requiresGrad) { dw.dispose(); dw = null; }
+      if (db && !bi?.requiresGrad) { db.dispose(); db = null; }
+    }
+    return [dx, dw, db];
+  };
+  return record(y, 'conv2d', [x, w, b ?? null], { backward });
+}
+
+// ---------------------------------------------------------------------------------------------
+// pooling
+
+export interface Pool2dOptions {
+  kernelSize: Pair;
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  ceilMode?: boolean;
+  countIncludePad?: boolean;
+}
+
+function poolParams(op: string, x: Tensor, opts: Pool2dOptions | number) {
+  const o: Pool2dOptions = typeof opts === 'number' ? { kernelSize: opts } : opts;
+  if (typeof o !== 'object' || o === null) throw new TypeError(`${op}: options must be an object, got ${describe(opts)}`);
+  const [kH, kW] = pair(op, 'kernelSize', o.kernelSize, NaN, 1);
+  const [sH, sW] = o.stride === undefined || o.stride === null ? [kH, kW] : pair(op, 'stride', o.stride, 1, 1);
+  const [pH, pW] = pair(op, 'padding', o.padding, 0, 0);
+  const [dH, dW] = pair(op, 'dilation', o.dilation, 1, 1);
+  if (pH > kH / 2 || pW > kW / 2)
+    throw new RangeError(`${op}: padding (${pH}, ${pW}) must be at most half the kernel size (${kH}, ${kW})`);
+  const ceil = o.ceilMode ?? false;
+  const [, , h, w] = x.shape;
+  const oh = N().pool2dOutputSize(h, kH, sH, pH, dH, ceil);
+  const ow = N().pool2dOutputSize(w, kW, sW, pW, dW, ceil);
+  if (oh < 1 || ow < 1) throw new RangeError(`${op}: output size would be ${oh}x${ow} for input ${h}x${w}; the window is too large`);
+  return { kH, kW, sH, sW, pH, pW, dH, dW, ceil, oh, ow, countIncludePad: o.countIncludePad ?? true };
+}
+
+export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
+  const op = 'maxPool2d';
+  check4d(op, x);
+  const p = poolParams(op, x, opts);
+  const [n, c, h, w] = x.shape;
+  const y = empty32([n, c, p.oh, p.ow]);
+  const idx = fromData(new Int32Array(y.size), y.shape);
+  if (y.size) N().maxPool2dForward(f32(y), idx._data as Int32Array, f32(x), n, c, h, w, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.ceil);
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    const dx = empty32(x.shape);
+    if (dy.size) N().maxPool2dBackward(f32(dx), f32(dy), idx._data as Int32Array, n, c, h, w, p.oh, p.ow);
+    return [dx];
+  };
+  return record(y, 'maxPool2d', [x], { backward }, [idx]);
+}
+
+export function avgPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
+  const op = 'avgPool2d';
+  check4d(op, x);
+  const p = poolParams(op, x, opts);
+  const [n, c, h, w] = x.shape;
+  const y = empty32([n, c, p.oh, p.ow]);
+  if (y.size) N().avgPool2dForward(f32(y), f32(x), n, c, h, w, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.ceil, p.countIncludePad);
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    const dx = empty32(x.shape);
+    if (dy.size) N().avgPool2dBackward(f32(dx), f32(dy), n, c, h, w, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.ceil, p.countIncludePad);
+    return [dx];
+  };
+  return record(y, 'avgPool2d', [x], { backward });
+}
+
+export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
+  const op = 'adaptiveAvgPool2d';
+  check4d(op, x);
+  const [oh, ow] = pair(op, 'outputSize', outputSize, NaN, 1);
+  const [n, c, h, w] = x.shape;
+  const y = empty32([n, c, oh, ow]);
+  if (y.size) N().adaptiveAvgPool2dForward(f32(y), f32(x), n, c, h, w, oh, ow);
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    const dx = empty32(x.shape);
+    if (dy.size) N().adaptiveAvgPool2dBackward(f32(dx), f32(dy), n, c, h, w, oh, ow);
+    return [dx];
+  };
+  return record(y, 'adaptiveAvgPool2d', [x], { backward });
+}
+
+// ---------------------------------------------------------------------------------------------
+// dropout, normalisation, embedding
+
+/** Zeroes elements with probability p and scales the rest by 1/(1-p) (identity when !training). */
+export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
+  checkTensor('dropout', 'input', x);
+  checkNumber('dropout', 'p', p, 0, 1);
+  if (!training || p === 0) return ops.clone(x);
+  const y = empty32(x.shape);
+  const mask = empty32(x.shape);
+  const [seed, offset] = ops.nextRng(x.size);
+  if (x.size) N().dropoutForward(f32(y), f32(mask), f32(x), p, seed, offset);
+  return record(y, 'dropout', [x], { mask }, [mask]);
+}
+
+/** Layer normalisation over the trailing dims given by normalizedShape. */
+export function layerNorm(x: Tensor, normalizedShape: number[] | number, w?: Tensor | null, b?: Tensor | null, eps = 1e-5): Tensor {
+  const op = 'layerNorm';
+  checkTensor(op, 'input', x);
+  const ns = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
+  if (!Array.isArray(ns) || ns.length === 0 || ns.length > x.ndim || ns.some((d, i) => d !== x.shape[x.ndim - ns.length + i]))
+    throw new RangeError(`${op}: normalizedShape ${describe(normalizedShape)} must match the trailing dims of input shape [${x.shape.join(', ')}]`);
+  const cols = sizeOf(ns), rows = x.size / Math.max(cols, 1);
+  for (const [name, t] of [['weight', w], ['bias', b]] as const)
+    if (t != null && (checkTensor(op, name, t).size !== cols))
+      throw new RangeError(`${op}: ${name} must have ${cols} elements (shape [${ns.join(', ')}]), got shape [${t.shape.join(', ')}]`);
+  const y = empty32(x.shape);
+  const mean = empty32([rows]), rstd = empty32([rows]);
+  if (x.size) N().layerNormForward(f32(y), f32(mean), f32(rstd), f32(x), w ? f32(w) : null, b ? f32(b) : null, rows, cols, eps);
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    const dx = empty32(x.shape);
+    const dw = w ? empty32(w.shape) : null, db = b ? empty32(b.shape) : null;
+    if (x.size) N().layerNormBackward(f32(dx), dw ? f32(dw) : null, db ? f32(db) : null, f32(dy), f32(x), f32(mean), f32(rstd), w ? f32(w) : null, rows, cols);
+    return [dx, dw, db];
+  };
+  return record(y, 'layerNorm', [x, w ?? null, b ?? null], { backward }, [mean, rstd]);
+}
+
+export interface BatchNormOptions {
+  training?: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+/** Batch normalisation over (N, C, ...) per channel; running stats updated in place when training. */
+export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, w?: Tensor | null,
+                          b?: Tensor | null, opts: BatchNormOptions = {}): Tensor {
+  const op = 'batchNorm';
+  checkTensor(op, 'input', x);
+  if (x.ndim < 2) throw new RangeError(`${op}: expected input of rank >= 2 (N, C, ...), got shape [${x.shape.join(', ')}]`);
+  const training = opts.training ?? true;
+  const [n, c] = x.shape;
+  const hw = sizeOf(x.shape.slice(2));
+  for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', w], ['bias', b]] as const)
+    if (t != null && checkTensor(op, name, t).size !== c)
+      throw new RangeError(`${op}: ${name} must have ${c} elements, got shape [${t.shape.join(', ')}]`);
+  if (!training && (!runningMean || !runningVar)) throw new RangeError(`${op}: evaluation mode needs runningMean and runningVar`);
+  if (training && n * hw <= 1) throw new RangeError(`${op}: training needs more than one value per channel, got input shape [${x.shape.join(', ')}]`);
+  const y = empty32(x.shape);
+  const sm = empty32([c]), si = empty32([c]);
+  N().batchNormForward(f32(y), f32(sm), f32(si), runningMean ? f32(runningMean) : null, runningVar ? f32(runningVar) : null,
+    f32(x), w ? f32(w) : null, b ? f32(b) : null, n, c, hw, training, opts.momentum ?? 0.1, opts.eps ?? 1e-5);
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    const dx = empty32(x.shape);
+    const dw = w ? empty32(w.shape) : null, db = b ? empty32(b.shape) : null;
+    N().batchNormBackward(f32(dx), dw ? f32(dw) : null, db ? f32(db) : null, f32(dy), f32(x), f32(sm), f32(si), w ? f32(w) : null, n, c, hw, training);
+    return [dx, dw, db];
+  };
+  return record(y, 'batchNorm', [x, w ?? null, b ?? null], { backward }, [sm, si]);
+}
+
+/** Rows of weight selected by int32 indices: out shape = [...indices.shape, dim]. */
+export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | null = null): Tensor {
+  const op = 'embedding';
+  checkTensor(op, 'indices', indices);
+  if (indices.dtype !== 'int32') throw new TypeError(`${op}: indices must be an int32 tensor, got ${indices.dtype}`);
+  checkTensor(op, 'weight', weight);
+  if (weight.ndim !== 2) throw new RangeError(`${op}: expected weight of rank 2 (num, dim), got shape [${weight.shape.join(', ')}]`);
+  const [num, dim] = weight.shape;
+  const idx = indices._data as Int32Array;
+  const y = empty32([...indices.shape, dim]);
+  for (let i = 0; i < idx.length; i++)
+    if (idx[i] < 0 || idx[i] >= num) throw new RangeError(`${op}: index ${idx[i]} at position ${i} is out of range [0, ${num})`);
+  if (y.size) N().embeddingForward(f32(y), idx, f32(weight), num, dim);
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    const dw = empty32(weight.shape);
+    N().embeddingBackward(f32(dw), f32(dy), idx, num, dim, paddingIdx ?? -1);
+    return [null, dw];
+  };
+  return record(y, 'embedding', [null, weight], { backward });
+}
+
+// ---------------------------------------------------------------------------------------------
+// losses
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+function checkReduction(op: string, r: unknown): Reduction {
+  if (r === undefined) return 'mean';
+  if (r !== 'mean' && r !== 'sum' && r !== 'none') throw new RangeError(`${op}: reduction must be 'mean', 'sum' or 'none', got ${describe(r)}`);
+  return r;
+}
+
+export interface CrossEntropyOptions {
+  reduction?: Reduction;
+  ignoreIndex?: number;
+  labelSmoothing?: number;
+}
+
+/**
+ * Softmax cross-entropy from logits (N, C) or (N, C, d1, ...) and int32 class targets (N) / (N, d1...).
+ * Fused: one native pass computes log-softmax and the loss; the backward is softmax - target.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const op = 'crossEntropy';
+  checkTensor(op, 'input', logits);
+  checkTensor(op, 'target', target);
+  if (target.dtype !== 'int32') throw new TypeError(`${op}: target must be an int32 tensor of class indices, got ${target.dtype}`);
+  if (logits.ndim < 1) throw new RangeError(`${op}: expected input of rank >= 1, got a 0-d tensor`);
+  const reduction = checkReduction(op, opts.reduction);
+  const ignoreIndex = opts.ignoreIndex ?? -100;
+  const smoothing = checkNumber(op, 'labelSmoothing', opts.labelSmoothing ?? 0, 0, 1);
+  // Move the class dim last: (N, C, d...) -> (N, d..., C).
+  let x = logits;
+  let moved = false;
+  if (logits.ndim === 1) x = logits._view([1, logits.shape[0]]);
+  else if (logits.ndim > 2) {
+    const perm = [0, ...Array.from({ length: logits.ndim - 2 }, (_, i) => i + 2), 1];
+    x = ops.permute(logits, perm);
+    moved = true;
+  }
+  const c = x.shape[x.ndim - 1];
+  const rows = x.size / Math.max(c, 1);
+  const expectTarget = logits.ndim === 1 ? [] : [logits.shape[0], ...logits.shape.slice(2)];
+  if (target.shape.join(',') !== expectTarget.join(','))
+    throw new RangeError(`${op}: expected target of shape [${expectTarget.join(', ')}] for input [${logits.shape.join(', ')}], got [${target.shape.join(', ')}]`);
+  const t = target._data as Int32Array;
+  for (let i = 0; i < t.length; i++)
+    if (t[i] !== ignoreIndex && (t[i] < 0 || t[i] >= c)) throw new RangeError(`${op}: target ${t[i]} at position ${i} is out of range [0, ${c})`);
+  const losses = empty32([rows]);
+  const logProbs = empty32([rows, c]);
+  N().crossEntropyForward(f32(losses), f32(logProbs), f32(x), t, rows, c, ignoreIndex, smoothing);
+  let count = 0;
+  for (let i = 0; i < t.length; i++) if (t[i] !== ignoreIndex) count++;
+  const saveFor = isGradEnabled() && logits.requiresGrad;
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    // dy has the output's shape; expand it to per-row loss gradients.
+    const dl = new Float32Array(rows);
+    const g = f32(dy);
+    if (reduction === 'none') dl.set(g);
+    else dl.fill(reduction === 'mean' ? g[0] / Math.max(count, 1) : g[0]);
+    const dx = empty32([rows, c]);
+    N().crossEntropyBackward(f32(dx), f32(logProbs), t, dl, rows, c, ignoreIndex, smoothing);
+    if (!moved) {
+      const r = dx._view(logits.shape);
+      dx.dispose();
+      return [r];
+    }
+    const shaped = dx._view(x.shape);
+    dx.dispose();
+    const perm = [0, logits.ndim - 1, ...Array.from({ length: logits.ndim - 2 }, (_, i) => i + 1)];
+    const back = ops.permute(shaped, perm);
+    shaped.dispose();
+    return [back];
+  };
+  let out: Tensor;
+  const ld = f32(losses);
+  if (reduction === 'none') out = losses._view(expectTarget);
+  else {
+    let s = 0;
+    for (let i = 0; i < ld.length; i++) s += ld[i];
+    out = fromData(Float32Array.of(reduction === 'mean' ? (count ? s / count : NaN) : s), []);
+  }
+  losses.dispose();
+  if (x !== logits) x.dispose();
+  if (!saveFor) logProbs.dispose();
+  return record(out, 'crossEntropy', [logits], { backward }, saveFor ? [logProbs] : []);
+}
+
+function reduce(op: string, t: Tensor, reduction: Reduction): Tensor {
+  if (reduction === 'none') return t;
+  const r = reduction === 'mean' ? ops.mean(t) : ops.sum(t);
+  t.dispose();
+  return r;
+}
+
+function checkSameShape(op: string, input: Tensor, target: Tensor): void {
+  checkTensor(op, 'input', input);
+  checkTensor(op, 'target', target);
+  if (target.dtype !== 'float32') throw new TypeError(`${op}: target must be a float32 tensor, got ${target.dtype}`);
+  if (input.shape.join(',') !== target.shape.join(','))
+    throw new RangeError(`${op}: target shape [${target.shape.join(', ')}] must match input shape [${input.shape.join(', ')}]`);
+}
+
+/** Negative log-likelihood of log-probabilities (N, C) with int32 targets (N). */
+export function nllLoss(logProbs: Tensor, target: Tensor, opts: { reduction?: Reduction; ignoreIndex?: number } = {}): Tensor {
+  const op = 'nllLoss';
+  checkTensor(op, 'input', logProbs);
+  checkTensor(op, 'target', target);
+  if (target.dtype !== 'int32') throw new TypeError(`${op}: target must be an int32 tensor, got ${target.dtype}`);
+  if (logProbs.ndim !== 2 || target.ndim !== 1 || target.shape[0] !== logProbs.shape[0])
+    throw new RangeError(`${op}: expected input (N, C) and target (N), got [${logProbs.shape.join(', ')}] and [${target.shape.join(', ')}]`);
+  const reduction = checkReduction(op, opts.reduction);
+  const ignore = opts.ignoreIndex ?? -100;
+  const [n, c] = logProbs.shape;
+  const t = target._data as Int32Array;
+  const safe = new Int32Array(n);
+  const keepMask = new Float32Array(n);
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    if (t[i] === ignore) continue;
+    if (t[i] < 0 || t[i] >= c) throw new RangeError(`${op}: target ${t[i]} at position ${i} is out of range [0, ${c})`);
+    safe[i] = t[i];
+    keepMask[i] = 1;
+    count++;
+  }
+  const picked = ops.gather(logProbs, 1, fromData(safe, [n, 1]));
+  const flat = picked.reshape([n]);
+  const masked = ops.mul(flat, fromData(keepMask, [n]));
+  const negd = ops.neg(masked);
+  if (reduction === 'none') return negd;
+  const s = ops.sum(negd);
+  return reduction === 'sum' ? s : ops.div(s, Math.max(count, 1));
+}
+
+export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+  checkSameShape('mseLoss', input, target);
+  const d = ops.sub(input, target);
+  const sq = ops.square(d);
+  d.dispose();
+  return reduce('mseLoss', sq, checkReduction('mseLoss', opts.reduction));
+}
+
+/** Binary cross-entropy on probabilities; log terms are clamped at -100 as in PyTorch. */
+export function binaryCrossEntropy(input: Tensor, target: Tensor, opts: { reduction?: Reduction; weight?: Tensor } = {}): Tensor {
+  const op = 'binaryCrossEntropy';
+  checkSameShape(op, input, target);
+  const reduction = checkReduction(op, opts.reduction);
+  const d = input._data as Float32Array;
+  for (let i = 0; i < d.length; i++)
+    if (!(d[i] >= 0 && d[i] <= 1)) throw new RangeError(`${op}: input values must be probabilities in [0, 1], got ${d[i]} at position ${i}`);
+  const logP = ops.clamp(ops.log(input), -100, null);
+  const one = ops.sub(1, input);
+  const log1mP = ops.clamp(ops.log(one), -100, null);
+  const a = ops.mul(target, logP);
+  const omt = ops.sub(1, target);
+  const b = ops.mul(omt, log1mP);
+  const s = ops.add(a, b);
+  let l = ops.neg(s);
+  if (opts.weight) l = ops.mul(l, opts.weight);
+  return reduce(op, l, reduction);
+}
+
+/** Numerically stable sigmoid + binary cross-entropy: max(x,0) - x*t + log(1 + exp(-|x|)). */
+export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opts: { reduction?: Reduction; posWeight?: Tensor } = {}): Tensor {
+  const op = 'binaryCrossEntropyWithLogits';
+  checkSameShape(op, input, target);
+  const reduction = checkReduction(op, opts.reduction);
+  if (opts.posWeight) {
+    // (1 + (pw - 1) t) * softplus(-x) + (1 - t) * x
+    const pwm1 = ops.sub(opts.posWeight, 1);
+    const coef = ops.add(ops.mul(pwm1, target), 1);
+    const sp = softplusNeg(input);
+    const omt = ops.sub(1, target);
+    const l = ops.add(ops.mul(coef, sp), ops.mul(omt, input));
+    return reduce(op, l, reduction);
+  }
+  const relu = ops.relu(input);
+  const xt = ops.mul(input, target);
+  const sp = ops.log(ops.add(ops.exp(ops.neg(ops.abs(input))), 1));
+  const l = ops.add(ops.sub(relu, xt), sp);
+  return reduce(op, l, reduction);
+}
+
+/** log(1 + exp(-x)), stable. */
+function softplusNeg(x: Tensor): Tensor {
+  const r = ops.relu(ops.neg(x));
+  return ops.add(r, ops.log(ops.add(ops.exp(ops.neg(ops.abs(x))), 1)));
+}
+
+export { checkReduction, normDim };

@@ -1,0 +1,302 @@
+// The gradient rules, one per recorded op, in one table. A rule gets the gradient of the op's output
+// and its Node, and returns one gradient (or null) per input. Rules run with autograd off; they
+// must return a fresh tensor for each input (never the same tensor twice).
+import type { Node } from './autograd';
+import { nativeAddon } from './native-api';
+import * as ops from './ops';
+import { fromData, sizeOf, type Tensor } from './tensor';
+
+export type OpName =
+  | 'identity' | 'unary' | 'binary' | 'binaryScalar' | 'clamp' | 'where' | 'sum' | 'mean' | 'maxMin' | 'softmax'
+  | 'matmul' | 'linear' | 'reshape' | 'permute' | 'expand' | 'slice' | 'cat' | 'gather' | 'indexSelect'
+  | 'conv2d' | 'maxPool2d' | 'avgPool2d' | 'adaptiveAvgPool2d' | 'dropout' | 'layerNorm' | 'batchNorm'
+  | 'embedding' | 'crossEntropy';
+
+type GradRule = (dy: Tensor, node: Node) => (Tensor | null)[];
+
+const N = () => nativeAddon();
+const f32 = (t: unknown) => (t as Tensor)._data as Float32Array;
+const T = (t: unknown) => t as Tensor;
+
+/** Scatter-adds dy into a zero tensor of `shape` at flat offsets. */
+function scatterAdd(shape: readonly number[], offsets: Int32Array | number[], dy: Tensor): Tensor {
+  const out = new Float32Array(sizeOf(shape));
+  const g = f32(dy);
+  for (let i = 0; i < g.length; i++) out[offsets[i]] += g[i];
+  return fromData(out, shape);
+}
+
+function binaryGrad(dy: Tensor, node: Node): (Tensor | null)[] {
+  const a = T(node.saved.a), b = T(node.saved.b), y = T(node.saved.y);
+  const name = node.saved.name as string;
+  const needA = a.requiresGrad, needB = b.requiresGrad;
+  const reduceA = (g: Tensor) => { const r = ops.sumTo(g, a.shape); if (r !== g) g.dispose(); return r; };
+  const reduceB = (g: Tensor) => { const r = ops.sumTo(g, b.shape); if (r !== g) g.dispose(); return r; };
+  switch (name) {
+    case 'add':
+      return [needA ? reduceA(ops.clone(dy)) : null, needB ? reduceB(ops.clone(dy)) : null];
+    case 'sub':
+      return [needA ? reduceA(ops.clone(dy)) : null, needB ? reduceB(ops.neg(dy)) : null];
+    case 'mul':
+      return [needA ? reduceA(ops.mul(dy, b)) : null, needB ? reduceB(ops.mul(dy, a)) : null];
+    case 'div': {
+      const ga = needA ? reduceA(ops.div(dy, b)) : null;
+      let gb: Tensor | null = null;
+      if (needB) {
+        const q = ops.div(y, b); // a / b^2
+        const t = ops.mul(dy, q);
+        q.dispose();
+        gb = reduceB(ops.neg(t));
+        t.dispose();
+      }
+      return [ga, gb];
+    }
+    case 'pow': {
+      let ga: Tensor | null = null, gb: Tensor | null = null;
+      if (needA) {
+        const bm1 = ops.sub(b, 1), p = ops.pow(a, bm1), t = ops.mul(p, b);
+        ga = reduceA(ops.mul(dy, t));
+        [bm1, p, t].forEach((x) => x.dispose());
+      }
+      if (needB) {
+        const la = ops.log(a), t = ops.mul(y, la);
+        gb = reduceB(ops.mul(dy, t));
+        [la, t].forEach((x) => x.dispose());
+      }
+      return [ga, gb];
+    }
+    case 'maximum':
+    case 'minimum': {
+      // The gradient goes to the chosen operand; ties split it evenly (as PyTorch).
+      const ya = ops.eq(a, y), yb = ops.eq(b, y), cnt = ops.add(ya, yb);
+      const wa = ops.div(ya, cnt), wb = ops.div(yb, cnt);
+      const ga = needA ? reduceA(ops.mul(dy, wa)) : null;
+      const gb = needB ? reduceB(ops.mul(dy, wb)) : null;
+      [ya, yb, cnt, wa, wb].forEach((x) => x.dispose());
+      return [ga, gb];
+    }
+  }
+  throw new Error(`internal: no gradient for binary op ${name}`);
+}
+
+function binaryScalarGrad(dy: Tensor, node: Node): (Tensor | null)[] {
+  const x = T(node.saved.x), y = T(node.saved.y);
+  const s = node.saved.s as number, reverse = node.saved.reverse as boolean;
+  switch (node.saved.name as string) {
+    case 'add': return [ops.clone(dy)];
+    case 'sub': return [reverse ? ops.neg(dy) : ops.clone(dy)];
+    case 'mul': return [ops.mul(dy, s)];
+    case 'div': {
+      if (!reverse) return [ops.div(dy, s)];
+      const t = ops.div(y, x); // s / x^2 = y / x
+      const g = ops.mul(dy, t);
+      t.dispose();
+      const r = ops.neg(g);
+      g.dispose();
+      return [r];
+    }
+    case 'pow': {
+      if (!reverse) {
+        const p = ops.pow(x, s - 1);
+        const t = ops.mul(p, s);
+        p.dispose();
+        const g = ops.mul(dy, t);
+        t.dispose();
+        return [g];
+      }
+      const t = ops.mul(y, Math.log(s));
+      const g = ops.mul(dy, t);
+      t.dispose();
+      return [g];
+    }
+    case 'maximum':
+    case 'minimum': {
+      const m = ops.eq(x, y);
+      const g = ops.mul(dy, m);
+      m.dispose();
+      return [g];
+    }
+  }
+  throw new Error(`internal: no gradient for scalar op ${String(node.saved.name)}`);
+}
+
+export const GRADIENTS: Record<OpName, GradRule> = {
+  identity: (dy) => [ops.clone(dy)],
+
+  unary: (dy, node) => {
+    const x = T(node.saved.x), y = T(node.saved.y);
+    const dx = ops.empty32(x.shape);
+    if (x.size) N().unaryBackward(node.saved.code as number, f32(dx), f32(x), f32(y), f32(dy));
+    return [dx];
+  },
+
+  binary: binaryGrad,
+  binaryScalar: binaryScalarGrad,
+
+  clamp: (dy, node) => {
+    const x = f32(node.saved.x), g = f32(dy);
+    const lo = node.saved.lo as number, hi = node.saved.hi as number;
+    const out = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) out[i] = x[i] >= lo && x[i] <= hi ? g[i] : 0;
+    return [fromData(out, dy.shape)];
+  },
+
+  where: (dy, node) => {
+    const cond = T(node.saved.cond);
+    const [a, b] = node.inputs;
+    const ga = a ? (() => { const t = ops.where(cond, dy, 0); const r = ops.sumTo(t, a.shape); if (r !== t) t.dispose(); return r; })() : null;
+    const gb = b ? (() => { const t = ops.where(cond, 0, dy); const r = ops.sumTo(t, b.shape); if (r !== t) t.dispose(); return r; })() : null;
+    return [ga, gb];
+  },
+
+  sum: (dy, node) => {
+    const shape = node.saved.shape as number[];
+    const dims = node.saved.dims as number[];
+    const kept = dy._view(shape.map((d, i) => (dims.includes(i) ? 1 : d)));
+    const g = ops.expand(kept, shape);
+    kept.dispose();
+    return [g];
+  },
+
+  mean: (dy, node) => {
+    const shape = node.saved.shape as number[];
+    const dims = node.saved.dims as number[];
+    const kept = dy._view(shape.map((d, i) => (dims.includes(i) ? 1 : d)));
+    const e = ops.expand(kept, shape);
+    kept.dispose();
+    const g = ops.div(e, node.saved.count as number);
+    e.dispose();
+    return [g];
+  },
+
+  maxMin: (dy, node) => {
+    const { outer, n, inner } = node.saved as { outer: number; n: number; inner: number };
+    const idx = T(node.saved.indices)._data as Int32Array;
+    const offsets = new Int32Array(idx.length);
+    for (let o = 0; o < outer; o++)
+      for (let i = 0; i < inner; i++) offsets[o * inner + i] = (o * n + idx[o * inner + i]) * inner + i;
+    return [scatterAdd(node.saved.shape as number[], offsets, dy)];
+  },
+
+  softmax: (dy, node) => {
+    const y = T(node.saved.y);
+    const dx = ops.empty32(y.shape);
+    const { outer, n, inner, log } = node.saved as { outer: number; n: number; inner: number; log: boolean };
+    if (y.size) N().softmaxBackward(f32(dx), f32(y), f32(dy), outer, n, inner, log);
+    return [dx];
+  },
+
+  matmul: (dy, node) => {
+    const a = T(node.saved.a), b = T(node.saved.b);
+    // Promote 1-d operands to matrices as the forward did.
+    const a2 = a.ndim === 1 ? a._view([1, a.shape[0]]) : a;
+    const b2 = b.ndim === 1 ? b._view([b.shape[0], 1]) : b;
+    const outShape = [...ops.broadcastShapes('matmul', a2.shape.slice(0, -2), b2.shape.slice(0, -2)),
+      a2.shape[a2.ndim - 2], b2.shape[b2.ndim - 1]];
+    const g = dy._view(outShape);
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    if (a.requiresGrad) {
+      const bt = ops.transpose(b2, -1, -2);
+      const full = ops.matmul(g, bt);
+      bt.dispose();
+      const r = ops.sumTo(full, a2.shape);
+      if (r !== full) full.dispose();
+      ga = r._view(a.shape);
+      r.dispose();
+    }
+    if (b.requiresGrad) {
+      const at = ops.transpose(a2, -1, -2);
+      const full = ops.matmul(at, g);
+      at.dispose();
+      const r = ops.sumTo(full, b2.shape);
+      if (r !== full) full.dispose();
+      gb = r._view(b.shape);
+      r.dispose();
+    }
+    g.dispose();
+    if (a2 !== a) a2.dispose();
+    if (b2 !== b) b2.dispose();
+    return [ga, gb];
+  },
+
+  linear: (dy, node) => {
+    const x = T(node.saved.x), w = T(node.saved.w);
+    const { rows, inF, outF } = node.saved as { rows: number; inF: number; outF: number };
+    const b = node.inputs[2];
+    let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
+    if (x.requiresGrad) {
+      gx = ops.empty32(x.shape);
+      if (rows && inF) N().sgemm(false, false, rows, inF, outF, 1, f32(dy), outF, f32(w), inF, 0, f32(gx), inF, false);
+    }
+    if (w.requiresGrad) {
+      gw = ops.empty32(w.shape);
+      if (outF && inF) N().sgemm(true, false, outF, inF, rows, 1, f32(dy), outF, f32(x), inF, 0, f32(gw), inF, false);
+    }
+    if (b && b.requiresGrad) {
+      const d2 = dy._view([rows, outF]);
+      gb = ops.sumTo(d2, [outF]);
+      if (gb === d2) gb = ops.clone(d2);
+      d2.dispose();
+    }
+    return [gx, gw, gb];
+  },
+
+  reshape: (dy, node) => [dy._view(node.saved.shape as number[])],
+
+  permute: (dy, node) => [ops.permute(dy, node.saved.inverse as number[])],
+
+  expand: (dy, node) => {
+    const r = ops.sumTo(dy, node.saved.shape as number[]);
+    return [r === dy ? ops.clone(dy) : r];
+  },
+
+  slice: (dy, node) => {
+    const shape = node.saved.shape as number[];
+    const { dim, start, step } = node.saved as { dim: number; start: number; step: number };
+    const out = new Float32Array(sizeOf(shape));
+    const outer = sizeOf(shape.slice(0, dim)), inner = sizeOf(shape.slice(dim + 1));
+    const len = dy.shape[dim], g = f32(dy);
+    for (let o = 0; o < outer; o++)
+      for (let i = 0; i < len; i++) {
+        const src = (o * len + i) * inner;
+        out.set(g.subarray(src, src + inner), (o * shape[dim] + start + i * step) * inner);
+      }
+    return [fromData(out, shape)];
+  },
+
+  cat: (dy, node) => {
+    const dim = node.saved.dim as number;
+    const sizes = node.saved.sizes as number[];
+    let off = 0;
+    return sizes.map((s) => {
+      const g = ops.slice(dy, dim, off, off + s);
+      off += s;
+      return g;
+    });
+  },
+
+  gather: (dy, node) => [scatterAdd(node.saved.shape as number[], node.saved.offsets as Int32Array, dy)],
+
+  indexSelect: (dy, node) => {
+    const { idx, outer, n, inner } = node.saved as { idx: Int32Array; outer: number; n: number; inner: number };
+    const out = new Float32Array(sizeOf(node.saved.shape as number[]));
+    const g = f32(dy);
+    for (let o = 0; o < outer; o++)
+      for (let i = 0; i < idx.length; i++) {
+        const dst = (o * n + (idx[i] < 0 ? idx[i] + n : idx[i])) * inner, src = (o * idx.length + i) * inner;
+        for (let j = 0; j < inner; j++) out[dst + j] += g[src + j];
+      }
+    return [fromData(out, node.saved.shape as number[])];
+  },
+
+  // The fused nn ops keep their backward next to their forward (functional.ts).
+  conv2d: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  maxPool2d: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  avgPool2d: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  adaptiveAvgPool2d: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  dropout: (dy, node) => [ops.mul(dy, T(node.saved.mask))],
+  layerNorm: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  batchNorm: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  embedding: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  crossEntropy: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+};

@@ -1,0 +1,382 @@
+// tsm.nn: modules. Parameters and submodules assigned as properties are found by walking the
+// module's own properties in assignment order, so `this.conv1 = new Conv2d(...)` registers
+// `conv1.weight` and `conv1.bias` as in PyTorch. Buffers (running statistics) are registered
+// explicitly with registerBuffer under their PyTorch names.
+import { checkBool, checkInt, checkNumber, describe } from './check';
+import * as F from './functional';
+import * as ops from './ops';
+import { noGrad, sizeOf, Tensor } from './tensor';
+
+const PARAM = Symbol('tsm.parameter');
+
+/** Marks a tensor as a trainable parameter (requiresGrad on). */
+export function parameter(t: Tensor): Tensor {
+  t.requiresGrad_(true);
+  (t as unknown as Record<symbol, boolean>)[PARAM] = true;
+  return t;
+}
+
+export function isParameter(v: unknown): v is Tensor {
+  return v instanceof Tensor && (v as unknown as Record<symbol, boolean>)[PARAM] === true;
+}
+
+export interface LoadResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+export abstract class Module {
+  training = true;
+  private readonly _buffers = new Map<string, Tensor | null>();
+
+  abstract forward(...args: never[]): unknown;
+
+  /** Registers a buffer (saved in stateDict, not trained) under `name`, also set as a property. */
+  registerBuffer(name: string, t: Tensor | null): void {
+    this._buffers.set(name, t);
+    (this as unknown as Record<string, unknown>)[name] = t;
+  }
+
+  /** Direct children, in assignment order (arrays of modules are numbered like ModuleList). */
+  namedChildren(): [string, Module][] {
+    const out: [string, Module][] = [];
+    for (const [k, v] of Object.entries(this)) {
+      if (k.startsWith('_')) continue;
+      if (v instanceof Module) out.push([k, v]);
+      else if (Array.isArray(v) && v.length && v.every((m) => m instanceof Module)) v.forEach((m, i) => out.push([`${k}.${i}`, m as Module]));
+    }
+    return out;
+  }
+
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [k, m] of this.namedChildren()) out.push(...m.namedModules(prefix ? `${prefix}.${k}` : k));
+    return out;
+  }
+
+  namedParameters(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    const seen = new Set<Tensor>();
+    for (const [mp, m] of this.namedModules(prefix)) {
+      for (const [k, v] of Object.entries(m)) {
+        if (isParameter(v) && !seen.has(v)) {
+          seen.add(v);
+          out.push([mp ? `${mp}.${k}` : k, v]);
+        }
+      }
+    }
+    return out;
+  }
+
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  namedBuffers(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [mp, m] of this.namedModules()) {
+      for (const [k, v] of m._buffers) {
+        const cur = (m as unknown as Record<string, Tensor | null>)[k] ?? v;
+        if (cur) out.push([mp ? `${mp}.${k}` : k, cur]);
+      }
+    }
+    return out;
+  }
+
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  to(device: string): this {
+    if (device !== 'cpu') ops.to(ops.zeros([1]), device as 'cuda');
+    return this;
+  }
+
+  zeroGrad(): void {
+    for (const p of this.parameters()) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** Parameters and buffers by PyTorch name (the tensors themselves, not copies). */
+  stateDict(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const [k, p] of this.namedParameters()) out[k] = p;
+    for (const [k, b] of this.namedBuffers()) out[k] = b;
+    return out;
+  }
+
+  /** Copies values by name; with strict (default) a missing or unexpected key is an error. */
+  loadStateDict(sd: Record<string, Tensor>, opts: { strict?: boolean } = {}): LoadResult {
+    if (typeof sd !== 'object' || sd === null) throw new TypeError(`loadStateDict: expected an object of tensors, got ${describe(sd)}`);
+    const strict = opts.strict ?? true;
+    const own = this.stateDict();
+    const missingKeys = Object.keys(own).filter((k) => !(k in sd));
+    const unexpectedKeys = Object.keys(sd).filter((k) => !(k in own));
+    if (strict && (missingKeys.length || unexpectedKeys.length))
+      throw new RangeError(`loadStateDict: missing keys [${missingKeys.join(', ')}], unexpected keys [${unexpectedKeys.join(', ')}]`);
+    for (const [k, dst] of Object.entries(own)) {
+      const src = sd[k];
+      if (!src) continue;
+      if (!(src instanceof Tensor)) throw new TypeError(`loadStateDict: ${k} must be a Tensor, got ${describe(src)}`);
+      if (src.shape.join(',') !== dst.shape.join(','))
+        throw new RangeError(`loadStateDict: ${k} has shape [${src.shape.join(', ')}], the module expects [${dst.shape.join(', ')}]`);
+      const s = src._data;
+      const d = dst._data;
+      if (d instanceof Float32Array) d.set(s instanceof Float32Array ? s : Float32Array.from(s));
+      else d.set(Int32Array.from(s, (v) => Math.trunc(v)));
+    }
+    return { missingKeys, unexpectedKeys };
+  }
+
+  /** Number of trainable parameters. */
+  numParameters(): number {
+    return this.parameters().reduce((s, p) => s + p.size, 0);
+  }
+}
+
+function uniformInit(shape: number[], bound: number): Tensor {
+  return parameter(ops.rand(shape, { low: -bound, high: bound }));
+}
+
+/** y = x W^T + b; weight (out, in) and bias (out) initialised U(-1/sqrt(in), 1/sqrt(in)) as PyTorch. */
+export class Linear extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean } = {}) {
+    super();
+    checkInt('Linear', 'inFeatures', inFeatures, 1);
+    checkInt('Linear', 'outFeatures', outFeatures, 1);
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.weight = uniformInit([outFeatures, inFeatures], bound);
+    this.bias = opts.bias === false ? null : uniformInit([outFeatures], bound);
+  }
+  forward(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias);
+  }
+}
+
+type Pair = number | [number, number];
+
+export class Conv2d extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+  readonly opts: F.Conv2dOptions;
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair,
+              opts: F.Conv2dOptions & { bias?: boolean } = {}) {
+    super();
+    checkInt('Conv2d', 'inChannels', inChannels, 1);
+    checkInt('Conv2d', 'outChannels', outChannels, 1);
+    const groups = opts.groups ?? 1;
+    checkInt('Conv2d', 'groups', groups, 1);
+    if (inChannels % groups || outChannels % groups)
+      throw new RangeError(`Conv2d: inChannels (${inChannels}) and outChannels (${outChannels}) must be divisible by groups (${groups})`);
+    const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+    checkInt('Conv2d', 'kernelSize', kh, 1);
+    checkInt('Conv2d', 'kernelSize', kw, 1);
+    const fanIn = (inChannels / groups) * kh * kw;
+    const bound = 1 / Math.sqrt(fanIn);
+    this.weight = uniformInit([outChannels, inChannels / groups, kh, kw], bound);
+    this.bias = opts.bias === false ? null : uniformInit([outChannels], bound);
+    this.opts = { stride: opts.stride, padding: opts.padding, dilation: opts.dilation, groups };
+  }
+  forward(x: Tensor): Tensor {
+    return F.conv2d(x, this.weight, this.bias, this.opts);
+  }
+}
+
+export class MaxPool2d extends Module {
+  readonly opts: F.Pool2dOptions;
+  constructor(kernelSize: Pair, opts: Omit<F.Pool2dOptions, 'kernelSize'> = {}) {
+    super();
+    this.opts = { ...opts, kernelSize };
+  }
+  forward(x: Tensor): Tensor {
+    return F.maxPool2d(x, this.opts);
+  }
+}
+
+export class AvgPool2d extends Module {
+  readonly opts: F.Pool2dOptions;
+  constructor(kernelSize: Pair, opts: Omit<F.Pool2dOptions, 'kernelSize'> = {}) {
+    super();
+    this.opts = { ...opts, kernelSize };
+  }
+  forward(x: Tensor): Tensor {
+    return F.avgPool2d(x, this.opts);
+  }
+}
+
+export class AdaptiveAvgPool2d extends Module {
+  constructor(readonly outputSize: Pair) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.adaptiveAvgPool2d(x, this.outputSize);
+  }
+}
+
+export class Flatten extends Module {
+  constructor(readonly startDim = 1, readonly endDim = -1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return ops.flatten(x, this.startDim, this.endDim);
+  }
+}
+
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor { return ops.relu(x); }
+}
+export class GELU extends Module {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') { super(); }
+  forward(x: Tensor): Tensor { return ops.gelu(x, this.approximate); }
+}
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor { return ops.sigmoid(x); }
+}
+export class Tanh extends Module {
+  forward(x: Tensor): Tensor { return ops.tanh(x); }
+}
+export class Softmax extends Module {
+  constructor(readonly dim = -1) { super(); }
+  forward(x: Tensor): Tensor { return ops.softmax(x, this.dim); }
+}
+export class LogSoftmax extends Module {
+  constructor(readonly dim = -1) { super(); }
+  forward(x: Tensor): Tensor { return ops.logSoftmax(x, this.dim); }
+}
+export class Identity extends Module {
+  forward(x: Tensor): Tensor { return x; }
+}
+
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+    checkNumber('Dropout', 'p', p, 0, 1);
+  }
+  forward(x: Tensor): Tensor {
+    return F.dropout(x, this.p, this.training);
+  }
+}
+
+export class Embedding extends Module {
+  weight: Tensor;
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, readonly opts: { paddingIdx?: number } = {}) {
+    super();
+    checkInt('Embedding', 'numEmbeddings', numEmbeddings, 1);
+    checkInt('Embedding', 'embeddingDim', embeddingDim, 1);
+    const pad = opts.paddingIdx;
+    if (pad !== undefined) checkInt('Embedding', 'paddingIdx', pad, 0, numEmbeddings - 1);
+    const w = ops.randn([numEmbeddings, embeddingDim]);
+    if (pad !== undefined) (w._data as Float32Array).fill(0, pad * embeddingDim, (pad + 1) * embeddingDim);
+    this.weight = parameter(w);
+  }
+  forward(indices: Tensor): Tensor {
+    return F.embedding(indices, this.weight, this.opts.paddingIdx ?? null);
+  }
+}
+
+export class LayerNorm extends Module {
+  weight: Tensor | null;
+  bias: Tensor | null;
+  readonly normalizedShape: number[];
+  constructor(normalizedShape: number | number[], readonly opts: { eps?: number; elementwiseAffine?: boolean } = {}) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape.slice();
+    const affine = opts.elementwiseAffine ?? true;
+    this.weight = affine ? parameter(ops.ones(this.normalizedShape)) : null;
+    this.bias = affine ? parameter(ops.zeros(this.normalizedShape)) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return F.layerNorm(x, this.normalizedShape, this.weight, this.bias, this.opts.eps ?? 1e-5);
+  }
+}
+
+export class BatchNorm2d extends Module {
+  weight: Tensor | null;
+  bias: Tensor | null;
+  declare running_mean: Tensor;
+  declare running_var: Tensor;
+  declare num_batches_tracked: Tensor;
+  readonly eps: number;
+  readonly momentum: number;
+  constructor(readonly numFeatures: number, opts: { eps?: number; momentum?: number; affine?: boolean } = {}) {
+    super();
+    checkInt('BatchNorm2d', 'numFeatures', numFeatures, 1);
+    this.eps = opts.eps ?? 1e-5;
+    this.momentum = opts.momentum ?? 0.1;
+    const affine = opts.affine ?? true;
+    this.weight = affine ? parameter(ops.ones([numFeatures])) : null;
+    this.bias = affine ? parameter(ops.zeros([numFeatures])) : null;
+    this.registerBuffer('running_mean', ops.zeros([numFeatures]));
+    this.registerBuffer('running_var', ops.ones([numFeatures]));
+    this.registerBuffer('num_batches_tracked', ops.zeros([], { dtype: 'int32' }));
+  }
+  forward(x: Tensor): Tensor {
+    if (x.ndim !== 4) throw new RangeError(`BatchNorm2d: expected input of rank 4 (N,C,H,W), got shape [${x.shape.join(', ')}]`);
+    if (this.training) (this.num_batches_tracked._data as Int32Array)[0]++;
+    return F.batchNorm(x, this.running_mean, this.running_var, this.weight, this.bias,
+      { training: this.training, momentum: this.momentum, eps: this.eps });
+  }
+}
+
+/** Runs modules in order. */
+export class Sequential extends Module {
+  constructor(...modules: Module[]) {
+    super();
+    modules.forEach((m, i) => {
+      if (!(m instanceof Module)) throw new TypeError(`Sequential: argument ${i} must be a Module, got ${describe(m)}`);
+      (this as unknown as Record<string, Module>)[String(i)] = m;
+    });
+  }
+  get length(): number {
+    return this.namedChildren().length;
+  }
+  at(i: number): Module {
+    return this.namedChildren()[i][1];
+  }
+  forward(x: Tensor): Tensor {
+    let y = x;
+    for (const [, m] of this.namedChildren()) y = (m as unknown as { forward(t: Tensor): Tensor }).forward(y);
+    return y;
+  }
+}
+
+// ---- loss modules ----
+export class CrossEntropyLoss extends Module {
+  constructor(readonly opts: F.CrossEntropyOptions = {}) { super(); }
+  forward(input: Tensor, target: Tensor): Tensor { return F.crossEntropy(input, target, this.opts); }
+}
+export class MSELoss extends Module {
+  constructor(readonly opts: { reduction?: F.Reduction } = {}) { super(); }
+  forward(input: Tensor, target: Tensor): Tensor { return F.mseLoss(input, target, this.opts); }
+}
+export class BCELoss extends Module {
+  constructor(readonly opts: { reduction?: F.Reduction } = {}) { super(); }
+  forward(input: Tensor, target: Tensor): Tensor { return F.binaryCrossEntropy(input, target, this.opts); }
+}
+export class BCEWithLogitsLoss extends Module {
+  constructor(readonly opts: { reduction?: F.Reduction; posWeight?: Tensor } = {}) { super(); }
+  forward(input: Tensor, target: Tensor): Tensor { return F.binaryCrossEntropyWithLogits(input, target, this.opts); }
+}
+export class NLLLoss extends Module {
+  constructor(readonly opts: { reduction?: F.Reduction; ignoreIndex?: number } = {}) { super(); }
+  forward(input: Tensor, target: Tensor): Tensor { return F.nllLoss(input, target, this.opts); }
+}
+
+/** Copies parameter values without recording gradients (used by initialisers and tests). */
+export function copyInto(dst: Tensor, values: ArrayLike<number>): void {
+  noGrad(() => {
+    if (values.length !== sizeOf(dst.shape)) throw new RangeError(`copyInto: expected ${dst.size} values, got ${values.length}`);
+    (dst._data as Float32Array).set(values);
+  });
+}
+
+export { checkBool };

@@ -1,0 +1,813 @@
+// Tensor operations: validate in TypeScript (named errors), call one native entry point, record
+// the op for autograd. Gradient rules live in gradients.ts.
+import { backward as autogradBackward, record } from './autograd';
+import { describe } from './check';
+import { nativeAddon } from './native-api';
+import {
+  checkDType, checkDevice, checkShape, fromData, keep, sizeOf, Tensor,
+  type DType, type Device, type NestedArray, type Shape, type TensorOptions, type TypedArray,
+} from './tensor';
+
+const N = () => nativeAddon();
+
+// Op codes of the native unary/binary/reduce kernels (cpp/include/tensorsmith.h).
+export const UNARY = {
+  relu: 0, sigmoid: 1, tanh: 2, gelu: 3, gelu_tanh: 4, exp: 5, log: 6, sqrt: 7, abs: 8, neg: 9, silu: 10,
+  square: 11, reciprocal: 12, sin: 13, cos: 14, rsqrt: 15,
+} as const;
+export type UnaryName = keyof typeof UNARY;
+export const BINARY = { add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12 } as const;
+export type BinaryName = keyof typeof BINARY;
+export const REDUCE = { sum: 0, mean: 1, max: 2, min: 3, prod: 4 } as const;
+
+export const keepTensor = keep;
+export const backward = autogradBackward;
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+export function checkTensor(op: string, name: string, t: unknown): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${describe(t)}`);
+  t._data; // throws TsmDisposedError after dispose
+  return t;
+}
+
+function checkFloat(op: string, name: string, t: unknown): Tensor {
+  const x = checkTensor(op, name, t);
+  if (x.dtype !== 'float32') throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${x.dtype}`);
+  return x;
+}
+
+export function normDim(op: string, dim: unknown, ndim: number, name = 'dim'): number {
+  if (typeof dim !== 'number' || !Number.isInteger(dim))
+    throw new TypeError(`${op}: ${name} must be an integer, got ${describe(dim)}`);
+  const lo = ndim === 0 ? -1 : -ndim;
+  const hi = ndim === 0 ? 0 : ndim - 1;
+  if (dim < lo || dim > hi) throw new RangeError(`${op}: ${name} must be in [${lo}, ${hi}] for a ${ndim}-d tensor, got ${dim}`);
+  return dim < 0 ? dim + Math.max(ndim, 1) : dim;
+}
+
+export function stridesOf(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
+  const n = Math.max(a.length, b.length);
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1)
+      throw new RangeError(`${op}: shapes [${a.join(', ')}] and [${b.join(', ')}] cannot be broadcast together (dim ${i}: ${da} vs ${db})`);
+    out[i] = da === 1 ? db : da;
+  }
+  return out;
+}
+
+/** Element strides to read `shape` as if broadcast to `outShape` (0 on broadcast dims). */
+function broadcastStrides(shape: Shape, outShape: Shape): number[] {
+  const st = stridesOf(shape);
+  const out = new Array<number>(outShape.length).fill(0);
+  const off = outShape.length - shape.length;
+  for (let i = 0; i < shape.length; i++) out[off + i] = shape[i] === 1 ? 0 : st[i];
+  return out;
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function empty32(shape: Shape): Tensor {
+  return fromData(new Float32Array(sizeOf(shape)), shape);
+}
+
+const ZERO = new Float32Array(1);
+
+/** Copies src (read with the given element strides and offset) into a new contiguous tensor. */
+function stridedCopy(src: Tensor, shape: Shape, strides: number[], offset = 0): Tensor {
+  const n = sizeOf(shape);
+  if (src.dtype === 'float32') {
+    const out = new Float32Array(n);
+    if (n > 0) {
+      const data = src._data as Float32Array;
+      N().binaryForward(BINARY.add, out, offset ? data.subarray(offset) : data, ZERO, shape.slice(), strides,
+        new Array(shape.length).fill(0));
+    }
+    return fromData(out, shape);
+  }
+  const data = src._data as Int32Array;
+  const out = new Int32Array(n);
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let i = 0; i < n; i++) {
+    let o = offset;
+    for (let d = 0; d < shape.length; d++) o += idx[d] * strides[d];
+    out[i] = data[o];
+    for (let d = shape.length - 1; d >= 0; d--) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return fromData(out, shape);
+}
+
+// ---------------------------------------------------------------------------------------------
+// creation
+
+function flattenNested(op: string, data: NestedArray, shape: number[], out: number[], depth: number): void {
+  if (Array.isArray(data)) {
+    if (shape.length === depth) shape.push(data.length);
+    else if (shape[depth] !== data.length)
+      throw new RangeError(`${op}: ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${data.length}`);
+    for (const x of data) flattenNested(op, x, shape, out, depth + 1);
+  } else {
+    if (depth !== shape.length) throw new RangeError(`${op}: ragged nested array at depth ${depth}`);
+    if (typeof data === 'boolean') out.push(data ? 1 : 0);
+    else if (typeof data === 'number') out.push(data);
+    else throw new TypeError(`${op}: data must hold numbers, got ${describe(data)}`);
+  }
+}
+
+/** Creates a tensor from nested arrays, a typed array (with shape) or a number. */
+export function tensor(data: NestedArray | TypedArray | Float64Array, opts: TensorOptions & { shape?: number[] } = {}): Tensor {
+  const op = 'tensor';
+  checkDevice(op, opts.device);
+  let dtype: DType | undefined = opts.dtype === undefined ? undefined : checkDType(op, opts.dtype);
+  let flat: ArrayLike<number>;
+  let shape: number[];
+  if (ArrayBuffer.isView(data)) {
+    if (!(data instanceof Float32Array || data instanceof Int32Array || data instanceof Float64Array))
+      throw new TypeError(`${op}: typed array data must be a Float32Array, Int32Array or Float64Array, got ${describe(data)}`);
+    flat = data;
+    shape = opts.shape ? checkShape(op, opts.shape) : [data.length];
+    if (sizeOf(shape) !== data.length)
+      throw new RangeError(`${op}: shape [${shape.join(', ')}] needs ${sizeOf(shape)} elements, data has ${data.length}`);
+    dtype ??= data instanceof Int32Array ? 'int32' : 'float32';
+  } else {
+    const out: number[] = [];
+    shape = [];
+    flattenNested(op, data as NestedArray, shape, out, 0);
+    flat = out;
+    if (opts.shape) {
+      const s = checkShape(op, opts.shape);
+      if (sizeOf(s) !== out.length) throw new RangeError(`${op}: shape [${s.join(', ')}] needs ${sizeOf(s)} elements, data has ${out.length}`);
+      shape = s;
+    }
+    dtype ??= 'float32';
+  }
+  const arr = dtype === 'int32' ? Int32Array.from(flat, (v) => Math.trunc(v)) : Float32Array.from(flat);
+  const t = fromData(arr, shape);
+  if (opts.requiresGrad) t.requiresGrad_(true);
+  return t;
+}
+
+function filled(op: string, shape: unknown, value: number, opts: TensorOptions): Tensor {
+  checkDevice(op, opts.device);
+  const s = checkShape(op, shape);
+  const dtype = opts.dtype === undefined ? 'float32' : checkDType(op, opts.dtype);
+  const n = sizeOf(s);
+  const arr = dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+  if (value !== 0) arr.fill(value);
+  const t = fromData(arr, s);
+  if (opts.requiresGrad) t.requiresGrad_(true);
+  return t;
+}
+
+export function zeros(shape: number[], opts: TensorOptions = {}): Tensor { return filled('zeros', shape, 0, opts); }
+export function ones(shape: number[], opts: TensorOptions = {}): Tensor { return filled('ones', shape, 1, opts); }
+export function empty(shape: number[], opts: TensorOptions = {}): Tensor { return filled('empty', shape, 0, opts); }
+export function full(shape: number[], value: number, opts: TensorOptions = {}): Tensor {
+  if (typeof value !== 'number') throw new TypeError(`full: value must be a number, got ${describe(value)}`);
+  return filled('full', shape, value, opts);
+}
+export function zerosLike(t: Tensor): Tensor { return filled('zerosLike', t.shape.slice(), 0, { dtype: t.dtype }); }
+export function onesLike(t: Tensor): Tensor { return filled('onesLike', t.shape.slice(), 1, { dtype: t.dtype }); }
+
+export function arange(start: number, end?: number, step = 1, opts: TensorOptions = {}): Tensor {
+  if (end === undefined) [start, end] = [0, start];
+  for (const [n, v] of [['start', start], ['end', end], ['step', step]] as const)
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`arange: ${n} must be a finite number, got ${describe(v)}`);
+  if (step === 0) throw new RangeError('arange: step must not be 0');
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const dtype = opts.dtype ?? (Number.isInteger(start) && Number.isInteger(step) ? 'int32' : 'float32');
+  const t = filled('arange', [n], 0, { ...opts, dtype });
+  const d = t._data;
+  for (let i = 0; i < n; i++) d[i] = start + i * step;
+  return t;
+}
+
+export function eye(n: number, m: number = n, opts: TensorOptions = {}): Tensor {
+  const t = filled('eye', [n, m], 0, opts);
+  const d = t._data;
+  for (let i = 0; i < Math.min(n, m); i++) d[i * m + i] = 1;
+  return t;
+}
+
+// ---- RNG: counter-based (Philox in native code): same seed, same numbers. ----
+const rngState = { seed: 0x5eed, offset: 0 };
+
+/** Seeds the generator: the same seed gives the same sequence of random tensors. */
+export function manualSeed(seed: number): void {
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0)
+    throw new RangeError(`manualSeed: seed must be a non-negative safe integer, got ${describe(seed)}`);
+  rngState.seed = seed;
+  rngState.offset = 0;
+}
+
+/** @internal Reserves counters for n random numbers; returns [seed, offset]. */
+export function nextRng(n: number): [number, number] {
+  const offset = rngState.offset;
+  rngState.offset += Math.ceil(n / 4) + 1;
+  return [rngState.seed, offset];
+}
+
+export function rand(shape: number[], opts: TensorOptions & { low?: number; high?: number } = {}): Tensor {
+  const t = filled('rand', shape, 0, { ...opts, dtype: 'float32', requiresGrad: false });
+  const [seed, off] = nextRng(t.size);
+  if (t.size) N().rngUniform(t._data as Float32Array, seed, off, opts.low ?? 0, opts.high ?? 1);
+  if (opts.requiresGrad) t.requiresGrad_(true);
+  return t;
+}
+
+export function randn(shape: number[], opts: TensorOptions & { mean?: number; std?: number } = {}): Tensor {
+  const t = filled('randn', shape, 0, { ...opts, dtype: 'float32', requiresGrad: false });
+  const [seed, off] = nextRng(t.size);
+  if (t.size) N().rngNormal(t._data as Float32Array, seed, off, opts.mean ?? 0, opts.std ?? 1);
+  if (opts.requiresGrad) t.requiresGrad_(true);
+  return t;
+}
+
+export function randint(low: number, high: number, shape: number[]): Tensor {
+  if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || high <= low)
+    throw new RangeError(`randint: need integers low < high, got ${low} and ${high}`);
+  const u = rand(shape);
+  const d = u._data as Float32Array;
+  const out = new Int32Array(d.length);
+  for (let i = 0; i < d.length; i++) out[i] = Math.min(high - 1, low + Math.floor(d[i] * (high - low)));
+  u.dispose();
+  return fromData(out, u.shape);
+}
+
+/** A random permutation of 0..n-1 (int32), from the seeded generator. */
+export function randperm(n: number): Tensor {
+  const u = rand([n]);
+  const d = u._data as Float32Array;
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.min(i, Math.floor(d[i] * (i + 1)));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  u.dispose();
+  return fromData(Int32Array.from(idx), [n]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// conversion
+
+export function clone(x: Tensor): Tensor {
+  checkTensor('clone', 'input', x);
+  const out = fromData(x._data.slice(), x.shape);
+  return x.dtype === 'float32' ? record(out, 'identity', [x]) : out;
+}
+
+export function to(x: Tensor, target: Device | DType): Tensor {
+  checkTensor('to', 'input', x);
+  if (target === 'cpu') return x;
+  if (typeof target === 'string' && target.startsWith('cuda')) checkDevice('to', target);
+  const dtype = checkDType('to', target);
+  if (dtype === x.dtype) return x;
+  if (dtype === 'int32') return fromData(Int32Array.from(x._data, (v) => Math.trunc(v)), x.shape);
+  return fromData(Float32Array.from(x._data), x.shape);
+}
+
+// ---------------------------------------------------------------------------------------------
+// elementwise
+
+function unary(name: UnaryName, x: Tensor): Tensor {
+  checkFloat(name, 'input', x);
+  const y = empty32(x.shape);
+  if (x.size) N().unaryForward(UNARY[name], y._data as Float32Array, x._data as Float32Array);
+  return record(y, 'unary', [x], { code: UNARY[name], x, y });
+}
+
+export const neg = (x: Tensor) => unary('neg', x);
+export const exp = (x: Tensor) => unary('exp', x);
+export const log = (x: Tensor) => unary('log', x);
+export const sqrt = (x: Tensor) => unary('sqrt', x);
+export const abs = (x: Tensor) => unary('abs', x);
+export const square = (x: Tensor) => unary('square', x);
+export const relu = (x: Tensor) => unary('relu', x);
+export const sigmoid = (x: Tensor) => unary('sigmoid', x);
+export const tanh = (x: Tensor) => unary('tanh', x);
+export const silu = (x: Tensor) => unary('silu', x);
+export const sin = (x: Tensor) => unary('sin', x);
+export const cos = (x: Tensor) => unary('cos', x);
+export const rsqrt = (x: Tensor) => unary('rsqrt', x);
+export const reciprocal = (x: Tensor) => unary('reciprocal', x);
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  if (approximate !== 'none' && approximate !== 'tanh')
+    throw new RangeError(`gelu: approximate must be 'none' or 'tanh', got ${describe(approximate)}`);
+  return unary(approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
+}
+
+const DIFFERENTIABLE_BINARY = new Set<BinaryName>(['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum']);
+
+function binary(name: BinaryName, a: Tensor | number, b: Tensor | number): Tensor {
+  if (typeof a === 'number' && typeof b === 'number')
+    throw new TypeError(`${name}: at least one operand must be a Tensor`);
+  if (typeof b === 'number' || typeof a === 'number') {
+    const reverse = typeof a === 'number';
+    const x = checkFloat(name, reverse ? 'other' : 'input', reverse ? b : a);
+    const s = (reverse ? a : b) as number;
+    if (typeof s !== 'number') throw new TypeError(`${name}: other must be a Tensor or a number, got ${describe(s)}`);
+    const y = empty32(x.shape);
+    if (x.size) N().scalarForward(BINARY[name], y._data as Float32Array, x._data as Float32Array, s, reverse);
+    if (!DIFFERENTIABLE_BINARY.has(name)) return y;
+    return record(y, 'binaryScalar', [x], { code: BINARY[name], name, x, y, s, reverse });
+  }
+  checkFloat(name, 'input', a);
+  checkFloat(name, 'other', b);
+  const shape = broadcastShapes(name, a.shape, b.shape);
+  const y = empty32(shape);
+  if (y.size)
+    N().binaryForward(BINARY[name], y._data as Float32Array, a._data as Float32Array, b._data as Float32Array, shape,
+      broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
+  if (!DIFFERENTIABLE_BINARY.has(name)) return y;
+  return record(y, 'binary', [a, b], { name, a, b, y });
+}
+
+export const add = (a: Tensor | number, b: Tensor | number) => binary('add', a, b);
+export const sub = (a: Tensor | number, b: Tensor | number) => binary('sub', a, b);
+export const mul = (a: Tensor | number, b: Tensor | number) => binary('mul', a, b);
+export const div = (a: Tensor | number, b: Tensor | number) => binary('div', a, b);
+export const pow = (a: Tensor | number, b: Tensor | number) => binary('pow', a, b);
+export const maximum = (a: Tensor | number, b: Tensor | number) => binary('maximum', a, b);
+export const minimum = (a: Tensor | number, b: Tensor | number) => binary('minimum', a, b);
+export const eq = (a: Tensor | number, b: Tensor | number) => binary('eq', a, b);
+export const ne = (a: Tensor | number, b: Tensor | number) => binary('ne', a, b);
+export const lt = (a: Tensor | number, b: Tensor | number) => binary('lt', a, b);
+export const le = (a: Tensor | number, b: Tensor | number) => binary('le', a, b);
+export const gt = (a: Tensor | number, b: Tensor | number) => binary('gt', a, b);
+export const ge = (a: Tensor | number, b: Tensor | number) => binary('ge', a, b);
+
+export function clamp(x: Tensor, min?: number | null, max?: number | null): Tensor {
+  checkFloat('clamp', 'input', x);
+  if (min != null && typeof min !== 'number') throw new TypeError(`clamp: min must be a number, got ${describe(min)}`);
+  if (max != null && typeof max !== 'number') throw new TypeError(`clamp: max must be a number, got ${describe(max)}`);
+  const lo = min ?? -Infinity;
+  const hi = max ?? Infinity;
+  const src = x._data as Float32Array;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i];
+    out[i] = v < lo ? lo : v > hi ? hi : v;
+  }
+  return record(fromData(out, x.shape), 'clamp', [x], { x, lo, hi });
+}
+
+/** cond ? a : b, broadcasting all three. */
+export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  checkTensor('where', 'condition', cond);
+  const ta = typeof a === 'number' ? full([], a) : checkFloat('where', 'input', a);
+  const tb = typeof b === 'number' ? full([], b) : checkFloat('where', 'other', b);
+  const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, ta.shape), tb.shape);
+  const cs = broadcastStrides(cond.shape, shape), as = broadcastStrides(ta.shape, shape), bs = broadcastStrides(tb.shape, shape);
+  const n = sizeOf(shape);
+  const out = new Float32Array(n);
+  const cd = cond._data, ad = ta._data, bd = tb._data;
+  const idx = new Array<number>(shape.length).fill(0);
+  let co = 0, ao = 0, bo = 0;
+  for (let i = 0; i < n; i++) {
+    out[i] = cd[co] !== 0 ? ad[ao] : bd[bo];
+    for (let d = shape.length - 1; d >= 0; d--) {
+      co += cs[d]; ao += as[d]; bo += bs[d];
+      if (++idx[d] < shape[d]) break;
+      co -= cs[d] * shape[d]; ao -= as[d] * shape[d]; bo -= bs[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+  return record(fromData(out, shape), 'where', [typeof a === 'number' ? null : ta, typeof b === 'number' ? null : tb], { cond });
+}
+
+// ---------------------------------------------------------------------------------------------
+// reductions
+
+function normDims(op: string, dim: number | number[] | null | undefined, ndim: number): number[] {
+  if (dim === undefined || dim === null) return Array.from({ length: ndim }, (_, i) => i);
+  const dims = (Array.isArray(dim) ? dim : [dim]).map((d) => normDim(op, d, ndim));
+  if (new Set(dims).size !== dims.length) throw new RangeError(`${op}: dim [${dims.join(', ')}] repeats a dimension`);
+  return dims.sort((p, q) => p - q);
+}
+
+function reducedShape(shape: Shape, dims: number[], keepdim: boolean): number[] {
+  const out: number[] = [];
+  shape.forEach((d, i) => {
+    if (!dims.includes(i)) out.push(d);
+    else if (keepdim) out.push(1);
+  });
+  return out;
+}
+
+/** Sums x over dims (sorted, unique) keeping them as size 1; native, no autograd. */
+function sumKeep(x: Tensor, dims: number[]): Tensor {
+  const outShape = x.shape.map((d, i) => (dims.includes(i) ? 1 : d));
+  const out = empty32(outShape);
+  if (x.size === 0) return out;
+  N().sumToShape(out._data as Float32Array, x._data as Float32Array, x.shape.slice(), outShape);
+  return out;
+}
+
+/** Sums a broadcast gradient back to `shape` (the broadcasting backward). */
+export function sumTo(g: Tensor, shape: Shape): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const lead = g.ndim - shape.length;
+  const padded = [...new Array(lead).fill(1), ...shape];
+  const dims: number[] = [];
+  padded.forEach((d, i) => {
+    if (d === 1 && g.shape[i] !== 1) dims.push(i);
+  });
+  const s = dims.length ? sumKeep(g, dims) : g._view(g.shape);
+  const out = s._view(shape);
+  if (s !== g) s.dispose();
+  return out;
+}
+
+export function sum(x: Tensor, dim?: number | number[] | null, keepdim = false): Tensor {
+  checkFloat('sum', 'input', x);
+  const dims = normDims('sum', dim, x.ndim);
+  const k = sumKeep(x, dims);
+  const y = k._view(reducedShape(x.shape, dims, keepdim));
+  k.dispose();
+  return record(y, 'sum', [x], { shape: x.shape, dims });
+}
+
+export function mean(x: Tensor, dim?: number | number[] | null, keepdim = false): Tensor {
+  checkFloat('mean', 'input', x);
+  const dims = normDims('mean', dim, x.ndim);
+  const count = dims.reduce((c, d) => c * x.shape[d], 1);
+  const k = sumKeep(x, dims);
+  const kd = k._data as Float32Array;
+  for (let i = 0; i < kd.length; i++) kd[i] = count ? kd[i] / count : NaN;
+  const y = k._view(reducedShape(x.shape, dims, keepdim));
+  k.dispose();
+  return record(y, 'mean', [x], { shape: x.shape, dims, count });
+}
+
+function splitAt(shape: Shape, dim: number): [number, number, number] {
+  return [sizeOf(shape.slice(0, dim)), shape[dim], sizeOf(shape.slice(dim + 1))];
+}
+
+function argReduce(op: string, x: Tensor, dim: number | null | undefined, keepdim: boolean, isMax: boolean): Tensor {
+  checkFloat(op, 'input', x);
+  if (x.size === 0) throw new RangeError(`${op}: cannot reduce an empty tensor`);
+  if (dim === undefined || dim === null) {
+    const out = new Int32Array(1);
+    N().argReduce(out, x._data as Float32Array, 1, x.size, 1, isMax);
+    return fromData(out, keepdim ? x.shape.map(() => 1) : []);
+  }
+  const d = normDim(op, dim, x.ndim);
+  const [outer, n, inner] = splitAt(x.shape, d);
+  if (n === 0) throw new RangeError(`${op}: cannot reduce over an empty dimension`);
+  const out = new Int32Array(outer * inner);
+  N().argReduce(out, x._data as Float32Array, outer, n, inner, isMax);
+  return fromData(out, reducedShape(x.shape, [d], keepdim));
+}
+
+export const argmax = (x: Tensor, dim?: number | null, keepdim = false) => argReduce('argmax', x, dim, keepdim, true);
+export const argmin = (x: Tensor, dim?: number | null, keepdim = false) => argReduce('argmin', x, dim, keepdim, false);
+
+function maxMin(op: 'max' | 'min', x: Tensor, dim: number | null | undefined, keepdim: boolean): Tensor {
+  const idx = argReduce(op, x, dim, keepdim, op === 'max');
+  const d = dim === undefined || dim === null ? -1 : normDim(op, dim, x.ndim);
+  const [outer, n, inner] = d < 0 ? [1, x.size, 1] : splitAt(x.shape, d);
+  const xd = x._data as Float32Array;
+  const id = idx._data as Int32Array;
+  const out = new Float32Array(id.length);
+  for (let o = 0; o < outer; o++)
+    for (let i = 0; i < inner; i++) out[o * inner + i] = xd[(o * n + id[o * inner + i]) * inner + i];
+  const y = fromData(out, idx.shape);
+  return record(y, 'maxMin', [x], { indices: idx, outer, n, inner, shape: x.shape }, [idx]);
+}
+
+/** Max over dim (values only; use argmax for the indices), or over all elements. */
+export const max = (x: Tensor, dim?: number | null, keepdim = false) => maxMin('max', x, dim, keepdim);
+export const min = (x: Tensor, dim?: number | null, keepdim = false) => maxMin('min', x, dim, keepdim);
+
+function softmaxImpl(op: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Tensor {
+  checkFloat(op, 'input', x);
+  const d = normDim(op, dim, x.ndim);
+  const [outer, n, inner] = x.ndim === 0 ? [1, 1, 1] : splitAt(x.shape, d);
+  const y = empty32(x.shape);
+  const log = op === 'logSoftmax';
+  if (x.size) N().softmaxForward(y._data as Float32Array, x._data as Float32Array, outer, n, inner, log);
+  return record(y, 'softmax', [x], { y, outer, n, inner, log });
+}
+
+export const softmax = (x: Tensor, dim: number) => softmaxImpl('softmax', x, dim);
+export const logSoftmax = (x: Tensor, dim: number) => softmaxImpl('logSoftmax', x, dim);
+
+// ---------------------------------------------------------------------------------------------
+// linear algebra
+
+/** Matrix product with NumPy semantics: 1-d, 2-d and batched (broadcast) operands. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  const op = 'matmul';
+  checkFloat(op, 'input', a);
+  checkFloat(op, 'other', b);
+  if (a.ndim === 0 || b.ndim === 0) throw new RangeError(`${op}: both arguments must be at least 1-d, got shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
+  const a2 = a.ndim === 1 ? a._view([1, a.shape[0]]) : a;
+  const b2 = b.ndim === 1 ? b._view([b.shape[0], 1]) : b;
+  const m = a2.shape[a2.ndim - 2], k = a2.shape[a2.ndim - 1];
+  const k2 = b2.shape[b2.ndim - 2], n = b2.shape[b2.ndim - 1];
+  if (k !== k2)
+    throw new RangeError(`${op}: inner dimensions differ: [${a.shape.join(', ')}] @ [${b.shape.join(', ')}] (${k} vs ${k2})`);
+  const batchA = a2.shape.slice(0, -2), batchB = b2.shape.slice(0, -2);
+  const batch = broadcastShapes(op, batchA, batchB);
+  const outShape = [...batch, m, n];
+  const y = empty32(outShape);
+  const nb = sizeOf(batch);
+  if (y.size > 0) {
+    const ad = a2._data as Float32Array, bd = b2._data as Float32Array, yd = y._data as Float32Array;
+    const fullA = sameShape(batchA, batch) || sizeOf(batchA) === 1;
+    const fullB = sameShape(batchB, batch) || sizeOf(batchB) === 1;
+    if (fullA && fullB) {
+      const sa = sizeOf(batchA) === 1 && nb > 1 ? 0 : m * k;
+      const sb = sizeOf(batchB) === 1 && nb > 1 ? 0 : k * n;
+      if (sa !== 0 && sb === 0) {
+        // (B, m, k) @ (k, n): one GEMM with B*m rows.
+        N().sgemm(false, false, nb * m, n, k, 1, ad, k, bd, n, 0, yd, n, false);
+      } else {
+        N().sgemmStridedBatched(false, false, nb, m, n, k, 1, ad, k, sa, bd, n, sb, 0, yd, n, m * n);
+      }
+    } else {
+      const aSt = broadcastStrides(batchA, batch), bSt = broadcastStrides(batchB, batch);
+      const idx = new Array<number>(batch.length).fill(0);
+      for (let i = 0; i < nb; i++) {
+        let ao = 0, bo = 0;
+        for (let d = 0; d < batch.length; d++) { ao += idx[d] * aSt[d]; bo += idx[d] * bSt[d]; }
+        N().sgemm(false, false, m, n, k, 1, ad.subarray(ao * m * k), k, bd.subarray(bo * k * n), n, 0,
+          yd.subarray(i * m * n), n, false);
+        for (let d = batch.length - 1; d >= 0; d--) { if (++idx[d] < batch[d]) break; idx[d] = 0; }
+      }
+    }
+  }
+  let out = y;
+  if (a.ndim === 1 || b.ndim === 1) {
+    const s = outShape.slice();
+    if (b.ndim === 1) s.splice(s.length - 1, 1);
+    if (a.ndim === 1) s.splice(s.length - (b.ndim === 1 ? 1 : 2), 1);
+    out = y._view(s);
+    y.dispose();
+  }
+  if (a2 !== a) a2.dispose();
+  if (b2 !== b) b2.dispose();
+  return record(out, 'matmul', [a, b], { a, b });
+}
+
+/** y = x @ w^T + b, with x (..., in), w (out, in), b (out). */
+export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
+  const op = 'linear';
+  checkFloat(op, 'input', x);
+  checkFloat(op, 'weight', w);
+  if (w.ndim !== 2) throw new RangeError(`${op}: expected weight of rank 2 (out, in), got shape [${w.shape.join(', ')}]`);
+  if (x.ndim < 1) throw new RangeError(`${op}: expected input of rank >= 1, got a 0-d tensor`);
+  const [outF, inF] = w.shape;
+  if (x.shape[x.ndim - 1] !== inF)
+    throw new RangeError(`${op}: input's last dimension must be ${inF} (weight is [${outF}, ${inF}]), got shape [${x.shape.join(', ')}]`);
+  if (b != null) {
+    checkFloat(op, 'bias', b);
+    if (b.ndim !== 1 || b.shape[0] !== outF) throw new RangeError(`${op}: expected bias of shape [${outF}], got [${b.shape.join(', ')}]`);
+  }
+  const rows = x.size / Math.max(inF, 1);
+  const outShape = [...x.shape.slice(0, -1), outF];
+  const y = empty32(outShape);
+  const yd = y._data as Float32Array;
+  if (b != null && rows > 0) {
+    const bd = b._data as Float32Array;
+    for (let r = 0; r < rows; r++) yd.set(bd, r * outF);
+  }
+  if (rows > 0 && outF > 0)
+    N().sgemm(false, true, rows, outF, inF, 1, x._data as Float32Array, inF, w._data as Float32Array, inF,
+      b != null ? 1 : 0, yd, outF, false);
+  return record(y, 'linear', [x, w, b ?? null], { x, w, rows, inF, outF });
+}
+
+// ---------------------------------------------------------------------------------------------
+// shape
+
+export function reshape(x: Tensor, shape: number[]): Tensor {
+  checkTensor('reshape', 'input', x);
+  if (!Array.isArray(shape)) throw new TypeError(`reshape: shape must be an array, got ${describe(shape)}`);
+  const infer = shape.indexOf(-1);
+  if (shape.filter((d) => d === -1).length > 1) throw new RangeError(`reshape: only one dimension can be -1, got [${shape.join(', ')}]`);
+  let s = shape.slice();
+  if (infer >= 0) {
+    const known = sizeOf(s.filter((d) => d !== -1));
+    if (known === 0 || x.size % known !== 0)
+      throw new RangeError(`reshape: cannot reshape [${x.shape.join(', ')}] (${x.size} elements) into [${shape.join(', ')}]`);
+    s[infer] = x.size / known;
+  }
+  s = checkShape('reshape', s);
+  if (sizeOf(s) !== x.size)
+    throw new RangeError(`reshape: cannot reshape [${x.shape.join(', ')}] (${x.size} elements) into [${shape.join(', ')}] (${sizeOf(s)})`);
+  const y = x._view(s);
+  return x.dtype === 'float32' ? record(y, 'reshape', [x], { shape: x.shape }) : y;
+}
+
+export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
+  checkTensor('flatten', 'input', x);
+  if (x.ndim === 0) return reshape(x, [1]);
+  const s = normDim('flatten', startDim, x.ndim, 'startDim');
+  const e = normDim('flatten', endDim, x.ndim, 'endDim');
+  if (e < s) throw new RangeError(`flatten: startDim (${startDim}) must not come after endDim (${endDim})`);
+  return reshape(x, [...x.shape.slice(0, s), sizeOf(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)]);
+}
+
+export function squeeze(x: Tensor, dim?: number): Tensor {
+  checkTensor('squeeze', 'input', x);
+  if (dim === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  const d = normDim('squeeze', dim, x.ndim);
+  if (x.ndim === 0 || x.shape[d] !== 1) return reshape(x, x.shape.slice());
+  return reshape(x, x.shape.filter((_, i) => i !== d));
+}
+
+export function unsqueeze(x: Tensor, dim: number): Tensor {
+  checkTensor('unsqueeze', 'input', x);
+  const d = normDim('unsqueeze', dim, x.ndim + 1);
+  const s = x.shape.slice();
+  s.splice(d, 0, 1);
+  return reshape(x, s);
+}
+
+export function permute(x: Tensor, dims: number[]): Tensor {
+  const op = 'permute';
+  checkTensor(op, 'input', x);
+  if (!Array.isArray(dims) || dims.length !== x.ndim)
+    throw new RangeError(`${op}: dims must list all ${x.ndim} dimensions, got ${describe(dims)}`);
+  const p = dims.map((d) => normDim(op, d, x.ndim));
+  if (new Set(p).size !== p.length) throw new RangeError(`${op}: dims [${dims.join(', ')}] is not a permutation`);
+  const st = stridesOf(x.shape);
+  const y = stridedCopy(x, p.map((d) => x.shape[d]), p.map((d) => st[d]));
+  if (x.dtype !== 'float32') return y;
+  const inverse = new Array<number>(p.length);
+  p.forEach((d, i) => (inverse[d] = i));
+  return record(y, 'permute', [x], { inverse });
+}
+
+export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
+  checkTensor('transpose', 'input', x);
+  if (x.ndim < 2 && dim0 === -2 && dim1 === -1) return reshape(x, x.shape.slice());
+  const a = normDim('transpose', dim0, x.ndim, 'dim0');
+  const b = normDim('transpose', dim1, x.ndim, 'dim1');
+  const p = x.shape.map((_, i) => i);
+  [p[a], p[b]] = [p[b], p[a]];
+  return permute(x, p);
+}
+
+export function expand(x: Tensor, shape: number[]): Tensor {
+  const op = 'expand';
+  checkTensor(op, 'input', x);
+  if (!Array.isArray(shape) || shape.length < x.ndim)
+    throw new RangeError(`${op}: shape must have at least ${x.ndim} dimensions, got ${describe(shape)}`);
+  const s = shape.map((d, i) => {
+    const src = x.shape[i - (shape.length - x.ndim)];
+    return d === -1 ? src : d;
+  });
+  checkShape(op, s);
+  for (let i = 0; i < x.ndim; i++) {
+    const src = x.shape[i], dst = s[i + s.length - x.ndim];
+    if (src !== 1 && src !== dst) throw new RangeError(`${op}: cannot expand [${x.shape.join(', ')}] to [${shape.join(', ')}]`);
+  }
+  const y = stridedCopy(x, s, broadcastStrides(x.shape, s));
+  return x.dtype === 'float32' ? record(y, 'expand', [x], { shape: x.shape }) : y;
+}
+
+/** Elements start..end (exclusive) with step along dim; negative indices count from the end. */
+export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
+  const op = 'slice';
+  checkTensor(op, 'input', x);
+  const d = normDim(op, dim, x.ndim);
+  if (!Number.isInteger(step) || step < 1) throw new RangeError(`${op}: step must be a positive integer, got ${step}`);
+  const size = x.shape[d];
+  const norm = (v: number, name: string) => {
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${op}: ${name} must be an integer, got ${describe(v)}`);
+    const r = v < 0 ? v + size : v;
+    return Math.min(Math.max(r, 0), size);
+  };
+  const s = norm(start, 'start');
+  const e = end === undefined ? size : norm(end, 'end');
+  const len = Math.max(0, Math.ceil((e - s) / step));
+  const st = stridesOf(x.shape);
+  const outShape = x.shape.slice();
+  outShape[d] = len;
+  const strides = st.slice();
+  strides[d] = st[d] * step;
+  const y = stridedCopy(x, outShape, strides, len > 0 ? s * st[d] : 0);
+  return x.dtype === 'float32' ? record(y, 'slice', [x], { shape: x.shape, dim: d, start: s, step }) : y;
+}
+
+export function cat(tensors: Tensor[], dim = 0): Tensor {
+  const op = 'cat';
+  if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError(`${op}: expected a non-empty array of tensors, got ${describe(tensors)}`);
+  tensors.forEach((t, i) => checkTensor(op, `tensors[${i}]`, t));
+  const first = tensors[0];
+  const d = normDim(op, dim, first.ndim);
+  for (const [i, t] of tensors.entries()) {
+    if (t.dtype !== first.dtype) throw new TypeError(`${op}: tensors[${i}] has dtype ${t.dtype}, expected ${first.dtype}`);
+    if (t.ndim !== first.ndim || t.shape.some((s, j) => j !== d && s !== first.shape[j]))
+      throw new RangeError(`${op}: tensors[${i}] has shape [${t.shape.join(', ')}], incompatible with [${first.shape.join(', ')}] along dim ${d}`);
+  }
+  const outShape = first.shape.slice();
+  outShape[d] = tensors.reduce((s, t) => s + t.shape[d], 0);
+  const outer = sizeOf(first.shape.slice(0, d));
+  const inner = sizeOf(first.shape.slice(d + 1));
+  const n = sizeOf(outShape);
+  const out = first.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+  const rowOut = outShape[d] * inner;
+  let off = 0;
+  for (const t of tensors) {
+    const chunk = t.shape[d] * inner;
+    const src = t._data;
+    for (let o = 0; o < outer; o++) out.set(src.subarray(o * chunk, (o + 1) * chunk), o * rowOut + off);
+    off += chunk;
+  }
+  const y = fromData(out, outShape);
+  if (first.dtype !== 'float32') return y;
+  return record(y, 'cat', tensors, { dim: d, sizes: tensors.map((t) => t.shape[d]) });
+}
+
+export function stack(tensors: Tensor[], dim = 0): Tensor {
+  if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError(`stack: expected a non-empty array of tensors, got ${describe(tensors)}`);
+  tensors.forEach((t, i) => checkTensor('stack', `tensors[${i}]`, t));
+  const d = normDim('stack', dim, tensors[0].ndim + 1);
+  for (const [i, t] of tensors.entries())
+    if (!sameShape(t.shape, tensors[0].shape))
+      throw new RangeError(`stack: tensors[${i}] has shape [${t.shape.join(', ')}], expected [${tensors[0].shape.join(', ')}]`);
+  const parts = tensors.map((t) => unsqueeze(t, d));
+  const y = cat(parts, d);
+  return y;
+}
+
+function checkIndexTensor(op: string, index: Tensor | number[]): Int32Array {
+  if (Array.isArray(index)) return Int32Array.from(index);
+  checkTensor(op, 'index', index);
+  if (index.dtype !== 'int32') throw new TypeError(`${op}: index must be an int32 tensor, got ${index.dtype}`);
+  return index._data as Int32Array;
+}
+
+/** out[i][j] = x[index[i][j]][j] (dim 0) etc., as torch.gather. */
+export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
+  const op = 'gather';
+  checkTensor(op, 'input', x);
+  checkTensor(op, 'index', index);
+  if (index.dtype !== 'int32') throw new TypeError(`${op}: index must be an int32 tensor, got ${index.dtype}`);
+  const d = normDim(op, dim, x.ndim);
+  if (index.ndim !== x.ndim) throw new RangeError(`${op}: index must have the input's rank ${x.ndim}, got shape [${index.shape.join(', ')}]`);
+  for (let i = 0; i < x.ndim; i++)
+    if (i !== d && index.shape[i] > x.shape[i])
+      throw new RangeError(`${op}: index shape [${index.shape.join(', ')}] exceeds input shape [${x.shape.join(', ')}] at dim ${i}`);
+  const xs = stridesOf(x.shape);
+  const id = index._data as Int32Array;
+  const xd = x._data;
+  const out = x.dtype === 'int32' ? new Int32Array(id.length) : new Float32Array(id.length);
+  const pos = new Array<number>(index.ndim).fill(0);
+  const offsets = new Int32Array(id.length);
+  for (let i = 0; i < id.length; i++) {
+    const v = id[i];
+    if (v < 0 || v >= x.shape[d]) throw new RangeError(`${op}: index ${v} is out of range for dim ${d} of size ${x.shape[d]}`);
+    let o = 0;
+    for (let k = 0; k < pos.length; k++) o += (k === d ? v : pos[k]) * xs[k];
+    offsets[i] = o;
+    out[i] = xd[o];
+    for (let k = pos.length - 1; k >= 0; k--) { if (++pos[k] < index.shape[k]) break; pos[k] = 0; }
+  }
+  const y = fromData(out, index.shape);
+  return x.dtype === 'float32' ? record(y, 'gather', [x], { offsets, shape: x.shape }) : y;
+}
+
+/** Rows of x along dim selected by an int32 index (torch.index_select). */
+export function indexSelect(x: Tensor, dim: number, index: Tensor | number[]): Tensor {
+  const op = 'index';
+  checkTensor(op, 'input', x);
+  const d = normDim(op, dim, x.ndim);
+  const idx = checkIndexTensor(op, index);
+  const [outer, n, inner] = splitAt(x.shape, d);
+  for (let i = 0; i < idx.length; i++)
+    if (idx[i] < -n || idx[i] >= n) throw new RangeError(`${op}: index ${idx[i]} is out of range for dim ${d} of size ${n}`);
+  const outShape = x.shape.slice();
+  outShape[d] = idx.length;
+  const xd = x._data;
+  const out = x.dtype === 'int32' ? new Int32Array(sizeOf(outShape)) : new Float32Array(sizeOf(outShape));
+  for (let o = 0; o < outer; o++)
+    for (let i = 0; i < idx.length; i++) {
+      const src = (o * n + (idx[i] < 0 ? idx[i] + n : idx[i])) * inner;
+      out.set(xd.subarray(src, src + inner), (o * idx.length + i) * inner);
+    }
+  const y = fromData(out, outShape);
+  return x.dtype === 'float32' ? record(y, 'indexSelect', [x], { idx: Int32Array.from(idx), outer, n, inner, shape: x.shape }) : y;
+}

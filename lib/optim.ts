@@ -1,0 +1,306 @@
+// tsm.optim: optimizers whose step() updates every parameter in one native call, gradient
+// clipping, and learning-rate schedulers. Hyper-parameters are validated in the constructors;
+// per-parameter state is created lazily on the first step.
+import { checkBool, checkNumber, describe } from './check';
+import { nativeAddon } from './native-api';
+import { Tensor } from './tensor';
+
+const N = () => nativeAddon();
+
+function checkParams(op: string, params: unknown): Tensor[] {
+  const list = params instanceof Tensor ? [params] : params;
+  if (!Array.isArray(list) || list.length === 0) throw new TypeError(`${op}: params must be a non-empty array of tensors, got ${describe(params)}`);
+  list.forEach((p, i) => {
+    if (!(p instanceof Tensor)) throw new TypeError(`${op}: params[${i}] must be a Tensor, got ${describe(p)}`);
+    if (!p.requiresGrad) throw new RangeError(`${op}: params[${i}] does not require gradients`);
+  });
+  return list as Tensor[];
+}
+
+function zerosLikeData(p: Tensor): Float32Array {
+  return new Float32Array(p.size);
+}
+
+export abstract class Optimizer {
+  readonly params: Tensor[];
+  /** Learning rate; schedulers change it between steps. */
+  lr: number;
+  stepCount = 0;
+  constructor(op: string, params: Tensor[], lr: number) {
+    this.params = checkParams(op, params);
+    this.lr = checkNumber(op, 'lr', lr, 0);
+  }
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+  /** Parameters that have a gradient, with their float32 data. */
+  protected withGrads(): { idx: number[]; params: Float32Array[]; grads: Float32Array[] } {
+    const idx: number[] = [], params: Float32Array[] = [], grads: Float32Array[] = [];
+    this.params.forEach((p, i) => {
+      if (!p.grad) return;
+      idx.push(i);
+      params.push(p._data as Float32Array);
+      grads.push(p.grad._data as Float32Array);
+    });
+    return { idx, params, grads };
+  }
+  abstract step(): void;
+  abstract stateDict(): Record<string, unknown>;
+}
+
+export interface SGDOptions {
+  lr?: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+  maximize?: boolean;
+}
+
+export class SGD extends Optimizer {
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+  readonly maximize: boolean;
+  private buffers: (Float32Array | null)[];
+  constructor(params: Tensor[], opts: SGDOptions = {}) {
+    super('SGD', params, opts.lr ?? 1e-3);
+    this.momentum = checkNumber('SGD', 'momentum', opts.momentum ?? 0, 0);
+    this.dampening = checkNumber('SGD', 'dampening', opts.dampening ?? 0);
+    this.weightDecay = checkNumber('SGD', 'weightDecay', opts.weightDecay ?? 0, 0);
+    this.nesterov = checkBool('SGD', 'nesterov', opts.nesterov ?? false);
+    this.maximize = checkBool('SGD', 'maximize', opts.maximize ?? false);
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0))
+      throw new RangeError('SGD: nesterov momentum requires momentum > 0 and dampening = 0');
+    this.buffers = this.params.map(() => null);
+  }
+  step(): void {
+    const { idx, params, grads } = this.withGrads();
+    if (!idx.length) return;
+    let bufs: Float32Array[] | null = null;
+    let first = false;
+    if (this.momentum !== 0) {
+      first = idx.some((i) => this.buffers[i] === null);
+      bufs = idx.map((i) => (this.buffers[i] ??= zerosLikeData(this.params[i])));
+    }
+    N().sgdStep(params, grads, bufs, this.lr, this.momentum, this.dampening, this.weightDecay, this.nesterov, this.maximize, first);
+    this.stepCount++;
+  }
+  stateDict(): Record<string, unknown> {
+    return { lr: this.lr, momentum: this.momentum, step: this.stepCount, momentumBuffers: this.buffers };
+  }
+}
+
+export interface AdamOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  amsgrad?: boolean;
+  maximize?: boolean;
+}
+
+export class Adam extends Optimizer {
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly amsgrad: boolean;
+  readonly maximize: boolean;
+  protected readonly decoupled: boolean = false;
+  private state: ({ step: number; m: Float32Array; v: Float32Array; vmax: Float32Array | null } | null)[];
+  constructor(params: Tensor[], opts: AdamOptions = {}, name = 'Adam', defaultWd = 0) {
+    super(name, params, opts.lr ?? 1e-3);
+    const betas = opts.betas ?? [0.9, 0.999];
+    if (!Array.isArray(betas) || betas.length !== 2) throw new TypeError(`${name}: betas must be [beta1, beta2], got ${describe(betas)}`);
+    checkNumber(name, 'betas[0]', betas[0], 0, 1);
+    checkNumber(name, 'betas[1]', betas[1], 0, 1);
+    if (betas[0] >= 1 || betas[1] >= 1) throw new RangeError(`${name}: betas must be in [0, 1), got [${betas.join(', ')}]`);
+    this.betas = [betas[0], betas[1]];
+    this.eps = checkNumber(name, 'eps', opts.eps ?? 1e-8, 0);
+    this.weightDecay = checkNumber(name, 'weightDecay', opts.weightDecay ?? defaultWd, 0);
+    this.amsgrad = checkBool(name, 'amsgrad', opts.amsgrad ?? false);
+    this.maximize = checkBool(name, 'maximize', opts.maximize ?? false);
+    this.state = this.params.map(() => null);
+  }
+  step(): void {
+    const { idx, params, grads } = this.withGrads();
+    if (!idx.length) return;
+    const st = idx.map((i) => (this.state[i] ??= {
+      step: 0, m: zerosLikeData(this.params[i]), v: zerosLikeData(this.params[i]),
+      vmax: this.amsgrad ? zerosLikeData(this.params[i]) : null,
+    }));
+    // Parameters join at different times only if some had no gradient; group them by step count.
+    const groups = new Map<number, number[]>();
+    st.forEach((s, j) => {
+      s.step++;
+      const g = groups.get(s.step) ?? [];
+      g.push(j);
+      groups.set(s.step, g);
+    });
+    for (const [step, js] of groups) {
+      N().adamStep(js.map((j) => params[j]), js.map((j) => grads[j]), js.map((j) => st[j].m), js.map((j) => st[j].v),
+        this.amsgrad ? js.map((j) => st[j].vmax as Float32Array) : null, this.lr, this.betas[0], this.betas[1], this.eps,
+        this.weightDecay, step, this.amsgrad, this.decoupled, this.maximize);
+    }
+    this.stepCount++;
+  }
+  stateDict(): Record<string, unknown> {
+    return { lr: this.lr, betas: this.betas, eps: this.eps, weightDecay: this.weightDecay, state: this.state };
+  }
+}
+
+/** Adam with decoupled weight decay (default 0.01, as PyTorch). */
+export class AdamW extends Adam {
+  protected override readonly decoupled: boolean = true;
+  constructor(params: Tensor[], opts: AdamOptions = {}) {
+    super(params, opts, 'AdamW', 1e-2);
+  }
+}
+
+export interface RMSpropOptions {
+  lr?: number;
+  alpha?: number;
+  eps?: number;
+  weightDecay?: number;
+  momentum?: number;
+  centered?: boolean;
+}
+
+export class RMSprop extends Optimizer {
+  readonly alpha: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly momentum: number;
+  readonly centered: boolean;
+  private state: ({ sq: Float32Array; buf: Float32Array | null; avg: Float32Array | null } | null)[];
+  constructor(params: Tensor[], opts: RMSpropOptions = {}) {
+    super('RMSprop', params, opts.lr ?? 1e-2);
+    this.alpha = checkNumber('RMSprop', 'alpha', opts.alpha ?? 0.99, 0, 1);
+    this.eps = checkNumber('RMSprop', 'eps', opts.eps ?? 1e-8, 0);
+    this.weightDecay = checkNumber('RMSprop', 'weightDecay', opts.weightDecay ?? 0, 0);
+    this.momentum = checkNumber('RMSprop', 'momentum', opts.momentum ?? 0, 0);
+    this.centered = checkBool('RMSprop', 'centered', opts.centered ?? false);
+    this.state = this.params.map(() => null);
+  }
+  step(): void {
+    const { idx, params, grads } = this.withGrads();
+    if (!idx.length) return;
+    const st = idx.map((i) => (this.state[i] ??= {
+      sq: zerosLikeData(this.params[i]),
+      buf: this.momentum > 0 ? zerosLikeData(this.params[i]) : null,
+      avg: this.centered ? zerosLikeData(this.params[i]) : null,
+    }));
+    N().rmspropStep(params, grads, st.map((s) => s.sq), this.momentum > 0 ? st.map((s) => s.buf as Float32Array) : null,
+      this.centered ? st.map((s) => s.avg as Float32Array) : null, this.lr, this.alpha, this.eps, this.weightDecay,
+      this.momentum, this.centered);
+    this.stepCount++;
+  }
+  stateDict(): Record<string, unknown> {
+    return { lr: this.lr, alpha: this.alpha, state: this.state };
+  }
+}
+
+/** Scales gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
+export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  checkNumber('clipGradNorm', 'maxNorm', maxNorm, 0);
+  const grads = checkParams('clipGradNorm', params).filter((p) => p.grad).map((p) => p.grad!._data as Float32Array);
+  if (!grads.length) return 0;
+  const norm = Math.sqrt(N().sumOfSquares(grads));
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef < 1) N().scaleInPlace(grads, coef);
+  return norm;
+}
+
+// ---------------------------------------------------------------------------------------------
+// learning-rate schedulers: call step() once per epoch (ReduceLROnPlateau: step(metric)).
+
+export abstract class LRScheduler {
+  readonly baseLr: number;
+  lastEpoch = 0;
+  constructor(readonly optimizer: Optimizer) {
+    if (!(optimizer instanceof Optimizer)) throw new TypeError(`lrScheduler: expected an optimizer, got ${describe(optimizer)}`);
+    this.baseLr = optimizer.lr;
+  }
+  protected abstract lrAt(epoch: number): number;
+  step(): void {
+    this.lastEpoch++;
+    this.optimizer.lr = this.lrAt(this.lastEpoch);
+  }
+  getLastLr(): number {
+    return this.optimizer.lr;
+  }
+}
+
+export class StepLR extends LRScheduler {
+  constructor(optimizer: Optimizer, readonly stepSize: number, readonly gamma = 0.1) {
+    super(optimizer);
+    checkNumber('StepLR', 'stepSize', stepSize, 1);
+    checkNumber('StepLR', 'gamma', gamma, 0);
+  }
+  protected lrAt(e: number): number {
+    return this.baseLr * this.gamma ** Math.floor(e / this.stepSize);
+  }
+}
+
+export class CosineAnnealingLR extends LRScheduler {
+  constructor(optimizer: Optimizer, readonly tMax: number, readonly etaMin = 0) {
+    super(optimizer);
+    checkNumber('CosineAnnealingLR', 'tMax', tMax, 1);
+  }
+  protected lrAt(e: number): number {
+    return this.etaMin + ((this.baseLr - this.etaMin) * (1 + Math.cos((Math.PI * e) / this.tMax))) / 2;
+  }
+}
+
+export class LinearLR extends LRScheduler {
+  constructor(optimizer: Optimizer, readonly startFactor = 1 / 3, readonly endFactor = 1, readonly totalIters = 5) {
+    super(optimizer);
+    checkNumber('LinearLR', 'startFactor', startFactor, 0);
+    checkNumber('LinearLR', 'totalIters', totalIters, 1);
+    optimizer.lr = this.baseLr * startFactor;
+  }
+  protected lrAt(e: number): number {
+    const t = Math.min(e, this.totalIters) / this.totalIters;
+    return this.baseLr * (this.startFactor + (this.endFactor - this.startFactor) * t);
+  }
+}
+
+export class ReduceLROnPlateau {
+  private best = Infinity;
+  private bad = 0;
+  private cooldownLeft = 0;
+  constructor(readonly optimizer: Optimizer, readonly opts: { mode?: 'min' | 'max'; factor?: number; patience?: number;
+    threshold?: number; cooldown?: number; minLr?: number } = {}) {
+    const f = opts.factor ?? 0.1;
+    if (!(f > 0 && f < 1)) throw new RangeError(`ReduceLROnPlateau: factor must be in (0, 1), got ${f}`);
+    if ((opts.mode ?? 'min') === 'max') this.best = -Infinity;
+  }
+  step(metric: number): void {
+    checkNumber('ReduceLROnPlateau.step', 'metric', metric);
+    const max = (this.opts.mode ?? 'min') === 'max';
+    const thr = this.opts.threshold ?? 1e-4;
+    const better = max ? metric > this.best * (1 + thr) : metric < this.best * (1 - thr);
+    if (better) {
+      this.best = metric;
+      this.bad = 0;
+    } else this.bad++;
+    if (this.cooldownLeft > 0) {
+      this.cooldownLeft--;
+      this.bad = 0;
+    }
+    if (this.bad > (this.opts.patience ?? 10)) {
+      this.optimizer.lr = Math.max(this.optimizer.lr * (this.opts.factor ?? 0.1), this.opts.minLr ?? 0);
+      this.cooldownLeft = this.opts.cooldown ?? 0;
+      this.bad = 0;
+    }
+  }
+  getLastLr(): number {
+    return this.optimizer.lr;
+  }
+}
+
+export const lrScheduler = { StepLR, CosineAnnealingLR, LinearLR, ReduceLROnPlateau };

@@ -1,0 +1,372 @@
+// Tensor: a contiguous, row-major block of numbers with a shape, a dtype and a device, plus the
+// autograd fields. Storage is a typed array owned through a reference-counted Storage, so views
+// (reshape, flatten, squeeze...) share it; ops that change the layout (transpose, permute, slice)
+// produce a new contiguous tensor.
+import { describe } from './check';
+import { TsmCudaError, TsmDisposedError } from './errors';
+import type { Node } from './autograd';
+import * as ops from './ops';
+
+export type DType = 'float32' | 'int32' | 'bfloat16' | 'float16';
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+export type Shape = readonly number[];
+export type TypedArray = Float32Array | Int32Array;
+export type NestedArray = number | boolean | NestedArray[];
+
+export const DTYPES: readonly DType[] = ['float32', 'int32', 'bfloat16', 'float16'];
+
+export function checkDType(op: string, dtype: unknown): DType {
+  if (typeof dtype !== 'string' || !(DTYPES as readonly string[]).includes(dtype))
+    throw new TypeError(`${op}: dtype must be one of ${DTYPES.join(', ')}, got ${describe(dtype)}`);
+  if (dtype === 'bfloat16' || dtype === 'float16')
+    throw new TypeError(`${op}: dtype '${dtype}' is storage for mixed precision on CUDA and is not available on the CPU yet; use 'float32'`);
+  return dtype as DType;
+}
+
+export function checkDevice(op: string, device: unknown): 'cpu' {
+  if (device === undefined || device === 'cpu') return 'cpu';
+  if (typeof device === 'string' && /^cuda(:\d+)?$/.test(device))
+    throw new TsmCudaError(op, `device '${device}' is not available: this build runs tensors on the CPU only (tsm.cuda.isAvailable() is false)`);
+  throw new TypeError(`${op}: device must be 'cpu' or 'cuda[:N]', got ${describe(device)}`);
+}
+
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function checkShape(op: string, shape: unknown, name = 'shape'): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${op}: ${name} must be an array of sizes, got ${describe(shape)}`);
+  for (const d of shape) {
+    if (typeof d !== 'number') throw new TypeError(`${op}: ${name} must hold numbers, got ${describe(d)} in [${shape.join(', ')}]`);
+    if (!Number.isSafeInteger(d) || d < 0)
+      throw new RangeError(`${op}: ${name} sizes must be non-negative integers, got [${shape.join(', ')}]`);
+  }
+  if (sizeOf(shape) > 2 ** 31 - 1) throw new RangeError(`${op}: ${name} [${shape.join(', ')}] has more than 2^31-1 elements`);
+  return shape.slice();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory accounting and scopes (tidy)
+
+class Storage {
+  data: TypedArray | null;
+  refs = 0;
+  readonly bytes: number;
+  constructor(data: TypedArray) {
+    this.data = data;
+    this.bytes = data.byteLength;
+    memoryState.bytes += this.bytes;
+    memoryState.storages++;
+  }
+  retain(): void {
+    this.refs++;
+  }
+  release(): void {
+    if (--this.refs === 0 && this.data) {
+      this.data = null;
+      memoryState.bytes -= this.bytes;
+      memoryState.storages--;
+    }
+  }
+}
+
+const memoryState = { tensors: 0, bytes: 0, storages: 0 };
+
+// Frees what the user forgot to dispose once the Tensor object is garbage collected.
+const finalizer = new FinalizationRegistry<Storage>((storage) => {
+  memoryState.tensors--;
+  storage.release();
+});
+
+const scopes: Set<Tensor>[] = [];
+
+export interface MemoryInfo {
+  /** Live tensors (views included). */
+  tensors: number;
+  /** Bytes of live CPU storage (shared storage counted once). */
+  bytes: number;
+  /** Bytes held on CUDA devices. */
+  cudaBytes: number;
+}
+
+export function memory(): MemoryInfo {
+  return { tensors: memoryState.tensors, bytes: memoryState.bytes, cudaBytes: 0 };
+}
+
+type TidyResult = Tensor | Tensor[] | Record<string, unknown> | number | string | boolean | void | null | undefined;
+
+function collectTensors(v: unknown, out: Set<Tensor>, depth = 0): void {
+  if (depth > 4 || v === null || typeof v !== 'object') return;
+  if (v instanceof Tensor) {
+    out.add(v);
+    return;
+  }
+  if (Array.isArray(v)) for (const x of v) collectTensors(x, out, depth + 1);
+  else if (Object.getPrototypeOf(v) === Object.prototype)
+    for (const x of Object.values(v as Record<string, unknown>)) collectTensors(x, out, depth + 1);
+}
+
+/**
+ * Runs fn and disposes every tensor created inside it, except the tensors it returns (directly, or
+ * in an array or plain object) and tensors passed to keep(). Gradients (`.grad`) and optimizer state
+ * are never disposed by tidy.
+ */
+export function tidy<T extends TidyResult>(fn: () => T): T {
+  if (typeof fn !== 'function') throw new TypeError(`tidy: fn must be a function, got ${describe(fn)}`);
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  if (result instanceof Promise) throw new TypeError('tidy: fn must be synchronous (it returned a Promise)');
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (kept.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+/** Keeps a tensor created inside tidy() alive past the end of the scope. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autograd switches
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording operations for autograd. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface TensorOptions {
+  dtype?: DType;
+  device?: Device;
+  requiresGrad?: boolean;
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly id: number;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly device: Device = 'cpu';
+  requiresGrad: boolean;
+  /** The gradient accumulated by backward(), or null. */
+  grad: Tensor | null = null;
+  /** @internal autograd node that produced this tensor (null for leaves). */
+  _node: Node | null = null;
+  private storage: Storage | null;
+
+  /** @internal Use tsm.tensor(), tsm.zeros()... to create tensors. */
+  constructor(data: TypedArray, shape: readonly number[], dtype: DType, storage?: Storage) {
+    this.id = nextId++;
+    this.shape = Object.freeze(shape.slice());
+    this.dtype = dtype;
+    this.requiresGrad = false;
+    const s = storage ?? new Storage(data);
+    s.retain();
+    this.storage = s;
+    memoryState.tensors++;
+    finalizer.register(this, s, this);
+    const scope = scopes[scopes.length - 1];
+    if (scope) scope.add(this);
+  }
+
+  /** @internal The backing typed array (contiguous, row-major). Throws after dispose. */
+  get _data(): TypedArray {
+    const d = this.storage?.data;
+    if (!d) throw new TsmDisposedError(`tensor #${this.id} of shape [${this.shape.join(', ')}] was used after dispose()`);
+    return d;
+  }
+
+  /** @internal float32 data (throws a TypeError naming op for int32 tensors). */
+  _f32(op: string, name = 'input'): Float32Array {
+    const d = this._data;
+    if (!(d instanceof Float32Array))
+      throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${this.dtype}`);
+    return d;
+  }
+
+  /** @internal A tensor sharing this one's storage with another shape (same element count). */
+  _view(shape: readonly number[]): Tensor {
+    const s = this.storage;
+    if (!s?.data) throw new TsmDisposedError(`tensor #${this.id} was used after dispose()`);
+    return new Tensor(s.data, shape, this.dtype, s);
+  }
+
+  get isDisposed(): boolean {
+    return !this.storage?.data;
+  }
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+  get ndim(): number {
+    return this.shape.length;
+  }
+  /** True when autograd recorded the op that produced it. */
+  get isLeaf(): boolean {
+    return this._node === null;
+  }
+
+  /** Releases this tensor's storage (shared storage is freed when its last view goes). */
+  dispose(): void {
+    if (!this.storage) return;
+    finalizer.unregister(this);
+    memoryState.tensors--;
+    this.storage.release();
+    this.storage = null;
+    this._node = null;
+    for (const s of scopes) s.delete(this);
+  }
+
+  // ---- data access ----
+  /** The elements as a new typed array (a copy). */
+  dataSync(): TypedArray {
+    return this._data.slice();
+  }
+  /** The elements, asynchronously (resolves on the next tick on the CPU). */
+  async data(): Promise<TypedArray> {
+    const d = this.dataSync();
+    await new Promise<void>((r) => setImmediate(r));
+    return d;
+  }
+  /** Nested arrays (a number for a 0-d tensor). */
+  toArray(): NestedArray {
+    const d = this._data;
+    const shape = this.shape;
+    if (shape.length === 0) return d[0];
+    const build = (dim: number, offset: number): NestedArray[] => {
+      const out: NestedArray[] = [];
+      const stride = sizeOf(shape.slice(dim + 1));
+      for (let i = 0; i < shape[dim]; i++)
+        out.push(dim === shape.length - 1 ? d[offset + i] : build(dim + 1, offset + i * stride));
+      return out;
+    };
+    return build(0, 0);
+  }
+  /** The value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new RangeError(`item: expected a tensor with one element, got shape [${this.shape.join(', ')}]`);
+    return this._data[0];
+  }
+
+  toString(): string {
+    return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
+  }
+
+  // ---- autograd ----
+  requiresGrad_(value = true): this {
+    if (value && this.dtype !== 'float32') throw new TypeError(`requiresGrad_: only float32 tensors can require gradients, got ${this.dtype}`);
+    if (!value && this._node) throw new RangeError('requiresGrad_: cannot turn off gradients of a non-leaf tensor; use detach()');
+    this.requiresGrad = value;
+    return this;
+  }
+  /** Back-propagates from this tensor; a non-scalar needs an explicit gradient of its shape. */
+  backward(gradient?: Tensor): void {
+    ops.backward(this, gradient);
+  }
+  /** A tensor sharing the data, cut from the graph. */
+  detach(): Tensor {
+    return this._view(this.shape);
+  }
+  clone(): Tensor {
+    return ops.clone(this);
+  }
+  to(target: Device | DType): Tensor {
+    return ops.to(this, target);
+  }
+  contiguous(): Tensor {
+    return this;
+  }
+
+  // ---- elementwise ----
+  add(o: Tensor | number): Tensor { return ops.add(this, o); }
+  sub(o: Tensor | number): Tensor { return ops.sub(this, o); }
+  mul(o: Tensor | number): Tensor { return ops.mul(this, o); }
+  div(o: Tensor | number): Tensor { return ops.div(this, o); }
+  pow(o: Tensor | number): Tensor { return ops.pow(this, o); }
+  maximum(o: Tensor | number): Tensor { return ops.maximum(this, o); }
+  minimum(o: Tensor | number): Tensor { return ops.minimum(this, o); }
+  eq(o: Tensor | number): Tensor { return ops.eq(this, o); }
+  ne(o: Tensor | number): Tensor { return ops.ne(this, o); }
+  lt(o: Tensor | number): Tensor { return ops.lt(this, o); }
+  le(o: Tensor | number): Tensor { return ops.le(this, o); }
+  gt(o: Tensor | number): Tensor { return ops.gt(this, o); }
+  ge(o: Tensor | number): Tensor { return ops.ge(this, o); }
+  neg(): Tensor { return ops.neg(this); }
+  exp(): Tensor { return ops.exp(this); }
+  log(): Tensor { return ops.log(this); }
+  sqrt(): Tensor { return ops.sqrt(this); }
+  abs(): Tensor { return ops.abs(this); }
+  square(): Tensor { return ops.square(this); }
+  relu(): Tensor { return ops.relu(this); }
+  sigmoid(): Tensor { return ops.sigmoid(this); }
+  tanh(): Tensor { return ops.tanh(this); }
+  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return ops.gelu(this, approximate); }
+  clamp(min?: number | null, max?: number | null): Tensor { return ops.clamp(this, min, max); }
+
+  // ---- reductions ----
+  sum(dim?: number | number[] | null, keepdim = false): Tensor { return ops.sum(this, dim, keepdim); }
+  mean(dim?: number | number[] | null, keepdim = false): Tensor { return ops.mean(this, dim, keepdim); }
+  max(dim?: number | null, keepdim = false): Tensor { return ops.max(this, dim, keepdim); }
+  min(dim?: number | null, keepdim = false): Tensor { return ops.min(this, dim, keepdim); }
+  argmax(dim?: number | null, keepdim = false): Tensor { return ops.argmax(this, dim, keepdim); }
+  argmin(dim?: number | null, keepdim = false): Tensor { return ops.argmin(this, dim, keepdim); }
+  softmax(dim: number): Tensor { return ops.softmax(this, dim); }
+  logSoftmax(dim: number): Tensor { return ops.logSoftmax(this, dim); }
+
+  // ---- linear algebra ----
+  matmul(o: Tensor): Tensor { return ops.matmul(this, o); }
+
+  // ---- shape ----
+  reshape(...shape: (number | number[])[]): Tensor { return ops.reshape(this, flatArgs(shape)); }
+  view(...shape: (number | number[])[]): Tensor { return ops.reshape(this, flatArgs(shape)); }
+  flatten(startDim = 0, endDim = -1): Tensor { return ops.flatten(this, startDim, endDim); }
+  squeeze(dim?: number): Tensor { return ops.squeeze(this, dim); }
+  unsqueeze(dim: number): Tensor { return ops.unsqueeze(this, dim); }
+  transpose(dim0 = -2, dim1 = -1): Tensor { return ops.transpose(this, dim0, dim1); }
+  permute(...dims: (number | number[])[]): Tensor { return ops.permute(this, flatArgs(dims)); }
+  expand(...shape: (number | number[])[]): Tensor { return ops.expand(this, flatArgs(shape)); }
+  slice(dim: number, start?: number, end?: number, step = 1): Tensor { return ops.slice(this, dim, start, end, step); }
+  gather(dim: number, index: Tensor): Tensor { return ops.gather(this, dim, index); }
+  index(indices: Tensor | number[]): Tensor { return ops.indexSelect(this, 0, indices); }
+  where(cond: Tensor, other: Tensor | number): Tensor { return ops.where(cond, this, other); }
+
+  static cat(tensors: Tensor[], dim = 0): Tensor { return ops.cat(tensors, dim); }
+  static stack(tensors: Tensor[], dim = 0): Tensor { return ops.stack(tensors, dim); }
+}
+
+function flatArgs(args: (number | number[])[]): number[] {
+  if (args.length === 1 && Array.isArray(args[0])) return args[0].slice();
+  return args as number[];
+}
+
+/** @internal Creates a tensor over freshly allocated or given data (no copy). */
+export function fromData(data: TypedArray, shape: readonly number[]): Tensor {
+  return new Tensor(data, shape, data instanceof Int32Array ? 'int32' : 'float32');
+}
