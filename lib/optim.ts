@@ -81,13 +81,18 @@ export class SGD extends Optimizer {
   step(): void {
     const { idx, params, grads } = this.withGrads();
     if (!idx.length) return;
-    let bufs: Float32Array[] | null = null;
-    let first = false;
-    if (this.momentum !== 0) {
-      first = idx.some((i) => this.buffers[i] === null);
-      bufs = idx.map((i) => (this.buffers[i] ??= zerosLikeData(this.params[i])));
+    if (this.momentum === 0) {
+      N().sgdStep(params, grads, null, this.lr, 0, this.dampening, this.weightDecay, this.nesterov, this.maximize, false);
+    } else {
+      // Parameters getting their first momentum buffer take buf = grad; the others the usual update.
+      for (const first of [true, false]) {
+        const js = idx.map((_, j) => j).filter((j) => (this.buffers[idx[j]] === null) === first);
+        if (!js.length) continue;
+        const bufs = js.map((j) => (this.buffers[idx[j]] ??= zerosLikeData(this.params[idx[j]])));
+        N().sgdStep(js.map((j) => params[j]), js.map((j) => grads[j]), bufs, this.lr, this.momentum, this.dampening,
+          this.weightDecay, this.nesterov, this.maximize, first);
+      }
     }
-    N().sgdStep(params, grads, bufs, this.lr, this.momentum, this.dampening, this.weightDecay, this.nesterov, this.maximize, first);
     this.stepCount++;
   }
   stateDict(): Record<string, unknown> {
