@@ -110,9 +110,8 @@ export async function trainMnist(opts: TrainOptions = {}): Promise<{ model: Mnis
   }
   const testAccuracy = evaluate(model, test);
   if (verbose) console.log(`test accuracy: ${(testAccuracy * 100).toFixed(2)}% on ${test.n} digits`);
-  const ioModule = (tsm as unknown as { io?: { save(sd: Record<string, tsm.Tensor>, p: string): void } }).io;
-  if (opts.save && ioModule) {
-    ioModule.save(model.stateDict(), opts.save);
+  if (opts.save) {
+    tsm.io.save(model.stateDict(), opts.save, { metadata: { model: 'mnist-cnn', testAccuracy: testAccuracy.toFixed(4) } });
     if (verbose) console.log(`weights saved to ${opts.save}`);
   }
   return { model, testAccuracy, losses };

@@ -17,3 +17,4 @@ export * as F from './functional';
 export * as nn from './nn';
 export * as optim from './optim';
 export * as cuda from './cuda';
+export * as io from './io';
