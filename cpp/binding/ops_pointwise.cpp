@@ -390,7 +390,7 @@ Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   need(env, op, "mask", lm, n);
   if (overlaps(mask, lm, x, lx) || overlaps(mask, lm, y, ly))
     range_error(env, std::string(op) + ": mask must not share memory with x or y");
-  call(env, op, tsm_dropout_forward(y, mask, x, static_cast<float>(p), seed, offset, n));
+  call(env, op, tsm_dropout_forward(y, mask, x, p, seed, offset, n));
   return env.Undefined();
 }
 

@@ -303,8 +303,9 @@ TSM_API tsm_status tsm_rng_normal(float* out, uint64_t seed, uint64_t offset, fl
 
 /* Inverted dropout: mask[i] = (u_i >= p) ? 1 / (1 - p) : 0 with u_i the Philox uniform of element i
  * (as tsm_rng_uniform with low 0, high 1), y[i] = x[i] * mask[i]. p in [0, 1]; p == 1 gives zeros.
- * y (n), mask (n), x (n). The backward is dx = dy * mask (tsm_binary_forward with MUL). */
-TSM_API tsm_status tsm_dropout_forward(float* y, float* mask, const float* x, float p, uint64_t seed,
+ * y (n), mask (n), x (n); y may alias x, mask may not. The backward is dx = dy * mask
+ * (tsm_binary_forward with MUL). */
+TSM_API tsm_status tsm_dropout_forward(float* y, float* mask, const float* x, double p, uint64_t seed,
                                        uint64_t offset, int64_t n);
 
 /* *result = sum x[i]^2 in double (for gradient-norm clipping); x (n). */

@@ -23,28 +23,30 @@ constexpr int64_t kGrain = 32768;
 
 extern "C" {
 
-TSM_API tsm_status tsm_dropout_forward(float* y, float* mask, const float* x, float p, uint64_t seed,
+TSM_API tsm_status tsm_dropout_forward(float* y, float* mask, const float* x, double p, uint64_t seed,
                                        uint64_t offset, int64_t n) {
   if (n < 0)
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "dropout_forward: n must be >= 0, got %lld", (long long)n);
-  if (!(p >= 0.0f && p <= 1.0f))
-    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "dropout_forward: p must be in [0, 1], got %g", double(p));
+  if (!(p >= 0.0 && p <= 1.0))
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "dropout_forward: p must be in [0, 1], got %g", p);
   if (n == 0) return TSM_OK;
   if (!y || !mask || !x)
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "dropout_forward: %s is NULL",
                      !y ? "y" : !mask ? "mask" : "x");
-  if (p == 1.0f) {
+  if (p == 1.0) {
     std::fill(mask, mask + n, 0.0f);
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * 0.0f;  // keeps NaN/Inf of x visible, like x * mask
     return TSM_OK;
   }
-  const float scale = 1.0f / (1.0f - p);
+  // p stays double: 1 / (1 - p) is then the float nearest the exact scale (10 for p = 0.9), and
+  // u >= p compares the exact uniform (a multiple of 2^-24) with the exact p.
+  const float scale = static_cast<float>(1.0 / (1.0 - p));
   auto run = [&](int64_t b, int64_t e) {
     // The uniforms go into the mask first, then become the mask in place.
     float* m = mask + b;
     tsm::philox_uniform01(m, b, e, seed, offset);
     for (int64_t i = 0; i < e - b; ++i) {
-      m[i] = m[i] >= p ? scale : 0.0f;
+      m[i] = double(m[i]) >= p ? scale : 0.0f;
       y[b + i] = x[b + i] * m[i];
     }
   };

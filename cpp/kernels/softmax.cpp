@@ -43,8 +43,9 @@ void softmax_row(float* y, const float* x, int64_t dim, bool log) {
   double sum = 0.0;
   if (log) {
     for (int64_t d = 0; d < dim; ++d) sum += std::exp(x[d] - m);
-    const float shift = m + static_cast<float>(std::log(sum));
-    for (int64_t d = 0; d < dim; ++d) y[d] = x[d] - shift;
+    // (x - m) - log(sum), not x - (m + log(sum)): m + log(sum) would round at the scale of m.
+    const float lsum = static_cast<float>(std::log(sum));
+    for (int64_t d = 0; d < dim; ++d) y[d] = (x[d] - m) - lsum;
   } else {
     for (int64_t d = 0; d < dim; ++d) {
       const float e = std::exp(x[d] - m);
@@ -77,13 +78,13 @@ void softmax_tile(float* y, const float* x, int64_t dim, int64_t inner, int64_t 
       sum[i] += e;
     }
   }
-  float scale[kTile];
+  float scale[kTile];  // log(sum) for log-softmax, 1 / sum for softmax
   for (int64_t i = 0; i < w; ++i)
-    scale[i] = log ? m[i] + static_cast<float>(std::log(sum[i])) : static_cast<float>(1.0 / sum[i]);
+    scale[i] = log ? static_cast<float>(std::log(sum[i])) : static_cast<float>(1.0 / sum[i]);
   for (int64_t d = 0; d < dim; ++d) {
     const float* row = x + d * inner;
     float* out = y + d * inner;
-    if (log) for (int64_t i = 0; i < w; ++i) out[i] = row[i] - scale[i];
+    if (log) for (int64_t i = 0; i < w; ++i) out[i] = (row[i] - m[i]) - scale[i];
     else for (int64_t i = 0; i < w; ++i) out[i] *= scale[i];
   }
 }
