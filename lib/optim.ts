@@ -85,8 +85,9 @@ export class SGD extends Optimizer {
       N().sgdStep(params, grads, null, this.lr, 0, this.dampening, this.weightDecay, this.nesterov, this.maximize, false);
     } else {
       // Parameters getting their first momentum buffer take buf = grad; the others the usual update.
+      const isNew = idx.map((i) => this.buffers[i] === null);
       for (const first of [true, false]) {
-        const js = idx.map((_, j) => j).filter((j) => (this.buffers[idx[j]] === null) === first);
+        const js = idx.map((_, j) => j).filter((j) => isNew[j] === first);
         if (!js.length) continue;
         const bufs = js.map((j) => (this.buffers[idx[j]] ??= zerosLikeData(this.params[idx[j]])));
         N().sgdStep(js.map((j) => params[j]), js.map((j) => grads[j]), bufs, this.lr, this.momentum, this.dampening,

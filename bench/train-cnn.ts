@@ -1,0 +1,73 @@
+// Training-step throughput of the MNIST CNN (DESIGN.md system 2), batch 64, SGD with momentum,
+// ours vs PyTorch CPU side by side. Before timing, both libraries take one step from the same
+// weights on the same batch and their losses must agree.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tsm from '../lib/index';
+import { MnistCnn } from '../examples/mnist-cnn';
+import { loadMnist } from '../examples/data/mnist';
+import { argValue, median, sleep, type Benchmark, type BenchRow } from './lib';
+
+const PYTHON = process.env.TSM_TORCH_PYTHON ?? '/usr/bin/python3';
+
+export const benchmark: Benchmark = {
+  description: 'MNIST CNN training step (batch 64, SGD momentum) vs PyTorch CPU',
+  run(opts) {
+    const batch = Number(argValue(opts.args, 'batch') ?? 64);
+    const seconds = opts.quick ? 1 : 4;
+    const lr = 0.01, momentum = 0.9;
+    tsm.setNumThreads(opts.threads);
+    tsm.manualSeed(1);
+    const model = new MnistCnn();
+    const { train } = loadMnist();
+    const x = tsm.tensor(train.images.slice(0, batch * 784), { shape: [batch, 1, 28, 28] });
+    // A batch with every class: spread the picks over the (class-ordered) training set.
+    const idx = Array.from({ length: batch }, (_, i) => Math.floor((i * train.n) / batch));
+    const xd = x._data as Float32Array;
+    idx.forEach((j, i) => xd.set(train.images.subarray(j * 784, (j + 1) * 784), i * 784));
+    const y = tsm.tensor(Int32Array.from(idx, (j) => train.labels[j]));
+    const file = path.join(os.tmpdir(), `tsm-train-cnn-${process.pid}.safetensors`);
+    tsm.io.save({ ...model.stateDict(), 'batch.x': x, 'batch.y': y }, file);
+
+    const opt = new tsm.optim.SGD(model.parameters(), { lr, momentum });
+    const step = () => tsm.tidy(() => {
+      opt.zeroGrad();
+      const loss = tsm.F.crossEntropy(model.forward(x), y);
+      loss.backward();
+      opt.step();
+      return loss.item();
+    });
+    const loss0 = step();
+    const loss1 = tsm.noGrad(() => tsm.tidy(() => tsm.F.crossEntropy(model.forward(x), y).item()));
+
+    sleep(200);
+    const py = spawnSync(PYTHON, [path.join(__dirname, 'peers', 'train_cnn.py'), file, String(opts.threads), String(seconds), String(lr), String(momentum)],
+      { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(opts.threads) } });
+    fs.rmSync(file, { force: true });
+    if (py.status !== 0) throw new Error(`PyTorch peer failed (is python3-torch installed for ${PYTHON}?):\n${py.stderr}`);
+    const peer = JSON.parse(py.stdout.trim().split('\n').pop() as string) as { loss0: number; loss1: number; stepSeconds: number[]; torch: string };
+    if (Math.abs(peer.loss0 - loss0) > 1e-4 * Math.max(1, Math.abs(loss0)) || Math.abs(peer.loss1 - loss1) > 1e-4 * Math.max(1, Math.abs(loss1)))
+      throw new Error(`results differ: ours loss ${loss0} -> ${loss1}, PyTorch ${peer.loss0} -> ${peer.loss1}`);
+    console.log(`check: first-step loss ${loss0.toFixed(6)} (PyTorch ${peer.loss0.toFixed(6)}), after the step ${loss1.toFixed(6)} (PyTorch ${peer.loss1.toFixed(6)})`);
+
+    sleep(200);
+    for (let i = 0; i < 3; i++) step();
+    const times: number[] = [];
+    const start = process.hrtime.bigint();
+    while (Number(process.hrtime.bigint() - start) * 1e-9 < seconds || times.length < 5) {
+      const t0 = process.hrtime.bigint();
+      step();
+      times.push(Number(process.hrtime.bigint() - t0) * 1e-9);
+    }
+    const ours = batch / median(times);
+    const theirs = batch / median(peer.stepSeconds);
+    const rows: BenchRow[] = [{
+      name: `train-cnn step batch ${batch} SGD-momentum`, unit: 'samples/s', ours: Math.round(ours), peer: `PyTorch ${peer.torch}`,
+      peerValue: Math.round(theirs), ratio: +(ours / theirs).toFixed(3), threads: opts.threads,
+      note: `median step ${(median(times) * 1e3).toFixed(2)} ms vs ${(median(peer.stepSeconds) * 1e3).toFixed(2)} ms`,
+    }];
+    return { rows, settings: { batch, lr, momentum, peerPython: PYTHON } };
+  },
+};
