@@ -1,0 +1,141 @@
+// SGEMM: tensorsmith vs OpenBLAS (cblas_sgemm from libopenblas.so.0, loaded with dlopen by the addon),
+// same thread count, same inputs, results compared before anything is timed.
+//   npm run bench -- gemm [--threads N] [--quick] [--peer libopenblas.so.0|libblis.so.4]
+import * as tsm from '../lib/index';
+import { nativeAddon } from '../lib/native-api';
+import { argValue, type Benchmark, type BenchOptions, type BenchResult, type BenchRow, compare, measureCpuPeak, randomArray, waitQuiet } from './lib';
+
+interface Shape {
+  name: string;
+  transA: boolean;
+  transB: boolean;
+  m: number;
+  n: number;
+  k: number;
+  /** Threads for this row when it differs from the run's. */
+  threads?: number;
+}
+
+const sq = (s: number): Shape => ({ name: `sgemm NN ${s}x${s}x${s}`, transA: false, transB: false, m: s, n: s, k: s });
+const shape = (ta: boolean, tb: boolean, m: number, n: number, k: number, why: string): Shape => ({
+  name: `sgemm ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${m}x${n}x${k} (${why})`, transA: ta, transB: tb, m, n, k,
+});
+
+/**
+ * The NN-shaped GEMMs of BENCHMARKS.md (m x n x k) and the forms a Linear layer y = x W^T
+ * (x: batch x in, W: out x in) uses in training: forward NT, input gradient dx = dy W (NN),
+ * weight gradient dW = dy^T x (TN).
+ */
+function layerShapes(batch: number, outF: number, inF: number, what: string): Shape[] {
+  const all = [
+    shape(false, false, batch, outF, inF, `${what}`),
+    shape(false, true, batch, outF, inF, `${what} fwd x*W^T`),
+    shape(false, false, batch, inF, outF, `${what} bwd dx=dy*W`),
+    shape(true, false, outF, inF, batch, `${what} bwd dW=dy^T*x`),
+  ];
+  // A square weight (in == out) makes the dx product the same as the NN row: time it once.
+  return all.filter((s, i) => all.findIndex((t) => t.transA === s.transA && t.transB === s.transB &&
+    t.m === s.m && t.n === s.n && t.k === s.k) === i);
+}
+
+export const SHAPES: Shape[] = [
+  ...[128, 256, 512, 1024, 1536, 2048].map(sq),
+  ...layerShapes(64, 512, 1600, 'CNN fc1'),
+  ...layerShapes(128, 2048, 256, 'FFN up'),
+  ...layerShapes(4096, 256, 256, 'attn proj'),
+];
+
+function maxRelError(x: Float32Array, ref: Float32Array): number {
+  let maxDiff = 0, maxRef = 0;
+  for (let i = 0; i < x.length; ++i) {
+    const d = Math.abs(x[i] - ref[i]);
+    if (!(d <= maxDiff)) maxDiff = d; // NaN-safe: a NaN difference becomes the maximum
+    maxRef = Math.max(maxRef, Math.abs(ref[i]));
+  }
+  return maxDiff / (maxRef || 1);
+}
+
+async function run(opts: BenchOptions): Promise<BenchResult> {
+  const raw = nativeAddon();
+  const peerLib = argValue(opts.args, 'peer') ?? 'libopenblas.so.0';
+  const peerName = /blis/i.test(peerLib) ? 'BLIS' : /openblas/i.test(peerLib) ? 'OpenBLAS' : peerLib;
+  try {
+    raw.peerBlasLoad(peerLib);
+  } catch (err) {
+    throw new Error(`gemm: cannot load the peer BLAS ${peerLib} (${(err as Error).message}). ` +
+      'Install it: apt-get install -y libopenblas-dev (or libblis-dev).');
+  }
+  const setThreads = (n: number) => {
+    tsm.setNumThreads(n);
+    if (!raw.peerBlasSetThreads(n)) throw new Error(`gemm: ${peerLib} exports no thread-count setter`);
+  };
+
+  const simd = tsm.buildInfo().simd;
+  waitQuiet(200);
+  const peak = measureCpuPeak(simd);
+  if (peak) {
+    console.error(`gemm: one core's FP32 peak (${simd}) measured at ${peak.fp32PeakGflops.toFixed(1)} GFLOP/s ` +
+      `(${peak.clockGHz.toFixed(2)} GHz x ${peak.flopsPerCycle.toFixed(1)} FLOP/cycle)`);
+  }
+
+  const shapes: Shape[] = [...SHAPES, { ...sq(1024), name: 'sgemm NN 1024x1024x1024 1 thread', threads: 1 }];
+  const rows: BenchRow[] = [];
+  for (const s of shapes) {
+    const threads = s.threads ?? opts.threads;
+    setThreads(threads);
+    const { transA, transB, m, n, k } = s;
+    const lda = transA ? m : k, ldb = transB ? k : n, ldc = n;
+    const a = randomArray(m * k, 1), b = randomArray(k * n, 2);
+    const cOurs = new Float32Array(m * n), cPeer = new Float32Array(m * n);
+    const ours = () => tsm.kernels.sgemm({ transA, transB, m, n, k, alpha: 1, a, lda, b, ldb, beta: 0, c: cOurs, ldc });
+    const peer = () => raw.peerBlasSgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, 0, cPeer, ldc);
+
+    // Check before timing: the same product from both, to float32 accuracy.
+    ours();
+    peer();
+    const err = maxRelError(cOurs, cPeer);
+    if (!(err < 1e-4)) {
+      throw new Error(`gemm: WRONG RESULT for ${s.name}: max |ours - ${peerName}| / max |${peerName}| = ${err}`);
+    }
+
+    const t = compare(ours, peer, opts.quick ? { blocks: 2, blockTime: 0.05 } : { blocks: 6, blockTime: 0.15 });
+    const flop = 2 * m * n * k;
+    const gOurs = flop / t.ours / 1e9, gPeer = flop / t.peer / 1e9;
+    const row: BenchRow = {
+      name: s.name, unit: 'GFLOP/s', ours: round(gOurs), peer: peerName, peerValue: round(gPeer),
+      ratio: round(gOurs / gPeer, 3), threads, maxRelError: Number(err.toExponential(2)),
+      backgroundLoad: round(t.backgroundLoad),
+    } as BenchRow;
+    if (t.backgroundLoad > 0.15) row.note = `machine busy: other processes used ${t.backgroundLoad.toFixed(2)} CPUs`;
+    if (s.threads === 1 && peak) {
+      row.note = `${row.note ? `${row.note}; ` : ''}${((100 * gOurs) / peak.fp32PeakGflops).toFixed(0)}% of 1-core FP32 peak ` +
+        `(${peerName} ${((100 * gPeer) / peak.fp32PeakGflops).toFixed(0)}%; peak ${peak.fp32PeakGflops.toFixed(0)} GFLOP/s measured)`;
+    }
+    rows.push(row);
+    console.error(`  ${s.name} [${threads}t]: ours ${gOurs.toFixed(1)}, ${peerName} ${gPeer.toFixed(1)} GFLOP/s, ` +
+      `ratio ${(gOurs / gPeer).toFixed(3)} (${t.runs} runs each, max rel err ${err.toExponential(1)}, ` +
+      `background ${t.backgroundLoad.toFixed(2)} CPUs)`);
+  }
+  setThreads(opts.threads);
+
+  return {
+    rows,
+    machine: { simd, ...(peak ? { clockGHz: round(peak.clockGHz, 3), fp32PeakGflopsPerCore: round(peak.fp32PeakGflops), peakMethod: peak.method } : {}) },
+    settings: {
+      peer: peerLib,
+      timing: 'median of alternating blocks (ours/peer), >= 150 ms pause before each switch (extended while ' +
+        'other processes keep > 0.15 CPUs busy, up to 20 s), 1 warm-up call per block',
+      inputs: 'uniform [-1, 1), alpha 1, beta 0, tight leading dimensions; shapes are m x n x k',
+    },
+  };
+}
+
+function round(x: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export const benchmark: Benchmark = {
+  description: 'SGEMM vs OpenBLAS (square 128-2048, the layer shapes of BENCHMARKS.md, 1-thread % of peak)',
+  run,
+};
