@@ -4,7 +4,7 @@ import { backward as autogradBackward, record } from './autograd';
 import { describe } from './check';
 import { nativeAddon } from './native-api';
 import {
-  checkDType, checkDevice, checkShape, fromData, keep, sizeOf, Tensor,
+  checkDType, checkDevice, checkShape, fromData, keep, sizeOf, Tensor, uninitializedF32,
   type DType, type Device, type NestedArray, type Shape, type TensorOptions, type TypedArray,
 } from './tensor';
 
@@ -83,8 +83,9 @@ function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+/** A float32 tensor to be fully overwritten by a kernel (its initial contents are unspecified). */
 export function empty32(shape: Shape): Tensor {
-  return fromData(new Float32Array(sizeOf(shape)), shape);
+  return uninitializedF32(shape);
 }
 
 const ZERO = new Float32Array(1);
@@ -417,7 +418,10 @@ function reducedShape(shape: Shape, dims: number[], keepdim: boolean): number[] 
 function sumKeep(x: Tensor, dims: number[]): Tensor {
   const outShape = x.shape.map((d, i) => (dims.includes(i) ? 1 : d));
   const out = empty32(outShape);
-  if (x.size === 0) return out;
+  if (x.size === 0) {
+    (out._data as Float32Array).fill(0);
+    return out;
+  }
   N().sumToShape(out._data as Float32Array, x._data as Float32Array, x.shape.slice(), outShape);
   return out;
 }

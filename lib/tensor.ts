@@ -54,6 +54,8 @@ class Storage {
   data: TypedArray | null;
   refs = 0;
   readonly bytes: number;
+  /** Allocated by uninitializedF32(): its array goes back to the pool when the storage is freed. */
+  pooled = false;
   constructor(data: TypedArray) {
     this.data = data;
     this.bytes = data.byteLength;
@@ -65,6 +67,7 @@ class Storage {
   }
   release(): void {
     if (--this.refs === 0 && this.data) {
+      if (this.pooled) recycle(this.data as Float32Array);
       this.data = null;
       memoryState.bytes -= this.bytes;
       memoryState.storages--;
@@ -73,6 +76,42 @@ class Storage {
 }
 
 const memoryState = { tensors: 0, bytes: 0, storages: 0 };
+
+// ---- a pool of large float32 buffers ----
+// Training loops allocate the same large activations every step; fresh typed arrays cost a zero
+// fill and page faults. Freed buffers of at least POOL_MIN elements are kept by exact length (up
+// to POOL_MAX_BYTES in all) and handed out again, uninitialised, to kernels that overwrite them.
+const POOL_MIN = 16384;
+const POOL_MAX_BYTES = 256 * 1024 * 1024;
+const pool = new Map<number, Float32Array[]>();
+let pooledBytes = 0;
+
+function recycle(a: Float32Array): void {
+  if (pooledBytes + a.byteLength > POOL_MAX_BYTES) return;
+  let list = pool.get(a.length);
+  if (!list) pool.set(a.length, (list = []));
+  list.push(a);
+  pooledBytes += a.byteLength;
+}
+
+/** @internal A float32 tensor whose contents are unspecified (callers overwrite every element). */
+export function uninitializedF32(shape: readonly number[]): Tensor {
+  const n = sizeOf(shape);
+  if (n < POOL_MIN) return new Tensor(new Float32Array(n), shape, 'float32');
+  const list = pool.get(n);
+  let data = list?.pop();
+  if (data) pooledBytes -= data.byteLength;
+  else data = new Float32Array(n);
+  const storage = new Storage(data);
+  storage.pooled = true;
+  return new Tensor(data, shape, 'float32', storage);
+}
+
+/** Drops the buffers kept for reuse. */
+export function releasePool(): void {
+  pool.clear();
+  pooledBytes = 0;
+}
 
 // Frees what the user forgot to dispose once the Tensor object is garbage collected.
 const finalizer = new FinalizationRegistry<Storage>((storage) => {
