@@ -41,13 +41,20 @@ TSM_API tsm_status tsm_dropout_forward(float* y, float* mask, const float* x, do
   // p stays double: 1 / (1 - p) is then the float nearest the exact scale (10 for p = 0.9), and
   // u >= p compares the exact uniform (a multiple of 2^-24) with the exact p.
   const float scale = static_cast<float>(1.0 / (1.0 - p));
+  float pf = static_cast<float>(p);
+  if (double(pf) < p) pf = std::nextafter(pf, 2.0f);
   auto run = [&](int64_t b, int64_t e) {
     // The uniforms go into the mask first, then become the mask in place.
-    float* m = mask + b;
+    float* __restrict m = mask + b;
+    float* __restrict yb = y + b;
+    const float* xb = x + b;
     tsm::philox_uniform01(m, b, e, seed, offset);
+    // Branch-free (the keep/drop pattern is random, a branch would mispredict half the time).
+    // u is a multiple of 2^-24, so u >= p  <=>  u >= pf with pf = p rounded up to a float.
     for (int64_t i = 0; i < e - b; ++i) {
-      m[i] = double(m[i]) >= p ? scale : 0.0f;
-      y[b + i] = x[b + i] * m[i];
+      const float keep = m[i] >= pf ? 1.0f : 0.0f;
+      m[i] = keep * scale;
+      yb[i] = xb[i] * m[i];
     }
   };
   if (n <= tsm::kGrain) {
