@@ -23,19 +23,21 @@
 #include "../runtime/runtime.h"
 #include "kernels.h"
 #include "simd/conv_direct.h"
+#include "simd/gemm_ukernel.h"
 
 namespace tsm {
 
 #if !(defined(__x86_64__) || defined(_M_X64))
-// The direct kernels are x86-only; elsewhere use_direct() is false and these are never called.
+// The AVX-512 helpers are x86-only; elsewhere conv_direct_avx512_available() is false and the
+// others are never called.
 bool conv_direct_avx512_available() { return false; }
-bool conv_direct_forward_avx512(float*, const float*, const float*, const float*,
-                                const DirectConvShape&) { return false; }
-bool conv_direct_backward_data_avx512(float*, const float*, const float*, const DirectConvShape&) {
-  return false;
-}
-bool conv_direct_backward_weight_avx512(float*, const float*, const float*, int64_t,
-                                        const DirectConvShape&) { return false; }
+bool conv_direct_backward_weight_avx512(float*, const float*, const float*, int64_t, int64_t,
+                                        int64_t, const DirectConvShape&) { return false; }
+void conv_pack_b_gather_avx512(float*, const float*, const int64_t*, int64_t, const int32_t*,
+                               int64_t) {}
+void conv_pack_bt_gather_avx512(float*, const float*, const int32_t*, int64_t, const int64_t*,
+                                int64_t, int64_t, int64_t) {}
+void conv_col2im_s1_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&) {}
 #endif
 
 namespace {
@@ -137,8 +139,8 @@ void im2col(float* col, const float* xg, const ConvGeom& g) {
 }
 
 // dxg (Cg, H, W) = col2im(col (Cg*KH*KW, OH*OW)); dxg is overwritten.
-void col2im(float* dxg, const float* col, const ConvGeom& g) {
-  const int64_t ohw = g.ohw();
+void col2im(float* dxg, const float* col, const ConvGeom& g, int64_t ld) {
+  const int64_t ohw = ld;
   std::memset(dxg, 0, sizeof(float) * g.cg * g.hw());
   for (int64_t c = 0; c < g.cg; ++c) {
     float* xc = dxg + c * g.hw();
@@ -169,29 +171,282 @@ bool spread_tasks(const ConvGeom& g) {
   return nt > 1 && g.n * g.g >= 2 * nt;
 }
 
-// Direct kernels: stride 1, small reduction, AVX-512.
-bool use_direct(const ConvGeom& g) {
-  return active_simd() == TSM_SIMD_AVX512 && g.sh == 1 && g.sw == 1 && g.kk <= 32 &&
-         g.ow >= 8 && conv_direct_avx512_available();
+bool avx512_helpers(const ConvGeom& g) {
+  return active_simd() == TSM_SIMD_AVX512 && conv_direct_avx512_available() &&
+         gemm_ukernel_for(TSM_SIMD_AVX512).nr == 32 && g.cg * g.hw() < (int64_t(1) << 31);
+}
+
+// The direct backward-weight kernel: stride 1, no padding, few taps.
+bool use_direct_bwd_weight(const ConvGeom& g) {
+  return avx512_helpers(g) && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
+         g.kh * g.kw <= 9 && g.kk <= 32;
 }
 
 DirectConvShape direct_shape(const ConvGeom& g) {
-  return DirectConvShape{g.c, g.h, g.w, g.oc, g.kh, g.kw, g.ph, g.pw, g.dh, g.dw, g.g, g.oh, g.ow};
+  return DirectConvShape{g.c,  g.h,  g.w,  g.oc, g.kh, g.kw, g.sh, g.sw,
+                         g.ph, g.pw, g.dh, g.dw, g.g,  g.oh, g.ow};
+}
+
+// ---- implicit GEMM: the SGEMM micro-kernel fed by conv-aware packing ----
+// The packed operands have the micro-kernel's layout (A: MR-row panels [panel][p][i]; B: NR-column
+// panels [panel][p][j], zero-padded), so im2col is fused into the packing of B, and the GEMM's
+// tiles are all full (C goes to a padded per-thread tile buffer, then to its place).
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// Taps (c, kh, kw) of one group and output pixels (oh, ow) as offsets into an image's group.
+struct ImplicitTables {
+  std::vector<int64_t> tap_off, tap_h, tap_w;  // c*H*W + kh*dh*W + kw*dw, kh*dh, kw*dw
+  std::vector<int64_t> pix_h, pix_w;           // oh*sh - ph, ow*sw - pw
+  bool no_pad;
+  explicit ImplicitTables(const ConvGeom& g) {
+    tap_off.resize(g.kk); tap_h.resize(g.kk); tap_w.resize(g.kk);
+    for (int64_t c = 0, t = 0; c < g.cg; ++c)
+      for (int64_t kh = 0; kh < g.kh; ++kh)
+        for (int64_t kw = 0; kw < g.kw; ++kw, ++t) {
+          tap_h[t] = kh * g.dh;
+          tap_w[t] = kw * g.dw;
+          tap_off[t] = c * g.hw() + tap_h[t] * g.w + tap_w[t];
+        }
+    pix_h.resize(g.ohw()); pix_w.resize(g.ohw());
+    for (int64_t oh = 0, q = 0; oh < g.oh; ++oh)
+      for (int64_t ow = 0; ow < g.ow; ++ow, ++q) {
+        pix_h[q] = oh * g.sh - g.ph;
+        pix_w[q] = ow * g.sw - g.pw;
+      }
+    no_pad = g.ph == 0 && g.pw == 0;
+  }
+  // x value of tap t at pixel q in group image xg (0 in the padding)
+  inline float at(const float* xg, const ConvGeom& g, int64_t t, int64_t q) const {
+    const int64_t ih = pix_h[q] + tap_h[t], iw = pix_w[q] + tap_w[t];
+    if (static_cast<uint64_t>(ih) >= static_cast<uint64_t>(g.h) ||
+        static_cast<uint64_t>(iw) >= static_cast<uint64_t>(g.w))
+      return 0.0f;
+    return xg[ih * g.w + iw + tap_off[t] - tap_h[t] * g.w - tap_w[t]];
+  }
+};
+
+// A panels of a row-major rows x k matrix a (A(i,p) = a[i*lda + p], or a[p*lda + i] when trans),
+// written at k-offset p0 of panels that are ktot long.
+void pack_a_rows(float* dst, const float* a, int64_t lda, bool trans, int64_t rows, int64_t k,
+                 int64_t p0, int64_t ktot, int mr) {
+  for (int64_t ir = 0; ir < rows; ir += mr) {
+    float* d = dst + (ir / mr) * ktot * mr + p0 * mr;
+    const int64_t r = std::min<int64_t>(mr, rows - ir);
+    if (!trans) {
+      for (int64_t i = 0; i < r; ++i) {
+        const float* src = a + (ir + i) * lda;
+        for (int64_t p = 0; p < k; ++p) d[p * mr + i] = src[p];
+      }
+    } else {
+      for (int64_t p = 0; p < k; ++p)
+        for (int64_t i = 0; i < r; ++i) d[p * mr + i] = a[p * lda + ir + i];
+    }
+    for (int64_t i = r; i < mr; ++i)
+      for (int64_t p = 0; p < k; ++p) d[p * mr + i] = 0.0f;
+  }
+}
+
+// Forward B: B(t, q) = x tap t at pixel q; K = kk, panels over pixels.
+void pack_b_im2col(float* dst, const float* xg, const ConvGeom& g, const ImplicitTables& tb,
+                   int nr) {
+  const int64_t ohw = g.ohw(), kk = g.kk;
+  for (int64_t j0 = 0; j0 < ohw; j0 += nr) {
+    float* d = dst + (j0 / nr) * kk * nr;
+    const int64_t cols = std::min<int64_t>(nr, ohw - j0);
+    if (tb.no_pad) {
+      int64_t base[64];
+      for (int64_t jj = 0; jj < cols; ++jj) base[jj] = tb.pix_h[j0 + jj] * g.w + tb.pix_w[j0 + jj];
+      for (int64_t t = 0; t < kk; ++t) {
+        const float* xt = xg + tb.tap_off[t];
+        float* row = d + t * nr;
+        for (int64_t jj = 0; jj < cols; ++jj) row[jj] = xt[base[jj]];
+        for (int64_t jj = cols; jj < nr; ++jj) row[jj] = 0.0f;
+      }
+    } else {
+      for (int64_t t = 0; t < kk; ++t) {
+        float* row = d + t * nr;
+        for (int64_t jj = 0; jj < cols; ++jj) row[jj] = tb.at(xg, g, t, j0 + jj);
+        for (int64_t jj = cols; jj < nr; ++jj) row[jj] = 0.0f;
+      }
+    }
+  }
+}
+
+// Backward-weight B: B(q, t) = x tap t at pixel q, rows at k-offset p0 of ktot; panels over taps.
+void pack_b_im2col_t(float* dst, const float* xg, const ConvGeom& g, const ImplicitTables& tb,
+                     int64_t p0, int64_t ktot, int nr) {
+  const int64_t ohw = g.ohw(), kk = g.kk;
+  for (int64_t j0 = 0; j0 < kk; j0 += nr) {
+    float* d = dst + (j0 / nr) * ktot * nr + p0 * nr;
+    const int64_t cols = std::min<int64_t>(nr, kk - j0);
+    for (int64_t q = 0; q < ohw; ++q) {
+      float* row = d + q * nr;
+      if (tb.no_pad) {
+        const float* xq = xg + tb.pix_h[q] * g.w + tb.pix_w[q];
+        for (int64_t jj = 0; jj < cols; ++jj) row[jj] = xq[tb.tap_off[j0 + jj]];
+      } else {
+        for (int64_t jj = 0; jj < cols; ++jj) row[jj] = tb.at(xg, g, j0 + jj, q);
+      }
+      for (int64_t jj = cols; jj < nr; ++jj) row[jj] = 0.0f;
+    }
+  }
+}
+
+// Backward-data B: B(o, q) = dy[o*ohw + q]; K = ocg, panels over pixels.
+void pack_b_rows(float* dst, const float* b, int64_t k, int64_t n, int64_t ldb, int nr) {
+  for (int64_t j0 = 0; j0 < n; j0 += nr) {
+    float* d = dst + (j0 / nr) * k * nr;
+    const int64_t cols = std::min<int64_t>(nr, n - j0);
+    for (int64_t p = 0; p < k; ++p) {
+      const float* src = b + p * ldb + j0;
+      float* row = d + p * nr;
+      for (int64_t jj = 0; jj < cols; ++jj) row[jj] = src[jj];
+      for (int64_t jj = cols; jj < nr; ++jj) row[jj] = 0.0f;
+    }
+  }
+}
+
+// C (mpad x npad, ld npad) = Apack (mpad x k) * Bpack (k x npad), all tiles full.
+void run_tiles(const GemmUkernel& uk, float* c, const float* ap, const float* bp, int64_t mpad,
+               int64_t npad, int64_t k, float beta) {
+  for (int64_t j0 = 0; j0 < npad; j0 += uk.nr)
+    for (int64_t i0 = 0; i0 < mpad; i0 += uk.mr)
+      uk.fn(k, ap + i0 * k, bp + j0 * k, c + i0 * npad + j0, npad, 1.0f, beta);
+}
+
+bool use_implicit(const ConvGeom& g) {
+  return g.kk <= 4096 && (num_threads() == 1 || spread_tasks(g));
+}
+
+tsm_status forward_implicit(float* y, const float* x, const float* w, const float* bias,
+                            const ConvGeom& g) {
+  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  const int64_t ohw = g.ohw(), kk = g.kk;
+  const int64_t mpad = round_up(g.ocg, uk.mr), npad = round_up(ohw, uk.nr);
+  float* apack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * mpad * kk));
+  if (!apack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
+  for (int64_t grp = 0; grp < g.g; ++grp)
+    pack_a_rows(apack + grp * mpad * kk, w + grp * g.ocg * kk, kk, false, g.ocg, kk, 0, kk, uk.mr);
+  const ImplicitTables tb(g);
+  const bool gather = tb.no_pad && avx512_helpers(g);
+  std::vector<int32_t> pix32(gather ? ohw : 0);
+  for (int64_t q = 0; q < (gather ? ohw : 0); ++q)
+    pix32[q] = static_cast<int32_t>(tb.pix_h[q] * g.w + tb.pix_w[q]);
+  bool oom = false;
+  parallel_for(g.n * g.g, [&](int64_t task) {
+    const int64_t n = task / g.g, grp = task % g.g;
+    float* bpack = scratch(2, static_cast<size_t>(kk * npad));
+    float* ctile = scratch(3, static_cast<size_t>(mpad * npad));
+    if (!bpack || !ctile) { oom = true; return; }
+    const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
+    if (gather) conv_pack_b_gather_avx512(bpack, xg, tb.tap_off.data(), kk, pix32.data(), ohw);
+    else pack_b_im2col(bpack, xg, g, tb, uk.nr);
+    run_tiles(uk, ctile, apack + grp * mpad * kk, bpack, mpad, npad, kk, 0.0f);
+    float* yg = y + (n * g.oc + grp * g.ocg) * ohw;
+    for (int64_t o = 0; o < g.ocg; ++o) {
+      const float b = bias ? bias[grp * g.ocg + o] : 0.0f;
+      const float* src = ctile + o * npad;
+      float* dst = yg + o * ohw;
+      for (int64_t q = 0; q < ohw; ++q) dst[q] = src[q] + b;
+    }
+  });
+  aligned_free(apack);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
+  return TSM_OK;
+}
+
+tsm_status backward_data_implicit(float* dx, const float* dy, const float* w, const ConvGeom& g) {
+  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  const int64_t ohw = g.ohw(), kk = g.kk;
+  const int64_t mpad = round_up(kk, uk.mr), npad = round_up(ohw, uk.nr);
+  // A = w[g]^T (kk x ocg)
+  float* apack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * mpad * g.ocg));
+  if (!apack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
+  for (int64_t grp = 0; grp < g.g; ++grp)
+    pack_a_rows(apack + grp * mpad * g.ocg, w + grp * g.ocg * kk, kk, true, kk, g.ocg, 0, g.ocg,
+                uk.mr);
+  const bool s1 = g.sw == 1 && avx512_helpers(g);
+  const DirectConvShape ds = direct_shape(g);
+  bool oom = false;
+  parallel_for(g.n * g.g, [&](int64_t task) {
+    const int64_t n = task / g.g, grp = task % g.g;
+    float* bpack = scratch(2, static_cast<size_t>(g.ocg * npad));
+    float* col = scratch(3, static_cast<size_t>(mpad * npad));
+    if (!bpack || !col) { oom = true; return; }
+    pack_b_rows(bpack, dy + (n * g.oc + grp * g.ocg) * ohw, g.ocg, ohw, ohw, uk.nr);
+    run_tiles(uk, col, apack + grp * mpad * g.ocg, bpack, mpad, npad, g.ocg, 0.0f);
+    float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();
+    if (s1) conv_col2im_s1_avx512(dxg, col, npad, g.cg, ds);
+    else col2im(dxg, col, g, npad);
+  });
+  aligned_free(apack);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
+  return TSM_OK;
+}
+
+// dw: per-thread partials over image ranges; images are taken kBatch at a time so the GEMM's k
+// (pixels) is long enough.
+tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, const ConvGeom& g) {
+  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  const int64_t ohw = g.ohw(), kk = g.kk;
+  const int64_t mpad = round_up(g.ocg, uk.mr), npad = round_up(kk, uk.nr);
+  const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(8, 1024 / ohw));
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), g.n));
+  const int64_t part = g.g * mpad * npad;
+  float* partial = static_cast<float*>(aligned_malloc(sizeof(float) * nt * part));
+  if (!partial) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
+  const ImplicitTables tb(g);
+  const bool gather = tb.no_pad && avx512_helpers(g);
+  std::vector<int32_t> tap32(gather ? kk : 0);
+  std::vector<int64_t> pix64(gather ? ohw : 0);
+  for (int64_t t = 0; t < (gather ? kk : 0); ++t) tap32[t] = static_cast<int32_t>(tb.tap_off[t]);
+  for (int64_t q = 0; q < (gather ? ohw : 0); ++q) pix64[q] = tb.pix_h[q] * g.w + tb.pix_w[q];
+  bool oom = false;
+  parallel_for(nt, [&](int64_t t) {
+    const int64_t n0 = g.n * t / nt, n1 = g.n * (t + 1) / nt;
+    float* acc = partial + t * part;
+    const size_t kmax = static_cast<size_t>(batch * ohw);
+    float* apack = scratch(2, mpad * kmax);
+    float* bpack = scratch(3, kmax * npad);
+    if (!apack || !bpack) { oom = true; return; }
+    for (int64_t grp = 0; grp < g.g; ++grp) {
+      for (int64_t nb = n0; nb < n1; nb += batch) {
+        const int64_t nimg = std::min(batch, n1 - nb), ktot = nimg * ohw;
+        for (int64_t b = 0; b < nimg; ++b) {
+          const int64_t n = nb + b;
+          pack_a_rows(apack, dy + (n * g.oc + grp * g.ocg) * ohw, ohw, false, g.ocg, ohw, b * ohw,
+                      ktot, uk.mr);
+          const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
+          if (gather)
+            conv_pack_bt_gather_avx512(bpack, xg, tap32.data(), kk, pix64.data(), ohw, b * ohw, ktot);
+          else
+            pack_b_im2col_t(bpack, xg, g, tb, b * ohw, ktot, uk.nr);
+        }
+        run_tiles(uk, acc + grp * mpad * npad, apack, bpack, mpad, npad, ktot,
+                  nb == n0 ? 0.0f : 1.0f);
+      }
+    }
+  });
+  if (!oom) {
+    for (int64_t grp = 0; grp < g.g; ++grp)
+      for (int64_t o = 0; o < g.ocg; ++o) {
+        float* dst = dw + (grp * g.ocg + o) * kk;
+        for (int64_t i = 0; i < kk; ++i) {
+          float s = 0.0f;
+          for (int t = 0; t < nt; ++t) s += partial[t * part + (grp * mpad + o) * npad + i];
+          dst[i] = s;
+        }
+      }
+  }
+  aligned_free(partial);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
+  return TSM_OK;
 }
 
 // ---- forward ----
 tsm_status forward(float* y, const float* x, const float* w, const float* bias, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk;
-  if (use_direct(g)) {
-    const DirectConvShape s = direct_shape(g);
-    bool oom = false;
-    parallel_for(g.n, [&](int64_t n) {
-      if (!conv_direct_forward_avx512(y + n * g.oc * ohw, x + n * g.c * g.hw(), w, bias, s))
-        oom = true;
-    });
-    if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
-    return TSM_OK;
-  }
+  if (use_implicit(g)) return forward_implicit(y, x, w, bias, g);
   const bool pw = g.pointwise();
   auto one = [&](int64_t n, int64_t grp) -> bool {
     const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
@@ -227,16 +482,7 @@ tsm_status forward(float* y, const float* x, const float* w, const float* bias, 
 // ---- backward data ----
 tsm_status backward_data(float* dx, const float* dy, const float* w, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk;
-  if (use_direct(g)) {
-    const DirectConvShape s = direct_shape(g);
-    bool oom = false;
-    parallel_for(g.n, [&](int64_t n) {
-      if (!conv_direct_backward_data_avx512(dx + n * g.c * g.hw(), dy + n * g.oc * ohw, w, s))
-        oom = true;
-    });
-    if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
-    return TSM_OK;
-  }
+  if (use_implicit(g)) return backward_data_implicit(dx, dy, w, g);
   const bool pw = g.pointwise();
   auto one = [&](int64_t n, int64_t grp) -> bool {
     float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();
@@ -248,7 +494,7 @@ tsm_status backward_data(float* dx, const float* dy, const float* w, const ConvG
     }
     // col (kk, ohw) = w[g]^T (kk, ocg) * dy[n, g] (ocg, ohw)
     sgemm(true, false, kk, ohw, g.ocg, 1.0f, w + grp * g.ocg * kk, kk, dyg, ohw, 0.0f, col, ohw);
-    if (!pw) col2im(dxg, col, g);
+    if (!pw) col2im(dxg, col, g, ohw);
     return true;
   };
   bool oom = false;
@@ -267,39 +513,40 @@ tsm_status backward_weight(float* dw, float* dbias, const float* dy, const float
                            const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk, wsize = g.oc * kk;
   if (dbias) {
-    for (int64_t o = 0; o < g.oc; ++o) {
-      double acc = 0.0;
-      for (int64_t n = 0; n < g.n; ++n) {
-        const float* p = dy + (n * g.oc + o) * ohw;
-        float s = 0.0f;
-        for (int64_t i = 0; i < ohw; ++i) s += p[i];
-        acc += s;
+    // dbias[o] = sum over n and pixels of dy[n, o]; 16 independent partial sums per plane so the
+    // compiler can vectorize without reassociating.
+    const int64_t nt = std::min<int64_t>(num_threads(), g.oc);
+    parallel_for(g.n * g.oc * ohw < 32768 ? 1 : nt, [&](int64_t t) {
+      const int64_t tasks = g.n * g.oc * ohw < 32768 ? 1 : nt;
+      for (int64_t o = g.oc * t / tasks; o < g.oc * (t + 1) / tasks; ++o) {
+        double acc = 0.0;
+        for (int64_t n = 0; n < g.n; ++n) {
+          const float* p = dy + (n * g.oc + o) * ohw;
+          float part[16] = {0};
+          int64_t i = 0;
+          for (; i + 16 <= ohw; i += 16)
+            for (int j = 0; j < 16; ++j) part[j] += p[i + j];
+          float s = 0.0f;
+          for (; i < ohw; ++i) s += p[i];
+          for (int j = 0; j < 16; ++j) s += part[j];
+          acc += s;
+        }
+        dbias[o] = static_cast<float>(acc);
       }
-      dbias[o] = static_cast<float>(acc);
-    }
-  }
-  if (use_direct(g)) {
-    const int nt = std::max<int64_t>(1, std::min<int64_t>(num_threads(), g.n));
-    // Per-thread partial sums over a contiguous range of images, then one reduction.
-    float* partial = static_cast<float*>(aligned_malloc(sizeof(float) * nt * wsize));
-    if (!partial) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
-    const DirectConvShape s = direct_shape(g);
-    bool oom = false;
-    parallel_for(nt, [&](int64_t t) {
-      const int64_t n0 = g.n * t / nt, n1 = g.n * (t + 1) / nt;
-      if (!conv_direct_backward_weight_avx512(partial + t * wsize, dy + n0 * g.oc * ohw,
-                                              x + n0 * g.c * g.hw(), n1 - n0, s))
-        oom = true;
     });
-    for (int64_t i = 0; i < wsize; ++i) {
-      float acc = 0.0f;
-      for (int t = 0; t < nt; ++t) acc += partial[t * wsize + i];
-      dw[i] = acc;
-    }
-    aligned_free(partial);
-    if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
+  }
+  if (use_direct_bwd_weight(g)) {
+    // Output channels are split over the threads: no partial sums.
+    const DirectConvShape s = direct_shape(g);
+    const int64_t nblocks = (g.oc + 1) / 2;
+    const int64_t nt = std::min<int64_t>(num_threads(), nblocks);
+    parallel_for(nt, [&](int64_t t) {
+      conv_direct_backward_weight_avx512(dw, dy, x, g.n, 2 * (nblocks * t / nt),
+                                         std::min(g.oc, 2 * (nblocks * (t + 1) / nt)), s);
+    });
     return TSM_OK;
   }
+  if (use_implicit(g)) return backward_weight_implicit(dw, dy, x, g);
   const bool pw = g.pointwise();
   // dw[g] (ocg, kk) (+)= dy[n, g] (ocg, ohw) * col^T (ohw, kk)
   auto one = [&](float* dwt, int64_t n, int64_t grp, float beta) -> bool {

@@ -1,25 +1,32 @@
-// Direct (no im2col) stride-1 convolution kernels for a small reduction Cg*KH*KW, one image (or a
-// range of images) per call, so the caller can spread images over the thread pool.
-// Shapes, per image: x (C, H, W), w (OC, C/G, KH, KW), y (OC, OH, OW), bias (OC) or NULL.
-// The functions return false only when a scratch buffer cannot be allocated.
+// AVX-512 pieces of conv2d.cpp (simd/conv_direct_avx512.cpp): a direct backward-weight kernel for
+// stride-1 unpadded convolutions with few taps, and the packers / col2im of the implicit GEMM.
+// Shapes, per image: x (C, H, W), w (OC, C/G, KH, KW), y and dy (OC, OH, OW).
 #pragma once
 #include <cstdint>
 
 namespace tsm {
 
 struct DirectConvShape {
-  int64_t c, h, w, oc, kh, kw, ph, pw, dh, dw, groups, oh, ow;
+  int64_t c, h, w, oc, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow;
 };
 
 bool conv_direct_avx512_available();
-// y (OC, OH, OW) = conv(x (C, H, W), w) + bias
-bool conv_direct_forward_avx512(float* y, const float* x, const float* w, const float* bias,
-                                const DirectConvShape& s);
-// dx (C, H, W) from dy (OC, OH, OW), w
-bool conv_direct_backward_data_avx512(float* dx, const float* dy, const float* w,
-                                      const DirectConvShape& s);
-// dw (OC, C/G, KH, KW) = sum over nimg images of dy (nimg, OC, OH, OW) x (nimg, C, H, W); overwritten
+
+// dw (OC, C/G, KH, KW), rows [oc_begin, oc_end) only, = sum over nimg images of
+// dy (nimg, OC, OH, OW) and x (nimg, C, H, W); stride 1, no padding, KH*KW <= 9 (else false).
 bool conv_direct_backward_weight_avx512(float* dw, const float* dy, const float* x, int64_t nimg,
+                                        int64_t oc_begin, int64_t oc_end,
                                         const DirectConvShape& s);
+
+// Forward B panels (NR = 32), no padding: B(t, q) = xg[pix[q] + tap_off[t]], zero for q >= ohw.
+void conv_pack_b_gather_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
+                               const int32_t* pix, int64_t ohw);
+// Backward-weight B panels (NR = 32), no padding: B(q, t) = xg[pix[q] + tap_off[t]] at k-offset p0
+// of panels ktot long; zero for t >= kk.
+void conv_pack_bt_gather_avx512(float* dst, const float* xg, const int32_t* tap_off32, int64_t kk,
+                                const int64_t* pix, int64_t ohw, int64_t p0, int64_t ktot);
+// dxg (Cg, H, W) = col2im(col (Cg*KH*KW, ld)) for stride_w == 1; overwritten.
+void conv_col2im_s1_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
+                           const DirectConvShape& s);
 
 }  // namespace tsm
