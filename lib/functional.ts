@@ -344,11 +344,11 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
   return record(out, 'crossEntropy', [logits], { backward }, saveFor ? [logProbs] : []);
 }
 
+// Composite losses keep their intermediates: autograd needs them, and tidy() or the garbage
+// collector frees them with the step.
 function reduce(op: string, t: Tensor, reduction: Reduction): Tensor {
   if (reduction === 'none') return t;
-  const r = reduction === 'mean' ? ops.mean(t) : ops.sum(t);
-  t.dispose();
-  return r;
+  return reduction === 'mean' ? ops.mean(t) : ops.sum(t);
 }
 
 function checkSameShape(op: string, input: Tensor, target: Tensor): void {
@@ -392,9 +392,7 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: { reduction?: Re
 
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   checkSameShape('mseLoss', input, target);
-  const d = ops.sub(input, target);
-  const sq = ops.square(d);
-  d.dispose();
+  const sq = ops.square(ops.sub(input, target));
   return reduce('mseLoss', sq, checkReduction('mseLoss', opts.reduction));
 }
 

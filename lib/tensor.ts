@@ -279,7 +279,8 @@ export class Tensor {
     memoryState.tensors--;
     this.storage.release();
     this.storage = null;
-    this._node = null;
+    // The autograd node stays: a graph through a disposed tensor fails loudly in backward()
+    // (TsmDisposedError) instead of being cut silently.
     for (const s of scopes) s.delete(this);
   }
 
