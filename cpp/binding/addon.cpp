@@ -7,6 +7,8 @@ void register_peer_blas(Napi::Env env, Napi::Object exports);
 void register_ops_conv(Napi::Env env, Napi::Object exports);
 void register_ops_pointwise(Napi::Env env, Napi::Object exports);
 void register_ops_nn(Napi::Env env, Napi::Object exports);
+void register_ops_attention(Napi::Env env, Napi::Object exports);
+void register_ops_lstm(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -114,6 +116,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_ops_conv(env, exports);
   register_ops_pointwise(env, exports);
   register_ops_nn(env, exports);
+  register_ops_attention(env, exports);
+  register_ops_lstm(env, exports);
   return exports;
 }
 
