@@ -398,6 +398,12 @@ TSM_API tsm_status tsm_scale_inplace(float* const* arrays, const int64_t* sizes,
                                      float factor);
 /* ---- end section: nn ---- */
 
+/* ---- section: attention (cpp/kernels/attention.cpp) ---- */
+/* ---- end section: attention ---- */
+
+/* ---- section: lstm (cpp/kernels/lstm.cpp) ---- */
+/* ---- end section: lstm ---- */
+
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
  * and returns TSM_OK; it returns TSM_ERR_UNSUPPORTED only in builds without CUDA. */
 TSM_API int tsm_cuda_compiled(void);
