@@ -9,7 +9,7 @@ export interface NativeBuildInfo {
   version: string;
   simd: 'generic' | 'avx2' | 'avx512' | 'neon';
   threads: number;
-  cuda: { compiled: boolean; runtimeVersion: number; deviceCount: number };
+  cuda: { compiled: boolean; runtimeVersion: number; deviceCount: number; archs: string };
 }
 
 export interface NativeAddon {

@@ -25,6 +25,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Object cuda = Napi::Object::New(env);
   cuda.Set("compiled", Napi::Boolean::New(env, tsm_cuda_compiled() != 0));
   cuda.Set("runtimeVersion", tsm_cuda_runtime_version());
+  cuda.Set("archs", TSM_CUDA_ARCHS);  // CMAKE_CUDA_ARCHITECTURES, e.g. "80;90a"; empty without CUDA
   int count = 0;
   tsm_status s = tsm_cuda_device_count(&count);
   cuda.Set("deviceCount", s == TSM_OK ? count : 0);
