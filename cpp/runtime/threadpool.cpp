@@ -83,13 +83,13 @@ class Pool {
     }
     cv_.notify_all();
     work(fn, ntasks);
-    // Wait for the workers to finish the tasks they took.
-    while (done_.load(std::memory_order_acquire) < ntasks) {
+    // Wait for the workers to finish the tasks they took: spin briefly, then yield the core so a
+    // descheduled worker (an oversubscribed machine) can run.
+    for (int spin = 0; done_.load(std::memory_order_acquire) < ntasks; ++spin) {
 #if defined(__x86_64__)
-      __builtin_ia32_pause();
-#else
-      std::this_thread::yield();
+      if (spin < 4096) { __builtin_ia32_pause(); continue; }
 #endif
+      std::this_thread::yield();
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
