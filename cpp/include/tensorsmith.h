@@ -399,9 +399,89 @@ TSM_API tsm_status tsm_scale_inplace(float* const* arrays, const int64_t* sizes,
 /* ---- end section: nn ---- */
 
 /* ---- section: attention (cpp/kernels/attention.cpp) ---- */
+/*
+ * Fused scaled-dot-product attention, float32, contiguous (B, H, L, D), as PyTorch 2's
+ * F.scaled_dot_product_attention (math semantics), computed flash-style: keys are processed in tiles
+ * with an online softmax, so no Lq x Lk matrix is ever stored (memory O(L * D) per head plus
+ * per-thread tiles). The backward recomputes the scores tile by tile (FlashAttention-2).
+ *
+ *   q (B, H, Lq, D)   k, v (B, H, Lk, D)   out (B, H, Lq, D)   lse (B, H, Lq)
+ *   S = scale * q k^T + mask         (B, H, Lq, Lk), never materialised
+ *   P = softmax(S) along Lk;  out = dropout(P) v;  lse[i] = log sum_j exp(S[i, j])
+ *
+ * Masks, read at mask[b*s0 + h*s1 + i*s2 + j*s3] with strides >= 0 (0 broadcasts a dimension):
+ *   TSM_ATTN_MASK_BOOL_U8 / _I32  nonzero = attend, zero = masked out (PyTorch SDPA's bool mask)
+ *   TSM_ATTN_MASK_FLOAT           added to the scores (-inf masks out)
+ * is_causal: query i attends keys j <= i (top-left aligned, as PyTorch's is_causal); combines with
+ *   a mask. A row with every key masked out gives out = 0, lse = +inf and zero gradients.
+ * dropout_p in [0, 1): P[i, j] is kept with probability 1 - p and scaled by 1 / (1 - p), decided
+ *   by the Philox uniform u of element ((b*H + h)*Lq + i)*Lk + j for (seed, offset) exactly as
+ *   tsm_dropout_forward: kept when u >= p. A call consumes ceil(B*H*Lq*Lk / 4) counter blocks.
+ * Sizes: b, h, lq, lk, d >= 1 (an empty tensor is a no-op); scale finite.
+ */
+typedef enum tsm_attn_mask_kind {
+  TSM_ATTN_MASK_NONE = 0,
+  TSM_ATTN_MASK_BOOL_U8 = 1,
+  TSM_ATTN_MASK_BOOL_I32 = 2,
+  TSM_ATTN_MASK_FLOAT = 3
+} tsm_attn_mask_kind;
+
+typedef struct tsm_attention_desc {
+  int64_t b, h, lq, lk, d;
+  float scale;               /* usually 1 / sqrt(d) */
+  int32_t is_causal;
+  int32_t mask_kind;         /* tsm_attn_mask_kind */
+  const void* mask;          /* NULL when mask_kind == TSM_ATTN_MASK_NONE */
+  int64_t mask_strides[4];   /* element strides of (b, h, i, j) */
+  double dropout_p;
+  uint64_t seed, offset;     /* Philox key and first counter block */
+} tsm_attention_desc;
+
+/* out (B,H,Lq,D), lse (B,H,Lq) from q (B,H,Lq,D), k (B,H,Lk,D), v (B,H,Lk,D). */
+TSM_API tsm_status tsm_attention_forward(float* out, float* lse, const float* q, const float* k,
+                                         const float* v, const tsm_attention_desc* d);
+/* dq (B,H,Lq,D), dk, dv (B,H,Lk,D), overwritten, from dout (B,H,Lq,D) and the forward's q, k, v,
+ * out (B,H,Lq,D) and lse (B,H,Lq), with the same descriptor (the dropout pattern is regenerated). */
+TSM_API tsm_status tsm_attention_backward(float* dq, float* dk, float* dv, const float* dout,
+                                          const float* q, const float* k, const float* v,
+                                          const float* out, const float* lse,
+                                          const tsm_attention_desc* d);
+/* The slow, obvious forward (double accumulation, one full score row at a time), for tests and
+ * benchmarks. Same contract as tsm_attention_forward (lse may be NULL). */
+TSM_API tsm_status tsm_attention_forward_reference(float* out, float* lse, const float* q,
+                                                   const float* k, const float* v,
+                                                   const tsm_attention_desc* d);
 /* ---- end section: attention ---- */
 
 /* ---- section: lstm (cpp/kernels/lstm.cpp) ---- */
+/* One LSTM layer, one direction, over a whole sequence. Gates in PyTorch's order i, f, g, o:
+ *   G_t = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh                      (B, 4H)
+ *   i = sigmoid(G_i), f = sigmoid(G_f), g = tanh(G_g), o = sigmoid(G_o)
+ *   c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+ * Layout: batch_first == 0: x (T, B, I), y (T, B, H); batch_first != 0: x (B, T, I), y (B, T, H).
+ *   y: the h_t of every step.   h_n, c_n: (B, H), the last step's state.
+ *   gates: (T*B, 4H) in x's row order, written: the activations i, f, g, o (for the backward).
+ *   cs: (T*B, H) in y's row order, written: c_t of every step (for the backward).
+ *   h0, c0: (B, H) or NULL for zeros.   w_ih: (4H, I)   w_hh: (4H, H)   b_ih, b_hh: (4H) or NULL.
+ * T, B, I >= 0, H >= 1. The input GEMM of all steps runs as one product; each step runs the
+ * recurrent product and the gate nonlinearities and state update in one parallel pass. */
+TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gates, float* cs,
+                                    const float* x, const float* h0, const float* c0,
+                                    const float* w_ih, const float* w_hh, const float* b_ih,
+                                    const float* b_hh, int64_t T, int64_t B, int64_t I, int64_t H,
+                                    int batch_first);
+/* Backward through time of tsm_lstm_forward. Inputs: dy (layout of y) or NULL for zeros;
+ * dh_n, dc_n: (B, H) or NULL for zeros; x, h0, c0, w_ih, w_hh as given to the forward; y, gates, cs
+ * as written by it. Outputs, each overwritten, or NULL when not wanted: dx (layout of x),
+ * dh0, dc0: (B, H), dw_ih: (4H, I), dw_hh: (4H, H), db_ih, db_hh: (4H) (both the same sum).
+ * The weight gradients are products over all steps at once (dW_ih = dG^T X, dW_hh = dG^T H_prev).
+ * Deterministic: results do not depend on the thread count. */
+TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh,
+                                     float* db_ih, float* db_hh, const float* dy, const float* dh_n,
+                                     const float* dc_n, const float* x, const float* h0,
+                                     const float* c0, const float* w_ih, const float* w_hh,
+                                     const float* y, const float* gates, const float* cs,
+                                     int64_t T, int64_t B, int64_t I, int64_t H, int batch_first);
 /* ---- end section: lstm ---- */
 
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present

@@ -1,0 +1,422 @@
+// LSTM, one layer, one direction, a whole sequence: forward and backward through time.
+//
+//   x: (T, B, I) or (B, T, I) with batch_first      y, cs: (T, B, H) or (B, T, H)
+//   gates: (T*B, 4H), rows in x's order             w_ih: (4H, I)  w_hh: (4H, H)  b_*: (4H)
+//   h0, c0, h_n, c_n, dh0, dc0: (B, H)
+//
+// Forward:
+//   1. gates = X W_ih^T for all T*B rows in one SGEMM (the big, efficient product).
+//   2. W_hh^T is packed once into the GEMM micro-kernel's panel format, ordered by blocks of NR
+//      hidden units: panel (u, q) holds gate q's columns for units [u*NR, u*NR + NR).
+//   3. Per step, one parallel pass over unit blocks: each task adds h_{t-1} W_hh^T for its units'
+//      four gates (micro-kernel calls on the packed h_{t-1}), then applies the nonlinearities and
+//      the state update for those units and writes h_t into the packed A operand of the next step.
+//      A task owns its units' columns of everything it writes, so a step needs one barrier.
+// Backward (t = T-1 .. 0), per step one parallel pass over unit blocks:
+//      dh_t[:, u] = dG_{t+1} W_hh[:, u] (micro-kernels on the packed dG_{t+1}) + dy_t[:, u],
+//      then the gate gradients dG_t for those units, dc_{t-1}, and dG_t packed for the next step.
+//   Then dx = dG W_ih, dW_ih = dG^T X, dW_hh = dG^T H_prev and the bias sums, over all steps.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "../runtime/runtime.h"
+#include "kernels.h"
+#include "simd/gemm_ukernel.h"
+
+namespace tsm {
+namespace {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// ---- nonlinearities: branch-free, so the loops below vectorize ----
+
+// exp(x) for x clamped to [-87, 88]: 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2] (Cephes expf
+// polynomial, about 1 ulp).
+inline __attribute__((always_inline)) float exp_clamped(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float kShift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  float n = x * 1.44269504088896341f + kShift;
+  n -= kShift;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+inline __attribute__((always_inline)) float sigmoid_f(float x) { return 1.0f / (1.0f + exp_clamped(-x)); }
+inline __attribute__((always_inline)) float tanh_f(float x) { return 1.0f - 2.0f / (1.0f + exp_clamped(2.0f * x)); }
+
+// ---- the per-step pointwise passes over one block of units [u0, u0 + n) of one batch row ----
+
+// g: the row's 4H pre-activations (the input and recurrent products), written back as activations.
+inline __attribute__((always_inline)) void cell_forward_body(float* __restrict g, const float* __restrict bias,
+                                                             const float* __restrict c_prev, float* __restrict c,
+                                                             float* __restrict h, int64_t H, int64_t n) {
+  float* gi = g;
+  float* gf = g + H;
+  float* gg = g + 2 * H;
+  float* go = g + 3 * H;
+  const float* bi = bias;
+  const float* bf = bias + H;
+  const float* bg = bias + 2 * H;
+  const float* bo = bias + 3 * H;
+  for (int64_t j = 0; j < n; ++j) {
+    const float i = sigmoid_f(gi[j] + bi[j]);
+    const float f = sigmoid_f(gf[j] + bf[j]);
+    const float gv = tanh_f(gg[j] + bg[j]);
+    const float o = sigmoid_f(go[j] + bo[j]);
+    const float cv = f * (c_prev ? c_prev[j] : 0.0f) + i * gv;
+    gi[j] = i;
+    gf[j] = f;
+    gg[j] = gv;
+    go[j] = o;
+    c[j] = cv;
+    h[j] = o * tanh_f(cv);
+  }
+}
+
+// dh: dL/dh_t for the units (already including dy_t); dc: dL/dc_t from step t+1, overwritten with
+// dL/dc_{t-1}. g: activations i, f, g, o (row of 4H); dg: the row of dG_t, written.
+inline __attribute__((always_inline)) void cell_backward_body(float* __restrict dg, float* __restrict dc,
+                                                              const float* __restrict dh, const float* __restrict g,
+                                                              const float* __restrict c, const float* __restrict c_prev,
+                                                              int64_t H, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float i = g[j], f = g[H + j], gv = g[2 * H + j], o = g[3 * H + j];
+    const float tc = tanh_f(c[j]);
+    const float dhj = dh[j];
+    const float dct = dc[j] + dhj * o * (1.0f - tc * tc);
+    const float cp = c_prev ? c_prev[j] : 0.0f;
+    dg[j] = dct * gv * i * (1.0f - i);
+    dg[H + j] = dct * cp * f * (1.0f - f);
+    dg[2 * H + j] = dct * i * (1.0f - gv * gv);
+    dg[3 * H + j] = dhj * tc * o * (1.0f - o);
+    dc[j] = dct * f;
+  }
+}
+
+void cell_forward_generic(float* g, const float* bias, const float* c_prev, float* c, float* h, int64_t H,
+                          int64_t n) {
+  cell_forward_body(g, bias, c_prev, c, h, H, n);
+}
+void cell_backward_generic(float* dg, float* dc, const float* dh, const float* g, const float* c,
+                           const float* c_prev, int64_t H, int64_t n) {
+  cell_backward_body(dg, dc, dh, g, c, c_prev, H, n);
+}
+#if defined(__x86_64__) || defined(_M_X64)
+__attribute__((target("avx2,fma"))) void cell_forward_avx2(float* g, const float* bias, const float* c_prev,
+                                                           float* c, float* h, int64_t H, int64_t n) {
+  cell_forward_body(g, bias, c_prev, c, h, H, n);
+}
+__attribute__((target("avx2,fma"))) void cell_backward_avx2(float* dg, float* dc, const float* dh, const float* g,
+                                                            const float* c, const float* c_prev, int64_t H,
+                                                            int64_t n) {
+  cell_backward_body(dg, dc, dh, g, c, c_prev, H, n);
+}
+#endif
+
+using CellForwardFn = void (*)(float*, const float*, const float*, float*, float*, int64_t, int64_t);
+using CellBackwardFn = void (*)(float*, float*, const float*, const float*, const float*, const float*, int64_t,
+                                int64_t);
+
+CellForwardFn cell_forward_for(tsm_simd simd) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (simd == TSM_SIMD_AVX2 || simd == TSM_SIMD_AVX512) return cell_forward_avx2;
+#endif
+  return cell_forward_generic;
+}
+CellBackwardFn cell_backward_for(tsm_simd simd) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (simd == TSM_SIMD_AVX2 || simd == TSM_SIMD_AVX512) return cell_backward_avx2;
+#endif
+  return cell_backward_generic;
+}
+
+// ---- packing for the recurrent products ----
+
+// An aligned buffer freed on scope exit.
+struct Buf {
+  float* p = nullptr;
+  explicit Buf(size_t floats) : p(static_cast<float*>(aligned_malloc(std::max<size_t>(floats, 1) * sizeof(float)))) {}
+  ~Buf() { aligned_free(p); }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+};
+
+// Writes row `b` (k values, src[p]) into the packed A operand (MR-row panels, k x MR each).
+inline void pack_a_row(float* apack, const float* src, int64_t b, int64_t k, int mr) {
+  float* d = apack + (b / mr) * k * mr + (b % mr);
+  for (int64_t p = 0; p < k; ++p) d[p * mr] = src[p];
+}
+
+// C[rows x cols] (+)= packed A (all row panels, depth k) x one packed B panel (k x NR).
+// beta is 0 or 1. Edge tiles go through a small buffer.
+inline void panel_product(const GemmUkernel& uk, int64_t B, int64_t k, const float* apack, const float* bpanel,
+                          float* c, int64_t ldc, int64_t cols, float beta) {
+  const int mr = uk.mr, nr = uk.nr;
+  alignas(64) float tile[16 * 64];  // mr * nr <= 1024 for every kernel we ship
+  for (int64_t i0 = 0; i0 < B; i0 += mr) {
+    const int64_t rows = std::min<int64_t>(mr, B - i0);
+    const float* ap = apack + (i0 / mr) * k * mr;
+    float* ci = c + i0 * ldc;
+    if (rows == mr && cols == nr) {
+      uk.fn(k, ap, bpanel, ci, ldc, 1.0f, beta);
+    } else {
+      uk.fn(k, ap, bpanel, tile, nr, 1.0f, 0.0f);
+      for (int64_t i = 0; i < rows; ++i) {
+        float* d = ci + i * ldc;
+        const float* s = tile + i * nr;
+        if (beta == 0.0f) for (int64_t j = 0; j < cols; ++j) d[j] = s[j];
+        else for (int64_t j = 0; j < cols; ++j) d[j] += s[j];
+      }
+    }
+  }
+}
+
+struct Dims {
+  int64_t T, B, I, H;
+  bool bf;
+  // Row index of (t, b) in x, y, gates and cs.
+  int64_t row(int64_t t, int64_t b) const { return bf ? b * T + t : t * B + b; }
+  // Distance between the rows of consecutive batch entries at one step.
+  int64_t bstride() const { return bf ? T : 1; }
+};
+
+tsm_status check_dims(const char* op, int64_t T, int64_t B, int64_t I, int64_t H) {
+  if (T < 0 || B < 0 || I < 0 || H < 1)
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: need T, B, I >= 0 and H >= 1, got T=%lld B=%lld I=%lld H=%lld", op,
+                (long long)T, (long long)B, (long long)I, (long long)H);
+  if (double(T) * double(B) * double(4 * H) > 9.0e15 || double(T) * double(B) * double(I) > 9.0e15)
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: sizes are too large", op);
+  return TSM_OK;
+}
+
+}  // namespace
+}  // namespace tsm
+
+extern "C" {
+
+TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gates, float* cs, const float* x,
+                                    const float* h0, const float* c0, const float* w_ih, const float* w_hh,
+                                    const float* b_ih, const float* b_hh, int64_t T, int64_t B, int64_t I,
+                                    int64_t H, int batch_first) {
+  using namespace tsm;
+  const char* op = "lstm_forward";
+  if (tsm_status s = check_dims(op, T, B, I, H)) return s;
+  if (B == 0) return TSM_OK;
+  if (!h_n || !c_n) return fail(TSM_ERR_INVALID_ARGUMENT, "%s: h_n and c_n must not be NULL", op);
+  if (T == 0) {
+    for (int64_t k = 0; k < B * H; ++k) {
+      h_n[k] = h0 ? h0[k] : 0.0f;
+      c_n[k] = c0 ? c0[k] : 0.0f;
+    }
+    return TSM_OK;
+  }
+  if (!y || !gates || !cs || !w_hh || (I > 0 && (!x || !w_ih)))
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: y, gates, cs, x, w_ih and w_hh must not be NULL", op);
+  const Dims d{T, B, I, H, batch_first != 0};
+  const int64_t G = 4 * H, rows = T * B;
+  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  const int mr = uk.mr, nr = uk.nr;
+  const int64_t nub = ceil_div(H, nr), npa = ceil_div(B, mr);
+  const CellForwardFn cell = cell_forward_for(active_simd());
+
+  // 1. The input product of all steps.
+  if (tsm_status s = sgemm(false, true, rows, G, I, 1.0f, x, std::max<int64_t>(I, 1), w_ih,
+                           std::max<int64_t>(I, 1), 0.0f, gates, G))
+    return s;
+
+  Buf bias(G), wpack(size_t(nub) * 4 * H * nr), apack(size_t(2) * npa * mr * H);
+  if (!bias.p || !wpack.p || !apack.p) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+  for (int64_t j = 0; j < G; ++j) bias.p[j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
+  // 2. W_hh^T packed: panel (u, q) = B(p, jj) = w_hh[(q*H + u*nr + jj) * H + p], zero-padded.
+  parallel_for(nub, [&](int64_t u) {
+    const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
+    for (int q = 0; q < 4; ++q) {
+      float* dst = wpack.p + (u * 4 + q) * H * nr;
+      for (int64_t jj = 0; jj < nr; ++jj) {
+        if (jj < cols) {
+          const float* src = w_hh + (q * H + u0 + jj) * H;
+          for (int64_t p = 0; p < H; ++p) dst[p * nr + jj] = src[p];
+        } else {
+          for (int64_t p = 0; p < H; ++p) dst[p * nr + jj] = 0.0f;
+        }
+      }
+    }
+  });
+  const size_t abuf = size_t(npa) * mr * H;
+  std::memset(apack.p, 0, 2 * abuf * sizeof(float));
+  if (h0)
+    for (int64_t b = 0; b < B; ++b) pack_a_row(apack.p, h0 + b * H, b, H, mr);
+
+  const int64_t ldg = d.bstride() * G, ldh = d.bstride() * H;
+  // 3. The steps.
+  for (int64_t t = 0; t < T; ++t) {
+    const float* acur = apack.p + (t & 1) * abuf;
+    float* anext = apack.p + ((t + 1) & 1) * abuf;
+    const bool recurrent = t > 0 || h0 != nullptr;
+    float* g_t = gates + d.row(t, 0) * G;
+    float* c_t = cs + d.row(t, 0) * H;
+    float* y_t = y + d.row(t, 0) * H;
+    const float* c_prev = t > 0 ? cs + d.row(t - 1, 0) * H : c0;
+    const int64_t ldcp = t > 0 ? ldh : H;
+    parallel_for(nub, [&](int64_t u) {
+      const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
+      if (recurrent)
+        for (int q = 0; q < 4; ++q)
+          panel_product(uk, B, H, acur, wpack.p + (u * 4 + q) * H * nr, g_t + q * H + u0, ldg, cols, 1.0f);
+      for (int64_t b = 0; b < B; ++b) {
+        float* hb = y_t + b * ldh + u0;
+        cell(g_t + b * ldg + u0, bias.p + u0, c_prev ? c_prev + b * ldcp + u0 : nullptr, c_t + b * ldh + u0, hb, H,
+             cols);
+        float* dst = anext + (b / mr) * H * mr + (b % mr);
+        for (int64_t j = 0; j < cols; ++j) dst[(u0 + j) * mr] = hb[j];
+      }
+    });
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    std::memcpy(h_n + b * H, y + d.row(T - 1, b) * H, sizeof(float) * H);
+    std::memcpy(c_n + b * H, cs + d.row(T - 1, b) * H, sizeof(float) * H);
+  }
+  return TSM_OK;
+}
+
+TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh, float* db_ih,
+                                     float* db_hh, const float* dy, const float* dh_n, const float* dc_n,
+                                     const float* x, const float* h0, const float* c0, const float* w_ih,
+                                     const float* w_hh, const float* y, const float* gates, const float* cs,
+                                     int64_t T, int64_t B, int64_t I, int64_t H, int batch_first) {
+  using namespace tsm;
+  const char* op = "lstm_backward";
+  if (tsm_status s = check_dims(op, T, B, I, H)) return s;
+  const int64_t G = 4 * H, rows = T * B;
+  // Zero what gets no contribution.
+  auto zero = [](float* p, int64_t n) { if (p && n > 0) std::memset(p, 0, sizeof(float) * size_t(n)); };
+  if (T == 0 || B == 0) {
+    zero(dx, rows * I);
+    zero(dw_ih, G * I);
+    zero(dw_hh, G * H);
+    zero(db_ih, G);
+    zero(db_hh, G);
+    for (int64_t k = 0; k < B * H; ++k) {
+      if (dh0) dh0[k] = dh_n ? dh_n[k] : 0.0f;
+      if (dc0) dc0[k] = dc_n ? dc_n[k] : 0.0f;
+    }
+    return TSM_OK;
+  }
+  if (!w_hh || !y || !gates || !cs || (I > 0 && (!x || !w_ih)))
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: x, w_ih, w_hh, y, gates and cs must not be NULL", op);
+  const Dims d{T, B, I, H, batch_first != 0};
+  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  const int mr = uk.mr, nr = uk.nr;
+  const int64_t nub = ceil_div(H, nr), npa = ceil_div(B, mr);
+  const CellBackwardFn cell = cell_backward_for(active_simd());
+
+  Buf dgates(size_t(rows) * G), wpack(size_t(nub) * G * nr), apack(size_t(2) * npa * mr * G), dh(size_t(B) * H),
+      dc(size_t(B) * H);
+  if (!dgates.p || !wpack.p || !apack.p || !dh.p || !dc.p) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+  // W_hh packed as the B operand of dh = dG W_hh: panel u = B(p, jj) = w_hh[p * H + u*nr + jj].
+  parallel_for(nub, [&](int64_t u) {
+    const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
+    float* dst = wpack.p + u * G * nr;
+    for (int64_t p = 0; p < G; ++p) {
+      const float* src = w_hh + p * H + u0;
+      float* row = dst + p * nr;
+      int64_t jj = 0;
+      for (; jj < cols; ++jj) row[jj] = src[jj];
+      for (; jj < nr; ++jj) row[jj] = 0.0f;
+    }
+  });
+  const size_t abuf = size_t(npa) * mr * G;
+  std::memset(apack.p, 0, 2 * abuf * sizeof(float));
+  for (int64_t k = 0; k < B * H; ++k) dc.p[k] = dc_n ? dc_n[k] : 0.0f;
+
+  const int64_t ldg = d.bstride() * G, ldh = d.bstride() * H;
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const float* aprev = apack.p + ((t + 1) & 1) * abuf;  // dG_{t+1}, packed
+    float* acur = apack.p + (t & 1) * abuf;
+    const float* g_t = gates + d.row(t, 0) * G;
+    float* dg_t = dgates.p + d.row(t, 0) * G;
+    const float* c_t = cs + d.row(t, 0) * H;
+    const float* c_prev = t > 0 ? cs + d.row(t - 1, 0) * H : c0;
+    const int64_t ldcp = t > 0 ? ldh : H;
+    const float* dy_t = dy ? dy + d.row(t, 0) * H : nullptr;
+    const bool last = t == T - 1;
+    parallel_for(nub, [&](int64_t u) {
+      const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
+      // dh_t for these units: from the step after, or dh_n at the last step.
+      if (!last) {
+        panel_product(uk, B, G, aprev, wpack.p + u * G * nr, dh.p + u0, H, cols, 0.0f);
+      } else {
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t j = 0; j < cols; ++j) dh.p[b * H + u0 + j] = dh_n ? dh_n[b * H + u0 + j] : 0.0f;
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        float* dhb = dh.p + b * H + u0;
+        if (dy_t)
+          for (int64_t j = 0; j < cols; ++j) dhb[j] += dy_t[b * ldh + u0 + j];
+        float* dgb = dg_t + b * ldg + u0;
+        cell(dgb, dc.p + b * H + u0, dhb, g_t + b * ldg + u0, c_t + b * ldh + u0,
+             c_prev ? c_prev + b * ldcp + u0 : nullptr, H, cols);
+        float* dst = acur + (b / mr) * G * mr + (b % mr);
+        for (int q = 0; q < 4; ++q)
+          for (int64_t j = 0; j < cols; ++j) dst[(q * H + u0 + j) * mr] = dgb[q * H + j];
+      }
+    });
+  }
+  // dh0 = dG_0 W_hh; dc0 = dc.
+  if (dh0) {
+    const float* a0 = apack.p;  // t = 0 wrote buffer 0
+    parallel_for(nub, [&](int64_t u) {
+      const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
+      panel_product(uk, B, G, a0, wpack.p + u * G * nr, dh0 + u0, H, cols, 0.0f);
+    });
+  }
+  if (dc0) std::memcpy(dc0, dc.p, sizeof(float) * size_t(B * H));
+
+  // Products over all steps.
+  if (dx) {
+    if (I > 0)
+      if (tsm_status s = sgemm(false, false, rows, I, G, 1.0f, dgates.p, G, w_ih, I, 0.0f, dx, I)) return s;
+  }
+  if (dw_ih && I > 0)
+    if (tsm_status s = sgemm(true, false, G, I, rows, 1.0f, dgates.p, G, x, I, 0.0f, dw_ih, I)) return s;
+  if (dw_hh) {
+    // H_prev rows in x's row order: h_{t-1} (h0 or zeros at t = 0).
+    Buf hprev(size_t(rows) * H);
+    if (!hprev.p) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t b = 0; b < B; ++b) {
+        float* dst = hprev.p + d.row(t, b) * H;
+        if (t > 0) std::memcpy(dst, y + d.row(t - 1, b) * H, sizeof(float) * size_t(H));
+        else if (h0) std::memcpy(dst, h0 + b * H, sizeof(float) * size_t(H));
+        else std::memset(dst, 0, sizeof(float) * size_t(H));
+      }
+    if (tsm_status s = sgemm(true, false, G, H, rows, 1.0f, dgates.p, G, hprev.p, H, 0.0f, dw_hh, H)) return s;
+  }
+  if (db_ih || db_hh) {
+    float* db = db_ih ? db_ih : db_hh;
+    const int64_t chunk = 256, nchunks = ceil_div(G, chunk);
+    parallel_for(nchunks, [&](int64_t ch) {
+      const int64_t j0 = ch * chunk, j1 = std::min<int64_t>(G, j0 + chunk);
+      for (int64_t j = j0; j < j1; ++j) db[j] = 0.0f;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* src = dgates.p + r * G;
+        for (int64_t j = j0; j < j1; ++j) db[j] += src[j];
+      }
+    });
+    if (db_ih && db_hh) std::memcpy(db_hh, db_ih, sizeof(float) * size_t(G));
+  }
+  return TSM_OK;
+}
+
+}  // extern "C"
