@@ -1,0 +1,61 @@
+# PyTorch peer of bench/train-lstm: the same LSTM language model (Embedding(128, 256) -> LSTM(256)
+# -> Linear(256, 128)), the same weights and batch (read from the safetensors file the benchmark
+# writes), cross-entropy, Adam. Prints one JSON line:
+#   {"loss0": ..., "loss1": ..., "stepSeconds": [...], "torch": "1.13..."}
+import json
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from torch_common import load_safetensors
+
+
+class LstmLm(nn.Module):
+    def __init__(self, vocab, dim, hidden):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, dim)
+        self.lstm = nn.LSTM(dim, hidden)
+        self.fc = nn.Linear(hidden, vocab)
+
+    def forward(self, tokens):
+        out, _ = self.lstm(self.embedding(tokens))
+        return self.fc(out.reshape(-1, out.shape[2]))
+
+
+def main():
+    path, threads, seconds, lr = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+    torch.set_num_threads(threads)
+    data = load_safetensors(path)
+    x, y = data.pop("batch.x").long(), data.pop("batch.y").long().reshape(-1)
+    vocab, dim = data["embedding.weight"].shape
+    hidden = data["lstm.weight_hh_l0"].shape[1]
+    model = LstmLm(vocab, dim, hidden)
+    model.load_state_dict(data)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    loss0 = step()
+    with torch.no_grad():
+        loss1 = F.cross_entropy(model(x), y).item()
+    for _ in range(3):
+        step()
+    times = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"loss0": loss0, "loss1": loss1, "stepSeconds": times, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
