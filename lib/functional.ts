@@ -26,6 +26,13 @@ function pair(op: string, name: string, v: Pair | undefined, dflt: number, min: 
   return [p[0], p[1]];
 }
 
+/** A float32 tensor argument (a TypeError naming op and argument otherwise). */
+function checkF32(op: string, name: string, t: unknown): Tensor {
+  const x = checkTensor(op, name, t);
+  if (x.dtype !== 'float32') throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${x.dtype}`);
+  return x;
+}
+
 function check4d(op: string, x: unknown): Tensor {
   const t = checkTensor(op, 'input', x);
   if (t.dtype !== 'float32') throw new TypeError(`${op}: input must be a float32 tensor, got ${t.dtype}`);
@@ -47,7 +54,7 @@ export interface Conv2dOptions {
 export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
   check4d(op, x);
-  checkTensor(op, 'weight', w);
+  checkF32(op, 'weight', w);
   if (w.ndim !== 4) throw new RangeError(`${op}: expected weight of rank 4 (OC, C/groups, KH, KW), got shape [${w.shape.join(', ')}]`);
   const [sH, sW] = pair(op, 'stride', opts.stride, 1, 1);
   const [pH, pW] = pair(op, 'padding', opts.padding, 0, 0);
@@ -61,7 +68,7 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOpti
   if (cg !== c / groups)
     throw new RangeError(`${op}: weight of shape [${w.shape.join(', ')}] expects ${cg * groups} input channels, got input of shape [${x.shape.join(', ')}]`);
   if (b != null) {
-    checkTensor(op, 'bias', b);
+    checkF32(op, 'bias', b);
     if (b.ndim !== 1 || b.shape[0] !== oc) throw new RangeError(`${op}: expected bias of shape [${oc}], got [${b.shape.join(', ')}]`);
   }
   const oh = Math.floor((h + 2 * pH - dH * (kh - 1) - 1) / sH) + 1;
@@ -170,7 +177,7 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
 
 /** Zeroes elements with probability p and scales the rest by 1/(1-p) (identity when !training). */
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
-  checkTensor('dropout', 'input', x);
+  checkF32('dropout', 'input', x);
   checkNumber('dropout', 'p', p, 0, 1);
   if (!training || p === 0) return ops.clone(x);
   const y = empty32(x.shape);
@@ -183,13 +190,13 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
 /** Layer normalisation over the trailing dims given by normalizedShape. */
 export function layerNorm(x: Tensor, normalizedShape: number[] | number, w?: Tensor | null, b?: Tensor | null, eps = 1e-5): Tensor {
   const op = 'layerNorm';
-  checkTensor(op, 'input', x);
+  checkF32(op, 'input', x);
   const ns = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
   if (!Array.isArray(ns) || ns.length === 0 || ns.length > x.ndim || ns.some((d, i) => d !== x.shape[x.ndim - ns.length + i]))
     throw new RangeError(`${op}: normalizedShape ${describe(normalizedShape)} must match the trailing dims of input shape [${x.shape.join(', ')}]`);
   const cols = sizeOf(ns), rows = x.size / Math.max(cols, 1);
   for (const [name, t] of [['weight', w], ['bias', b]] as const)
-    if (t != null && (checkTensor(op, name, t).size !== cols))
+    if (t != null && (checkF32(op, name, t).size !== cols))
       throw new RangeError(`${op}: ${name} must have ${cols} elements (shape [${ns.join(', ')}]), got shape [${t.shape.join(', ')}]`);
   const y = empty32(x.shape);
   const mean = empty32([rows]), rstd = empty32([rows]);
@@ -213,13 +220,13 @@ export interface BatchNormOptions {
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, w?: Tensor | null,
                           b?: Tensor | null, opts: BatchNormOptions = {}): Tensor {
   const op = 'batchNorm';
-  checkTensor(op, 'input', x);
+  checkF32(op, 'input', x);
   if (x.ndim < 2) throw new RangeError(`${op}: expected input of rank >= 2 (N, C, ...), got shape [${x.shape.join(', ')}]`);
   const training = opts.training ?? true;
   const [n, c] = x.shape;
   const hw = sizeOf(x.shape.slice(2));
   for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', w], ['bias', b]] as const)
-    if (t != null && checkTensor(op, name, t).size !== c)
+    if (t != null && checkF32(op, name, t).size !== c)
       throw new RangeError(`${op}: ${name} must have ${c} elements, got shape [${t.shape.join(', ')}]`);
   if (!training && (!runningMean || !runningVar)) throw new RangeError(`${op}: evaluation mode needs runningMean and runningVar`);
   if (training && n * hw <= 1) throw new RangeError(`${op}: training needs more than one value per channel, got input shape [${x.shape.join(', ')}]`);
@@ -241,7 +248,7 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | 
   const op = 'embedding';
   checkTensor(op, 'indices', indices);
   if (indices.dtype !== 'int32') throw new TypeError(`${op}: indices must be an int32 tensor, got ${indices.dtype}`);
-  checkTensor(op, 'weight', weight);
+  checkF32(op, 'weight', weight);
   if (weight.ndim !== 2) throw new RangeError(`${op}: expected weight of rank 2 (num, dim), got shape [${weight.shape.join(', ')}]`);
   const [num, dim] = weight.shape;
   const idx = indices._data as Int32Array;
@@ -280,7 +287,7 @@ export interface CrossEntropyOptions {
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
-  checkTensor(op, 'input', logits);
+  checkF32(op, 'input', logits);
   checkTensor(op, 'target', target);
   if (target.dtype !== 'int32') throw new TypeError(`${op}: target must be an int32 tensor of class indices, got ${target.dtype}`);
   if (logits.ndim < 1) throw new RangeError(`${op}: expected input of rank >= 1, got a 0-d tensor`);
@@ -352,7 +359,7 @@ function reduce(op: string, t: Tensor, reduction: Reduction): Tensor {
 }
 
 function checkSameShape(op: string, input: Tensor, target: Tensor): void {
-  checkTensor(op, 'input', input);
+  checkF32(op, 'input', input);
   checkTensor(op, 'target', target);
   if (target.dtype !== 'float32') throw new TypeError(`${op}: target must be a float32 tensor, got ${target.dtype}`);
   if (input.shape.join(',') !== target.shape.join(','))
@@ -362,7 +369,7 @@ function checkSameShape(op: string, input: Tensor, target: Tensor): void {
 /** Negative log-likelihood of log-probabilities (N, C) with int32 targets (N). */
 export function nllLoss(logProbs: Tensor, target: Tensor, opts: { reduction?: Reduction; ignoreIndex?: number } = {}): Tensor {
   const op = 'nllLoss';
-  checkTensor(op, 'input', logProbs);
+  checkF32(op, 'input', logProbs);
   checkTensor(op, 'target', target);
   if (target.dtype !== 'int32') throw new TypeError(`${op}: target must be an int32 tensor, got ${target.dtype}`);
   if (logProbs.ndim !== 2 || target.ndim !== 1 || target.shape[0] !== logProbs.shape[0])

@@ -164,6 +164,35 @@ export class Linear extends Module {
 
 type Pair = number | [number, number];
 
+/** A size given as a number or [h, w], each an integer >= min (undefined/null: the default). */
+function checkPair(op: string, name: string, v: unknown, min: number): [number, number] | null {
+  if (v === undefined || v === null) return null;
+  const p = typeof v === 'number' ? [v, v] : v;
+  if (!Array.isArray(p) || p.length !== 2) throw new TypeError(`${op}: ${name} must be a number or [h, w], got ${describe(v)}`);
+  return [checkInt(op, name, p[0], min), checkInt(op, name, p[1], min)];
+}
+
+function checkPoolOptions(op: string, kernelSize: unknown, opts: Record<string, unknown>): void {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: options must be an object, got ${describe(opts)}`);
+  const k = checkPair(op, 'kernelSize', kernelSize, 1);
+  if (!k) throw new TypeError(`${op}: kernelSize must be a number or [h, w], got ${describe(kernelSize)}`);
+  checkPair(op, 'stride', opts.stride, 1);
+  checkPair(op, 'dilation', opts.dilation, 1);
+  const p = checkPair(op, 'padding', opts.padding, 0);
+  if (p && (p[0] > k[0] / 2 || p[1] > k[1] / 2))
+    throw new RangeError(`${op}: padding (${p.join(', ')}) must be at most half the kernel size (${k.join(', ')})`);
+  if (opts.ceilMode !== undefined) checkBool(op, 'ceilMode', opts.ceilMode);
+  if (opts.countIncludePad !== undefined) checkBool(op, 'countIncludePad', opts.countIncludePad);
+}
+
+function checkLossOptions(op: string, options: object): void {
+  const opts = options as Record<string, unknown>;
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: options must be an object, got ${describe(opts)}`);
+  if (opts.reduction !== undefined) F.checkReduction(op, opts.reduction);
+  if (opts.ignoreIndex !== undefined) checkInt(op, 'ignoreIndex', opts.ignoreIndex);
+  if (opts.labelSmoothing !== undefined) checkNumber(op, 'labelSmoothing', opts.labelSmoothing, 0, 1);
+}
+
 export class Conv2d extends Module {
   weight: Tensor;
   bias: Tensor | null;
@@ -180,6 +209,9 @@ export class Conv2d extends Module {
     const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
     checkInt('Conv2d', 'kernelSize', kh, 1);
     checkInt('Conv2d', 'kernelSize', kw, 1);
+    checkPair('Conv2d', 'stride', opts.stride, 1);
+    checkPair('Conv2d', 'padding', opts.padding, 0);
+    checkPair('Conv2d', 'dilation', opts.dilation, 1);
     const fanIn = (inChannels / groups) * kh * kw;
     const bound = 1 / Math.sqrt(fanIn);
     this.weight = uniformInit([outChannels, inChannels / groups, kh, kw], bound);
@@ -195,6 +227,7 @@ export class MaxPool2d extends Module {
   readonly opts: F.Pool2dOptions;
   constructor(kernelSize: Pair, opts: Omit<F.Pool2dOptions, 'kernelSize'> = {}) {
     super();
+    checkPoolOptions(new.target.name, kernelSize, opts as Record<string, unknown>);
     this.opts = { ...opts, kernelSize };
   }
   forward(x: Tensor): Tensor {
@@ -206,6 +239,7 @@ export class AvgPool2d extends Module {
   readonly opts: F.Pool2dOptions;
   constructor(kernelSize: Pair, opts: Omit<F.Pool2dOptions, 'kernelSize'> = {}) {
     super();
+    checkPoolOptions(new.target.name, kernelSize, opts as Record<string, unknown>);
     this.opts = { ...opts, kernelSize };
   }
   forward(x: Tensor): Tensor {
@@ -216,6 +250,8 @@ export class AvgPool2d extends Module {
 export class AdaptiveAvgPool2d extends Module {
   constructor(readonly outputSize: Pair) {
     super();
+    if (!checkPair('AdaptiveAvgPool2d', 'outputSize', outputSize, 1))
+      throw new TypeError(`AdaptiveAvgPool2d: outputSize must be a number or [h, w], got ${describe(outputSize)}`);
   }
   forward(x: Tensor): Tensor {
     return F.adaptiveAvgPool2d(x, this.outputSize);
@@ -225,6 +261,8 @@ export class AdaptiveAvgPool2d extends Module {
 export class Flatten extends Module {
   constructor(readonly startDim = 1, readonly endDim = -1) {
     super();
+    checkInt('Flatten', 'startDim', startDim);
+    checkInt('Flatten', 'endDim', endDim);
   }
   forward(x: Tensor): Tensor {
     return ops.flatten(x, this.startDim, this.endDim);
@@ -235,7 +273,11 @@ export class ReLU extends Module {
   forward(x: Tensor): Tensor { return ops.relu(x); }
 }
 export class GELU extends Module {
-  constructor(readonly approximate: 'none' | 'tanh' = 'none') { super(); }
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') {
+    super();
+    if (approximate !== 'none' && approximate !== 'tanh')
+      throw new RangeError(`GELU: approximate must be 'none' or 'tanh', got ${describe(approximate)}`);
+  }
   forward(x: Tensor): Tensor { return ops.gelu(x, this.approximate); }
 }
 export class Sigmoid extends Module {
@@ -245,11 +287,11 @@ export class Tanh extends Module {
   forward(x: Tensor): Tensor { return ops.tanh(x); }
 }
 export class Softmax extends Module {
-  constructor(readonly dim = -1) { super(); }
+  constructor(readonly dim = -1) { super(); checkInt('Softmax', 'dim', dim); }
   forward(x: Tensor): Tensor { return ops.softmax(x, this.dim); }
 }
 export class LogSoftmax extends Module {
-  constructor(readonly dim = -1) { super(); }
+  constructor(readonly dim = -1) { super(); checkInt('LogSoftmax', 'dim', dim); }
   forward(x: Tensor): Tensor { return ops.logSoftmax(x, this.dim); }
 }
 export class Identity extends Module {
@@ -289,7 +331,12 @@ export class LayerNorm extends Module {
   readonly normalizedShape: number[];
   constructor(normalizedShape: number | number[], readonly opts: { eps?: number; elementwiseAffine?: boolean } = {}) {
     super();
+    if (typeof normalizedShape !== 'number' && !Array.isArray(normalizedShape))
+      throw new TypeError(`LayerNorm: normalizedShape must be a number or an array of sizes, got ${describe(normalizedShape)}`);
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape.slice();
+    if (this.normalizedShape.length === 0) throw new RangeError('LayerNorm: normalizedShape must not be empty');
+    for (const d of this.normalizedShape) checkInt('LayerNorm', 'normalizedShape', d, 1);
+    if (opts.eps !== undefined) checkNumber('LayerNorm', 'eps', opts.eps, 0);
     const affine = opts.elementwiseAffine ?? true;
     this.weight = affine ? parameter(ops.ones(this.normalizedShape)) : null;
     this.bias = affine ? parameter(ops.zeros(this.normalizedShape)) : null;
@@ -310,8 +357,8 @@ export class BatchNorm2d extends Module {
   constructor(readonly numFeatures: number, opts: { eps?: number; momentum?: number; affine?: boolean } = {}) {
     super();
     checkInt('BatchNorm2d', 'numFeatures', numFeatures, 1);
-    this.eps = opts.eps ?? 1e-5;
-    this.momentum = opts.momentum ?? 0.1;
+    this.eps = checkNumber('BatchNorm2d', 'eps', opts.eps ?? 1e-5, 0);
+    this.momentum = checkNumber('BatchNorm2d', 'momentum', opts.momentum ?? 0.1, 0, 1);
     const affine = opts.affine ?? true;
     this.weight = affine ? parameter(ops.ones([numFeatures])) : null;
     this.bias = affine ? parameter(ops.zeros([numFeatures])) : null;
@@ -351,23 +398,23 @@ export class Sequential extends Module {
 
 // ---- loss modules ----
 export class CrossEntropyLoss extends Module {
-  constructor(readonly opts: F.CrossEntropyOptions = {}) { super(); }
+  constructor(readonly opts: F.CrossEntropyOptions = {}) { super(); checkLossOptions('CrossEntropyLoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.crossEntropy(input, target, this.opts); }
 }
 export class MSELoss extends Module {
-  constructor(readonly opts: { reduction?: F.Reduction } = {}) { super(); }
+  constructor(readonly opts: { reduction?: F.Reduction } = {}) { super(); checkLossOptions('MSELoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.mseLoss(input, target, this.opts); }
 }
 export class BCELoss extends Module {
-  constructor(readonly opts: { reduction?: F.Reduction } = {}) { super(); }
+  constructor(readonly opts: { reduction?: F.Reduction } = {}) { super(); checkLossOptions('BCELoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.binaryCrossEntropy(input, target, this.opts); }
 }
 export class BCEWithLogitsLoss extends Module {
-  constructor(readonly opts: { reduction?: F.Reduction; posWeight?: Tensor } = {}) { super(); }
+  constructor(readonly opts: { reduction?: F.Reduction; posWeight?: Tensor } = {}) { super(); checkLossOptions('BCEWithLogitsLoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.binaryCrossEntropyWithLogits(input, target, this.opts); }
 }
 export class NLLLoss extends Module {
-  constructor(readonly opts: { reduction?: F.Reduction; ignoreIndex?: number } = {}) { super(); }
+  constructor(readonly opts: { reduction?: F.Reduction; ignoreIndex?: number } = {}) { super(); checkLossOptions('NLLLoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.nllLoss(input, target, this.opts); }
 }
 

@@ -121,13 +121,19 @@ function stridedCopy(src: Tensor, shape: Shape, strides: number[], offset = 0): 
 // creation
 
 function flattenNested(op: string, data: NestedArray, shape: number[], out: number[], depth: number): void {
+  if (depth === 0) {
+    // The shape comes from the first element at each depth; every other element must agree.
+    for (let d: NestedArray = data; Array.isArray(d); d = d[0]) {
+      shape.push(d.length);
+      if (d.length === 0) break;
+    }
+  }
   if (Array.isArray(data)) {
-    if (shape.length === depth) shape.push(data.length);
-    else if (shape[depth] !== data.length)
-      throw new RangeError(`${op}: ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${data.length}`);
+    if (depth >= shape.length || shape[depth] !== data.length)
+      throw new RangeError(`${op}: ragged nested array: expected ${depth >= shape.length ? 'a number' : `length ${shape[depth]}`} at depth ${depth}, got an array of length ${data.length}`);
     for (const x of data) flattenNested(op, x, shape, out, depth + 1);
   } else {
-    if (depth !== shape.length) throw new RangeError(`${op}: ragged nested array at depth ${depth}`);
+    if (depth !== shape.length) throw new RangeError(`${op}: ragged nested array: expected an array of length ${shape[depth]} at depth ${depth}, got ${describe(data)}`);
     if (typeof data === 'boolean') out.push(data ? 1 : 0);
     else if (typeof data === 'number') out.push(data);
     else throw new TypeError(`${op}: data must hold numbers, got ${describe(data)}`);
@@ -256,6 +262,7 @@ export function randint(low: number, high: number, shape: number[]): Tensor {
 
 /** A random permutation of 0..n-1 (int32), from the seeded generator. */
 export function randperm(n: number): Tensor {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new RangeError(`randperm: n must be a non-negative integer, got ${describe(n)}`);
   const u = rand([n]);
   const d = u._data as Float32Array;
   const idx = Array.from({ length: n }, (_, i) => i);

@@ -159,9 +159,13 @@ export function tidy<T extends TidyResult>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
-  } finally {
+  } catch (e) {
+    // An exception frees the scope's tensors too (nothing is returned to keep).
     scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
   }
+  scopes.pop();
   if (result instanceof Promise) throw new TypeError('tidy: fn must be synchronous (it returned a Promise)');
   const kept = new Set<Tensor>();
   collectTensors(result, kept);
@@ -311,8 +315,9 @@ export class Tensor {
   }
   /** The value of a one-element tensor. */
   item(): number {
+    const d = this._data; // throws TsmDisposedError after dispose
     if (this.size !== 1) throw new RangeError(`item: expected a tensor with one element, got shape [${this.shape.join(', ')}]`);
-    return this._data[0];
+    return d[0];
   }
 
   toString(): string {
