@@ -115,7 +115,9 @@ function parseHeader(file: string, head: Buffer, fileSize: number): { entries: [
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(parsed as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      metadata = (v ?? {}) as Record<string, string>;
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string'))
+        throw bad(file, '__metadata__ must be an object of string values');
+      metadata = v as Record<string, string>;
       continue;
     }
     const e = v as Partial<Entry>;
@@ -161,7 +163,15 @@ function decode(dtype: string, bytes: Buffer, count: number): Float32Array | Int
       return o;
     }
     case 'I32': { const o = new Int32Array(count); for (let i = 0; i < count; i++) o[i] = dv.getInt32(i * 4, true); return o; }
-    case 'I64': { const o = new Int32Array(count); for (let i = 0; i < count; i++) o[i] = Number(dv.getBigInt64(i * 8, true)); return o; }
+    case 'I64': {
+      const o = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        const v = dv.getBigInt64(i * 8, true);
+        if (v > 2147483647n || v < -2147483648n) throw new RangeError(`io.load: I64 value ${v} at position ${i} does not fit the int32 tensors of this library`);
+        o[i] = Number(v);
+      }
+      return o;
+    }
     case 'I16': { const o = new Int32Array(count); for (let i = 0; i < count; i++) o[i] = dv.getInt16(i * 2, true); return o; }
     case 'I8': { const o = new Int32Array(count); for (let i = 0; i < count; i++) o[i] = dv.getInt8(i); return o; }
     case 'U8': case 'BOOL': { const o = new Int32Array(count); for (let i = 0; i < count; i++) o[i] = dv.getUint8(i); return o; }
