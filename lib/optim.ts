@@ -281,8 +281,15 @@ export class ReduceLROnPlateau {
   private cooldownLeft = 0;
   constructor(readonly optimizer: Optimizer, readonly opts: { mode?: 'min' | 'max'; factor?: number; patience?: number;
     threshold?: number; cooldown?: number; minLr?: number } = {}) {
+    if (!(optimizer instanceof Optimizer)) throw new TypeError(`ReduceLROnPlateau: expected an optimizer, got ${describe(optimizer)}`);
     const f = opts.factor ?? 0.1;
-    if (!(f > 0 && f < 1)) throw new RangeError(`ReduceLROnPlateau: factor must be in (0, 1), got ${f}`);
+    if (typeof f !== 'number' || !(f > 0 && f < 1)) throw new RangeError(`ReduceLROnPlateau: factor must be in (0, 1), got ${describe(f)}`);
+    if (opts.mode !== undefined && opts.mode !== 'min' && opts.mode !== 'max')
+      throw new RangeError(`ReduceLROnPlateau: mode must be 'min' or 'max', got ${describe(opts.mode)}`);
+    checkNumber('ReduceLROnPlateau', 'patience', opts.patience ?? 10, 0);
+    checkNumber('ReduceLROnPlateau', 'threshold', opts.threshold ?? 1e-4, 0);
+    checkNumber('ReduceLROnPlateau', 'cooldown', opts.cooldown ?? 0, 0);
+    checkNumber('ReduceLROnPlateau', 'minLr', opts.minLr ?? 0, 0);
     if ((opts.mode ?? 'min') === 'max') this.best = -Infinity;
   }
   step(metric: number): void {

@@ -810,7 +810,14 @@ describe('optimizers and schedulers: constructor checks', () => {
     expectError(() => new optim.ReduceLROnPlateau(sgd, { factor: 1 }), RangeError, 'ReduceLROnPlateau', /factor/);
     expectError(() => new optim.StepLR({} as any, 2), TypeError, 'lrScheduler', /optimizer/);
   });
-  it.todo('ReduceLROnPlateau validates patience/threshold/cooldown/minLr (lib/optim.ts is outside this suite\'s fixes)');
+  it('ReduceLROnPlateau validates patience, threshold, cooldown, minLr and mode', () => {
+    const sgd = new optim.SGD(p(), { lr: 0.1 });
+    expectError(() => new optim.ReduceLROnPlateau(sgd, { patience: -1 }), RangeError, 'ReduceLROnPlateau', /patience/);
+    expectError(() => new optim.ReduceLROnPlateau(sgd, { threshold: -1 }), RangeError, 'ReduceLROnPlateau', /threshold/);
+    expectError(() => new optim.ReduceLROnPlateau(sgd, { cooldown: -2 }), RangeError, 'ReduceLROnPlateau', /cooldown/);
+    expectError(() => new optim.ReduceLROnPlateau(sgd, { minLr: -1 }), RangeError, 'ReduceLROnPlateau', /minLr/);
+    expectError(() => new optim.ReduceLROnPlateau(sgd, { mode: 'up' as any }), RangeError, 'ReduceLROnPlateau', /mode/);
+  });
   it('defaults as PyTorch', () => {
     const sgd = new optim.SGD(p(), {});
     expect(sgd.lr).toBe(1e-3);
