@@ -1,0 +1,78 @@
+// Training-step throughput of one nn.TransformerEncoderLayer (DESIGN.md system 4): d = 256, h = 8,
+// ff = 2048, batch 32 x seq 128, dropout 0, MSE to a fixed target, Adam; ours vs PyTorch CPU side by
+// side. Before timing, both take one step from the same weights on the same batch (written with
+// tsm.io.save, read by bench/peers/train_transformer.py) and their losses must agree.
+//   npm run bench -- train-transformer [--batch 32] [--seq 128] [--norm-first] [--gelu]
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tsm from '../lib/index';
+import { TransformerEncoderLayer } from '../lib/transformer';
+import { argValue, median, sleep, type Benchmark, type BenchRow } from './lib';
+
+const PYTHON = process.env.TSM_TORCH_PYTHON ?? '/usr/bin/python3';
+
+export const benchmark: Benchmark = {
+  description: 'TransformerEncoderLayer training step (d=256, h=8, ff=2048, 32 x 128 tokens, Adam) vs PyTorch CPU',
+  run(opts) {
+    const batch = Number(argValue(opts.args, 'batch') ?? 32);
+    const seq = Number(argValue(opts.args, 'seq') ?? 128);
+    const d = 256, h = 8, ff = 2048, lr = 1e-3;
+    const normFirst = opts.args.includes('--norm-first');
+    const activation = opts.args.includes('--gelu') ? 'gelu' : 'relu';
+    const seconds = opts.quick ? 2 : 6;
+    tsm.setNumThreads(opts.threads);
+    tsm.manualSeed(1);
+    const layer = new TransformerEncoderLayer({ dModel: d, nhead: h, dimFeedforward: ff, dropout: 0, batchFirst: true, normFirst, activation });
+    const x = tsm.randn([batch, seq, d]);
+    const target = tsm.randn([batch, seq, d]);
+    const file = path.join(os.tmpdir(), `tsm-train-transformer-${process.pid}.safetensors`);
+    const sd: Record<string, tsm.Tensor> = {};
+    for (const [k, v] of Object.entries(layer.stateDict())) sd[`layer.${k}`] = v;
+    tsm.io.save({ ...sd, 'batch.x': x, 'batch.target': target }, file);
+
+    const opt = new tsm.optim.Adam(layer.parameters(), { lr });
+    const step = () => tsm.tidy(() => {
+      opt.zeroGrad();
+      const loss = tsm.F.mseLoss(layer.forward(x), target);
+      loss.backward();
+      opt.step();
+      return loss.item();
+    });
+    const loss0 = step();
+    const loss1 = tsm.noGrad(() => tsm.tidy(() => tsm.F.mseLoss(layer.forward(x), target).item()));
+
+    sleep(200);
+    const py = spawnSync(PYTHON, [path.join(__dirname, 'peers', 'train_transformer.py'), file, String(opts.threads), String(seconds),
+      String(lr), String(d), String(h), String(ff), normFirst ? '1' : '0', activation],
+    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(opts.threads) } });
+    fs.rmSync(file, { force: true });
+    if (py.status !== 0) throw new Error(`PyTorch peer failed (is python3-torch installed for ${PYTHON}?):\n${py.stderr}`);
+    const peer = JSON.parse(py.stdout.trim().split('\n').pop() as string) as { loss0: number; loss1: number; stepSeconds: number[]; torch: string };
+    const tol = (a: number) => 2e-4 * Math.max(1, Math.abs(a));
+    if (Math.abs(peer.loss0 - loss0) > tol(loss0) || Math.abs(peer.loss1 - loss1) > tol(loss1))
+      throw new Error(`results differ: ours loss ${loss0} -> ${loss1}, PyTorch ${peer.loss0} -> ${peer.loss1}`);
+    console.log(`check: first-step loss ${loss0.toFixed(6)} (PyTorch ${peer.loss0.toFixed(6)}), after the step ${loss1.toFixed(6)} (PyTorch ${peer.loss1.toFixed(6)})`);
+
+    sleep(200);
+    for (let i = 0; i < 2; i++) step();
+    const times: number[] = [];
+    const start = process.hrtime.bigint();
+    while (Number(process.hrtime.bigint() - start) * 1e-9 < seconds || times.length < 5) {
+      const t0 = process.hrtime.bigint();
+      step();
+      times.push(Number(process.hrtime.bigint() - t0) * 1e-9);
+    }
+    const tokens = batch * seq;
+    const ours = tokens / median(times);
+    const theirs = tokens / median(peer.stepSeconds);
+    const rows: BenchRow[] = [{
+      name: `train-transformer layer d${d} h${h} ff${ff} ${batch}x${seq}${normFirst ? ' norm-first' : ''} ${activation} Adam`,
+      unit: 'tokens/s', ours: Math.round(ours), peer: `PyTorch ${peer.torch}`, peerValue: Math.round(theirs),
+      ratio: +(ours / theirs).toFixed(3), threads: opts.threads,
+      note: `median step ${(median(times) * 1e3).toFixed(1)} ms vs ${(median(peer.stepSeconds) * 1e3).toFixed(1)} ms`,
+    }];
+    return { rows, settings: { batch, seq, d, h, ff, lr, normFirst, activation, peerPython: PYTHON } };
+  },
+};
