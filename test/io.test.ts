@@ -196,9 +196,11 @@ describe('atomic save', () => {
         process.stdout.write('done ' + k + '\\n');
       }`);
     const root = path.join(__dirname, '..');
+    const isTmp = (f: string) => f.startsWith('.killed.safetensors.') && f.endsWith('.tmp');
     let interruptedMidWrite = 0;
     for (let round = 0; round < 3; round++) {
-      const delay = [2, 8, 20][round];
+      const delay = [0, 3, 5][round];
+      let polling = false;
       // node itself (not the tsx wrapper, which would leave its node child running after SIGKILL).
       const p = spawn(process.execPath, ['--import', 'tsx', child], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
       let lastDone = 0;
@@ -208,13 +210,22 @@ describe('atomic save', () => {
         p.stdout!.on('data', (d: Buffer) => {
           buf += d.toString();
           for (const m of buf.matchAll(/done (\d+)/g)) lastDone = Math.max(lastDone, Number(m[1]));
-          // Once a complete version exists, kill during the next save.
-          if (lastDone >= 2 && /begin (\d+)\n$/.test(buf) && !p.killed) setTimeout(() => p.kill('SIGKILL'), delay);
+          // Once a complete version exists, kill during a later save: as soon as its temporary
+          // file appears (round 0), a little after (round 1), or a little after 'begin' (round 2).
+          if (lastDone >= 2 && !polling) {
+            polling = true;
+            const poll = () => {
+              if (p.exitCode !== null || p.killed) return;
+              if (round === 2 || fs.readdirSync(dir).some(isTmp)) setTimeout(() => p.kill('SIGKILL'), delay);
+              else setImmediate(poll);
+            };
+            poll();
+          }
         });
         p.on('close', () => resolve());
       });
       clearTimeout(guard);
-      const leftovers = fs.readdirSync(dir).filter((f) => f.startsWith('.killed.safetensors.') && f.endsWith('.tmp'));
+      const leftovers = fs.readdirSync(dir).filter(isTmp);
       if (leftovers.length) interruptedMidWrite++;
       for (const f of leftovers) fs.rmSync(path.join(dir, f));
       const { tensors, metadata } = io.loadWithMetadata(target);
