@@ -19,8 +19,15 @@ export interface Node {
  * Records `op` on `out` when gradients are on and some input requires them. Returns `out`.
  * Otherwise disposes the `owned` buffers at once (nothing will need them).
  */
+/** @internal NaN/Inf checks installed by tsm.setDetectAnomaly (lib/anomaly.ts); null when off. */
+export const anomalyHooks: {
+  forward: ((out: Tensor, op: OpName, inputs: (Tensor | null)[], saved: Record<string, unknown>) => void) | null;
+  backward: ((node: Node, inputGrads: (Tensor | null | undefined)[]) => void) | null;
+} = { forward: null, backward: null };
+
 export function record(out: Tensor, op: OpName, inputs: (Tensor | null)[], saved: Record<string, unknown> = {},
                        owned: Tensor[] = []): Tensor {
+  if (anomalyHooks.forward) anomalyHooks.forward(out, op, inputs, saved);
   if (isGradEnabled() && inputs.some((t) => t !== null && t.requiresGrad)) {
     out._node = { op, inputs, saved, owned, freed: false };
     out.requiresGrad = true;
@@ -95,6 +102,7 @@ export function backward(root: Tensor, gradient?: Tensor): void {
       if (node.freed)
         throw new RangeError(`backward: the graph through '${node.op}' was already freed by an earlier backward()`);
       const inputGrads = GRADIENTS[node.op](g, node);
+      if (anomalyHooks.backward) anomalyHooks.backward(node, inputGrads);
       for (let i = 0; i < node.inputs.length; i++) {
         const input = node.inputs[i];
         const ig = inputGrads[i];

@@ -4,7 +4,7 @@ import { backward as autogradBackward, record } from './autograd';
 import { describe } from './check';
 import { nativeAddon } from './native-api';
 import {
-  checkDType, checkDevice, checkShape, fromData, keep, sizeOf, Tensor, uninitializedF32,
+  checkDType, checkDevice, checkShape, fromData, keep, noGrad, sizeOf, Tensor, uninitializedF32,
   type DType, type Device, type NestedArray, type Shape, type TensorOptions, type TypedArray,
 } from './tensor';
 
@@ -521,6 +521,27 @@ function softmaxImpl(op: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Tens
 
 export const softmax = (x: Tensor, dim: number) => softmaxImpl('softmax', x, dim);
 export const logSoftmax = (x: Tensor, dim: number) => softmaxImpl('logSoftmax', x, dim);
+
+/** log(sum(exp(x), dim)), stably: the max along dim is subtracted first, so logits of +-1e4 stay finite. */
+export function logsumexp(x: Tensor, dim: number, keepdim = false): Tensor {
+  const op = 'logsumexp';
+  checkFloat(op, 'input', x);
+  const d = normDim(op, dim, x.ndim);
+  if (x.ndim === 0) return clone(x);
+  if (x.shape[d] === 0) throw new RangeError(`${op}: dim ${dim} of shape [${x.shape.join(', ')}] is empty`);
+  const m = noGrad(() => maxMin('max', x, d, true));
+  const md = m._data as Float32Array;
+  for (let i = 0; i < md.length; i++) if (!Number.isFinite(md[i])) md[i] = 0; // all -inf rows stay -inf
+  const shifted = sub(x, m);
+  const e = exp(shifted);
+  const s = sum(e, d, true);
+  const l = log(s);
+  const out = add(l, m);
+  const parts = [shifted, e, s, l];
+  const res = keepdim ? out : reshape(out, x.shape.filter((_, i) => i !== d));
+  if (!res.requiresGrad) for (const t of [m, ...parts, ...(res === out ? [] : [out])]) t.dispose();
+  return res;
+}
 
 // ---------------------------------------------------------------------------------------------
 // linear algebra

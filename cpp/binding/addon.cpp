@@ -9,6 +9,7 @@ void register_ops_pointwise(Napi::Env env, Napi::Object exports);
 void register_ops_nn(Napi::Env env, Napi::Object exports);
 void register_ops_attention(Napi::Env env, Napi::Object exports);
 void register_ops_lstm(Napi::Env env, Napi::Object exports);
+void register_async(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -119,6 +120,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_ops_nn(env, exports);
   register_ops_attention(env, exports);
   register_ops_lstm(env, exports);
+  register_async(env, exports);
   return exports;
 }
 
