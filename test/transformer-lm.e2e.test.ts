@@ -13,6 +13,5 @@ describe('examples/transformer-lm.ts', () => {
     expect(r.unigramPerplexity).toBeGreaterThan(15);
     expect(r.valPerplexity).toBeLessThan(0.7 * r.unigramPerplexity);
     expect(r.sample.length).toBe(200);
-    expect(r.seconds).toBeLessThan(60);
   }, 90_000);
 });

@@ -56,20 +56,32 @@ inline float exp_nonpos(float x) {
   return x < -87.0f ? 0.0f : p * s;
 }
 
+// Reductions keep 16 partial results (one vector of lanes), so that they vectorise without
+// -ffast-math (a single accumulator is a serial dependency the compiler may not reorder).
+constexpr int kLanes = 16;
+
 inline float row_max(const float* __restrict s, int64_t n) {
-  float m = kNegInf;
-  for (int64_t j = 0; j < n; ++j) m = s[j] > m ? s[j] : m;
-  return m;
+  float m[kLanes];
+  for (int l = 0; l < kLanes; ++l) m[l] = kNegInf;
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) m[l] = s[j + l] > m[l] ? s[j + l] : m[l];
+  float r = kNegInf;
+  for (int l = 0; l < kLanes; ++l) r = m[l] > r ? m[l] : r;
+  for (; j < n; ++j) r = s[j] > r ? s[j] : r;
+  return r;
 }
 
 // s = exp(s - m) in place; returns the sum.
 inline float row_exp_sum(float* __restrict s, int64_t n, float m) {
+  for (int64_t j = 0; j < n; ++j) s[j] = exp_nonpos(s[j] - m);
+  float acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += s[j + l];
   float sum = 0.0f;
-  for (int64_t j = 0; j < n; ++j) {
-    const float e = exp_nonpos(s[j] - m);
-    s[j] = e;
-    sum += e;
-  }
+  for (int l = 0; l < kLanes; ++l) sum += acc[l];
+  for (; j < n; ++j) sum += s[j];
   return sum;
 }
 
