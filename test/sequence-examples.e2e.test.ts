@@ -3,8 +3,9 @@
 // examples/<name>.ts) go further (see each example's header).
 //  - char-lm-lstm: 120 Adam steps of a 128-unit LSTM; validation perplexity must be well below the
 //    unigram baseline (< 0.65 x), and sampling must be reproducible for a seed.
-//  - spam-lstm: a seeded 1,500-mail subset, 80 words per mail, 3 epochs; test accuracy >= 88% and
-//    F1 >= 0.8 (the full run targets >= 95%).
+//  - spam-lstm: the full corpus cut to 100 words per mail, a 32-unit LSTM, 4 epochs (about 10 s);
+//    test accuracy >= 92% and F1 >= 0.88, a bar it clears with margin (seeds 0 and 1 give 95.6% and
+//    95.0%); the full run (200 words, 64 units, 5 epochs) reaches >= 95% (96.3% at 4 epochs).
 //  - spam-embedding: the full corpus, 3 epochs of the embedding bag; test accuracy >= 95%.
 import { describe, expect, it } from 'vitest';
 import { generate, trainCharLm } from '../examples/char-lm-lstm';
@@ -23,12 +24,13 @@ describe('sequence examples (end to end)', () => {
     expect(generate(r.model, r.vocab, 'Call me ', 40, { temperature: 0.8, topK: 10, seed: 5 })).toBe(again);
   }, 90_000);
 
-  it('spam-lstm: held-out accuracy and F1 on a subset', async () => {
-    const r = await trainSpamLstm({ limit: 1500, maxLen: 80, epochs: 3, embed: 32, hidden: 32, verbose: false });
-    expect(r.test.accuracy).toBeGreaterThanOrEqual(0.88);
-    expect(r.test.f1).toBeGreaterThanOrEqual(0.8);
+  it('spam-lstm: held-out accuracy and F1 (short mails, small LSTM)', async () => {
+    const r = await trainSpamLstm({ maxLen: 100, epochs: 4, embed: 32, hidden: 32, verbose: false });
+    expect(r.test.accuracy).toBeGreaterThanOrEqual(0.92);
+    expect(r.test.f1).toBeGreaterThanOrEqual(0.88);
     const total = r.test.confusion.flat().reduce((a, b) => a + b, 0);
-    expect(total).toBe(300);
+    expect(total).toBe(1209);
+    expect(r.predictions[0]).toBeGreaterThan(r.predictions[1]);
   }, 90_000);
 
   it('spam-embedding: >= 95% held-out accuracy on the full corpus', async () => {
