@@ -181,10 +181,13 @@ export class EarlyStopping extends Callback {
       this.best = v;
       this.bestEpoch = epoch;
       if (this.restoreBestWeights) this.snapshot = snapshot(model);
-      // With a baseline, an improvement must also beat it to reset the wait.
+      // With a baseline, an improvement must also beat it to reset the wait; one that does not
+      // still counts towards patience (training stops if the baseline is never beaten).
       const base = this.opts.baseline;
-      if (base === undefined || this.improved(v, base)) this.wait = 0;
-      return;
+      if (base === undefined || this.improved(v, base)) {
+        this.wait = 0;
+        return;
+      }
     }
     if (this.wait >= this.patience) {
       this.stoppedEpoch = epoch;
