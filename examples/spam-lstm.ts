@@ -3,7 +3,7 @@
 //   -> Dense(1, sigmoid), binary cross-entropy, Adam(5e-3), gradient clipping at norm 1.
 // Held-out test split (20%, stratified, seeded); reports loss, accuracy, precision, recall, F1 and the
 // confusion matrix, then predicts on new text.
-// Run: npx tsx examples/spam-lstm.ts                      (all 6,046 mails, 5 epochs)
+// Run: npx tsx examples/spam-lstm.ts                      (all 6,046 mails, 4 epochs)
 //      npx tsx examples/spam-lstm.ts --limit 2000 --epochs 2 --max-len 100
 //   flags: --epochs N --batch N --lr X --embed N --hidden N --max-len N (words per mail) --limit N
 //          --seed N --save FILE
@@ -77,7 +77,7 @@ export const EXAMPLE_TEXTS = [
 ];
 
 export async function trainSpamLstm(opts: SpamLstmOptions = {}): Promise<{ model: SpamLstm; vocab: WordVocab; test: BinaryReport; testLoss: number; predictions: number[] }> {
-  const epochs = opts.epochs ?? 5, batchSize = opts.batchSize ?? 64, lr = opts.lr ?? 5e-3;
+  const epochs = opts.epochs ?? 4, batchSize = opts.batchSize ?? 64, lr = opts.lr ?? 5e-3;
   const maxLen = opts.maxLen ?? 200, seed = opts.seed ?? 0, verbose = opts.verbose ?? true;
   tsm.manualSeed(seed);
   const data = prepareSpamData({ seed, limit: opts.limit });

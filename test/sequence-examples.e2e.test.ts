@@ -5,7 +5,7 @@
 //    unigram baseline (< 0.65 x), and sampling must be reproducible for a seed.
 //  - spam-lstm: the full corpus cut to 100 words per mail, a 32-unit LSTM, 4 epochs (about 10 s);
 //    test accuracy >= 92% and F1 >= 0.88, a bar it clears with margin (seeds 0 and 1 give 95.6% and
-//    95.0%); the full run (200 words, 64 units, 5 epochs) reaches >= 95% (96.3% at 4 epochs).
+//    95.0%); the full run (200 words, 64 units, 4 epochs) reaches 96.3%.
 //  - spam-embedding: the full corpus, 3 epochs of the embedding bag; test accuracy >= 95%.
 import { describe, expect, it } from 'vitest';
 import { generate, trainCharLm } from '../examples/char-lm-lstm';

@@ -20,6 +20,12 @@
 #include <cmath>
 #include <cstring>
 
+// The clamps in exp_clamped() are compares and selects; GCC if-converts them (and so vectorizes the
+// cell loops) only when it may assume floating-point operations do not trap.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "../runtime/runtime.h"
 #include "kernels.h"
 #include "simd/gemm_ukernel.h"
@@ -34,7 +40,8 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // exp(x) for x clamped to [-87, 88]: 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2] (Cephes expf
 // polynomial, about 1 ulp).
 inline __attribute__((always_inline)) float exp_clamped(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
   const float kShift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   float n = x * 1.44269504088896341f + kShift;
   n -= kShift;
@@ -47,7 +54,7 @@ inline __attribute__((always_inline)) float exp_clamped(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) * 8388608;  // 2^n as float bits
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
@@ -74,7 +81,7 @@ inline __attribute__((always_inline)) void cell_forward_body(float* __restrict g
     const float f = sigmoid_f(gf[j] + bf[j]);
     const float gv = tanh_f(gg[j] + bg[j]);
     const float o = sigmoid_f(go[j] + bo[j]);
-    const float cv = f * (c_prev ? c_prev[j] : 0.0f) + i * gv;
+    const float cv = f * c_prev[j] + i * gv;
     gi[j] = i;
     gf[j] = f;
     gg[j] = gv;
@@ -95,7 +102,7 @@ inline __attribute__((always_inline)) void cell_backward_body(float* __restrict 
     const float tc = tanh_f(c[j]);
     const float dhj = dh[j];
     const float dct = dc[j] + dhj * o * (1.0f - tc * tc);
-    const float cp = c_prev ? c_prev[j] : 0.0f;
+    const float cp = c_prev[j];
     dg[j] = dct * gv * i * (1.0f - i);
     dg[H + j] = dct * cp * f * (1.0f - f);
     dg[2 * H + j] = dct * i * (1.0f - gv * gv);
@@ -235,8 +242,9 @@ TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gat
                            std::max<int64_t>(I, 1), 0.0f, gates, G))
     return s;
 
-  Buf bias(G), wpack(size_t(nub) * 4 * H * nr), apack(size_t(2) * npa * mr * H);
-  if (!bias.p || !wpack.p || !apack.p) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+  Buf bias(G), wpack(size_t(nub) * 4 * H * nr), apack(size_t(2) * npa * mr * H), zeros(H);
+  if (!bias.p || !wpack.p || !apack.p || !zeros.p) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+  std::memset(zeros.p, 0, sizeof(float) * size_t(H));
   for (int64_t j = 0; j < G; ++j) bias.p[j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
   // 2. W_hh^T packed: panel (u, q) = B(p, jj) = w_hh[(q*H + u*nr + jj) * H + p], zero-padded.
   parallel_for(nub, [&](int64_t u) {
@@ -267,8 +275,9 @@ TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gat
     float* g_t = gates + d.row(t, 0) * G;
     float* c_t = cs + d.row(t, 0) * H;
     float* y_t = y + d.row(t, 0) * H;
-    const float* c_prev = t > 0 ? cs + d.row(t - 1, 0) * H : c0;
-    const int64_t ldcp = t > 0 ? ldh : H;
+    // c_{t-1}: the previous step's, c0, or a row of zeros repeated (leading dimension 0).
+    const float* c_prev = t > 0 ? cs + d.row(t - 1, 0) * H : c0 ? c0 : zeros.p;
+    const int64_t ldcp = t > 0 ? ldh : c0 ? H : 0;
     parallel_for(nub, [&](int64_t u) {
       const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
       if (recurrent)
@@ -276,8 +285,7 @@ TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gat
           panel_product(uk, B, H, acur, wpack.p + (u * 4 + q) * H * nr, g_t + q * H + u0, ldg, cols, 1.0f);
       for (int64_t b = 0; b < B; ++b) {
         float* hb = y_t + b * ldh + u0;
-        cell(g_t + b * ldg + u0, bias.p + u0, c_prev ? c_prev + b * ldcp + u0 : nullptr, c_t + b * ldh + u0, hb, H,
-             cols);
+        cell(g_t + b * ldg + u0, bias.p + u0, c_prev + b * ldcp + u0, c_t + b * ldh + u0, hb, H, cols);
         float* dst = anext + (b / mr) * H * mr + (b % mr);
         for (int64_t j = 0; j < cols; ++j) dst[(u0 + j) * mr] = hb[j];
       }
@@ -322,8 +330,10 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
   const CellBackwardFn cell = cell_backward_for(active_simd());
 
   Buf dgates(size_t(rows) * G), wpack(size_t(nub) * G * nr), apack(size_t(2) * npa * mr * G), dh(size_t(B) * H),
-      dc(size_t(B) * H);
-  if (!dgates.p || !wpack.p || !apack.p || !dh.p || !dc.p) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+      dc(size_t(B) * H), zeros(H);
+  if (!dgates.p || !wpack.p || !apack.p || !dh.p || !dc.p || !zeros.p)
+    return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+  std::memset(zeros.p, 0, sizeof(float) * size_t(H));
   // W_hh packed as the B operand of dh = dG W_hh: panel u = B(p, jj) = w_hh[p * H + u*nr + jj].
   parallel_for(nub, [&](int64_t u) {
     const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
@@ -347,8 +357,8 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
     const float* g_t = gates + d.row(t, 0) * G;
     float* dg_t = dgates.p + d.row(t, 0) * G;
     const float* c_t = cs + d.row(t, 0) * H;
-    const float* c_prev = t > 0 ? cs + d.row(t - 1, 0) * H : c0;
-    const int64_t ldcp = t > 0 ? ldh : H;
+    const float* c_prev = t > 0 ? cs + d.row(t - 1, 0) * H : c0 ? c0 : zeros.p;
+    const int64_t ldcp = t > 0 ? ldh : c0 ? H : 0;
     const float* dy_t = dy ? dy + d.row(t, 0) * H : nullptr;
     const bool last = t == T - 1;
     parallel_for(nub, [&](int64_t u) {
@@ -365,8 +375,7 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
         if (dy_t)
           for (int64_t j = 0; j < cols; ++j) dhb[j] += dy_t[b * ldh + u0 + j];
         float* dgb = dg_t + b * ldg + u0;
-        cell(dgb, dc.p + b * H + u0, dhb, g_t + b * ldg + u0, c_t + b * ldh + u0,
-             c_prev ? c_prev + b * ldcp + u0 : nullptr, H, cols);
+        cell(dgb, dc.p + b * H + u0, dhb, g_t + b * ldg + u0, c_t + b * ldh + u0, c_prev + b * ldcp + u0, H, cols);
         float* dst = acur + (b / mr) * G * mr + (b % mr);
         for (int q = 0; q < 4; ++q)
           for (int64_t j = 0; j < cols; ++j) dst[(q * H + u0 + j) * mr] = dgb[q * H + j];
