@@ -11,10 +11,22 @@ export {
   tensor, zeros, ones, full, empty, zerosLike, onesLike, arange, eye, rand, randn, randint, randperm, manualSeed,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, neg, exp, log, sqrt, abs, square, relu, sigmoid,
   tanh, gelu, clamp, where, sum, mean, max, min, argmax, argmin, softmax, logSoftmax, matmul, reshape, flatten, squeeze,
-  unsqueeze, transpose, permute, expand, slice, cat, stack, gather, indexSelect, clone,
+  unsqueeze, transpose, permute, expand, slice, cat, stack, gather, indexSelect, clone, logsumexp,
 } from './ops';
-export * as F from './functional';
-export * as nn from './nn';
+export * as F from './functional-all';
+export * as nn from './nn-all';
 export * as optim from './optim';
 export * as cuda from './cuda';
 export * as io from './io';
+export * as text from './text';
+export * as metrics from './metrics';
+export * as callbacks from './callbacks';
+export * as data from './data';
+export * as plot from './plot';
+export { setDetectAnomaly, isAnomalyEnabled, detectAnomaly, TsmAnomalyError } from './anomaly';
+export { sgemmAsync } from './async';
+export { History } from './training';
+export type { CompileConfig, FitOptions, EvaluateOptions, PredictOptions } from './training';
+// Side effects: compile/fit/evaluate/predict and predictAsync on every nn.Module.
+import './training';
+import './async';
