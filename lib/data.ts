@@ -192,7 +192,7 @@ export class DataLoader<T = unknown, B = unknown> implements Iterable<B>, AsyncI
   readonly dropLast: boolean;
   readonly prefetch: boolean;
   readonly seed: number;
-  private readonly collate: ((items: T[]) => B) | null;
+  private readonly collate: ((items: unknown[]) => B) | null;
   private readonly rng: Rng;
   /** Epochs started so far (each iteration is one). */
   epoch = 0;
@@ -207,7 +207,7 @@ export class DataLoader<T = unknown, B = unknown> implements Iterable<B>, AsyncI
     this.prefetch = checkBool('DataLoader', 'prefetch', opts.prefetch ?? true);
     if (opts.collate !== undefined && typeof opts.collate !== 'function')
       throw new TypeError(`DataLoader: collate must be a function, got ${describe(opts.collate)}`);
-    this.collate = opts.collate ?? null;
+    this.collate = (opts.collate as ((items: unknown[]) => B) | undefined) ?? null;
     if (opts.seed !== undefined) checkInt('DataLoader', 'seed', opts.seed, 0);
     this.seed = opts.seed ?? drawSeed();
     this.rng = new Rng(this.seed);
@@ -236,7 +236,7 @@ export class DataLoader<T = unknown, B = unknown> implements Iterable<B>, AsyncI
     const ds = this.dataset;
     if (!this.collate && ds instanceof TensorDataset) return ds.getBatch(idx) as unknown as B;
     const items = Array.from(idx, (i) => ds.get(i));
-    const out = (this.collate ?? (defaultCollate as (items: T[]) => B))(items);
+    const out = (this.collate ?? (defaultCollate as (items: unknown[]) => B))(items);
     // The default collate copies; the items' own tensors are no longer needed.
     if (!this.collate) for (const it of items) disposeItem(it);
     return out;
