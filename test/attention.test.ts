@@ -20,7 +20,7 @@ interface SdpaCase {
 const fixture = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'attn-sdpa.json'), 'utf8')) as { cases: SdpaCase[] };
 
 const t = (j: TJ, opts: { dtype?: 'int32' | 'float32'; requiresGrad?: boolean } = {}) =>
-  tsm.tensor(j.dtype === 'int32' ? Int32Array.from(j.data) : Float32Array.from(j.data), { shape: j.shape, ...opts });
+  tsm.tensor(opts.dtype === 'int32' ? Int32Array.from(j.data) : Float32Array.from(j.data), { shape: j.shape, ...opts });
 
 function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rtol = 1e-4, atol = 1e-5): void {
   expect(actual.length, `${what}: length`).toBe(expected.length);
