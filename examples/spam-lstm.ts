@@ -51,7 +51,7 @@ export interface SpamLstmOptions {
 const PAD = { padding: 'pre', truncating: 'post' } as const;
 
 /** Spam probabilities for encoded mails (eval mode, no gradients). */
-export function predictProbs(model: nn.Module & { forward(x: tsm.Tensor): tsm.Tensor }, seqs: Int32Array[], maxLen: number,
+export function predictProbs(model: tsm.nn.Module & { forward(x: tsm.Tensor): tsm.Tensor }, seqs: Int32Array[], maxLen: number,
                              batchSize = 256): Float32Array {
   model.eval();
   const out = new Float32Array(seqs.length);
@@ -66,7 +66,7 @@ export function predictProbs(model: nn.Module & { forward(x: tsm.Tensor): tsm.Te
   return out;
 }
 
-export function predictText(model: nn.Module & { forward(x: tsm.Tensor): tsm.Tensor }, vocab: WordVocab, texts: string[],
+export function predictText(model: tsm.nn.Module & { forward(x: tsm.Tensor): tsm.Tensor }, vocab: WordVocab, texts: string[],
                             maxLen: number): Float32Array {
   return predictProbs(model, texts.map((t) => vocab.encode(t)), maxLen);
 }
@@ -96,7 +96,8 @@ export async function trainSpamLstm(opts: SpamLstmOptions = {}): Promise<{ model
     let lossSum = 0, n = 0, correct = 0, seen = 0;
     for (const { x, y } of classificationBatches(data.train.seqs, data.train.labels,
       { batchSize, maxLen, ...PAD, shuffle: true, seed: seed * 1000 + epoch })) {
-      const [loss, ok] = tsm.tidy(() => {
+      let loss = 0, ok = 0;
+      tsm.tidy(() => {
         optimizer.zeroGrad();
         const p = model.forward(x);
         const l = tsm.F.binaryCrossEntropy(p, y);
@@ -104,9 +105,8 @@ export async function trainSpamLstm(opts: SpamLstmOptions = {}): Promise<{ model
         tsm.optim.clipGradNorm(model.parameters(), 1.0);
         optimizer.step();
         const pd = p.dataSync(), yd = y.dataSync();
-        let c = 0;
-        for (let i = 0; i < pd.length; i++) if ((pd[i] > 0.5 ? 1 : 0) === yd[i]) c++;
-        return [l.item(), c];
+        for (let i = 0; i < pd.length; i++) if ((pd[i] > 0.5 ? 1 : 0) === yd[i]) ok++;
+        loss = l.item();
       });
       seen += x.shape[0];
       x.dispose();

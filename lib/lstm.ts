@@ -107,6 +107,7 @@ export function lstmLayer(x: Tensor, h0: Tensor | null, c0: Tensor | null, wIh: 
   const output = part(0, TBH, batchFirst ? [B, T, H] : [T, B, H]);
   const hN = part(TBH, TBH + BH, [B, H]);
   const cN = part(TBH + BH, TBH + 2 * BH, [B, H]);
+  if (!packed.requiresGrad) packed.dispose(); // no graph holds it (inference)
   return { output, hN, cN };
 }
 

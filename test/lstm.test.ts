@@ -222,3 +222,19 @@ describe('nn.LSTM module', () => {
       a(4 * H * I), a(4 * H * H), a(T * B * H), a(T * B * 4 * H), a(T * B * H), T, B, I, H, false)).toThrow(RangeError);
   });
 });
+
+describe('LSTM memory', () => {
+  it('inference and training steps leave no live tensors behind', () => {
+    const m = new LSTM({ inputSize: 4, hiddenSize: 8, numLayers: 2 });
+    const x = tsm.randn([5, 3, 4]);
+    const before = tsm.memory().tensors;
+    tsm.noGrad(() => tsm.tidy(() => { m.forward(x); }));
+    expect(tsm.memory().tensors).toBe(before);
+    tsm.tidy(() => {
+      const [out] = m.forward(x);
+      tsm.sum(out).backward();
+    });
+    for (const p of m.parameters()) { p.grad?.dispose(); p.grad = null; }
+    expect(tsm.memory().tensors).toBe(before);
+  });
+});

@@ -84,7 +84,7 @@ describe('batching', () => {
     expect([...lmBatches(ids, { seqLen: 5, batchSize: 3, dropLast: true })].length).toBe(1);
     const tm = [...lmBatches(ids, { seqLen: 5, batchSize: 2, batchFirst: false })][0];
     expect(tm.x.shape).toEqual([5, 2]);
-    expect(tm.x.toArray()[0]).toEqual([0, 5]);
+    expect((tm.x.toArray() as number[][])[0]).toEqual([0, 5]);
     const sh = [...lmBatches(ids, { seqLen: 5, batchSize: 4, shuffle: true, seed: 3 })][0];
     const firsts = (sh.x.toArray() as number[][]).map((r) => r[0]).sort((a, b) => a - b);
     expect(firsts).toEqual([0, 5, 10, 15]);
