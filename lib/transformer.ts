@@ -107,21 +107,13 @@ export class MultiheadAttention extends Module {
     if (k0.shape[0] !== N || v0.shape[0] !== N || v0.shape[1] !== S)
       throw new RangeError(`${op}: query ${shapeStr(query)}, key ${shapeStr(key)} and value ${shapeStr(value)} do not agree in batch and length`);
     const heads = (x: Tensor, len: number) => ops.permute(ops.reshape(x, [N, len, H, Dh]), [0, 2, 1, 3]);
-    let q: Tensor, k: Tensor, v: Tensor;
-    if (selfAttn) {
-      const proj = F.linear(q0, this.in_proj_weight, this.in_proj_bias); // (N, L, 3E)
-      const p5 = ops.reshape(proj, [N, L, 3, H, Dh]);
-      const qkv = ops.permute(p5, [2, 0, 3, 1, 4]); // (3, N, H, L, Dh)
-      q = ops.reshape(ops.slice(qkv, 0, 0, 1), [N, H, L, Dh]);
-      k = ops.reshape(ops.slice(qkv, 0, 1, 2), [N, H, L, Dh]);
-      v = ops.reshape(ops.slice(qkv, 0, 2, 3), [N, H, L, Dh]);
-    } else {
-      const w = (i: number) => ops.slice(this.in_proj_weight, 0, i * E, (i + 1) * E);
-      const b = (i: number) => (this.in_proj_bias ? ops.slice(this.in_proj_bias, 0, i * E, (i + 1) * E) : null);
-      q = heads(F.linear(q0, w(0), b(0)), L);
-      k = heads(F.linear(k0, w(1), b(1)), S);
-      v = heads(F.linear(v0, w(2), b(2)), S);
-    }
+    // Three projections with row blocks of in_proj_weight (the same GEMM work as one (3E, E)
+    // product, without copying a (N, L, 3E) result apart and scattering its gradient back).
+    const w = (i: number) => ops.slice(this.in_proj_weight, 0, i * E, (i + 1) * E);
+    const b = (i: number) => (this.in_proj_bias ? ops.slice(this.in_proj_bias, 0, i * E, (i + 1) * E) : null);
+    const q = heads(F.linear(q0, w(0), b(0)), L);
+    const k = heads(F.linear(k0, w(1), b(1)), S);
+    const v = heads(F.linear(v0, w(2), b(2)), S);
     const mask = this.combineMasks(opts, N, L, S);
     const o = scaledDotProductAttention(q, k, v, {
       attnMask: mask, isCausal: opts.isCausal ?? false, dropoutP: this.training ? this.dropout : 0,
