@@ -4,13 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as tsm from '../lib/index';
-import * as tsmIndex from '../lib/index';
 import '../lib/training';
-import * as callbacksLib from '../lib/callbacks';
 import { History } from '../lib/training';
 import { DataLoader, TensorDataset } from '../lib/data';
 import * as metrics from '../lib/metrics';
-import * as plot from '../lib/plot';
 
 const { nn } = tsm;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsm-training-'));
@@ -303,9 +300,7 @@ describe('evaluate and predict', () => {
 describe('the ten-line snippet (README)', () => {
   it('goes from compile to a saved, reloadable, plotted model', async () => {
     const { x, y } = blobs(200);
-    // `import * as tsm from 'tensorsmith'`: lib/index plus the Keras-way namespaces (exported
-    // there as tsm.callbacks / tsm.plot; taken from their files if the index does not have them yet).
-    const tsm = { ...tsmIndex, callbacks: callbacksLib, plot, ...(tsmIndex as object) } as typeof tsmIndex & { callbacks: typeof callbacksLib; plot: typeof plot };
+    // `tsm` is lib/index, as `import * as tsm from 'tensorsmith'` in the README.
     const cwd = process.cwd();
     process.chdir(dir);
     const log = console.log;
