@@ -82,7 +82,11 @@ Sizes parse_desc(const Napi::CallbackInfo& info, size_t i, const char* op, tsm_a
       if (reach > kMaxSafe || reach < 1) range_error(env, std::string(op) + ": mask strides are too large");
       need(env, op, "mask", len, reach);
     }
-    d->mask = len ? static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() : nullptr;
+    // napi_get_typedarray_info works for SharedArrayBuffer backing too (ArrayBuffer().Data() throws).
+    void* mask_data = nullptr;
+    if (len && napi_get_typedarray_info(env, ta, nullptr, nullptr, &mask_data, nullptr, nullptr) != napi_ok)
+      type_error(env, std::string(op) + ": cannot read the mask's memory");
+    d->mask = len ? static_cast<const uint8_t*>(mask_data) : nullptr;
     for (int s = 0; s < 4; ++s) d->mask_strides[s] = st[s];
   }
   return out;
