@@ -9,8 +9,8 @@ import { loadMnist } from './data/mnist';
 const { nn } = tsm;
 
 export class Mlp extends nn.Module {
-  hidden: nn.Linear;
-  out: nn.Linear;
+  hidden: tsm.nn.Linear;
+  out: tsm.nn.Linear;
   constructor(readonly activation: 'sigmoid' | 'relu' | 'tanh' = 'sigmoid', hiddenSize = 64) {
     super();
     this.hidden = new nn.Linear(784, hiddenSize);

@@ -46,7 +46,7 @@ function batchOf(split: MnistSplit, order: Int32Array, start: number, end: numbe
   return [tsm.tensor(x, { shape: [n, 1, 28, 28] }), tsm.tensor(y)];
 }
 
-export function evaluate(model: nn.Module & { forward(x: tsm.Tensor): tsm.Tensor }, split: MnistSplit, batchSize = 500): number {
+export function evaluate(model: tsm.nn.Module & { forward(x: tsm.Tensor): tsm.Tensor }, split: MnistSplit, batchSize = 500): number {
   model.eval();
   let correct = 0;
   const order = Int32Array.from({ length: split.n }, (_, i) => i);

@@ -134,7 +134,6 @@ export function memory(): MemoryInfo {
   return { tensors: memoryState.tensors, bytes: memoryState.bytes, cudaBytes: 0 };
 }
 
-type TidyResult = Tensor | Tensor[] | Record<string, unknown> | number | string | boolean | void | null | undefined;
 
 function collectTensors(v: unknown, out: Set<Tensor>, depth = 0): void {
   if (depth > 4 || v === null || typeof v !== 'object') return;
@@ -152,7 +151,7 @@ function collectTensors(v: unknown, out: Set<Tensor>, depth = 0): void {
  * in an array or plain object) and tensors passed to keep(). Gradients (`.grad`) and optimizer state
  * are never disposed by tidy.
  */
-export function tidy<T extends TidyResult>(fn: () => T): T {
+export function tidy<T>(fn: () => T): T {
   if (typeof fn !== 'function') throw new TypeError(`tidy: fn must be a function, got ${describe(fn)}`);
   const scope = new Set<Tensor>();
   scopes.push(scope);

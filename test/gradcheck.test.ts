@@ -302,7 +302,7 @@ describe('gradcheck: shape ops', () => {
 });
 
 describe('gradcheck: conv2d and pools', () => {
-  const conv = (opts: F.Conv2dOptions) => (x: Tensor, w: Tensor, b?: Tensor) => F.conv2d(x, w, b ?? null, opts);
+  const conv = (opts: tsm.F.Conv2dOptions) => (x: Tensor, w: Tensor, b?: Tensor) => F.conv2d(x, w, b ?? null, opts);
   check('conv2d 3x3', conv({}), () => [U([2, 2, 5, 5]), U([3, 2, 3, 3]), U([3])]);
   check('conv2d stride 2, padding 1, no bias', conv({ stride: 2, padding: 1 }), () => [U([1, 2, 6, 5]), U([2, 2, 3, 3])]);
   check('conv2d dilation 2, padding 2', conv({ dilation: 2, padding: 2 }), () => [U([1, 1, 5, 6]), U([2, 1, 3, 2]), U([2])]);
@@ -350,7 +350,7 @@ describe('gradcheck: normalisation, embedding, dropout', () => {
 });
 
 describe('gradcheck: losses', () => {
-  const ce = (t: () => Tensor, opts: F.CrossEntropyOptions) => (x: Tensor) => F.crossEntropy(x, t(), opts);
+  const ce = (t: () => Tensor, opts: tsm.F.CrossEntropyOptions) => (x: Tensor) => F.crossEntropy(x, t(), opts);
   const t5 = () => I([2, 0, 3, 3, 1]);
   for (const reduction of ['mean', 'sum', 'none'] as const) {
     check(`crossEntropy ${reduction}`, ce(t5, { reduction }), () => [U([5, 4], -2, 2)]);

@@ -197,7 +197,7 @@ describe("the package entry points ('tensorsmith' resolves to this package)", ()
     fs.mkdirSync(path.join(pkg, 'dist'), { recursive: true });
     fs.cpSync(path.join(root, 'dist', 'cjs'), path.join(pkg, 'dist', 'cjs'), { recursive: true });
     fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'tensorsmith', version: '0.0.0' }));
-    const env = { ...process.env, NODE_PATH: path.join(root, 'node_modules') };
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_PATH: path.join(root, 'node_modules') };
     delete env.TSM_ADDON;
     const r = node(
       [
