@@ -1,34 +1,99 @@
 #!/usr/bin/env node
-// npm run prebuild: builds the addon in release mode (CPU kernels for every ISA with run-time
-// dispatch; CUDA kernels with the runtime linked statically when nvcc is found) and places it
-// where node-gyp-build looks: prebuilds/<platform>-<arch>/tensorsmith.<libc>.node, stripped.
-// Options: --out-dir DIR (default build-prebuild), TSM_CUDA=AUTO|ON|OFF in the environment.
+// npm run prebuild: builds the addon in release mode and places it where node-gyp-build looks:
+// prebuilds/<platform>-<arch>/tensorsmith.<libc>.node, stripped.
+//
+// What goes in: the CPU kernels for every ISA of the target (run-time dispatch by cpuid), and, when
+// nvcc is found (TSM_CUDA=AUTO, the default) or required (TSM_CUDA=ON), the CUDA kernels with the
+// CUDA runtime linked statically, so the binary needs only glibc, libstdc++ and, for GPUs, the
+// NVIDIA driver on the user's machine.
+//
+// Options:
+//   --out-dir DIR        build folder (default build-prebuild, or build-prebuild-<arch> when cross)
+//   --arch ARCH          target Node arch (default: this machine's); another arch needs --toolchain
+//   --toolchain FILE     CMake toolchain file for cross-compiling (see tools/arm64/)
+//   --no-clean           reuse the build folder (cmake-js build instead of rebuild)
+// Environment:
+//   TSM_CUDA=AUTO|ON|OFF          default AUTO (OFF when cross-compiling)
+//   CMAKE_CUDA_ARCHITECTURES      default: CMakeLists.txt's (80)
+//   STRIP                         strip program (default: strip, or <triplet>-strip from the toolchain)
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const outDir = process.argv.includes('--out-dir') ? process.argv[process.argv.indexOf('--out-dir') + 1] : 'build-prebuild';
+
+// Above this, the CUDA build would move to an optional platform package (sharp-style) instead of
+// riding in the main tarball; see CHANGELOG/README "Distribution".
+const SIZE_LIMIT_MB = 40;
+
+function option(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
 
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`prebuild: ${cmd} ${args.join(' ')} failed (exit ${r.status})`);
 }
 
-const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-const args = [cmakeJs, 'rebuild', '--out', outDir, `--CDTSM_CUDA=${process.env.TSM_CUDA || 'AUTO'}`];
-if (process.env.CMAKE_CUDA_ARCHITECTURES) args.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.CMAKE_CUDA_ARCHITECTURES}`);
-run(process.execPath, args);
+function main() {
+  const arch = option('--arch', process.arch);
+  const cross = arch !== process.arch;
+  const toolchain = option('--toolchain', undefined);
+  if (cross && !toolchain) throw new Error(`prebuild: building for ${arch} on ${process.arch} needs --toolchain FILE`);
+  const outDir = option('--out-dir', cross ? `build-prebuild-${arch}` : 'build-prebuild');
+  const cuda = process.env.TSM_CUDA || (cross ? 'OFF' : 'AUTO');
 
-const built = path.join(root, outDir, 'Release', 'tensorsmith.node');
-const libc = process.platform === 'linux' ? (fs.existsSync('/etc/alpine-release') ? 'musl' : 'glibc') : null;
-const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-fs.mkdirSync(dir, { recursive: true });
-const dest = path.join(dir, libc ? `tensorsmith.${libc}.node` : 'tensorsmith.node');
-fs.copyFileSync(built, dest);
-const strip = process.env.STRIP || 'strip';
-const s = spawnSync(strip, ['--strip-unneeded', dest], { stdio: 'inherit' });
-if (s.status !== 0) console.warn(`prebuild: ${strip} failed; the prebuild is not stripped`);
-const mb = (fs.statSync(dest).size / 1048576).toFixed(1);
-console.log(`prebuild: ${path.relative(root, dest)} (${mb} MB)`);
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+  const args = [cmakeJs, process.argv.includes('--no-clean') ? 'build' : 'rebuild', '--out', outDir, `--CDTSM_CUDA=${cuda}`];
+  if (cross) args.push('--arch', arch, `--CDCMAKE_TOOLCHAIN_FILE=${path.resolve(toolchain)}`);
+  // CUDA archs: CMakeLists.txt's default unless CMAKE_CUDA_ARCHITECTURES is set.
+  if (cuda !== 'OFF' && process.env.CMAKE_CUDA_ARCHITECTURES) {
+    args.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.CMAKE_CUDA_ARCHITECTURES}`);
+  }
+  // libstdc++ stays dynamic on purpose: linking it statically pulls in arc4random (GLIBC_2.36) and
+  // _dl_find_object (GLIBC_2.35) and raises the glibc floor to the build host's; dynamic, the floor
+  // is glibc 2.34 with libstdc++ >= GCC 12 (GLIBCXX_3.4.30), e.g. Ubuntu 22.04 and Debian 12.
+  const t0 = Date.now();
+  run(process.execPath, args);
+
+  const built = path.join(root, outDir, 'Release', 'tensorsmith.node');
+  const libc = process.platform === 'linux' ? (fs.existsSync('/etc/alpine-release') ? 'musl' : 'glibc') : null;
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${arch}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const dest = path.join(dir, libc ? `tensorsmith.${libc}.node` : 'tensorsmith.node');
+  fs.copyFileSync(built, dest);
+
+  let strip = process.env.STRIP || 'strip';
+  if (!process.env.STRIP && cross) {
+    // The toolchain file names the compiler (e.g. aarch64-linux-gnu-g++); its strip sits beside it.
+    const m = /CMAKE_CXX_COMPILER\s+([\w.-]+)-g\+\+/.exec(fs.readFileSync(toolchain, 'utf8'));
+    if (m) strip = `${m[1]}-strip`;
+  }
+  const s = spawnSync(strip, ['--strip-unneeded', dest], { stdio: 'inherit' });
+  if (s.status !== 0) console.warn(`prebuild: ${strip} failed; the prebuild is not stripped`);
+
+  const bytes = fs.statSync(dest).size;
+  const mb = bytes / 1048576;
+  console.log(`prebuild: ${path.relative(root, dest)} (${mb.toFixed(2)} MB, CUDA ${cuda}, ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  if (mb > SIZE_LIMIT_MB) {
+    console.warn(
+      `prebuild: the binary is over ${SIZE_LIMIT_MB} MB; ship the CUDA build as an optional platform package ` +
+        '(optionalDependencies with os/cpu/libc) instead of inside the main tarball.',
+    );
+  }
+  if (!cross) {
+    // The prebuild must load on the machine that built it (catches missing symbols early).
+    const addon = require(dest);
+    const info = typeof addon.buildInfo === 'function' ? addon.buildInfo() : undefined;
+    if (info) console.log(`prebuild: loads; simd ${info.simd}, cuda ${info.cuda && info.cuda.compiled ? `compiled (${info.cuda.archs})` : 'not compiled'}`);
+  }
+}
+
+try {
+  main();
+} catch (err) {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+}

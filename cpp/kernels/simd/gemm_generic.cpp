@@ -3,6 +3,10 @@
 #include "../../runtime/runtime.h"
 
 namespace tsm {
+
+// gemm_neon.cpp (compiled into AArch64 builds only).
+const GemmUkernel* gemm_ukernel_neon();
+
 namespace {
 
 constexpr int MR = 6, NR = 16;
@@ -34,6 +38,11 @@ const GemmUkernel& gemm_ukernel_generic() {
 }
 
 const GemmUkernel& gemm_ukernel_for(tsm_simd simd) {
+#if defined(__aarch64__)
+  if (simd == TSM_SIMD_NEON) {
+    if (const GemmUkernel* k = gemm_ukernel_neon()) return *k;
+  }
+#endif
   if (simd == TSM_SIMD_AVX512) {
     if (const GemmUkernel* k = gemm_ukernel_avx512()) return *k;
   }
