@@ -13,6 +13,9 @@ import { appendRecord, type Benchmark, type BenchOptions, formatTable, gitCommit
 const BENCHMARKS: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   gemm: () => import('./gemm'),
   'train-cnn': () => import('./train-cnn'),
+  attention: () => import('./attention'),
+  'train-transformer': () => import('./train-transformer'),
+  'train-lstm': () => import('./train-lstm'),
 };
 
 function parseArgs(argv: string[]) {

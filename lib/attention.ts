@@ -13,7 +13,7 @@
 import type { Node } from './autograd';
 import { record } from './autograd';
 import { checkNumber, describe } from './check';
-import { GRADIENTS, type OpName } from './gradients';
+import type { OpName } from './gradients';
 import { nativeAddon, type NativeAddon } from './native-api';
 import * as ops from './ops';
 import { checkTensor, empty32 } from './ops';
@@ -41,13 +41,8 @@ const N = attentionNative;
 const f32 = (t: Tensor) => t._data as Float32Array;
 
 type GradRule = (dy: Tensor, node: Node) => (Tensor | null)[];
-const OP = 'attention' as OpName;
-// The fused op keeps its backward on its node, like conv2d; register the dispatching rule in the
-// one table if it is not there yet.
-{
-  const table = GRADIENTS as Record<string, GradRule>;
-  if (!table[OP]) table[OP] = (dy, node) => (node.saved.backward as GradRule)(dy, node);
-}
+// The fused op keeps its backward on its node, like conv2d; gradients.ts dispatches to it.
+const OP: OpName = 'attention';
 
 export interface ScaledDotProductAttentionOptions {
   /** Broadcastable to (B, H, Lq, Lk): int32 = boolean (nonzero attends), float32 = added to the scores. */

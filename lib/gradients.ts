@@ -10,7 +10,7 @@ export type OpName =
   | 'identity' | 'unary' | 'binary' | 'binaryScalar' | 'clamp' | 'where' | 'sum' | 'mean' | 'maxMin' | 'softmax'
   | 'matmul' | 'linear' | 'reshape' | 'permute' | 'expand' | 'slice' | 'cat' | 'gather' | 'indexSelect'
   | 'conv2d' | 'maxPool2d' | 'avgPool2d' | 'adaptiveAvgPool2d' | 'dropout' | 'layerNorm' | 'batchNorm'
-  | 'embedding' | 'crossEntropy';
+  | 'embedding' | 'crossEntropy' | 'attention' | 'lstm';
 
 type GradRule = (dy: Tensor, node: Node) => (Tensor | null)[];
 
@@ -299,4 +299,6 @@ export const GRADIENTS: Record<OpName, GradRule> = {
   batchNorm: (dy, node) => (node.saved.backward as GradRule)(dy, node),
   embedding: (dy, node) => (node.saved.backward as GradRule)(dy, node),
   crossEntropy: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  attention: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  lstm: (dy, node) => (node.saved.backward as GradRule)(dy, node),
 };
