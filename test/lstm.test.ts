@@ -238,3 +238,33 @@ describe('LSTM memory', () => {
     expect(tsm.memory().tensors).toBe(before);
   });
 });
+
+describe('native LSTM: optional buffers', () => {
+  it('null upstream gradients act as zeros; null outputs are skipped; null state is zeros', () => {
+    const T = 3, B = 4, I = 5, H = 7;
+    const r = (n: number, s = 0.5) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + n) * s);
+    const x = r(T * B * I), wIh = r(4 * H * I), wHh = r(4 * H * H), bIh = r(4 * H, 0.1), bHh = r(4 * H, 0.2);
+    const fwd = (h0: Float32Array | null, c0: Float32Array | null) => {
+      const o = { y: new Float32Array(T * B * H), hN: new Float32Array(B * H), cN: new Float32Array(B * H),
+        gates: new Float32Array(T * B * 4 * H), cs: new Float32Array(T * B * H) };
+      raw.lstmForward(o.y, o.hN, o.cN, o.gates, o.cs, x, h0, c0, wIh, wHh, bIh, bHh, T, B, I, H, false);
+      return o;
+    };
+    const a = fwd(null, null), z = fwd(new Float32Array(B * H), new Float32Array(B * H));
+    expect(Array.from(a.y)).toEqual(Array.from(z.y));
+    expect(Array.from(a.cN)).toEqual(Array.from(z.cN));
+    const dy = r(T * B * H, 1);
+    const bwd = (dhN: Float32Array | null, dcN: Float32Array | null, all: boolean) => {
+      const g = { dx: new Float32Array(T * B * I), dh0: new Float32Array(B * H), dwHh: new Float32Array(4 * H * H),
+        dbIh: new Float32Array(4 * H), dbHh: new Float32Array(4 * H) };
+      raw.lstmBackward(g.dx, all ? g.dh0 : null, null, null, all ? g.dwHh : null, g.dbIh, all ? g.dbHh : null, dy,
+        dhN, dcN, x, null, null, wIh, wHh, a.y, a.gates, a.cs, T, B, I, H, false);
+      return g;
+    };
+    const g1 = bwd(null, null, true), g2 = bwd(new Float32Array(B * H), new Float32Array(B * H), false);
+    expect(Array.from(g1.dx)).toEqual(Array.from(g2.dx));
+    expect(Array.from(g1.dbIh)).toEqual(Array.from(g2.dbIh));
+    expect(Array.from(g1.dbHh)).toEqual(Array.from(g1.dbIh));
+    expect(g1.dwHh.some((v) => v !== 0)).toBe(true);
+  });
+});
