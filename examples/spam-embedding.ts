@@ -9,7 +9,7 @@
 import * as tsm from '../lib/index';
 import { ProgressBar } from '../lib/progress';
 import { classificationBatches, type WordVocab } from '../lib/text';
-import { binaryReport, formatReport, prepareSpamData, type BinaryReport } from './data/text';
+import { bceLoss, binaryReport, formatReport, prepareSpamData, type BinaryReport } from './data/text';
 import { EXAMPLE_TEXTS, predictProbs, predictText } from './spam-lstm';
 
 const { nn } = tsm;
@@ -72,7 +72,7 @@ export async function trainSpamEmbedding(opts: SpamEmbeddingOptions = {}): Promi
       { batchSize, maxLen, padding: 'post', truncating: 'post', shuffle: true, seed: seed * 1000 + epoch })) {
       const loss = tsm.tidy(() => {
         optimizer.zeroGrad();
-        const l = tsm.F.binaryCrossEntropy(model.forward(x), y);
+        const l = bceLoss(model.forward(x), y);
         l.backward();
         optimizer.step();
         return l.item();
@@ -88,7 +88,7 @@ export async function trainSpamEmbedding(opts: SpamEmbeddingOptions = {}): Promi
   }
   const probs = predictProbs(model, data.test.seqs, maxLen);
   const test = binaryReport(probs, data.test.labels);
-  const testLoss = tsm.tidy(() => tsm.F.binaryCrossEntropy(tsm.tensor(probs), tsm.tensor(data.test.labels)).item());
+  const testLoss = tsm.tidy(() => bceLoss(tsm.tensor(probs), tsm.tensor(data.test.labels)).item());
   const predictions = Array.from(predictText(model, data.vocab, EXAMPLE_TEXTS, maxLen));
   if (verbose) {
     console.log(`test (${data.test.seqs.length} mails): loss ${testLoss.toFixed(4)}  ${formatReport(test)}`);

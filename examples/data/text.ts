@@ -5,6 +5,8 @@
 // Both packages export a function that reads their data/<...>.json files (one file per section or
 // mail: {chapter, title, text} / {id, group, checksum, text}).
 import * as metrics from '../../lib/metrics';
+import { clamp, type Tensor } from '../../lib/index';
+import * as F from '../../lib/functional';
 import { tensor } from '../../lib/ops';
 import { shuffledIndices, WordVocab } from '../../lib/text';
 
@@ -132,4 +134,13 @@ export function formatReport(r: BinaryReport): string {
   return `accuracy ${(100 * r.accuracy).toFixed(2)}%  precision ${r.precision.toFixed(4)}  recall ${r.recall.toFixed(4)}  F1 ${r.f1.toFixed(4)}\n` +
     'confusion matrix (rows: true, columns: predicted)\n' +
     `            ham   spam\n  ham   ${String(tn).padStart(6)} ${String(fp).padStart(6)}\n  spam  ${String(fn).padStart(6)} ${String(tp).padStart(6)}`;
+}
+
+/**
+ * Binary cross-entropy on sigmoid outputs, the probabilities clipped to [1e-7, 1 - 1e-7] first (as
+ * Keras does): a saturated sigmoid (exactly 0 or 1 in float32) then gives a finite loss and a zero
+ * gradient instead of 0 * Inf.
+ */
+export function bceLoss(probs: Tensor, targets: Tensor): Tensor {
+  return F.binaryCrossEntropy(clamp(probs, 1e-7, 1 - 1e-7), targets);
 }
