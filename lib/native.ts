@@ -66,11 +66,18 @@ export function loadAddon(root: string, candidates: string[] = candidatePaths(ro
     }
     try {
       if (fs.statSync(p).isDirectory()) {
-        // A prebuilds folder: let node-gyp-build pick the file matching this runtime, ABI and libc.
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
-        const file = nodeGypBuild.path(path.dirname(path.dirname(p)));
-        return require(file);
+        // A prebuilds/<platform>-<arch> folder (node-gyp-build's layout): the file tagged with this
+        // libc. (node-gyp-build's own lookup would prefer build/Release even when that failed above.)
+        const libc = process.platform !== 'linux' ? null : fs.existsSync('/etc/alpine-release') ? 'musl' : 'glibc';
+        const files = fs.readdirSync(p).filter((f) => f.endsWith('.node'));
+        const tagged = (f: string) => f.split('.').slice(1, -1);
+        const file = files.find((f) => libc !== null && tagged(f).includes(libc)) ??
+          files.find((f) => !tagged(f).some((t) => t === 'glibc' || t === 'musl'));
+        if (!file) {
+          attempts.push({ path: p, error: `no prebuilt binary for ${libc ?? process.platform} among [${files.join(', ')}]` });
+          continue;
+        }
+        return require(path.join(p, file));
       }
       return require(p);
     } catch (err) {

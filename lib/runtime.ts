@@ -20,7 +20,7 @@ export function buildInfo(): BuildInfo {
     cuda: {
       compiled: info.cuda.compiled,
       runtimeVersion: info.cuda.compiled ? rv : null,
-      archs: info.cuda.archs ? info.cuda.archs.split(';').map((a) => `sm_${a.replace(/-(real|virtual)$/, '')}`) : [],
+      archs: info.cuda.archs ? info.cuda.archs.split(/[;,]/).map((a) => `sm_${a.replace(/-(real|virtual)$/, '')}`) : [],
       deviceCount: info.cuda.deviceCount,
     },
   };

@@ -68,6 +68,26 @@ describe('loader', () => {
     expect(() => loadAddon(tmp, [])).toThrow(NativeLoadError);
   });
 
+  it('a broken build/Release does not hide a valid prebuild', () => {
+    const root = packageRoot();
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsm-prebuild-'));
+    try {
+      const broken = path.join(tmp, 'build', 'Release', 'tensorsmith.node');
+      fs.mkdirSync(path.dirname(broken), { recursive: true });
+      fs.writeFileSync(broken, 'not an ELF file');
+      const dir = path.join(tmp, 'prebuilds', `${process.platform}-${process.arch}`);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.copyFileSync(path.join(root, 'build', 'Release', 'tensorsmith.node'), path.join(dir, 'tensorsmith.glibc.node'));
+      const addon = loadAddon(tmp, [broken, dir]) as { buildInfo(): { version: string } };
+      expect(addon.buildInfo().version).toMatch(/^\d+\.\d+\.\d+$/);
+      // An empty prebuilds folder is explained, not a crash.
+      fs.rmSync(path.join(dir, 'tensorsmith.glibc.node'));
+      expect(() => loadAddon(tmp, [broken, dir])).toThrow(/no prebuilt binary/);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('loads the built addon from build/Release', () => {
     const file = path.join(root, 'build', 'Release', 'tensorsmith.node');
     const a = loadAddon(root, [path.join(tmp, 'nope.node'), file]) as { version(): string };
