@@ -36,7 +36,8 @@ export interface TrainingParams {
 /** What callbacks see of the model: a Module with its compiled optimizer and the stop flag. */
 export type TrainedModel = Module & { optimizer: Optimizer | null; stopTraining: boolean };
 
-type Awaitable = void | Promise<void>;
+/** A hook may finish synchronously or return a promise that fit() awaits. */
+export type Awaitable = void | Promise<void>;
 
 export interface CallbackHooks {
   model?: TrainedModel;
@@ -222,7 +223,8 @@ export function earlyStopping(opts: EarlyStoppingOptions = {}): EarlyStopping {
 
 // ---------------------------------------------------------------------------------------------
 
-type LrFunction = (epoch: number, lr: number) => number;
+/** A schedule as a function of the epoch and the current learning rate. */
+export type LrFunction = (epoch: number, lr: number) => number;
 
 /**
  * Steps a learning-rate scheduler once per epoch: an LRScheduler (StepLR, CosineAnnealingLR,

@@ -15,7 +15,8 @@ export {
   relu, sigmoid, tanh, gelu, silu, softmax, logSoftmax, linear, matmul,
 } from './ops';
 
-type Pair = number | [number, number];
+/** A size given once for both spatial dims, or as [height, width]. */
+export type Pair = number | [number, number];
 
 function pair(op: string, name: string, v: Pair | undefined, dflt: number, min: number): [number, number] {
   const p = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : v;

@@ -26,7 +26,11 @@ export * as plot from './plot';
 export { setDetectAnomaly, isAnomalyEnabled, detectAnomaly, TsmAnomalyError } from './anomaly';
 export { sgemmAsync } from './async';
 export { History } from './training';
-export type { CompileConfig, FitOptions, EvaluateOptions, PredictOptions } from './training';
+export type {
+  CompileConfig, FitOptions, EvaluateOptions, PredictOptions, LossName, LossFunction, MetricSpec, OptimizerName, Batch, BatchSource,
+} from './training';
+export type { SgemmAsyncArgs, PredictAsyncOptions } from './async';
+export type { LoadAttempt } from './native';
 // Side effects: compile/fit/evaluate/predict and predictAsync on every nn.Module.
 import './training';
 import './async';

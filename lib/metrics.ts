@@ -176,7 +176,8 @@ function addCounts(m: number[][], l: Labels): void {
   }
 }
 
-type PRF = 'precision' | 'recall' | 'f1';
+/** The three confusion-matrix scores. */
+export type PRF = 'precision' | 'recall' | 'f1';
 
 /** Precision, recall or F1 from a confusion matrix (0 where a ratio is 0/0, as scikit-learn). */
 export function fromConfusion(which: PRF, m: number[][], average: Average, posLabel = 1): number {

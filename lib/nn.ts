@@ -162,7 +162,7 @@ export class Linear extends Module {
   }
 }
 
-type Pair = number | [number, number];
+type Pair = F.Pair;
 
 /** A size given as a number or [h, w], each an integer >= min (undefined/null: the default). */
 function checkPair(op: string, name: string, v: unknown, min: number): [number, number] | null {

@@ -43,7 +43,8 @@ export interface CompileConfig {
 
 /** One batch: [input, target], [input1, input2, ..., target] or {x, y}. */
 export type Batch = Tensor[] | { x: Tensor | Tensor[]; y: Tensor };
-type BatchSource = Dataset | DataLoader | Iterable<Batch> | AsyncIterable<Batch>;
+/** What fit/evaluate accept besides (x, y) tensors. */
+export type BatchSource = Dataset | DataLoader | Iterable<Batch> | AsyncIterable<Batch>;
 
 export interface FitOptions {
   epochs?: number;
