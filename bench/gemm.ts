@@ -1,6 +1,8 @@
 // SGEMM: tensorsmith vs OpenBLAS (cblas_sgemm from libopenblas.so.0, loaded with dlopen by the addon),
 // same thread count, same inputs, results compared before anything is timed.
 //   npm run bench -- gemm [--threads N] [--quick] [--peer libopenblas.so.0|libblis.so.4]
+//                         [--openblas-coretype SkylakeX|Haswell|inherit]
+import * as fs from 'node:fs';
 import * as tsm from '../lib/index';
 import { nativeAddon } from '../lib/native-api';
 import { argValue, type Benchmark, type BenchOptions, type BenchResult, type BenchRow, compare, measureCpuPeak, randomArray, waitQuiet } from './lib';
@@ -59,6 +61,22 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
   const raw = nativeAddon();
   const peerLib = argValue(opts.args, 'peer') ?? 'libopenblas.so.0';
   const peerName = /blis/i.test(peerLib) ? 'BLIS' : /openblas/i.test(peerLib) ? 'OpenBLAS' : peerLib;
+  // The peer at its best on this CPU: OpenBLAS 0.3.21 (Debian 12) does not know Zen 5 and falls back
+  // to its AVX2 "Haswell" kernels there (and an inherited OPENBLAS_CORETYPE=Haswell forces them),
+  // half the machine's FP32 peak. Where the CPU has AVX-512 the bench loads OpenBLAS's AVX-512
+  // ("SkylakeX") kernels instead; DYNAMIC_ARCH builds read OPENBLAS_CORETYPE when loaded.
+  //   --openblas-coretype NAME      use NAME (Haswell, SkylakeX, Zen, ...)
+  //   --openblas-coretype inherit   keep the environment's OPENBLAS_CORETYPE (or OpenBLAS's own detection)
+  const coreArg = argValue(opts.args, 'openblas-coretype');
+  const inherited = process.env.OPENBLAS_CORETYPE;
+  if (peerName === 'OpenBLAS' && coreArg !== 'inherit') {
+    const want = coreArg ?? (hasCpuFlag('avx512f') ? 'SkylakeX' : inherited);
+    if (want) process.env.OPENBLAS_CORETYPE = want;
+    if (want && inherited && want !== inherited) {
+      console.error(`gemm: OPENBLAS_CORETYPE=${inherited} in the environment; using ${want} for the peer ` +
+        '(--openblas-coretype inherit keeps it)');
+    }
+  }
   try {
     raw.peerBlasLoad(peerLib);
   } catch (err) {
@@ -123,11 +141,26 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     machine: { simd, ...(peak ? { clockGHz: round(peak.clockGHz, 3), fp32PeakGflopsPerCore: round(peak.fp32PeakGflops), peakMethod: peak.method } : {}) },
     settings: {
       peer: peerLib,
+      ...(peerName === 'OpenBLAS'
+        ? {
+            openblasCoretype: process.env.OPENBLAS_CORETYPE ?? '(its own detection)',
+            ...(inherited !== undefined ? { inheritedOpenblasCoretype: inherited } : {}),
+            ...(process.env.OPENBLAS_L2_SIZE ? { openblasL2Size: process.env.OPENBLAS_L2_SIZE } : {}),
+          }
+        : {}),
       timing: 'median of alternating blocks (ours/peer), >= 150 ms pause before each switch (extended while ' +
-        'other processes keep > 0.15 CPUs busy, up to 20 s), 1 warm-up call per block',
+        'other processes keep > 0.15 CPUs busy, up to 3 s), 1 warm-up call per block',
       inputs: 'uniform [-1, 1), alpha 1, beta 0, tight leading dimensions; shapes are m x n x k',
     },
   };
+}
+
+function hasCpuFlag(flag: string): boolean {
+  try {
+    return new RegExp(`^flags\\s*:.*\\b${flag}\\b`, 'm').test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 function round(x: number, digits = 2): number {

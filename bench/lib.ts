@@ -128,7 +128,7 @@ export function sleepAndMeasureBackground(ms: number): number | undefined {
  * Pauses at least ms; while other processes keep more than `threshold` CPUs busy, keeps waiting
  * (up to maxWaitMs). Returns the background load seen in the last pause.
  */
-export function waitQuiet(ms: number, threshold = 0.15, maxWaitMs = 20_000): number {
+export function waitQuiet(ms: number, threshold = 0.15, maxWaitMs = 3_000): number {
   let waited = 0;
   for (;;) {
     const load = sleepAndMeasureBackground(Math.max(ms, 100));
@@ -195,7 +195,11 @@ export function cpuModel(): string {
     const modelNo = /^model\s*:\s*(\d+)$/m.exec(info)?.[1];
     const flags = /^flags\s*:\s*(.+)$/m.exec(info)?.[1]?.split(/\s+/) ?? [];
     const isa = flags.includes('avx512f') ? 'AVX-512' : flags.includes('avx2') ? 'AVX2' : '';
-    const fam = family ? ` (family ${family} model ${modelNo}${isa ? `, ${isa}` : ''})` : '';
+    const vendor = /^vendor_id\s*:\s*(\S+)$/m.exec(info)?.[1];
+    // Virtual machines often report a bare "AMD EPYC": name the core generation from the family.
+    const amdCore: Record<string, string> = { '23': 'Zen/Zen 2', '25': 'Zen 3/Zen 4', '26': 'Zen 5' };
+    const core = vendor === 'AuthenticAMD' && family ? amdCore[family] : undefined;
+    const fam = family ? ` (${core ? `${core}, ` : ''}family ${family} model ${modelNo}${isa ? `, ${isa}` : ''})` : '';
     if (model) return `${model}${fam}`;
   } catch {
     // not Linux
