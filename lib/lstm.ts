@@ -76,7 +76,8 @@ export function lstmLayer(x: Tensor, h0: Tensor | null, c0: Tensor | null, wIh: 
   if (h0 != null) checkF32(op, 'h0', h0, [B, H]);
   if (c0 != null) checkF32(op, 'c0', c0, [B, H]);
   const TBH = T * B * H, BH = B * H;
-  const packed = empty32([TBH + 2 * BH]); // y, hN, cN: one tensor, so one autograd node
+  // y, hN, cN as rows of one tensor (T*B + 2B, H), so one autograd node; sliced by rows below.
+  const packed = empty32([T * B + 2 * B, H]);
   const gates = empty32([T * B, 4 * H]);
   const cs = empty32([T * B, H]);
   const pd = f32(packed);
@@ -99,7 +100,7 @@ export function lstmLayer(x: Tensor, h0: Tensor | null, c0: Tensor | null, wIh: 
   };
   record(packed, LSTM_OP, [xt, h0, c0, wIh, wHh, bIh, bHh], { backward }, [gates, cs]);
   const part = (start: number, end: number, shape: number[]) => {
-    const s = ops.slice(packed, 0, start, end);
+    const s = ops.slice(packed, 0, start / H, end / H);
     const r = ops.reshape(s, shape);
     s.dispose();
     return r;
