@@ -397,20 +397,35 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
     if (I > 0)
       if (tsm_status s = sgemm(false, false, rows, I, G, 1.0f, dgates.p, G, w_ih, I, 0.0f, dx, I)) return s;
   }
-  if (dw_ih && I > 0)
+  // dW_ih = dG^T X and dW_hh = dG^T H_prev, H_prev rows in x's row order (h0 or zeros at t = 0).
+  // When both are wanted they run as one product dG^T [X | H_prev] (dG^T is packed once).
+  const bool fuse = dw_ih && dw_hh && I > 0;
+  if (dw_ih && I > 0 && !fuse)
     if (tsm_status s = sgemm(true, false, G, I, rows, 1.0f, dgates.p, G, x, I, 0.0f, dw_ih, I)) return s;
   if (dw_hh) {
-    // H_prev rows in x's row order: h_{t-1} (h0 or zeros at t = 0).
-    Buf hprev(size_t(rows) * H);
-    if (!hprev.p) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t b = 0; b < B; ++b) {
-        float* dst = hprev.p + d.row(t, b) * H;
-        if (t > 0) std::memcpy(dst, y + d.row(t - 1, b) * H, sizeof(float) * size_t(H));
-        else if (h0) std::memcpy(dst, h0 + b * H, sizeof(float) * size_t(H));
-        else std::memset(dst, 0, sizeof(float) * size_t(H));
+    const int64_t K = fuse ? I + H : H;  // columns of the right operand
+    Buf rhs(size_t(rows) * K), out(fuse ? size_t(G) * K : 0);
+    if (!rhs.p || (fuse && !out.p)) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+    float* hcol = rhs.p + (fuse ? I : 0);
+    parallel_for(std::min<int64_t>(T, 4 * int64_t(num_threads())), [&](int64_t task) {
+      const int64_t ntask = std::min<int64_t>(T, 4 * int64_t(num_threads()));
+      for (int64_t t = T * task / ntask; t < T * (task + 1) / ntask; ++t)
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t r = d.row(t, b);
+          if (fuse) std::memcpy(rhs.p + r * K, x + r * I, sizeof(float) * size_t(I));
+          float* dst = hcol + r * K;
+          if (t > 0) std::memcpy(dst, y + d.row(t - 1, b) * H, sizeof(float) * size_t(H));
+          else if (h0) std::memcpy(dst, h0 + b * H, sizeof(float) * size_t(H));
+          else std::memset(dst, 0, sizeof(float) * size_t(H));
+        }
+    });
+    if (tsm_status s = sgemm(true, false, G, K, rows, 1.0f, dgates.p, G, rhs.p, K, 0.0f, fuse ? out.p : dw_hh, K))
+      return s;
+    if (fuse)
+      for (int64_t j = 0; j < G; ++j) {
+        std::memcpy(dw_ih + j * I, out.p + j * K, sizeof(float) * size_t(I));
+        std::memcpy(dw_hh + j * H, out.p + j * K + I, sizeof(float) * size_t(H));
       }
-    if (tsm_status s = sgemm(true, false, G, H, rows, 1.0f, dgates.p, G, hprev.p, H, 0.0f, dw_hh, H)) return s;
   }
   if (db_ih || db_hh) {
     float* db = db_ih ? db_ih : db_hh;
