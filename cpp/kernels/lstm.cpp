@@ -15,7 +15,8 @@
 // Backward (t = T-1 .. 0), per step one parallel pass over unit blocks:
 //      dh_t[:, u] = dG_{t+1} W_hh[:, u] (micro-kernels on the packed dG_{t+1}) + dy_t[:, u],
 //      then the gate gradients dG_t for those units, dc_{t-1}, and dG_t packed for the next step.
-//   Then dx = dG W_ih, dW_ih = dG^T X, dW_hh = dG^T H_prev and the bias sums, over all steps.
+//   Then dx = dG W_ih, [dW_ih | dW_hh] = dG^T [X | H_prev] (one product) and the bias sums, over
+//   all steps.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
