@@ -218,9 +218,10 @@ TSM_API tsm_status tsm_sgemm_strided_batched(int trans_a, int trans_b, int64_t b
   if (stride_a < 0 || stride_b < 0 || stride_c < 0 || (batch > 1 && m > 0 && n > 0 && stride_c == 0))
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT,
                      "sgemm_strided_batched: strides must be >= 0 and stride_c > 0 for batch > 1");
-  tsm_status s =
-      tsm::check_args("sgemm_strided_batched", m, n, k, trans_a, trans_b, a, lda, b, ldb, c, ldc);
-  if (s != TSM_OK) return s;
+  // With an empty batch nothing is read or written, so a, b and c may be NULL (sizes still checked).
+  tsm_status s = tsm::check_args("sgemm_strided_batched", batch == 0 ? 0 : m, batch == 0 ? 0 : n,
+                                 batch == 0 ? 0 : k, trans_a, trans_b, a, lda, b, ldb, c, ldc);
+  if (s != TSM_OK || batch == 0) return s;
   for (int64_t i = 0; i < batch; ++i) {
     s = tsm::sgemm(trans_a != 0, trans_b != 0, m, n, k, alpha, a ? a + i * stride_a : a, lda,
                    b ? b + i * stride_b : b, ldb, beta, c + i * stride_c, ldc);
