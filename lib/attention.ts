@@ -79,6 +79,7 @@ function maskStrides(op: string, m: Tensor, target: number[]): [number, number, 
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: ScaledDotProductAttentionOptions = {}): Tensor {
   const op = 'scaledDotProductAttention';
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${opts}`);
   checkTensor(op, 'query', q);
   checkTensor(op, 'key', k);
   checkTensor(op, 'value', v);

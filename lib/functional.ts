@@ -54,6 +54,7 @@ export interface Conv2dOptions {
 /** 2-d convolution (cross-correlation, as PyTorch): x (N,C,H,W), w (OC, C/groups, KH, KW), b (OC). */
 export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   check4d(op, x);
   checkF32(op, 'weight', w);
   if (w.ndim !== 4) throw new RangeError(`${op}: expected weight of rank 4 (OC, C/groups, KH, KW), got shape [${w.shape.join(', ')}]`);
@@ -163,6 +164,7 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   check4d(op, x);
   const [oh, ow] = pair(op, 'outputSize', outputSize, NaN, 1);
   const [n, c, h, w] = x.shape;
+  if (n * c * oh * ow > 2 ** 31 - 1) throw new RangeError(`${op}: output [${n}, ${c}, ${oh}, ${ow}] has more than 2^31-1 elements`);
   const y = empty32([n, c, oh, ow]);
   if (y.size) N().adaptiveAvgPool2dForward(f32(y), f32(x), n, c, h, w, oh, ow);
   const backward = (dy: Tensor): (Tensor | null)[] => {
@@ -221,6 +223,7 @@ export interface BatchNormOptions {
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, w?: Tensor | null,
                           b?: Tensor | null, opts: BatchNormOptions = {}): Tensor {
   const op = 'batchNorm';
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   checkF32(op, 'input', x);
   if (x.ndim < 2) throw new RangeError(`${op}: expected input of rank >= 2 (N, C, ...), got shape [${x.shape.join(', ')}]`);
   const training = opts.training ?? true;
@@ -288,6 +291,7 @@ export interface CrossEntropyOptions {
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   checkF32(op, 'input', logits);
   checkTensor(op, 'target', target);
   if (target.dtype !== 'int32') throw new TypeError(`${op}: target must be an int32 tensor of class indices, got ${target.dtype}`);
@@ -370,6 +374,7 @@ function checkSameShape(op: string, input: Tensor, target: Tensor): void {
 /** Negative log-likelihood of log-probabilities (N, C) with int32 targets (N). */
 export function nllLoss(logProbs: Tensor, target: Tensor, opts: { reduction?: Reduction; ignoreIndex?: number } = {}): Tensor {
   const op = 'nllLoss';
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   checkF32(op, 'input', logProbs);
   checkTensor(op, 'target', target);
   if (target.dtype !== 'int32') throw new TypeError(`${op}: target must be an int32 tensor, got ${target.dtype}`);
@@ -399,6 +404,7 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: { reduction?: Re
 }
 
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`mseLoss: opts must be an object, got ${describe(opts)}`);
   checkSameShape('mseLoss', input, target);
   const sq = ops.square(ops.sub(input, target));
   return reduce('mseLoss', sq, checkReduction('mseLoss', opts.reduction));
@@ -407,6 +413,7 @@ export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduc
 /** Binary cross-entropy on probabilities; log terms are clamped at -100 as in PyTorch. */
 export function binaryCrossEntropy(input: Tensor, target: Tensor, opts: { reduction?: Reduction; weight?: Tensor } = {}): Tensor {
   const op = 'binaryCrossEntropy';
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   checkSameShape(op, input, target);
   const reduction = checkReduction(op, opts.reduction);
   const d = input._data as Float32Array;
@@ -427,6 +434,7 @@ export function binaryCrossEntropy(input: Tensor, target: Tensor, opts: { reduct
 /** Numerically stable sigmoid + binary cross-entropy: max(x,0) - x*t + log(1 + exp(-|x|)). */
 export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opts: { reduction?: Reduction; posWeight?: Tensor } = {}): Tensor {
   const op = 'binaryCrossEntropyWithLogits';
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   checkSameShape(op, input, target);
   const reduction = checkReduction(op, opts.reduction);
   if (opts.posWeight) {

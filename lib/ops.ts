@@ -2,6 +2,7 @@
 // the op for autograd. Gradient rules live in gradients.ts.
 import { backward as autogradBackward, record } from './autograd';
 import { describe } from './check';
+import { TsmDisposedError } from './errors';
 import { nativeAddon } from './native-api';
 import {
   checkDType, checkDevice, checkShape, fromData, keep, noGrad, sizeOf, Tensor, uninitializedF32,
@@ -28,7 +29,7 @@ export const backward = autogradBackward;
 
 export function checkTensor(op: string, name: string, t: unknown): Tensor {
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${describe(t)}`);
-  t._data; // throws TsmDisposedError after dispose
+  if (t.isDisposed) throw new TsmDisposedError(`${op}: ${name} (tensor #${t.id} of shape [${t.shape.join(', ')}]) was used after dispose()`);
   return t;
 }
 
@@ -143,6 +144,7 @@ function flattenNested(op: string, data: NestedArray, shape: number[], out: numb
 /** Creates a tensor from nested arrays, a typed array (with shape) or a number. */
 export function tensor(data: NestedArray | TypedArray | Float64Array, opts: TensorOptions & { shape?: number[] } = {}): Tensor {
   const op = 'tensor';
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   checkDevice(op, opts.device);
   let dtype: DType | undefined = opts.dtype === undefined ? undefined : checkDType(op, opts.dtype);
   let flat: ArrayLike<number>;
@@ -174,6 +176,7 @@ export function tensor(data: NestedArray | TypedArray | Float64Array, opts: Tens
 }
 
 function filled(op: string, shape: unknown, value: number, opts: TensorOptions): Tensor {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   checkDevice(op, opts.device);
   const s = checkShape(op, shape);
   const dtype = opts.dtype === undefined ? 'float32' : checkDType(op, opts.dtype);
@@ -572,9 +575,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       const sb = sizeOf(batchB) === 1 && nb > 1 ? 0 : k * n;
       if (sa !== 0 && sb === 0) {
         // (B, m, k) @ (k, n): one GEMM with B*m rows.
-        N().sgemm(false, false, nb * m, n, k, 1, ad, k, bd, n, 0, yd, n, false);
+        N().sgemm(false, false, nb * m, n, k, 1, ad, Math.max(1, k), bd, Math.max(1, n), 0, yd, Math.max(1, n), false);
       } else {
-        N().sgemmStridedBatched(false, false, nb, m, n, k, 1, ad, k, sa, bd, n, sb, 0, yd, n, m * n);
+        N().sgemmStridedBatched(false, false, nb, m, n, k, 1, ad, Math.max(1, k), sa, bd, Math.max(1, n), sb, 0, yd, Math.max(1, n), m * n);
       }
     } else {
       const aSt = broadcastStrides(batchA, batch), bSt = broadcastStrides(batchB, batch);
@@ -582,8 +585,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       for (let i = 0; i < nb; i++) {
         let ao = 0, bo = 0;
         for (let d = 0; d < batch.length; d++) { ao += idx[d] * aSt[d]; bo += idx[d] * bSt[d]; }
-        N().sgemm(false, false, m, n, k, 1, ad.subarray(ao * m * k), k, bd.subarray(bo * k * n), n, 0,
-          yd.subarray(i * m * n), n, false);
+        N().sgemm(false, false, m, n, k, 1, ad.subarray(ao * m * k), Math.max(1, k), bd.subarray(bo * k * n), Math.max(1, n), 0,
+          yd.subarray(i * m * n), Math.max(1, n), false);
         for (let d = batch.length - 1; d >= 0; d--) { if (++idx[d] < batch[d]) break; idx[d] = 0; }
       }
     }

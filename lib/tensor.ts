@@ -239,6 +239,13 @@ export class Tensor {
     if (scope) scope.add(this);
   }
 
+  /** @internal The backing typed array, or a TsmDisposedError naming `op`. */
+  _live(op: string): TypedArray {
+    const d = this.storage?.data;
+    if (!d) throw new TsmDisposedError(`${op}: tensor #${this.id} of shape [${this.shape.join(', ')}] was used after dispose()`);
+    return d;
+  }
+
   /** @internal The backing typed array (contiguous, row-major). Throws after dispose. */
   get _data(): TypedArray {
     const d = this.storage?.data;
@@ -290,7 +297,7 @@ export class Tensor {
   // ---- data access ----
   /** The elements as a new typed array (a copy). */
   dataSync(): TypedArray {
-    return this._data.slice();
+    return this._live('dataSync').slice();
   }
   /** The elements, asynchronously (resolves on the next tick on the CPU). */
   async data(): Promise<TypedArray> {
@@ -300,7 +307,7 @@ export class Tensor {
   }
   /** Nested arrays (a number for a 0-d tensor). */
   toArray(): NestedArray {
-    const d = this._data;
+    const d = this._live('toArray');
     const shape = this.shape;
     if (shape.length === 0) return d[0];
     const build = (dim: number, offset: number): NestedArray[] => {
@@ -314,7 +321,7 @@ export class Tensor {
   }
   /** The value of a one-element tensor. */
   item(): number {
-    const d = this._data; // throws TsmDisposedError after dispose
+    const d = this._live('item');
     if (this.size !== 1) throw new RangeError(`item: expected a tensor with one element, got shape [${this.shape.join(', ')}]`);
     return d[0];
   }

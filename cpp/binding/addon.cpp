@@ -1,6 +1,8 @@
 // The Node addon: converts JS values, calls the C ABI, turns failures into JS exceptions.
 #include "binding.h"
 
+#include <algorithm>
+
 using namespace tsm_binding;
 
 void register_peer_blas(Napi::Env env, Napi::Object exports);
@@ -102,7 +104,10 @@ Napi::Value SgemmStridedBatched(const Napi::CallbackInfo& info) {
     }
     if (m > 0 && n > 0) need(env, op, "c", lc, (batch - 1) * sc + span(m, n, ldc));
   }
-  check(env, tsm_sgemm_strided_batched(ta, tb, batch, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c,
+  // An empty C means no work: one batch still validates the arguments, without looping `batch`
+  // (up to 2^53) times over nothing.
+  const int64_t batches = (m == 0 || n == 0) ? std::min<int64_t>(batch, 1) : batch;
+  check(env, tsm_sgemm_strided_batched(ta, tb, batches, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c,
                                        ldc, sc));
   return env.Undefined();
 }

@@ -131,7 +131,13 @@ class KernelWorker : public Napi::AsyncWorker {
     for (auto& po : outs_) {
       Output& o = *po;
       Napi::TypedArray ta = o.js.Value();
-      if (static_cast<int64_t>(ta.ElementLength()) < o.count) {
+      // napi_get_typedarray_info gives the data pointer for ArrayBuffer and SharedArrayBuffer
+      // backing alike (Napi::ArrayBuffer::Data() throws for shared memory).
+      napi_typedarray_type type;
+      size_t length = 0;
+      void* data = nullptr;
+      if (napi_get_typedarray_info(env, ta, &type, &length, &data, nullptr, nullptr) != napi_ok) length = 0;
+      if (static_cast<int64_t>(length) < o.count || (o.count > 0 && data == nullptr)) {
         deferred_.Reject(Napi::RangeError::New(env, std::string(op_) +
                                                         ": an output array was detached or shrunk while "
                                                         "the kernel ran; its result is lost")
@@ -139,7 +145,7 @@ class KernelWorker : public Napi::AsyncWorker {
         return;
       }
       if (o.count == 0) continue;
-      void* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+      void* dst = data;
       if (o.is_int) std::memcpy(dst, o.i.data(), static_cast<size_t>(o.count) * sizeof(int32_t));
       else std::memcpy(dst, o.f.data(), static_cast<size_t>(o.count) * sizeof(float));
     }
