@@ -330,7 +330,8 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
   const int64_t nub = ceil_div(H, nr), npa = ceil_div(B, mr);
   const CellBackwardFn cell = cell_backward_for(active_simd());
 
-  Buf dgates(size_t(rows) * G), wpack(size_t(nub) * G * nr), apack(size_t(2) * npa * mr * G), dh(size_t(B) * H),
+  // dG_t of every step stays packed (MR-row panels), for dh_{t-1} and then for dx = dG W_ih.
+  Buf dgates(size_t(rows) * G), wpack(size_t(nub) * G * nr), apack(size_t(T + 1) * npa * mr * G), dh(size_t(B) * H),
       dc(size_t(B) * H), zeros(H);
   if (!dgates.p || !wpack.p || !apack.p || !dh.p || !dc.p || !zeros.p)
     return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
@@ -348,13 +349,15 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
     }
   });
   const size_t abuf = size_t(npa) * mr * G;
-  std::memset(apack.p, 0, 2 * abuf * sizeof(float));
+  // Only the padding rows of each panel need zeros: every step writes all of its B rows.
+  if (B % mr != 0)
+    for (int64_t t = 0; t < T; ++t) std::memset(apack.p + t * abuf + (npa - 1) * G * mr, 0, sizeof(float) * size_t(G * mr));
   for (int64_t k = 0; k < B * H; ++k) dc.p[k] = dc_n ? dc_n[k] : 0.0f;
 
   const int64_t ldg = d.bstride() * G, ldh = d.bstride() * H;
   for (int64_t t = T - 1; t >= 0; --t) {
-    const float* aprev = apack.p + ((t + 1) & 1) * abuf;  // dG_{t+1}, packed
-    float* acur = apack.p + (t & 1) * abuf;
+    const float* aprev = apack.p + (t + 1) * abuf;  // dG_{t+1}, packed
+    float* acur = apack.p + t * abuf;
     const float* g_t = gates + d.row(t, 0) * G;
     float* dg_t = dgates.p + d.row(t, 0) * G;
     const float* c_t = cs + d.row(t, 0) * H;
@@ -385,7 +388,7 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
   }
   // dh0 = dG_0 W_hh; dc0 = dc.
   if (dh0) {
-    const float* a0 = apack.p;  // t = 0 wrote buffer 0
+    const float* a0 = apack.p;  // dG_0, packed
     parallel_for(nub, [&](int64_t u) {
       const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
       panel_product(uk, B, G, a0, wpack.p + u * G * nr, dh0 + u0, H, cols, 0.0f);
@@ -394,9 +397,28 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
   if (dc0) std::memcpy(dc0, dc.p, sizeof(float) * size_t(B * H));
 
   // Products over all steps.
-  if (dx) {
-    if (I > 0)
-      if (tsm_status s = sgemm(false, false, rows, I, G, 1.0f, dgates.p, G, w_ih, I, 0.0f, dx, I)) return s;
+  // dx_t = dG_t W_ih on the packed dG_t: W_ih packed once into NR-column panels of depth 4H.
+  if (dx && I > 0) {
+    const int64_t npi = ceil_div(I, nr);
+    Buf wipack(size_t(npi) * G * nr);
+    if (!wipack.p) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+    parallel_for(npi, [&](int64_t n) {
+      const int64_t n0 = n * nr, cols = std::min<int64_t>(nr, I - n0);
+      float* dst = wipack.p + n * G * nr;
+      for (int64_t p = 0; p < G; ++p) {
+        const float* src = w_ih + p * I + n0;
+        float* row = dst + p * nr;
+        int64_t jj = 0;
+        for (; jj < cols; ++jj) row[jj] = src[jj];
+        for (; jj < nr; ++jj) row[jj] = 0.0f;
+      }
+    });
+    const int64_t ldx = d.bstride() * I;
+    parallel_for(T * npi, [&](int64_t task) {
+      const int64_t t = task / npi, n = task % npi, n0 = n * nr;
+      panel_product(uk, B, G, apack.p + t * abuf, wipack.p + n * G * nr, dx + d.row(t, 0) * I + n0, ldx,
+                    std::min<int64_t>(nr, I - n0), 0.0f);
+    });
   }
   // dW_ih = dG^T X and dW_hh = dG^T H_prev, H_prev rows in x's row order (h0 or zeros at t = 0).
   // When both are wanted they run as one product dG^T [X | H_prev] (dG^T is packed once).
