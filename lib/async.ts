@@ -64,7 +64,7 @@ export interface SgemmAsyncArgs {
 }
 
 /** C = alpha * op(A) * op(B) + beta * C on the libuv thread pool (row-major, BLAS semantics). */
-export function sgemmAsync(args: SgemmAsyncArgs): Promise<void> {
+export async function sgemmAsync(args: SgemmAsyncArgs): Promise<void> {
   const op = 'sgemmAsync';
   if (typeof args !== 'object' || args === null) throw new TypeError(`${op}: expected an options object, got ${describe(args)}`);
   const transA = args.transA === undefined ? false : checkBool(op, 'transA', args.transA);
@@ -174,6 +174,22 @@ async function softmaxAsync(op: string, x: Tensor, dim: number, log: boolean): P
 
 const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+// Elementwise activations are cheap per element but large activations still take milliseconds:
+// they run on the main thread in chunks of CHUNK elements with a turn of the event loop between.
+const CHUNK = 1 << 19;
+async function activationChunked(op: string, name: string, x: Tensor): Promise<Tensor> {
+  const addon = nativeAddon() as unknown as { UNARY_OPS: Record<string, number>; unaryForward(c: number, y: F32, x: F32): void };
+  const code = addon.UNARY_OPS[name];
+  const y = new Float32Array(x.size);
+  for (let s = 0; s < y.length; s += CHUNK) {
+    if (s > 0) await nextTurn();
+    const e = Math.min(y.length, s + CHUNK);
+    // Re-read the input each chunk: it throws TsmDisposedError if it was disposed meanwhile.
+    addon.unaryForward(code, y.subarray(s, e), f32(op, x, 'input').subarray(s, e));
+  }
+  return fromData(y, x.shape);
+}
+
 /** One layer's forward, asynchronously where there is a native async path. */
 async function layerAsync(op: string, m: nn.Module, x: Tensor): Promise<Tensor> {
   if (m instanceof nn.Sequential) {
@@ -191,6 +207,9 @@ async function layerAsync(op: string, m: nn.Module, x: Tensor): Promise<Tensor> 
   if (m instanceof nn.AvgPool2d) return pool2dAsync(op, m, x, false);
   if (m instanceof nn.Softmax) return softmaxAsync(op, x, (m as unknown as { dim: number }).dim, false);
   if (m instanceof nn.LogSoftmax) return softmaxAsync(op, x, (m as unknown as { dim: number }).dim, true);
+  const act = m instanceof nn.ReLU ? 'relu' : m instanceof nn.Sigmoid ? 'sigmoid' : m instanceof nn.Tanh ? 'tanh'
+    : m instanceof nn.GELU ? ((m as unknown as { approximate: string }).approximate === 'tanh' ? 'gelu_tanh' : 'gelu') : null;
+  if (act && x.dtype === 'float32') return activationChunked(op, act, x);
   const forward = (m as unknown as { forward(t: Tensor): unknown }).forward.bind(m);
   const cheap = m instanceof nn.ReLU || m instanceof nn.GELU || m instanceof nn.Sigmoid || m instanceof nn.Tanh ||
     m instanceof nn.Flatten || m instanceof nn.Identity || m instanceof nn.Dropout;
@@ -202,7 +221,11 @@ async function layerAsync(op: string, m: nn.Module, x: Tensor): Promise<Tensor> 
 }
 
 export interface PredictAsyncOptions {
-  /** Samples per forward (default: all at once). */
+  /**
+   * Samples per forward (default 32). Between layers the main thread copies each layer's input
+   * for the worker and the result back (O(activation) memcpy); small batches keep each of those
+   * steps at a few milliseconds, so the event loop never waits long.
+   */
   batchSize?: number;
 }
 
@@ -212,7 +235,7 @@ async function predictAsync(this: nn.Module, x: Tensor, opts: PredictAsyncOption
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   x._data; // throws TsmDisposedError now rather than later
   const n = x.ndim ? x.shape[0] : 1;
-  const batchSize = opts.batchSize === undefined ? Math.max(1, n) : checkInt(op, 'batchSize', opts.batchSize, 1);
+  const batchSize = opts.batchSize === undefined ? 32 : checkInt(op, 'batchSize', opts.batchSize, 1);
   const wasTraining = this.training;
   this.eval();
   const parts: Tensor[] = [];

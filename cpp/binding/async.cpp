@@ -95,21 +95,33 @@ class KernelWorker : public Napi::AsyncWorker {
     o.js = Napi::Persistent(info[i].As<Napi::TypedArray>());
     o.is_int = is_int;
     o.count = count;
-    if (is_int) {
-      o.i = snapshot(info.Env(), op_, info[i].As<Napi::Int32Array>().Data(), copy_in ? count : 0);
-      if (!copy_in) resize(info.Env(), o.i, count);
-    } else {
-      o.f = count && copy_in ? snapshot(info.Env(), op_, info[i].As<Napi::Float32Array>().Data(), count)
-                             : std::vector<float>();
-      if (!copy_in) resize(info.Env(), o.f, count);
+    // Outputs that are not read are allocated on the worker thread (Execute), not here.
+    if (copy_in && count) {
+      if (is_int) o.i = snapshot(info.Env(), op_, info[i].As<Napi::Int32Array>().Data(), count);
+      else o.f = snapshot(info.Env(), op_, info[i].As<Napi::Float32Array>().Data(), count);
     }
     return o;
   }
+
+  /** The native buffer of output k (valid inside run(), after Execute allocated it). */
+  float* f32_out(size_t k) { return outs_[k]->f.empty() ? nullptr : outs_[k]->f.data(); }
+  int32_t* i32_out(size_t k) { return outs_[k]->i.empty() ? nullptr : outs_[k]->i.data(); }
 
   std::function<tsm_status()> run;
 
  protected:
   void Execute() override {
+    try {
+      for (auto& po : outs_) {
+        Output& o = *po;
+        if (o.is_int && o.i.size() != static_cast<size_t>(o.count)) o.i.resize(static_cast<size_t>(o.count));
+        if (!o.is_int && o.f.size() != static_cast<size_t>(o.count)) o.f.resize(static_cast<size_t>(o.count));
+      }
+    } catch (const std::bad_alloc&) {
+      status_ = TSM_ERR_OUT_OF_MEMORY;
+      message_ = "out of memory for the output";
+      return;
+    }
     status_ = run();
     // tsm_last_error() is per thread: read it on the thread that ran the kernel.
     if (status_ != TSM_OK) {
@@ -155,14 +167,6 @@ class KernelWorker : public Napi::AsyncWorker {
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
-  template <typename T>
-  void resize(Napi::Env env, std::vector<T>& v, int64_t count) {
-    try {
-      v.resize(static_cast<size_t>(count));
-    } catch (const std::bad_alloc&) {
-      throw Napi::RangeError::New(env, std::string(op_) + ": out of memory");
-    }
-  }
 
   const char* op_;
   Napi::Promise::Deferred deferred_;
@@ -220,11 +224,11 @@ Napi::Value SgemmAsync(const Napi::CallbackInfo& info) {
     auto A = std::make_shared<std::vector<float>>(snapshot(env, op, a, na));
     auto B = std::make_shared<std::vector<float>>(snapshot(env, op, b, nb));
     // beta != 0 reads C: copy it in; beta == 0 never reads it.
-    Output& C = w.output(info, 11, nc, false, beta != 0.0f);
-    float* c = C.f.data();
+    w.output(info, 11, nc, false, beta != 0.0f);
+    KernelWorker* self = &w;
     w.run = [=]() {
       return tsm_sgemm(ta, tb, m, n, k, alpha, A->empty() ? nullptr : A->data(), lda,
-                       B->empty() ? nullptr : B->data(), ldb, beta, nc ? c : nullptr, ldc);
+                       B->empty() ? nullptr : B->data(), ldb, beta, self->f32_out(0), ldc);
     };
   });
 }
@@ -270,9 +274,10 @@ Napi::Value Conv2dForwardAsync(const Napi::CallbackInfo& info) {
     auto X = std::make_shared<std::vector<float>>(snapshot(env, op, x, nx));
     auto Wt = std::make_shared<std::vector<float>>(snapshot(env, op, wt, nw));
     auto Bs = std::make_shared<std::vector<float>>(snapshot(env, op, bias, has_bias ? d.oc : 0));
-    float* y = w.output(info, 0, ny, false, false).f.data();
+    w.output(info, 0, ny, false, false);
+    KernelWorker* self = &w;
     w.run = [=]() {
-      return tsm_conv2d_forward(y, X->data(), Wt->data(), has_bias ? Bs->data() : nullptr, &d);
+      return tsm_conv2d_forward(self->f32_out(0), X->data(), Wt->data(), has_bias ? Bs->data() : nullptr, &d);
     };
   });
 }
@@ -325,9 +330,10 @@ Napi::Value MaxPool2dForwardAsync(const Napi::CallbackInfo& info) {
   need(env, op, "x", lx, nx);
   return start(env, op, [&](KernelWorker& w) {
     auto X = std::make_shared<std::vector<float>>(snapshot(env, op, x, nx));
-    float* y = w.output(info, 0, ny, false, false).f.data();
-    int32_t* idx = w.output(info, 1, ny, true, false).i.data();
-    w.run = [=]() { return tsm_max_pool2d_forward(y, idx, X->data(), &d); };
+    w.output(info, 0, ny, false, false);
+    w.output(info, 1, ny, true, false);
+    KernelWorker* self = &w;
+    w.run = [=]() { return tsm_max_pool2d_forward(self->f32_out(0), self->i32_out(1), X->data(), &d); };
   });
 }
 
@@ -348,8 +354,9 @@ Napi::Value AvgPool2dForwardAsync(const Napi::CallbackInfo& info) {
   need(env, op, "x", lx, nx);
   return start(env, op, [&](KernelWorker& w) {
     auto X = std::make_shared<std::vector<float>>(snapshot(env, op, x, nx));
-    float* y = w.output(info, 0, ny, false, false).f.data();
-    w.run = [=]() { return tsm_avg_pool2d_forward(y, X->data(), &d); };
+    w.output(info, 0, ny, false, false);
+    KernelWorker* self = &w;
+    w.run = [=]() { return tsm_avg_pool2d_forward(self->f32_out(0), X->data(), &d); };
   });
 }
 
@@ -368,9 +375,10 @@ Napi::Value SoftmaxForwardAsync(const Napi::CallbackInfo& info) {
   need(env, op, "y", ly, n);
   return start(env, op, [&](KernelWorker& w) {
     auto X = std::make_shared<std::vector<float>>(snapshot(env, op, x, n));
-    float* y = w.output(info, 0, n, false, false).f.data();
+    w.output(info, 0, n, false, false);
+    KernelWorker* self = &w;
     w.run = [=]() {
-      return tsm_softmax_forward(n ? y : nullptr, n ? X->data() : nullptr, outer, dim, inner, log ? 1 : 0);
+      return tsm_softmax_forward(self->f32_out(0), n ? X->data() : nullptr, outer, dim, inner, log ? 1 : 0);
     };
   });
 }
