@@ -1,6 +1,95 @@
-// tsm.cuda: device queries. The CUDA backend's tensors arrive with the CUDA issue; until then these
-// report what the binary was built with and what the driver sees.
+// tsm.cuda: CUDA devices, device buffers and the GPU GEMM kernels.
+//
+// Device memory is held by DeviceBuffer objects (an opaque native handle; the memory returns to the
+// library's caching allocator on free() or when the buffer is garbage-collected). Kernels here are
+// the `tsm.kernels`-style stateless functions on device buffers: validated in TypeScript with
+// messages naming the op and the argument, then queued asynchronously on the device's stream.
+// Every CUDA failure is thrown as a TsmCudaError naming the native call.
+//
+// Without a driver or a GPU (or in a build without CUDA) isAvailable() is false and deviceCount()
+// is 0; synchronize/emptyCache are no-ops, memoryStats() reports zeros, and anything that needs a
+// device throws a TsmCudaError that says so.
+import { checkBool, checkInt, checkNumber, checkSize, describe } from './check';
+import { TsmCudaError } from './errors';
 import { nativeAddon } from './native-api';
+
+type Handle = object;
+
+/** The CUDA entry points of the addon (cpp/binding/ops_cuda.cpp, peer_cublas.cpp). */
+export interface CudaAddon {
+  cudaMalloc(bytes: number): Handle;
+  cudaFree(h: Handle): void;
+  cudaBufferBytes(h: Handle): number;
+  cudaUpload(h: Handle, data: ArrayBufferView, byteOffset?: number): void;
+  cudaDownload(h: Handle, data: ArrayBufferView, byteOffset?: number): void;
+  cudaMemset(h: Handle, value: number): void;
+  cudaSgemm(ta: boolean, tb: boolean, m: number, n: number, k: number, alpha: number, a: Handle, lda: number,
+            b: Handle, ldb: number, beta: number, c: Handle, ldc: number): void;
+  cudaGemmEx(type: number, ta: boolean, tb: boolean, batch: number, m: number, n: number, k: number, alpha: number,
+             a: Handle, lda: number, strideA: number, b: Handle, ldb: number, strideB: number, beta: number,
+             c: Handle, cDtype: number, ldc: number, strideC: number, bias: Handle | null, act: number): void;
+  cudaSynchronize(): void;
+  cudaEmptyCache(): void;
+  cudaMemoryStats(): MemoryStats;
+  cudaDeviceInfo(device: number): DeviceInfo;
+  cudaSetDevice(device: number): void;
+  cudaGemmSetAlgo(algo: number): void;
+  cudaGemmLastAlgo(): number;
+  // benchmarks only (present when the build has CUDA)
+  peerCublasLoad?(path: string, ltPath: string): number;
+  peerCublasGemm?(type: number, ta: boolean, tb: boolean, m: number, n: number, k: number, cDtype: number,
+                  a: Handle, b: Handle, c: Handle): void;
+  cudaTimeGemm?(peer: boolean, type: number, ta: boolean, tb: boolean, m: number, n: number, k: number,
+                cDtype: number, as: Handle[], bs: Handle[], cs: Handle[], warmup: number, reps: number): number[];
+}
+
+export interface MemoryStats {
+  /** Bytes held by live device buffers (rounded up to the allocator's buckets). */
+  allocatedBytes: number;
+  /** Bytes obtained from the driver: allocated plus cached. */
+  reservedBytes: number;
+  peakAllocatedBytes: number;
+  numAllocs: number;
+  numCacheHits: number;
+  numDeviceAllocs: number;
+  numOomRetries: number;
+}
+
+export interface DeviceInfo {
+  name: string;
+  /** e.g. "9.0" */
+  computeCapability: string;
+  multiprocessors: number;
+  totalMemory: number;
+}
+
+/** The addon with its CUDA entry points (for benchmarks and tests). */
+export function cudaAddon(): CudaAddon {
+  return nativeAddon() as unknown as CudaAddon;
+}
+
+/** Turns the binding's plain Error named 'TsmCudaError' into the TsmCudaError class. */
+function normalise(e: unknown): unknown {
+  if (e instanceof Error && e.name === 'TsmCudaError' && !(e instanceof TsmCudaError)) {
+    const call = (e as Error & { call?: string }).call ?? 'cuda';
+    const err = new TsmCudaError(call, e.message);
+    if (e.stack) err.stack = `${err.name}: ${err.message}\n${e.stack.split('\n').slice(1).join('\n')}`;
+    return err;
+  }
+  return e;
+}
+
+function native<T>(fn: (a: CudaAddon) => T): T {
+  try {
+    return fn(cudaAddon());
+  } catch (e) {
+    throw normalise(e);
+  }
+}
+
+function compiled(): boolean {
+  return nativeAddon().buildInfo().cuda.compiled;
+}
 
 /** True when this binary has CUDA kernels and a CUDA device is visible. */
 export function isAvailable(): boolean {
@@ -8,16 +97,330 @@ export function isAvailable(): boolean {
   return c.compiled && c.deviceCount > 0;
 }
 
+/** CUDA devices visible (0 without a driver, a GPU, or CUDA in this build). */
 export function deviceCount(): number {
   return nativeAddon().buildInfo().cuda.deviceCount;
 }
 
+/** Why isAvailable() is false ('' when it is true), for messages and skipped tests. */
+export function unavailableReason(): string {
+  const c = nativeAddon().buildInfo().cuda;
+  if (!c.compiled) return 'this build of tensorsmith has no CUDA support (built with TSM_CUDA=OFF or without nvcc)';
+  if (c.deviceCount === 0) return 'no CUDA device is visible (no NVIDIA driver or GPU on this machine)';
+  return '';
+}
+
+export function deviceInfo(device = 0): DeviceInfo {
+  const d = checkInt('cuda.deviceInfo', 'device', device, 0);
+  return native((a) => a.cudaDeviceInfo(d));
+}
+
+/** Selects the device later allocations and kernels of this thread use. */
+export function setDevice(device: number): void {
+  const d = checkInt('cuda.setDevice', 'device', device, 0);
+  native((a) => a.cudaSetDevice(d));
+}
+
+/** Waits for all queued work on the current device. A no-op when no CUDA device is available. */
 export function synchronize(): void {
-  // No CUDA work can be outstanding while tensors live on the CPU only.
+  if (!isAvailable()) return;
+  native((a) => a.cudaSynchronize());
 }
 
-export function memoryStats(): { allocatedBytes: number; reservedBytes: number } {
-  return { allocatedBytes: 0, reservedBytes: 0 };
+const ZERO_STATS: MemoryStats = {
+  allocatedBytes: 0, reservedBytes: 0, peakAllocatedBytes: 0, numAllocs: 0, numCacheHits: 0, numDeviceAllocs: 0,
+  numOomRetries: 0,
+};
+
+/** The caching allocator's counters, summed over devices. */
+export function memoryStats(): MemoryStats {
+  if (!compiled()) return { ...ZERO_STATS };
+  return native((a) => a.cudaMemoryStats());
 }
 
-export function emptyCache(): void {}
+/** Returns cached, unused device memory to the driver. A no-op when no CUDA device is available. */
+export function emptyCache(): void {
+  if (!isAvailable()) return;
+  native((a) => a.cudaEmptyCache());
+}
+
+/** A block of device memory. */
+export class DeviceBuffer {
+  #handle: Handle | null;
+  readonly bytes: number;
+
+  /** Allocates `bytes` of device memory (contents undefined). */
+  constructor(bytes: number) {
+    const n = checkSize('cuda.DeviceBuffer', 'bytes', bytes);
+    this.#handle = native((a) => a.cudaMalloc(n));
+    this.bytes = n;
+  }
+
+  /** A buffer holding a copy of `data`. */
+  static from(data: ArrayBufferView): DeviceBuffer {
+    checkView('cuda.DeviceBuffer.from', 'data', data);
+    const b = new DeviceBuffer(data.byteLength);
+    b.upload(data);
+    return b;
+  }
+
+  /** The native handle (for the addon's benchmark helpers). Throws after free(). */
+  get handle(): Handle {
+    if (!this.#handle) throw new TsmCudaError('cuda.DeviceBuffer', 'the buffer was freed');
+    return this.#handle;
+  }
+
+  get freed(): boolean {
+    return this.#handle === null;
+  }
+
+  /** Copies `data` into the buffer at byteOffset. Returns when `data` may be reused. */
+  upload(data: ArrayBufferView, byteOffset = 0): this {
+    checkView('cuda.DeviceBuffer.upload', 'data', data);
+    const off = checkInt('cuda.DeviceBuffer.upload', 'byteOffset', byteOffset, 0);
+    if (off + data.byteLength > this.bytes)
+      throw new RangeError(`cuda.DeviceBuffer.upload: ${data.byteLength} bytes at offset ${off} do not fit a buffer of ${this.bytes} bytes`);
+    const h = this.handle;
+    native((a) => a.cudaUpload(h, data, off));
+    return this;
+  }
+
+  /** Copies the buffer (from byteOffset) into `into` after all queued work, and returns `into`. */
+  download<T extends ArrayBufferView>(into: T, byteOffset = 0): T {
+    checkView('cuda.DeviceBuffer.download', 'into', into);
+    const off = checkInt('cuda.DeviceBuffer.download', 'byteOffset', byteOffset, 0);
+    if (off + into.byteLength > this.bytes)
+      throw new RangeError(`cuda.DeviceBuffer.download: ${into.byteLength} bytes at offset ${off} do not fit a buffer of ${this.bytes} bytes`);
+    const h = this.handle;
+    native((a) => a.cudaDownload(h, into, off));
+    return into;
+  }
+
+  /** Sets every byte to `value` (0xff fills float32/bf16/f16 with NaN: poison before a test). */
+  fill(value: number): this {
+    const v = checkInt('cuda.DeviceBuffer.fill', 'value', value, 0, 255);
+    const h = this.handle;
+    native((a) => a.cudaMemset(h, v));
+    return this;
+  }
+
+  /** Returns the memory to the allocator's cache now. Idempotent. */
+  free(): void {
+    if (!this.#handle) return;
+    const h = this.#handle;
+    this.#handle = null;
+    native((a) => a.cudaFree(h));
+  }
+}
+
+function checkView(op: string, name: string, v: unknown): asserts v is ArrayBufferView {
+  if (!ArrayBuffer.isView(v) || v instanceof DataView)
+    throw new TypeError(`${op}: ${name} must be a typed array, got ${describe(v)}`);
+}
+
+function checkBuffer(op: string, name: string, v: unknown): DeviceBuffer {
+  if (!(v instanceof DeviceBuffer)) throw new TypeError(`${op}: ${name} must be a tsm.cuda.DeviceBuffer, got ${describe(v)}`);
+  if (v.freed) throw new TsmCudaError(op, `${name} was freed`);
+  return v;
+}
+
+function span(rows: number, cols: number, ld: number): number {
+  return rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols;
+}
+
+function needBytes(op: string, name: string, buf: DeviceBuffer, elems: number, esz: number, what: string): void {
+  if (elems * esz > buf.bytes)
+    throw new RangeError(`${op}: ${name} holds ${buf.bytes} bytes, needs ${elems * esz} for ${what}`);
+}
+
+/** Compute types of cuda.gemm: 'f32' (CUDA cores, SGEMM), 'tf32', 'bf16', 'f16' (tensor cores; f32 accumulation). */
+export type GemmType = 'f32' | 'tf32' | 'bf16' | 'f16';
+/** Storage type of C. */
+export type CudaDtype = 'float32' | 'bfloat16' | 'float16';
+export type Activation = 'none' | 'relu' | 'gelu';
+/** Kernel family: 'simt' (gemm_sgemm.cu), 'mma' (mma.sync, sm_80+), 'wgmma' (wgmma + TMA, sm_90a). */
+export type GemmAlgo = 'auto' | 'simt' | 'mma' | 'wgmma';
+
+const GEMM_TYPES: Record<GemmType, number> = { f32: 0, tf32: 1, bf16: 2, f16: 3 };
+const DTYPES: Record<CudaDtype, number> = { float32: 0, bfloat16: 1, float16: 2 };
+const ACTS: Record<Activation, number> = { none: 0, relu: 1, gelu: 2 };
+const ALGOS: GemmAlgo[] = ['auto', 'simt', 'mma', 'wgmma'];
+
+export interface CudaGemmArgs {
+  /** Default 'f32'. A and B are float32 for 'f32'/'tf32', bfloat16 bits for 'bf16', float16 bits for 'f16'. */
+  type?: GemmType;
+  transA?: boolean;
+  transB?: boolean;
+  m: number;
+  n: number;
+  k: number;
+  /** Default 1. */
+  alpha?: number;
+  a: DeviceBuffer;
+  lda?: number;
+  b: DeviceBuffer;
+  ldb?: number;
+  /** Default 0 (C is not read). */
+  beta?: number;
+  c: DeviceBuffer;
+  /** Default 'float32'; 'bfloat16'/'float16' only with type 'bf16'/'f16'. */
+  cDtype?: CudaDtype;
+  ldc?: number;
+  /** float32, one value per column of C (length n), or null. */
+  bias?: DeviceBuffer | null;
+  /** Applied last: C = act(alpha*op(A)op(B) + beta*C + bias). Default 'none'. */
+  activation?: Activation;
+  /** Strided batched: batch products, A_i = A + i*strideA elements (0 broadcasts), likewise B, C. Default 1. */
+  batch?: number;
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+}
+
+function pick<T extends string>(op: string, name: string, v: unknown, table: Record<T, number>, fallback: T): number {
+  if (v === undefined) return table[fallback];
+  if (typeof v !== 'string' || !(v in table))
+    throw new TypeError(`${op}: ${name} must be one of ${Object.keys(table).map((x) => `'${x}'`).join(', ')}, got ${describe(v)}`);
+  return table[v as T];
+}
+
+/**
+ * GEMM on device buffers, row-major with BLAS semantics plus an epilogue:
+ *   C = act(alpha * op(A) * op(B) + beta * C + bias), op(A) m x k, op(B) k x n, C m x n.
+ * Queued asynchronously; download() or synchronize() waits for it.
+ */
+export function gemm(args: CudaGemmArgs): void {
+  const op = 'cuda.gemm';
+  if (typeof args !== 'object' || args === null) throw new TypeError(`${op}: expected an options object, got ${describe(args)}`);
+  const type = pick<GemmType>(op, 'type', args.type, GEMM_TYPES, 'f32');
+  const cDtype = pick<CudaDtype>(op, 'cDtype', args.cDtype, DTYPES, 'float32');
+  const act = pick<Activation>(op, 'activation', args.activation, ACTS, 'none');
+  if (cDtype === 1 && type !== 2) throw new TypeError(`${op}: cDtype 'bfloat16' needs type 'bf16'`);
+  if (cDtype === 2 && type !== 3) throw new TypeError(`${op}: cDtype 'float16' needs type 'f16'`);
+  const transA = args.transA === undefined ? false : checkBool(op, 'transA', args.transA);
+  const transB = args.transB === undefined ? false : checkBool(op, 'transB', args.transB);
+  const m = checkSize(op, 'm', args.m), n = checkSize(op, 'n', args.n), k = checkSize(op, 'k', args.k);
+  const batch = args.batch === undefined ? 1 : checkSize(op, 'batch', args.batch);
+  const alpha = args.alpha === undefined ? 1 : checkNumber(op, 'alpha', args.alpha);
+  const beta = args.beta === undefined ? 0 : checkNumber(op, 'beta', args.beta);
+  const a = checkBuffer(op, 'a', args.a), b = checkBuffer(op, 'b', args.b), c = checkBuffer(op, 'c', args.c);
+  const bias = args.bias === undefined || args.bias === null ? null : checkBuffer(op, 'bias', args.bias);
+  const aCols = transA ? m : k, bCols = transB ? k : n;
+  const lda = args.lda === undefined ? Math.max(1, aCols) : checkInt(op, 'lda', args.lda, Math.max(1, aCols));
+  const ldb = args.ldb === undefined ? Math.max(1, bCols) : checkInt(op, 'ldb', args.ldb, Math.max(1, bCols));
+  const ldc = args.ldc === undefined ? Math.max(1, n) : checkInt(op, 'ldc', args.ldc, Math.max(1, n));
+  const aRows = transA ? k : m, bRows = transB ? n : k;
+  const strideA = args.strideA === undefined ? (batch > 1 ? span(aRows, aCols, lda) : 0) : checkInt(op, 'strideA', args.strideA, 0);
+  const strideB = args.strideB === undefined ? (batch > 1 ? span(bRows, bCols, ldb) : 0) : checkInt(op, 'strideB', args.strideB, 0);
+  const strideC = args.strideC === undefined ? (batch > 1 ? span(m, n, ldc) : 0) : checkInt(op, 'strideC', args.strideC, 0);
+  if (batch > 1 && strideC === 0 && m > 0 && n > 0) throw new RangeError(`${op}: strideC must be > 0 when batch > 1`);
+  const esz = type <= 1 ? 4 : 2, csz = cDtype === 0 ? 4 : 2;
+  if (batch > 0 && m > 0 && n > 0) {
+    if (k > 0) {
+      needBytes(op, 'a', a, (batch - 1) * strideA + span(aRows, aCols, lda), esz, `${batch} x a ${aRows}x${aCols} matrix with lda=${lda}`);
+      needBytes(op, 'b', b, (batch - 1) * strideB + span(bRows, bCols, ldb), esz, `${batch} x a ${bRows}x${bCols} matrix with ldb=${ldb}`);
+    }
+    needBytes(op, 'c', c, (batch - 1) * strideC + span(m, n, ldc), csz, `${batch} x a ${m}x${n} matrix with ldc=${ldc}`);
+    if (bias) needBytes(op, 'bias', bias, n, 4, `${n} float32 biases`);
+  }
+  native((x) => x.cudaGemmEx(type, transA, transB, batch, m, n, k, alpha, a.handle, lda, strideA, b.handle, ldb,
+    strideB, beta, c.handle, cDtype, ldc, strideC, bias ? bias.handle : null, act));
+}
+
+export interface CudaSgemmArgs {
+  transA?: boolean;
+  transB?: boolean;
+  m: number;
+  n: number;
+  k: number;
+  alpha?: number;
+  a: DeviceBuffer;
+  lda?: number;
+  b: DeviceBuffer;
+  ldb?: number;
+  beta?: number;
+  c: DeviceBuffer;
+  ldc?: number;
+}
+
+/** tsm.kernels.sgemm's contract on device buffers (float32, exact FMAs on CUDA cores). */
+export function sgemm(args: CudaSgemmArgs): void {
+  if (typeof args !== 'object' || args === null) throw new TypeError(`cuda.sgemm: expected an options object, got ${describe(args)}`);
+  gemm({ ...args, type: 'f32', cDtype: 'float32' });
+}
+
+/** Forces a kernel family for later GEMMs (tests, benchmarks); 'auto' restores the default choice. */
+export function setGemmAlgo(algo: GemmAlgo): void {
+  const i = ALGOS.indexOf(algo);
+  if (i < 0) throw new TypeError(`cuda.setGemmAlgo: algo must be one of ${ALGOS.map((x) => `'${x}'`).join(', ')}, got ${describe(algo)}`);
+  native((a) => a.cudaGemmSetAlgo(i));
+}
+
+/** The kernel family the last GEMM of this thread ran with. */
+export function lastGemmAlgo(): GemmAlgo {
+  return ALGOS[native((a) => a.cudaGemmLastAlgo())] ?? 'auto';
+}
+
+// ---- 16-bit float conversions (host side), for filling and reading bf16/f16 buffers ----
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 -> bfloat16 bits, round to nearest even (NaN stays NaN). */
+export function toBfloat16(x: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; ++i) {
+    f32[0] = x[i];
+    const u = u32[0];
+    if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff) !== 0) { out[i] = 0x7fc0; continue; }
+    out[i] = (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+export function fromBfloat16(h: Uint16Array): Float32Array {
+  const out = new Float32Array(h.length);
+  const ou = new Uint32Array(out.buffer);
+  for (let i = 0; i < h.length; ++i) ou[i] = h[i] << 16;
+  return out;
+}
+
+/** float32 -> float16 bits, round to nearest even, overflow to Inf. */
+export function toFloat16(x: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; ++i) {
+    f32[0] = x[i];
+    const u = u32[0];
+    const sign = (u >>> 16) & 0x8000;
+    const exp = (u >>> 23) & 0xff;
+    let mant = u & 0x7fffff;
+    if (exp === 0xff) { out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); continue; }
+    let e = exp - 127 + 15;
+    if (e >= 0x1f) { out[i] = sign | 0x7c00; continue; }
+    if (e <= 0) {
+      if (e < -10) { out[i] = sign; continue; }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      const half = 1 << (shift - 1);
+      let r = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      if (rem > half || (rem === half && (r & 1))) r++;
+      out[i] = sign | r;
+      continue;
+    }
+    let r = mant >>> 13;
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) { r++; if (r === 0x400) { r = 0; e++; } }
+    out[i] = e >= 0x1f ? sign | 0x7c00 : sign | (e << 10) | r;
+  }
+  return out;
+}
+
+export function fromFloat16(h: Uint16Array): Float32Array {
+  const out = new Float32Array(h.length);
+  for (let i = 0; i < h.length; ++i) {
+    const v = h[i], s = v & 0x8000 ? -1 : 1, e = (v >>> 10) & 0x1f, m = v & 0x3ff;
+    out[i] = e === 0 ? s * m * 2 ** -24 : e === 0x1f ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}

@@ -12,6 +12,10 @@ void register_ops_nn(Napi::Env env, Napi::Object exports);
 void register_ops_attention(Napi::Env env, Napi::Object exports);
 void register_ops_lstm(Napi::Env env, Napi::Object exports);
 void register_async(Napi::Env env, Napi::Object exports);
+void register_ops_cuda(Napi::Env env, Napi::Object exports);
+#if TSM_CUDA_COMPILED
+void register_peer_cublas(Napi::Env env, Napi::Object exports);  // benchmarks only; needs CUDA headers
+#endif
 
 namespace {
 
@@ -126,6 +130,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_ops_attention(env, exports);
   register_ops_lstm(env, exports);
   register_async(env, exports);
+  register_ops_cuda(env, exports);
+#if TSM_CUDA_COMPILED
+  register_peer_cublas(env, exports);
+#endif
   return exports;
 }
 

@@ -484,6 +484,126 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
                                      int64_t T, int64_t B, int64_t I, int64_t H, int batch_first);
 /* ---- end section: lstm ---- */
 
+/* ---- section: cuda (the .cu files of cuda/runtime and cuda/; stand-ins in cpp/runtime/cuda_stub.cpp) ----
+ *
+ * Device memory and GEMM kernels on NVIDIA GPUs. Every function returns TSM_ERR_UNSUPPORTED (with a
+ * message) in builds without CUDA. Every failing CUDA runtime call returns TSM_ERR_CUDA with
+ * "cudaXxx: <CUDA's message>" in tsm_last_error(); nothing aborts. Pointers passed as device memory
+ * must come from tsm_cuda_malloc (or any cudaMalloc'd memory of the current device).
+ *
+ * Streams: each device has one stream owned by the library; kernels and copies are queued on the
+ * current device's stream in call order. tsm_cuda_memcpy_h2d/d2h return when the host buffer may be
+ * reused (d2h: when the data has arrived); GEMMs return once queued (asynchronous).
+ */
+
+/* The current device of the calling thread (default 0). */
+TSM_API tsm_status tsm_cuda_set_device(int device);
+TSM_API tsm_status tsm_cuda_get_device(int* device);
+/* Name ("NVIDIA H100 80GB HBM3"), compute capability and multiprocessor count of a device. */
+TSM_API tsm_status tsm_cuda_device_info(int device, char* name, size_t name_len, int* cc_major,
+                                        int* cc_minor, int* multiprocessors, size_t* total_memory);
+/* The library's stream of the current device, as a cudaStream_t, for interop (e.g. cuBLAS). */
+TSM_API tsm_status tsm_cuda_get_stream(void** stream);
+/* Waits until all work queued on the current device's stream has finished. */
+TSM_API tsm_status tsm_cuda_synchronize(void);
+
+/* Caching allocator. tsm_cuda_malloc returns 256-byte aligned device memory of the current device
+ * (bytes == 0 gives NULL and TSM_OK). Freed blocks stay cached for reuse (size buckets: multiples of
+ * 512 B up to 1 MiB, of 2 MiB above); on out-of-memory the cache is released and the allocation
+ * retried once. tsm_cuda_free(NULL) is a no-op. Memory freed while kernels using it are still queued
+ * is safe: reuse is ordered on the same stream. */
+TSM_API tsm_status tsm_cuda_malloc(void** ptr, size_t bytes);
+TSM_API tsm_status tsm_cuda_free(void* ptr);
+/* Returns the cached (unused) blocks of every device to the driver. */
+TSM_API tsm_status tsm_cuda_empty_cache(void);
+
+typedef struct tsm_cuda_memory_stats {
+  uint64_t allocated_bytes;      /* held by live allocations (rounded to buckets) */
+  uint64_t reserved_bytes;       /* obtained from cudaMalloc: allocated + cached */
+  uint64_t peak_allocated_bytes; /* high-water mark of allocated_bytes */
+  uint64_t num_allocs;           /* tsm_cuda_malloc calls that returned memory */
+  uint64_t num_cache_hits;       /* ...of which served from the cache */
+  uint64_t num_device_allocs;    /* cudaMalloc calls made */
+  uint64_t num_oom_retries;      /* out-of-memory retries after releasing the cache */
+} tsm_cuda_memory_stats;
+/* Statistics summed over all devices. */
+TSM_API tsm_status tsm_cuda_memory_stats_get(tsm_cuda_memory_stats* stats);
+
+/* Copies through pinned staging buffers (falls back to pageable copies when pinning fails). */
+TSM_API tsm_status tsm_cuda_memcpy_h2d(void* dst_device, const void* src_host, size_t bytes);
+TSM_API tsm_status tsm_cuda_memcpy_d2h(void* dst_host, const void* src_device, size_t bytes);
+TSM_API tsm_status tsm_cuda_memcpy_d2d(void* dst_device, const void* src_device, size_t bytes);
+/* Fills bytes of device memory with the byte value (e.g. 0xFF poisons floats with NaN). */
+TSM_API tsm_status tsm_cuda_memset(void* dst_device, int value, size_t bytes);
+
+/* Storage type of a device matrix. */
+typedef enum tsm_cuda_dtype {
+  TSM_CUDA_F32 = 0,
+  TSM_CUDA_BF16 = 1,
+  TSM_CUDA_F16 = 2
+} tsm_cuda_dtype;
+
+/* What a GEMM computes with. A and B are stored as float32 for F32 and TF32, as bfloat16 for BF16,
+ * as float16 for F16; accumulation is float32 in every case. TF32 rounds A and B to tf32
+ * (10-bit mantissa, round to nearest) for the tensor cores. */
+typedef enum tsm_cuda_gemm_type {
+  TSM_CUDA_GEMM_F32 = 0,  /* CUDA cores, exact float32 FMAs (SGEMM) */
+  TSM_CUDA_GEMM_TF32 = 1, /* tensor cores */
+  TSM_CUDA_GEMM_BF16 = 2, /* tensor cores */
+  TSM_CUDA_GEMM_F16 = 3   /* tensor cores */
+} tsm_cuda_gemm_type;
+
+typedef enum tsm_cuda_activation {
+  TSM_CUDA_ACT_NONE = 0,
+  TSM_CUDA_ACT_RELU = 1,
+  TSM_CUDA_ACT_GELU = 2 /* exact: x * Phi(x) with erf, as torch's default */
+} tsm_cuda_activation;
+
+/* Which kernel family a GEMM uses. AUTO picks the fastest that applies: SIMT for F32; WGMMA on
+ * sm_90 devices (binaries with sm_90a code) when the layout allows it, else MMA. Forcing a family
+ * that cannot run the call returns TSM_ERR_UNSUPPORTED. Process-wide; for tests and benchmarks. */
+typedef enum tsm_cuda_gemm_algo {
+  TSM_CUDA_ALGO_AUTO = 0,
+  TSM_CUDA_ALGO_SIMT = 1,  /* cuda/gemm_sgemm.cu: F32 only */
+  TSM_CUDA_ALGO_MMA = 2,   /* cuda/gemm_mma.cu: mma.sync, sm_80+; TF32, BF16, F16 */
+  TSM_CUDA_ALGO_WGMMA = 3  /* cuda/gemm_wgmma.cu: wgmma + TMA, sm_90a; TF32, BF16, F16 */
+} tsm_cuda_gemm_algo;
+TSM_API tsm_status tsm_cuda_gemm_set_algo(tsm_cuda_gemm_algo algo);
+/* The family the last GEMM on the calling thread ran with (for tests). */
+TSM_API tsm_cuda_gemm_algo tsm_cuda_gemm_last_algo(void);
+
+/* SGEMM on device memory: exactly tsm_sgemm's contract (row-major, BLAS semantics, beta == 0 does not
+ * read C), with a, b, c in device memory. Asynchronous on the current device's stream. */
+TSM_API tsm_status tsm_cuda_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                                  float alpha, const float* a, int64_t lda, const float* b,
+                                  int64_t ldb, float beta, float* c, int64_t ldc);
+TSM_API tsm_status tsm_cuda_sgemm_strided_batched(int trans_a, int trans_b, int64_t batch, int64_t m,
+                                                  int64_t n, int64_t k, float alpha, const float* a,
+                                                  int64_t lda, int64_t stride_a, const float* b,
+                                                  int64_t ldb, int64_t stride_b, float beta,
+                                                  float* c, int64_t ldc, int64_t stride_c);
+
+/*
+ * GEMM with a compute type and an epilogue, on device memory, row-major:
+ *   C[m x n] = act(alpha * op(A) * op(B) + beta * C + bias)
+ * A and B are stored as the type says (see tsm_cuda_gemm_type); C is float32 (c_dtype F32) or, for
+ * BF16/F16, may also be of the input type (rounded once, at the end). bias is float32 of length n
+ * (one value per column, as torch.nn.Linear) or NULL. Leading dimensions are in elements. beta == 0
+ * does not read C. Strided batched: A_i = a + i * stride_a elements (likewise b, c); a stride of 0
+ * broadcasts A or B (never C when batch > 1); batch >= 0.
+ */
+TSM_API tsm_status tsm_cuda_gemm_ex(tsm_cuda_gemm_type type, int trans_a, int trans_b, int64_t m,
+                                    int64_t n, int64_t k, float alpha, const void* a, int64_t lda,
+                                    const void* b, int64_t ldb, float beta, void* c,
+                                    tsm_cuda_dtype c_dtype, int64_t ldc, const float* bias,
+                                    tsm_cuda_activation act);
+TSM_API tsm_status tsm_cuda_gemm_strided_batched_ex(
+    tsm_cuda_gemm_type type, int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n,
+    int64_t k, float alpha, const void* a, int64_t lda, int64_t stride_a, const void* b,
+    int64_t ldb, int64_t stride_b, float beta, void* c, tsm_cuda_dtype c_dtype, int64_t ldc,
+    int64_t stride_c, const float* bias, tsm_cuda_activation act);
+/* ---- end section: cuda ---- */
+
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
  * and returns TSM_OK; it returns TSM_ERR_UNSUPPORTED only in builds without CUDA. */
 TSM_API int tsm_cuda_compiled(void);

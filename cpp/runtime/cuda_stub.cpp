@@ -1,5 +1,13 @@
-// Stand-ins for the CUDA entry points in builds without CUDA (TSM_CUDA=OFF or no nvcc).
+// Stand-ins for the CUDA entry points in builds without CUDA (TSM_CUDA=OFF or no nvcc). Keep in sync
+// with the "section: cuda" block of tensorsmith.h: every tsm_cuda_* function exists here and, apart
+// from the queries, fails with TSM_ERR_UNSUPPORTED and a message naming the call.
 #include "runtime.h"
+
+namespace {
+tsm_status unsupported(const char* call) {
+  return tsm::fail(TSM_ERR_UNSUPPORTED, "%s: this build has no CUDA support", call);
+}
+}  // namespace
 
 extern "C" {
 
@@ -7,9 +15,64 @@ TSM_API int tsm_cuda_compiled(void) { return 0; }
 
 TSM_API tsm_status tsm_cuda_device_count(int* count) {
   if (count) *count = 0;
-  return tsm::fail(TSM_ERR_UNSUPPORTED, "cuda_device_count: this build has no CUDA support");
+  return unsupported("cuda_device_count");
 }
 
 TSM_API int tsm_cuda_runtime_version(void) { return 0; }
+
+TSM_API tsm_status tsm_cuda_set_device(int) { return unsupported("cuda_set_device"); }
+TSM_API tsm_status tsm_cuda_get_device(int* device) {
+  if (device) *device = -1;
+  return unsupported("cuda_get_device");
+}
+TSM_API tsm_status tsm_cuda_device_info(int, char* name, size_t name_len, int*, int*, int*, size_t*) {
+  if (name && name_len) name[0] = '\0';
+  return unsupported("cuda_device_info");
+}
+TSM_API tsm_status tsm_cuda_get_stream(void** stream) {
+  if (stream) *stream = nullptr;
+  return unsupported("cuda_get_stream");
+}
+TSM_API tsm_status tsm_cuda_synchronize(void) { return unsupported("cuda_synchronize"); }
+TSM_API tsm_status tsm_cuda_malloc(void** ptr, size_t) {
+  if (ptr) *ptr = nullptr;
+  return unsupported("cuda_malloc");
+}
+TSM_API tsm_status tsm_cuda_free(void* ptr) {
+  return ptr ? unsupported("cuda_free") : TSM_OK;
+}
+TSM_API tsm_status tsm_cuda_empty_cache(void) { return unsupported("cuda_empty_cache"); }
+TSM_API tsm_status tsm_cuda_memory_stats_get(tsm_cuda_memory_stats* stats) {
+  if (stats) *stats = tsm_cuda_memory_stats{};
+  return unsupported("cuda_memory_stats_get");
+}
+TSM_API tsm_status tsm_cuda_memcpy_h2d(void*, const void*, size_t) { return unsupported("cuda_memcpy_h2d"); }
+TSM_API tsm_status tsm_cuda_memcpy_d2h(void*, const void*, size_t) { return unsupported("cuda_memcpy_d2h"); }
+TSM_API tsm_status tsm_cuda_memcpy_d2d(void*, const void*, size_t) { return unsupported("cuda_memcpy_d2d"); }
+TSM_API tsm_status tsm_cuda_memset(void*, int, size_t) { return unsupported("cuda_memset"); }
+TSM_API tsm_status tsm_cuda_gemm_set_algo(tsm_cuda_gemm_algo) { return unsupported("cuda_gemm_set_algo"); }
+TSM_API tsm_cuda_gemm_algo tsm_cuda_gemm_last_algo(void) { return TSM_CUDA_ALGO_AUTO; }
+
+TSM_API tsm_status tsm_cuda_sgemm(int, int, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                                  const float*, int64_t, float, float*, int64_t) {
+  return unsupported("cuda_sgemm");
+}
+TSM_API tsm_status tsm_cuda_sgemm_strided_batched(int, int, int64_t, int64_t, int64_t, int64_t, float,
+                                                  const float*, int64_t, int64_t, const float*, int64_t,
+                                                  int64_t, float, float*, int64_t, int64_t) {
+  return unsupported("cuda_sgemm_strided_batched");
+}
+TSM_API tsm_status tsm_cuda_gemm_ex(tsm_cuda_gemm_type, int, int, int64_t, int64_t, int64_t, float,
+                                    const void*, int64_t, const void*, int64_t, float, void*,
+                                    tsm_cuda_dtype, int64_t, const float*, tsm_cuda_activation) {
+  return unsupported("cuda_gemm_ex");
+}
+TSM_API tsm_status tsm_cuda_gemm_strided_batched_ex(tsm_cuda_gemm_type, int, int, int64_t, int64_t,
+                                                    int64_t, int64_t, float, const void*, int64_t,
+                                                    int64_t, const void*, int64_t, int64_t, float, void*,
+                                                    tsm_cuda_dtype, int64_t, int64_t, const float*,
+                                                    tsm_cuda_activation) {
+  return unsupported("cuda_gemm_strided_batched_ex");
+}
 
 }  // extern "C"
