@@ -419,14 +419,28 @@ export function binaryCrossEntropy(input: Tensor, target: Tensor, opts: { reduct
   const d = input._data as Float32Array;
   for (let i = 0; i < d.length; i++)
     if (!(d[i] >= 0 && d[i] <= 1)) throw new RangeError(`${op}: input values must be probabilities in [0, 1], got ${d[i]} at position ${i}`);
-  const logP = ops.clamp(ops.log(input), -100, null);
-  const one = ops.sub(1, input);
-  const log1mP = ops.clamp(ops.log(one), -100, null);
-  const a = ops.mul(target, logP);
-  const omt = ops.sub(1, target);
-  const b = ops.mul(omt, log1mP);
-  const s = ops.add(a, b);
-  let l = ops.neg(s);
+  // One fused elementwise pass (as PyTorch): the logs are clamped at -100 in the forward, and the
+  // backward divides by max(p(1-p), 1e-12), so a saturated sigmoid (p exactly 0 or 1) gives a large
+  // finite gradient instead of inf * 0 = NaN.
+  const t = target._data as Float32Array;
+  const n = d.length;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const logP = Math.max(Math.log(d[i]), -100), log1mP = Math.max(Math.log(1 - d[i]), -100);
+    out[i] = -(t[i] * logP + (1 - t[i]) * log1mP);
+  }
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    const g = dy._data as Float32Array;
+    const gp = input.requiresGrad ? new Float32Array(n) : null;
+    const gt = target.requiresGrad ? new Float32Array(n) : null;
+    for (let i = 0; i < n; i++) {
+      const p = d[i];
+      if (gp) gp[i] = (g[i] * (p - t[i])) / Math.max(p * (1 - p), 1e-12);
+      if (gt) gt[i] = g[i] * (Math.max(Math.log(1 - p), -100) - Math.max(Math.log(p), -100));
+    }
+    return [gp && fromData(gp, input.shape), gt && fromData(gt, target.shape)];
+  };
+  let l = record(fromData(out, input.shape), 'binaryCrossEntropy', [input, target], { backward });
   if (opts.weight) l = ops.mul(l, opts.weight);
   return reduce(op, l, reduction);
 }

@@ -10,7 +10,7 @@ export type OpName =
   | 'identity' | 'unary' | 'binary' | 'binaryScalar' | 'clamp' | 'where' | 'sum' | 'mean' | 'maxMin' | 'softmax'
   | 'matmul' | 'linear' | 'reshape' | 'permute' | 'expand' | 'slice' | 'cat' | 'gather' | 'indexSelect'
   | 'conv2d' | 'maxPool2d' | 'avgPool2d' | 'adaptiveAvgPool2d' | 'dropout' | 'layerNorm' | 'batchNorm'
-  | 'embedding' | 'crossEntropy' | 'attention' | 'lstm';
+  | 'embedding' | 'crossEntropy' | 'binaryCrossEntropy' | 'attention' | 'lstm';
 
 type GradRule = (dy: Tensor, node: Node) => (Tensor | null)[];
 
@@ -256,11 +256,19 @@ export const GRADIENTS: Record<OpName, GradRule> = {
     const out = new Float32Array(sizeOf(shape));
     const outer = sizeOf(shape.slice(0, dim)), inner = sizeOf(shape.slice(dim + 1));
     const len = dy.shape[dim], g = f32(dy);
-    for (let o = 0; o < outer; o++)
-      for (let i = 0; i < len; i++) {
-        const src = (o * len + i) * inner;
-        out.set(g.subarray(src, src + inner), (o * shape[dim] + start + i * step) * inner);
+    for (let o = 0; o < outer; o++) {
+      if (step === 1) {
+        // The slice is one contiguous block per outer index.
+        out.set(g.subarray(o * len * inner, (o + 1) * len * inner), (o * shape[dim] + start) * inner);
+      } else if (inner === 1) {
+        for (let i = 0; i < len; i++) out[o * shape[dim] + start + i * step] = g[o * len + i];
+      } else {
+        for (let i = 0; i < len; i++) {
+          const src = (o * len + i) * inner;
+          out.set(g.subarray(src, src + inner), (o * shape[dim] + start + i * step) * inner);
+        }
       }
+    }
     return [fromData(out, shape)];
   },
 
@@ -299,6 +307,7 @@ export const GRADIENTS: Record<OpName, GradRule> = {
   batchNorm: (dy, node) => (node.saved.backward as GradRule)(dy, node),
   embedding: (dy, node) => (node.saved.backward as GradRule)(dy, node),
   crossEntropy: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  binaryCrossEntropy: (dy, node) => (node.saved.backward as GradRule)(dy, node),
   attention: (dy, node) => (node.saved.backward as GradRule)(dy, node),
   lstm: (dy, node) => (node.saved.backward as GradRule)(dy, node),
 };
