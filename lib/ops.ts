@@ -727,7 +727,7 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
   const op = 'slice';
   checkTensor(op, 'input', x);
   const d = normDim(op, dim, x.ndim);
-  if (!Number.isInteger(step) || step < 1) throw new RangeError(`${op}: step must be a positive integer, got ${step}`);
+  if (!Number.isSafeInteger(step) || step < 1) throw new RangeError(`${op}: step must be a positive integer, got ${describe(step)}`);
   const size = x.shape[d];
   const norm = (v: number, name: string) => {
     if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${op}: ${name} must be an integer, got ${describe(v)}`);
