@@ -55,7 +55,9 @@ inline __attribute__((always_inline)) float exp_clamped(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) * 8388608;  // 2^n as float bits
+  // 2^n as float bits; a NaN input leaves n NaN, so convert 0 instead (p is NaN anyway).
+  const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);
+  const int32_t bits = static_cast<int32_t>(static_cast<uint32_t>(ni + 127) << 23);
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;

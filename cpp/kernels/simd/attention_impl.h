@@ -52,7 +52,9 @@ inline float exp_nonpos(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const float s = bits_to_float((static_cast<int32_t>(n) + 127) << 23);
+  // A NaN input leaves n NaN: convert a harmless 0 instead (p is NaN, so the result still is).
+  const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);
+  const float s = bits_to_float(static_cast<int32_t>(static_cast<uint32_t>(ni + 127) << 23));
   return x < -87.0f ? 0.0f : p * s;
 }
 
