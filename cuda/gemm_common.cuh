@@ -67,9 +67,13 @@ __device__ __forceinline__ void tile_coords(int bid, int tiles_m, int tiles_n, i
   *tn = r / gm;
 }
 
+// Out of line: erff inlined at every store of an unrolled epilogue multiplies the code size (and the
+// binary) several times over; the call is made only when the GELU epilogue is asked for.
+__device__ __noinline__ inline float gelu_exact(float v) { return 0.5f * v * (1.f + erff(v * 0.70710678118654752f)); }
+
 __device__ __forceinline__ float apply_act(float v, int act) {
   if (act == 1) return v < 0.f ? 0.f : v;  // keeps NaN, as torch.relu
-  if (act == 2) return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+  if (act == 2) return gelu_exact(v);
   return v;
 }
 
