@@ -13,4 +13,5 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSM_ADDON="$PWD/build-asan/Release/tensorsmith.node"
 node -e "const a=require(process.env.TSM_ADDON); if(!a.buildInfo) process.exit(1)"
 npx vitest run test/native-pointwise.test.ts test/native-nn.test.ts test/native-conv.test.ts test/sgemm.test.ts \
-  test/golden.test.ts test/gradcheck.test.ts test/op-table.test.ts "$@"
+  test/golden.test.ts test/gradcheck.test.ts test/op-table.test.ts test/lstm.test.ts test/attention.test.ts \
+  test/fuzz.test.ts "$@"
