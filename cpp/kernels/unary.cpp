@@ -118,7 +118,23 @@ void forward(float* y, const float* x, int64_t n) {
 template <int OP>
 void backward(float* dx, const float* v, const float* dy, int64_t n) {
   for_chunks(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * deriv<OP>(v[i]);
+    if (OP == TSM_UNARY_RELU) {
+      // A select, not dy * (x > 0): GCC turns the product into a branch it cannot vectorise, and a
+      // mispredicted branch per element costs 25x here. (Like PyTorch's threshold_backward, a NaN
+      // or infinite dy at x <= 0 gives 0.)
+      float* __restrict d = dx;
+      const float* __restrict x = v;
+      const float* __restrict g = dy;
+      for (int64_t i = b; i < e; ++i) {
+        const float gi = g[i];
+        d[i] = x[i] > 0.0f ? gi : 0.0f;
+      }
+    } else {
+      float* __restrict d = dx;
+      const float* __restrict x = v;
+      const float* __restrict g = dy;
+      for (int64_t i = b; i < e; ++i) d[i] = g[i] * deriv<OP>(x[i]);
+    }
   });
 }
 
