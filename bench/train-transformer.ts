@@ -3,13 +3,12 @@
 // side. Before timing, both take one step from the same weights on the same batch (written with
 // tsm.io.save, read by bench/peers/train_transformer.py) and their losses must agree.
 //   npm run bench -- train-transformer [--batch 32] [--seq 128] [--norm-first] [--gelu]
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tsm from '../lib/index';
 import { TransformerEncoderLayer } from '../lib/transformer';
-import { argValue, median, sleep, type Benchmark, type BenchRow } from './lib';
+import { argValue, median, sleep, type Benchmark, type BenchRow, runTorchPeer, type TorchPeerResult } from './lib';
 
 const PYTHON = process.env.TSM_TORCH_PYTHON ?? '/usr/bin/python3';
 
@@ -43,13 +42,13 @@ export const benchmark: Benchmark = {
     const loss0 = step();
     const loss1 = tsm.noGrad(() => tsm.tidy(() => tsm.F.mseLoss(layer.forward(x), target).item()));
 
-    sleep(200);
-    const py = spawnSync(PYTHON, [path.join(__dirname, 'peers', 'train_transformer.py'), file, String(opts.threads), String(seconds),
-      String(lr), String(d), String(h), String(ff), normFirst ? '1' : '0', activation],
-    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(opts.threads) } });
-    fs.rmSync(file, { force: true });
-    if (py.status !== 0) throw new Error(`PyTorch peer failed (is python3-torch installed for ${PYTHON}?):\n${py.stderr}`);
-    const peer = JSON.parse(py.stdout.trim().split('\n').pop() as string) as { loss0: number; loss1: number; stepSeconds: number[]; torch: string };
+    let peer: TorchPeerResult;
+    try {
+      peer = runTorchPeer(PYTHON, path.join(__dirname, 'peers', 'train_transformer.py'),
+        (t) => [file, String(t), String(seconds), String(lr), String(d), String(h), String(ff), normFirst ? '1' : '0', activation], opts.threads);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
     const tol = (a: number) => 2e-4 * Math.max(1, Math.abs(a));
     if (Math.abs(peer.loss0 - loss0) > tol(loss0) || Math.abs(peer.loss1 - loss1) > tol(loss1))
       throw new Error(`results differ: ours loss ${loss0} -> ${loss1}, PyTorch ${peer.loss0} -> ${peer.loss1}`);
@@ -71,7 +70,7 @@ export const benchmark: Benchmark = {
       name: `train-transformer layer d${d} h${h} ff${ff} ${batch}x${seq}${normFirst ? ' norm-first' : ''} ${activation} Adam`,
       unit: 'tokens/s', ours: Math.round(ours), peer: `PyTorch ${peer.torch}`, peerValue: Math.round(theirs),
       ratio: +(ours / theirs).toFixed(3), threads: opts.threads,
-      note: `median step ${(median(times) * 1e3).toFixed(1)} ms vs ${(median(peer.stepSeconds) * 1e3).toFixed(1)} ms`,
+      note: `median step ${(median(times) * 1e3).toFixed(1)} ms vs ${(median(peer.stepSeconds) * 1e3).toFixed(1)} ms (PyTorch best of ${Object.entries(peer.tried).map(([t, s]) => `${t}t ${(s * 1e3).toFixed(1)} ms`).join(', ')})`,
     }];
     return { rows, settings: { batch, seq, d, h, ff, lr, normFirst, activation, peerPython: PYTHON } };
   },
