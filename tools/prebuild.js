@@ -14,7 +14,8 @@
 //   --no-clean           reuse the build folder (cmake-js build instead of rebuild)
 // Environment:
 //   TSM_CUDA=AUTO|ON|OFF          default AUTO (OFF when cross-compiling)
-//   CMAKE_CUDA_ARCHITECTURES      default: CMakeLists.txt's (80)
+//   CMAKE_CUDA_ARCHITECTURES      default for prebuilds: the release list below (sm_80/86/89/90a code +
+//                                 compute_80 PTX); source builds use CMakeLists.txt's shorter default
 //   STRIP                         strip program (default: strip, or <triplet>-strip from the toolchain)
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -48,9 +49,11 @@ function main() {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
   const args = [cmakeJs, process.argv.includes('--no-clean') ? 'build' : 'rebuild', '--out', outDir, `--CDTSM_CUDA=${cuda}`];
   if (cross) args.push('--arch', arch, `--CDCMAKE_TOOLCHAIN_FILE=${path.resolve(toolchain)}`);
-  // CUDA archs: CMakeLists.txt's default unless CMAKE_CUDA_ARCHITECTURES is set.
-  if (cuda !== 'OFF' && process.env.CMAKE_CUDA_ARCHITECTURES) {
-    args.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.CMAKE_CUDA_ARCHITECTURES}`);
+  // CUDA archs: prebuilds carry every supported GPU generation (see cuda/README.md for build times);
+  // CMAKE_CUDA_ARCHITECTURES overrides.
+  if (cuda !== 'OFF') {
+    const archs = process.env.CMAKE_CUDA_ARCHITECTURES || '80-real;86-real;89-real;90a-real;80-virtual';
+    args.push(`--CDCMAKE_CUDA_ARCHITECTURES=${archs}`);
   }
   // libstdc++ stays dynamic on purpose: linking it statically pulls in arc4random (GLIBC_2.36) and
   // _dl_find_object (GLIBC_2.35) and raises the glibc floor to the build host's; dynamic, the floor

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -83,7 +84,7 @@ const DeviceProps* props(const char* call) {
     q.cc_minor = p.minor;
     q.sm_count = p.multiProcessorCount;
     q.smem_optin = p.sharedMemPerBlockOptin;
-    std::strncpy(q.name, p.name, sizeof(q.name) - 1);
+    std::snprintf(q.name, sizeof(q.name), "%s", p.name);
     g_props_ready[d] = true;
   }
   return &g_props[d];
