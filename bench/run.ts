@@ -16,6 +16,7 @@ const BENCHMARKS: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   attention: () => import('./attention'),
   'train-transformer': () => import('./train-transformer'),
   'train-lstm': () => import('./train-lstm'),
+  overhead: () => import('./overhead'),
   'cuda-gemm': () => import('./cuda-gemm'),
 };
 

@@ -55,6 +55,7 @@ export interface NativeAddon {
   unaryBackward(op: number, dx: F32, x: F32, y: F32, dy: F32): void;
   binaryForward(op: number, out: F32, a: F32, b: F32, outShape: number[], aStrides: number[], bStrides: number[]): void;
   scalarForward(op: number, out: F32, x: F32, scalar: number, reverse: boolean): void;
+  binarySame(op: number, out: F32, a: F32, b: F32): void;
   reduceForward(op: number, out: F32, x: F32, outer: number, dim: number, inner: number): void;
   argReduce(out: I32, x: F32, outer: number, dim: number, inner: number, isMax: boolean): void;
   sumToShape(out: F32, x: F32, xShape: number[], outShape: number[]): void;

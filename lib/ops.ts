@@ -343,6 +343,12 @@ function binary(name: BinaryName, a: Tensor | number, b: Tensor | number): Tenso
   }
   checkFloat(name, 'input', a);
   checkFloat(name, 'other', b);
+  if (sameShape(a.shape, b.shape)) {
+    const y = empty32(a.shape);
+    if (y.size) N().binarySame(BINARY[name], y._data as Float32Array, a._data as Float32Array, b._data as Float32Array);
+    if (!DIFFERENTIABLE_BINARY.has(name)) return y;
+    return record(y, 'binary', [a, b], { name, a, b, y });
+  }
   const shape = broadcastShapes(name, a.shape, b.shape);
   const y = empty32(shape);
   if (y.size)

@@ -185,6 +185,26 @@ Napi::Value ScalarForward(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// binarySame(op, out, a, b): a and b of the same length n, out[i] = a[i] op b[i]. The common case
+// of binaryForward without the shape and stride arrays (cheaper to call for small tensors).
+Napi::Value BinarySame(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "binarySame";
+  const int code = arg_op(info, 0, op, TSM_BINARY_OP_COUNT);
+  size_t lo = 0, la = 0, lb = 0;
+  float* out = arg_f32(info, 1, op, "out", &lo);
+  const float* a = arg_f32(info, 2, op, "a", &la);
+  const float* b = arg_f32(info, 3, op, "b", &lb);
+  if (la != lb)
+    range_error(env, std::string(op) + ": a and b must have the same length, got " + std::to_string(la) +
+                         " and " + std::to_string(lb));
+  need(env, op, "out", lo, static_cast<int64_t>(la));
+  if (la == 0) return env.Undefined();
+  const int64_t shape[1] = {static_cast<int64_t>(la)}, stride[1] = {1};
+  call(env, op, tsm_binary_forward(code, out, a, b, 1, shape, stride, stride));
+  return env.Undefined();
+}
+
 // ---- reductions ----
 
 // reduceForward(op, out, x, outer, dim, inner)
@@ -463,6 +483,7 @@ void register_ops_pointwise(Napi::Env env, Napi::Object exports) {
       {"unaryBackward", UnaryBackward},
       {"binaryForward", BinaryForward},
       {"scalarForward", ScalarForward},
+      {"binarySame", BinarySame},
       {"reduceForward", ReduceForward},
       {"argReduce", ArgReduce},
       {"sumToShape", SumToShape},
