@@ -460,7 +460,8 @@ export interface TorchPeerResult {
  * slower with 2 threads than with 1 (its LSTM step: ~1.5-2 s vs ~0.11 s), and a ratio against a
  * pathological configuration would flatter us. `args(t)` gives the script's arguments for t threads.
  */
-export function runTorchPeer(python: string, script: string, args: (threads: number) => string[], threads: number): TorchPeerResult {
+export function runTorchPeer(python: string, script: string, args: (threads: number) => string[], threads: number,
+                             seconds: (r: TorchPeerResult) => number = (r) => median(r.stepSeconds)): TorchPeerResult {
   const counts = threads > 1 ? [threads, 1] : [threads];
   let best: TorchPeerResult | null = null;
   const tried: Record<number, number> = {};
@@ -469,8 +470,9 @@ export function runTorchPeer(python: string, script: string, args: (threads: num
     const py = spawnSync(python, [script, ...args(t)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(t) } });
     if (py.status !== 0) throw new Error(`PyTorch peer failed (is python3-torch installed for ${python}?):\n${py.stderr}`);
     const r = JSON.parse(py.stdout.trim().split('\n').pop() as string) as Omit<TorchPeerResult, 'threads' | 'tried'>;
-    tried[t] = median(r.stepSeconds);
-    if (!best || tried[t] < median(best.stepSeconds)) best = { ...r, threads: t, tried };
+    const run = { ...r, threads: t, tried };
+    tried[t] = seconds(run);
+    if (!best || tried[t] < seconds(best)) best = run;
   }
   return best as TorchPeerResult;
 }

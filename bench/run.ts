@@ -12,6 +12,7 @@ import { appendRecord, type Benchmark, type BenchOptions, formatTable, gitCommit
 
 const BENCHMARKS: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   gemm: () => import('./gemm'),
+  conv: () => import('./conv'),
   'train-cnn': () => import('./train-cnn'),
   attention: () => import('./attention'),
   'train-transformer': () => import('./train-transformer'),
@@ -52,8 +53,15 @@ async function main() {
     throw new Error(`bench: unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(BENCHMARKS).join(', ')}`);
   }
   const selected = names.length > 0 ? names : Object.keys(BENCHMARKS);
+  // Run without names, the GPU benchmarks are skipped (with a visible reason) where there is no GPU;
+  // named explicitly, they run and explain why they cannot.
+  const gpu = names.length > 0 || (await import('../lib/cuda')).isAvailable();
   let failed = 0;
   for (const name of selected) {
+    if (name.startsWith('cuda-') && !gpu) {
+      console.log(`\n== ${name}: skipped, no CUDA device is visible (tsm.cuda.isAvailable() is false)`);
+      continue;
+    }
     console.log(`\n== ${name} (${opts.threads} threads${opts.quick ? ', quick' : ''})`);
     try {
       const { benchmark } = await BENCHMARKS[name]();
