@@ -16,19 +16,40 @@ export function parameter(t: Tensor): Tensor {
   return t;
 }
 
+/** True when `v` is a tensor marked by {@link parameter} (what {@link Module.namedParameters} collects). */
 export function isParameter(v: unknown): v is Tensor {
   return v instanceof Tensor && (v as unknown as Record<symbol, boolean>)[PARAM] === true;
 }
 
+/** Result of {@link Module.loadStateDict}: keys the module has but the state dict lacks, and the reverse. */
 export interface LoadResult {
+  /** Module keys absent from the state dict (left unchanged). */
   missingKeys: string[];
+  /** State-dict keys the module does not have (ignored). */
   unexpectedKeys: string[];
 }
 
+/**
+ * Base class of all layers, as `torch.nn.Module`. Subclasses implement `forward`; parameters
+ * (tensors made with {@link parameter}) and submodules assigned as properties are registered
+ * automatically, in assignment order, and named as in PyTorch (`conv1.weight`).
+ * Training helpers `fit`/`evaluate` are added to the prototype by the training module.
+ * @example
+ * ```ts
+ * class Net extends tsm.nn.Module {
+ *   fc = new tsm.nn.Linear(784, 10);
+ *   forward(x: tsm.Tensor) { return this.fc.forward(x); }
+ * }
+ * const net = new Net();
+ * net.parameters().length; // 2 (fc.weight, fc.bias)
+ * ```
+ */
 export abstract class Module {
+  /** True in training mode (the default); switched with {@link Module.train} / {@link Module.eval}. Dropout and BatchNorm read it. */
   training = true;
   private readonly _buffers = new Map<string, Tensor | null>();
 
+  /** Computes the module's output; call it directly (`m.forward(x)`), there is no `__call__`. */
   abstract forward(...args: never[]): unknown;
 
   /** Registers a buffer (saved in stateDict, not trained) under `name`, also set as a property. */
@@ -48,12 +69,14 @@ export abstract class Module {
     return out;
   }
 
+  /** This module (named `prefix`) and all descendants, depth-first, with dotted names. */
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix, this]];
     for (const [k, m] of this.namedChildren()) out.push(...m.namedModules(prefix ? `${prefix}.${k}` : k));
     return out;
   }
 
+  /** All parameters of this module and its descendants with dotted names; a shared tensor is listed once. */
   namedParameters(prefix = ''): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     const seen = new Set<Tensor>();
@@ -68,10 +91,12 @@ export abstract class Module {
     return out;
   }
 
+  /** All parameters (the tensors of {@link Module.namedParameters}), e.g. for an optimizer. */
   parameters(): Tensor[] {
     return this.namedParameters().map(([, p]) => p);
   }
 
+  /** Registered buffers (e.g. `running_mean`) of this module and its descendants; null buffers are skipped. */
   namedBuffers(): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [mp, m] of this.namedModules()) {
@@ -83,20 +108,27 @@ export abstract class Module {
     return out;
   }
 
+  /** Sets `training` to `mode` on this module and all descendants; returns `this`. */
   train(mode = true): this {
     for (const [, m] of this.namedModules()) m.training = mode;
     return this;
   }
 
+  /** Evaluation mode: same as `train(false)`. */
   eval(): this {
     return this.train(false);
   }
 
+  /**
+   * Kept for PyTorch compatibility: tensors live on the CPU, so `'cpu'` is a no-op and a CUDA
+   * device throws TsmCudaError (a TypeError for an unknown device string). Returns `this`.
+   */
   to(device: string): this {
     if (device !== 'cpu') ops.to(ops.zeros([1]), device as 'cuda');
     return this;
   }
 
+  /** Disposes and clears (`null`) the `grad` of every parameter. */
   zeroGrad(): void {
     for (const p of this.parameters()) {
       p.grad?.dispose();
@@ -147,8 +179,16 @@ function uniformInit(shape: number[], bound: number): Tensor {
 
 /** y = x W^T + b; weight (out, in) and bias (out) initialised U(-1/sqrt(in), 1/sqrt(in)) as PyTorch. */
 export class Linear extends Module {
+  /** Learnable weight (see the class description for its shape and initialisation). */
   weight: Tensor;
+  /** Learnable bias, or null when created with `bias: false`. */
   bias: Tensor | null;
+  /**
+   * @param inFeatures size of the last input dim
+   * @param outFeatures size of the last output dim
+   * @param opts `bias` (default true) adds the bias term
+   * @throws RangeError/TypeError when a size is not a positive integer
+   */
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean } = {}) {
     super();
     checkInt('Linear', 'inFeatures', inFeatures, 1);
@@ -193,10 +233,24 @@ function checkLossOptions(op: string, options: object): void {
   if (opts.labelSmoothing !== undefined) checkNumber(op, 'labelSmoothing', opts.labelSmoothing, 0, 1);
 }
 
+/**
+ * 2-d convolution layer over input (N, C_in, H, W) giving (N, C_out, H_out, W_out), as `torch.nn.Conv2d`.
+ * Weight (C_out, C_in/groups, KH, KW) and bias (C_out) are initialised U(-1/sqrt(fanIn), 1/sqrt(fanIn)).
+ * Options as {@link F.Conv2dOptions} plus `bias` (default true). Throws RangeError when the
+ * channel counts are not divisible by `groups` or a size is not a positive integer.
+ */
 export class Conv2d extends Module {
+  /** Learnable weight (see the class description for its shape and initialisation). */
   weight: Tensor;
+  /** Learnable bias, or null when created with `bias: false`. */
   bias: Tensor | null;
+  /** Stride, padding, dilation and groups passed to {@link F.conv2d}. */
   readonly opts: F.Conv2dOptions;
+  /**
+   * @param inChannels C_in, channels of the input
+   * @param outChannels C_out, channels produced
+   * @param kernelSize KH = KW, or [KH, KW]
+   */
   constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair,
               opts: F.Conv2dOptions & { bias?: boolean } = {}) {
     super();
@@ -223,7 +277,12 @@ export class Conv2d extends Module {
   }
 }
 
+/**
+ * Max pooling over (N, C, H, W), see {@link F.maxPool2d}; `stride` defaults to `kernelSize`.
+ * Throws when padding exceeds half the kernel or an option is invalid.
+ */
 export class MaxPool2d extends Module {
+  /** Pooling options as given, with `kernelSize` merged in. */
   readonly opts: F.Pool2dOptions;
   constructor(kernelSize: Pair, opts: Omit<F.Pool2dOptions, 'kernelSize'> = {}) {
     super();
@@ -235,7 +294,9 @@ export class MaxPool2d extends Module {
   }
 }
 
+/** Average pooling over (N, C, H, W), see {@link F.avgPool2d}; `stride` defaults to `kernelSize`. */
 export class AvgPool2d extends Module {
+  /** Pooling options as given, with `kernelSize` merged in. */
   readonly opts: F.Pool2dOptions;
   constructor(kernelSize: Pair, opts: Omit<F.Pool2dOptions, 'kernelSize'> = {}) {
     super();
@@ -247,7 +308,9 @@ export class AvgPool2d extends Module {
   }
 }
 
+/** Average pooling to a fixed output size (N, C, oh, ow) whatever the input H, W, see {@link F.adaptiveAvgPool2d}. */
 export class AdaptiveAvgPool2d extends Module {
+  /** @param outputSize output (oh, ow), one number for both or [oh, ow] */
   constructor(readonly outputSize: Pair) {
     super();
     if (!checkPair('AdaptiveAvgPool2d', 'outputSize', outputSize, 1))
@@ -258,7 +321,12 @@ export class AdaptiveAvgPool2d extends Module {
   }
 }
 
+/** Flattens dims `startDim`..`endDim` (default 1..-1) into one, keeping the batch dim. */
 export class Flatten extends Module {
+  /**
+   * @param startDim first dim to flatten (negative counts from the end)
+   * @param endDim last dim to flatten, inclusive
+   */
   constructor(readonly startDim = 1, readonly endDim = -1) {
     super();
     checkInt('Flatten', 'startDim', startDim);
@@ -269,10 +337,13 @@ export class Flatten extends Module {
   }
 }
 
+/** Element-wise max(x, 0). */
 export class ReLU extends Module {
   forward(x: Tensor): Tensor { return ops.relu(x); }
 }
+/** Gaussian error linear unit; `approximate: 'tanh'` uses the tanh approximation (RangeError for other values). */
 export class GELU extends Module {
+  /** @param approximate `'none'` (exact, erf-based) or `'tanh'` */
   constructor(readonly approximate: 'none' | 'tanh' = 'none') {
     super();
     if (approximate !== 'none' && approximate !== 'tanh')
@@ -280,25 +351,37 @@ export class GELU extends Module {
   }
   forward(x: Tensor): Tensor { return ops.gelu(x, this.approximate); }
 }
+/** Element-wise 1 / (1 + exp(-x)). */
 export class Sigmoid extends Module {
   forward(x: Tensor): Tensor { return ops.sigmoid(x); }
 }
+/** Element-wise hyperbolic tangent. */
 export class Tanh extends Module {
   forward(x: Tensor): Tensor { return ops.tanh(x); }
 }
+/** Softmax along `dim` (default -1). */
 export class Softmax extends Module {
+  /** @param dim the dim along which values sum to 1 */
   constructor(readonly dim = -1) { super(); checkInt('Softmax', 'dim', dim); }
   forward(x: Tensor): Tensor { return ops.softmax(x, this.dim); }
 }
+/** log(softmax(x)) along `dim` (default -1), computed stably. */
 export class LogSoftmax extends Module {
+  /** @param dim the dim along which softmax is taken */
   constructor(readonly dim = -1) { super(); checkInt('LogSoftmax', 'dim', dim); }
   forward(x: Tensor): Tensor { return ops.logSoftmax(x, this.dim); }
 }
+/** Returns its input unchanged. */
 export class Identity extends Module {
   forward(x: Tensor): Tensor { return x; }
 }
 
+/**
+ * Zeroes elements with probability `p` (default 0.5) and scales the rest by 1/(1-p) in training
+ * mode; in eval mode returns a copy of the input. RangeError unless 0 <= p <= 1.
+ */
 export class Dropout extends Module {
+  /** @param p probability of zeroing an element */
   constructor(readonly p = 0.5) {
     super();
     checkNumber('Dropout', 'p', p, 0, 1);
@@ -308,9 +391,20 @@ export class Dropout extends Module {
   }
 }
 
+/**
+ * Lookup table: int32 indices of any shape give float32 rows, output shape [...indices.shape, embeddingDim].
+ * Weight (numEmbeddings, embeddingDim) is initialised N(0, 1); the row at `paddingIdx` is zeroed
+ * and receives no gradient. RangeError for an index outside [0, numEmbeddings).
+ */
 export class Embedding extends Module {
+  /** Learnable weight (see the class description for its shape and initialisation). */
   weight: Tensor;
-  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, readonly opts: { paddingIdx?: number } = {}) {
+  /**
+   * @param numEmbeddings vocabulary size (rows of the table)
+   * @param embeddingDim size of each embedding vector
+   * @param opts `paddingIdx`: a row kept at zero gradient (and initialised to zero)
+   */
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, readonly opts: { /** Row kept at zero that receives no gradient. */ paddingIdx?: number } = {}) {
     super();
     checkInt('Embedding', 'numEmbeddings', numEmbeddings, 1);
     checkInt('Embedding', 'embeddingDim', embeddingDim, 1);
@@ -325,11 +419,22 @@ export class Embedding extends Module {
   }
 }
 
+/**
+ * Layer normalisation over the trailing dims `normalizedShape`, as `torch.nn.LayerNorm`;
+ * `eps` defaults to 1e-5, `elementwiseAffine` (default true) adds weight (ones) and bias (zeros).
+ */
 export class LayerNorm extends Module {
+  /** Learnable scale (initialised to ones), or null without the affine transform. */
   weight: Tensor | null;
+  /** Learnable bias, or null when created with `bias: false`. */
   bias: Tensor | null;
+  /** The trailing dims normalised over, as an array. */
   readonly normalizedShape: number[];
-  constructor(normalizedShape: number | number[], readonly opts: { eps?: number; elementwiseAffine?: boolean } = {}) {
+  /**
+   * @param normalizedShape trailing dim size(s) to normalise over
+   * @param opts `eps` (default 1e-5) added to the variance; `elementwiseAffine` (default true)
+   */
+  constructor(normalizedShape: number | number[], readonly opts: { /** Added to the variance (default 1e-5). */ eps?: number; /** Learnable weight and bias (default true). */ elementwiseAffine?: boolean } = {}) {
     super();
     if (typeof normalizedShape !== 'number' && !Array.isArray(normalizedShape))
       throw new TypeError(`LayerNorm: normalizedShape must be a number or an array of sizes, got ${describe(normalizedShape)}`);
@@ -346,14 +451,31 @@ export class LayerNorm extends Module {
   }
 }
 
+/**
+ * Batch normalisation of (N, C, H, W) per channel, as `torch.nn.BatchNorm2d`. In training mode
+ * it uses batch statistics and updates `running_mean`/`running_var` with `momentum` (default 0.1);
+ * in eval mode it uses the running statistics. `eps` defaults to 1e-5, `affine` to true.
+ * Throws RangeError for input not of rank 4.
+ */
 export class BatchNorm2d extends Module {
+  /** Learnable scale (initialised to ones), or null without the affine transform. */
   weight: Tensor | null;
+  /** Learnable bias, or null when created with `bias: false`. */
   bias: Tensor | null;
+  /** Running per-channel mean (buffer, starts at zeros). */
   declare running_mean: Tensor;
+  /** Running per-channel variance (buffer, starts at ones). */
   declare running_var: Tensor;
+  /** int32 scalar buffer counting training-mode forward calls. */
   declare num_batches_tracked: Tensor;
+  /** Added to the variance for numerical stability (default 1e-5). */
   readonly eps: number;
+  /** Weight of the new batch statistic in the running-stat update (default 0.1). */
   readonly momentum: number;
+  /**
+   * @param numFeatures C, the number of channels
+   * @param opts `eps`, `momentum` and `affine` (learnable weight and bias, default true)
+   */
   constructor(readonly numFeatures: number, opts: { eps?: number; momentum?: number; affine?: boolean } = {}) {
     super();
     checkInt('BatchNorm2d', 'numFeatures', numFeatures, 1);
@@ -383,9 +505,11 @@ export class Sequential extends Module {
       (this as unknown as Record<string, Module>)[String(i)] = m;
     });
   }
+  /** Number of child modules. */
   get length(): number {
     return this.namedChildren().length;
   }
+  /** The i-th child module. */
   at(i: number): Module {
     return this.namedChildren()[i][1];
   }
@@ -397,24 +521,34 @@ export class Sequential extends Module {
 }
 
 // ---- loss modules ----
+/** Softmax cross-entropy of logits (N, C, ...) and int32 class targets (N, ...), see {@link F.crossEntropy}. */
 export class CrossEntropyLoss extends Module {
+  /** @param opts reduction, ignoreIndex and labelSmoothing, see {@link F.CrossEntropyOptions} */
   constructor(readonly opts: F.CrossEntropyOptions = {}) { super(); checkLossOptions('CrossEntropyLoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.crossEntropy(input, target, this.opts); }
 }
+/** Mean squared error of same-shape float32 input and target (reduction default `'mean'`). */
 export class MSELoss extends Module {
-  constructor(readonly opts: { reduction?: F.Reduction } = {}) { super(); checkLossOptions('MSELoss', opts); }
+  /** @param opts `reduction`: 'mean' (default), 'sum' or 'none' */
+  constructor(readonly opts: { /** 'mean' (default), 'sum' or 'none'. */ reduction?: F.Reduction } = {}) { super(); checkLossOptions('MSELoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.mseLoss(input, target, this.opts); }
 }
+/** Binary cross-entropy of probabilities in [0, 1], see {@link F.binaryCrossEntropy}. */
 export class BCELoss extends Module {
-  constructor(readonly opts: { reduction?: F.Reduction } = {}) { super(); checkLossOptions('BCELoss', opts); }
+  /** @param opts `reduction`: 'mean' (default), 'sum' or 'none' */
+  constructor(readonly opts: { /** 'mean' (default), 'sum' or 'none'. */ reduction?: F.Reduction } = {}) { super(); checkLossOptions('BCELoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.binaryCrossEntropy(input, target, this.opts); }
 }
+/** Sigmoid + binary cross-entropy from logits (numerically stable); optional `posWeight` for positives. */
 export class BCEWithLogitsLoss extends Module {
-  constructor(readonly opts: { reduction?: F.Reduction; posWeight?: Tensor } = {}) { super(); checkLossOptions('BCEWithLogitsLoss', opts); }
+  /** @param opts `reduction` ('mean' default, 'sum', 'none'); `posWeight` multiplies the positive term */
+  constructor(readonly opts: { /** 'mean' (default), 'sum' or 'none'. */ reduction?: F.Reduction; /** Weight of the positive term, broadcast against the target. */ posWeight?: Tensor } = {}) { super(); checkLossOptions('BCEWithLogitsLoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.binaryCrossEntropyWithLogits(input, target, this.opts); }
 }
+/** Negative log-likelihood of log-probabilities (N, C) and int32 targets (N), see {@link F.nllLoss}. */
 export class NLLLoss extends Module {
-  constructor(readonly opts: { reduction?: F.Reduction; ignoreIndex?: number } = {}) { super(); checkLossOptions('NLLLoss', opts); }
+  /** @param opts `reduction` ('mean' default, 'sum', 'none'); `ignoreIndex` (default -100) targets contribute 0 */
+  constructor(readonly opts: { /** 'mean' (default), 'sum' or 'none'. */ reduction?: F.Reduction; /** Target value that contributes no loss (default -100). */ ignoreIndex?: number } = {}) { super(); checkLossOptions('NLLLoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.nllLoss(input, target, this.opts); }
 }
 
