@@ -39,6 +39,7 @@ function checkFloat(op: string, name: string, t: unknown): Tensor {
   return x;
 }
 
+/** Normalises a possibly negative `dim` for an `ndim`-d tensor to [0, ndim); TypeError for a non-integer, RangeError when out of range. */
 export function normDim(op: string, dim: unknown, ndim: number, name = 'dim'): number {
   if (typeof dim !== 'number' || !Number.isInteger(dim))
     throw new TypeError(`${op}: ${name} must be an integer, got ${describe(dim)}`);
@@ -141,7 +142,16 @@ function flattenNested(op: string, data: NestedArray, shape: number[], out: numb
   }
 }
 
-/** Creates a tensor from nested arrays, a typed array (with shape) or a number. */
+/**
+ * Creates a tensor from nested arrays, a typed array (with `opts.shape`) or a number. Nested arrays
+ * and numbers give float32 unless `opts.dtype`; an Int32Array gives int32. The data is copied.
+ * Throws RangeError for ragged nested arrays or a shape that does not match the data length.
+ * @example
+ * ```ts
+ * const a = tsm.tensor([[1, 2, 3], [4, 5, 6]]);          // float32, shape [2, 3]
+ * const b = tsm.tensor(new Int32Array([0, 2]), { shape: [2] }); // int32
+ * ```
+ */
 export function tensor(data: NestedArray | TypedArray | Float64Array, opts: TensorOptions & { shape?: number[] } = {}): Tensor {
   const op = 'tensor';
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
@@ -188,16 +198,26 @@ function filled(op: string, shape: unknown, value: number, opts: TensorOptions):
   return t;
 }
 
+/** A tensor of zeros (float32 unless `opts.dtype` says otherwise). TypeError/RangeError for a bad shape or dtype. */
 export function zeros(shape: number[], opts: TensorOptions = {}): Tensor { return filled('zeros', shape, 0, opts); }
+/** A tensor of ones (float32 unless `opts.dtype` says otherwise). */
 export function ones(shape: number[], opts: TensorOptions = {}): Tensor { return filled('ones', shape, 1, opts); }
+/** A tensor of the given shape; on the CPU its contents are zeros (do not rely on it). */
 export function empty(shape: number[], opts: TensorOptions = {}): Tensor { return filled('empty', shape, 0, opts); }
+/** A tensor filled with `value` (float32 unless `opts.dtype` says otherwise); TypeError when value is not a number. */
 export function full(shape: number[], value: number, opts: TensorOptions = {}): Tensor {
   if (typeof value !== 'number') throw new TypeError(`full: value must be a number, got ${describe(value)}`);
   return filled('full', shape, value, opts);
 }
+/** Zeros with the shape and dtype of `t`. */
 export function zerosLike(t: Tensor): Tensor { return filled('zerosLike', t.shape.slice(), 0, { dtype: t.dtype }); }
+/** Ones with the shape and dtype of `t`. */
 export function onesLike(t: Tensor): Tensor { return filled('onesLike', t.shape.slice(), 1, { dtype: t.dtype }); }
 
+/**
+ * Values start, start+step, ... below `end` (1-d); `arange(n)` gives 0..n-1. int32 when start and
+ * step are integers, else float32 (unless `opts.dtype`). RangeError when step is 0.
+ */
 export function arange(start: number, end?: number, step = 1, opts: TensorOptions = {}): Tensor {
   if (end === undefined) [start, end] = [0, start];
   for (const [n, v] of [['start', start], ['end', end], ['step', step]] as const)
@@ -211,6 +231,7 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
   return t;
 }
 
+/** An (n, m) identity matrix (m defaults to n). */
 export function eye(n: number, m: number = n, opts: TensorOptions = {}): Tensor {
   const t = filled('eye', [n, m], 0, opts);
   const d = t._data;
@@ -236,6 +257,7 @@ export function nextRng(n: number): [number, number] {
   return [rngState.seed, offset];
 }
 
+/** float32 uniform samples in [low, high) (default [0, 1)) from the seeded generator ({@link manualSeed}). */
 export function rand(shape: number[], opts: TensorOptions & { low?: number; high?: number } = {}): Tensor {
   const t = filled('rand', shape, 0, { ...opts, dtype: 'float32', requiresGrad: false });
   const [seed, off] = nextRng(t.size);
@@ -244,6 +266,7 @@ export function rand(shape: number[], opts: TensorOptions & { low?: number; high
   return t;
 }
 
+/** float32 normal samples N(mean, std^2) (default N(0, 1)) from the seeded generator. */
 export function randn(shape: number[], opts: TensorOptions & { mean?: number; std?: number } = {}): Tensor {
   const t = filled('randn', shape, 0, { ...opts, dtype: 'float32', requiresGrad: false });
   const [seed, off] = nextRng(t.size);
@@ -252,6 +275,7 @@ export function randn(shape: number[], opts: TensorOptions & { mean?: number; st
   return t;
 }
 
+/** int32 uniform integers in [low, high); RangeError unless low < high are integers. */
 export function randint(low: number, high: number, shape: number[]): Tensor {
   if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || high <= low)
     throw new RangeError(`randint: need integers low < high, got ${low} and ${high}`);
@@ -280,12 +304,17 @@ export function randperm(n: number): Tensor {
 // ---------------------------------------------------------------------------------------------
 // conversion
 
+/** A copy with its own storage; differentiable for float32. */
 export function clone(x: Tensor): Tensor {
   checkTensor('clone', 'input', x);
   const out = fromData(x._data.slice(), x.shape);
   return x.dtype === 'float32' ? record(out, 'identity', [x]) : out;
 }
 
+/**
+ * Converts to a dtype (`'float32'`/`'int32'`, truncating toward zero); returns `x` itself when nothing
+ * changes. `'cpu'` is a no-op and a CUDA device throws TsmCudaError (tensors live on the CPU).
+ */
 export function to(x: Tensor, target: Device | DType): Tensor {
   checkTensor('to', 'input', x);
   if (target === 'cpu') return x;
@@ -306,20 +335,35 @@ function unary(name: UnaryName, x: Tensor): Tensor {
   return record(y, 'unary', [x], { code: UNARY[name], x, y });
 }
 
+/** Element-wise -x (float32; TypeError otherwise). The unary ops below share this contract. */
 export const neg = (x: Tensor) => unary('neg', x);
+/** Element-wise e^x. */
 export const exp = (x: Tensor) => unary('exp', x);
+/** Element-wise natural logarithm. */
 export const log = (x: Tensor) => unary('log', x);
+/** Element-wise square root. */
 export const sqrt = (x: Tensor) => unary('sqrt', x);
+/** Element-wise |x|. */
 export const abs = (x: Tensor) => unary('abs', x);
+/** Element-wise x^2. */
 export const square = (x: Tensor) => unary('square', x);
+/** Element-wise max(x, 0). */
 export const relu = (x: Tensor) => unary('relu', x);
+/** Element-wise 1 / (1 + e^-x). */
 export const sigmoid = (x: Tensor) => unary('sigmoid', x);
+/** Element-wise hyperbolic tangent. */
 export const tanh = (x: Tensor) => unary('tanh', x);
+/** Element-wise x * sigmoid(x) (SiLU / swish). */
 export const silu = (x: Tensor) => unary('silu', x);
+/** Element-wise sine. */
 export const sin = (x: Tensor) => unary('sin', x);
+/** Element-wise cosine. */
 export const cos = (x: Tensor) => unary('cos', x);
+/** Element-wise 1 / sqrt(x). */
 export const rsqrt = (x: Tensor) => unary('rsqrt', x);
+/** Element-wise 1 / x. */
 export const reciprocal = (x: Tensor) => unary('reciprocal', x);
+/** Gaussian error linear unit x * Phi(x); `'tanh'` uses the tanh approximation. RangeError for another `approximate`. */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   if (approximate !== 'none' && approximate !== 'tanh')
     throw new RangeError(`gelu: approximate must be 'none' or 'tanh', got ${describe(approximate)}`);
@@ -358,20 +402,37 @@ function binary(name: BinaryName, a: Tensor | number, b: Tensor | number): Tenso
   return record(y, 'binary', [a, b], { name, a, b, y });
 }
 
+/**
+ * a + b with NumPy broadcasting; either side may be a number (not both). float32 tensors only
+ * (TypeError otherwise); RangeError for shapes that do not broadcast. The binary ops below share this.
+ */
 export const add = (a: Tensor | number, b: Tensor | number) => binary('add', a, b);
+/** a - b, broadcasting. */
 export const sub = (a: Tensor | number, b: Tensor | number) => binary('sub', a, b);
+/** a * b element-wise, broadcasting. */
 export const mul = (a: Tensor | number, b: Tensor | number) => binary('mul', a, b);
+/** a / b element-wise, broadcasting. */
 export const div = (a: Tensor | number, b: Tensor | number) => binary('div', a, b);
+/** a ** b element-wise, broadcasting. */
 export const pow = (a: Tensor | number, b: Tensor | number) => binary('pow', a, b);
+/** Element-wise max(a, b), broadcasting. */
 export const maximum = (a: Tensor | number, b: Tensor | number) => binary('maximum', a, b);
+/** Element-wise min(a, b), broadcasting. */
 export const minimum = (a: Tensor | number, b: Tensor | number) => binary('minimum', a, b);
+/** a == b as float32 1/0, broadcasting; not differentiable (as the other comparisons). */
 export const eq = (a: Tensor | number, b: Tensor | number) => binary('eq', a, b);
+/** a != b as float32 1/0, broadcasting. */
 export const ne = (a: Tensor | number, b: Tensor | number) => binary('ne', a, b);
+/** a < b as float32 1/0, broadcasting. */
 export const lt = (a: Tensor | number, b: Tensor | number) => binary('lt', a, b);
+/** a <= b as float32 1/0, broadcasting. */
 export const le = (a: Tensor | number, b: Tensor | number) => binary('le', a, b);
+/** a > b as float32 1/0, broadcasting. */
 export const gt = (a: Tensor | number, b: Tensor | number) => binary('gt', a, b);
+/** a >= b as float32 1/0, broadcasting. */
 export const ge = (a: Tensor | number, b: Tensor | number) => binary('ge', a, b);
 
+/** Clamps float32 values to [min, max]; a null/undefined bound is open. */
 export function clamp(x: Tensor, min?: number | null, max?: number | null): Tensor {
   checkFloat('clamp', 'input', x);
   if (min != null && typeof min !== 'number') throw new TypeError(`clamp: min must be a number, got ${describe(min)}`);
@@ -457,6 +518,7 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
   return out;
 }
 
+/** Sum over `dim` (a dim, a list of dims, or all when omitted/null); `keepdim` keeps reduced dims as size 1. float32 only. */
 export function sum(x: Tensor, dim?: number | number[] | null, keepdim = false): Tensor {
   checkFloat('sum', 'input', x);
   const dims = normDims('sum', dim, x.ndim);
@@ -466,6 +528,7 @@ export function sum(x: Tensor, dim?: number | number[] | null, keepdim = false):
   return record(y, 'sum', [x], { shape: x.shape, dims });
 }
 
+/** Mean over `dim` (a dim, a list of dims, or all when omitted/null); NaN for an empty reduction. float32 only. */
 export function mean(x: Tensor, dim?: number | number[] | null, keepdim = false): Tensor {
   checkFloat('mean', 'input', x);
   const dims = normDims('mean', dim, x.ndim);
@@ -498,7 +561,9 @@ function argReduce(op: string, x: Tensor, dim: number | null | undefined, keepdi
   return fromData(out, reducedShape(x.shape, [d], keepdim));
 }
 
+/** int32 indices of the maximum along `dim` (over the flattened tensor when omitted); RangeError for an empty tensor. */
 export const argmax = (x: Tensor, dim?: number | null, keepdim = false) => argReduce('argmax', x, dim, keepdim, true);
+/** int32 indices of the minimum along `dim` (over the flattened tensor when omitted); RangeError for an empty tensor. */
 export const argmin = (x: Tensor, dim?: number | null, keepdim = false) => argReduce('argmin', x, dim, keepdim, false);
 
 function maxMin(op: 'max' | 'min', x: Tensor, dim: number | null | undefined, keepdim: boolean): Tensor {
@@ -516,6 +581,7 @@ function maxMin(op: 'max' | 'min', x: Tensor, dim: number | null | undefined, ke
 
 /** Max over dim (values only; use argmax for the indices), or over all elements. */
 export const max = (x: Tensor, dim?: number | null, keepdim = false) => maxMin('max', x, dim, keepdim);
+/** Min over dim (values only; use argmin for the indices), or over all elements. */
 export const min = (x: Tensor, dim?: number | null, keepdim = false) => maxMin('min', x, dim, keepdim);
 
 function softmaxImpl(op: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Tensor {
@@ -528,7 +594,9 @@ function softmaxImpl(op: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Tens
   return record(y, 'softmax', [x], { y, outer, n, inner, log });
 }
 
+/** Softmax along `dim`: exp(x) / sum(exp(x)), computed stably. */
 export const softmax = (x: Tensor, dim: number) => softmaxImpl('softmax', x, dim);
+/** log(softmax(x)) along `dim`, computed stably. */
 export const logSoftmax = (x: Tensor, dim: number) => softmaxImpl('logSoftmax', x, dim);
 
 /** log(sum(exp(x), dim)), stably: the max along dim is subtracted first, so logits of +-1e4 stay finite. */
@@ -641,6 +709,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
 // ---------------------------------------------------------------------------------------------
 // shape
 
+/** Same data with a new shape (shares storage); one dim may be -1 (inferred). RangeError when the element count differs. */
 export function reshape(x: Tensor, shape: number[]): Tensor {
   checkTensor('reshape', 'input', x);
   if (!Array.isArray(shape)) throw new TypeError(`reshape: shape must be an array, got ${describe(shape)}`);
@@ -660,6 +729,7 @@ export function reshape(x: Tensor, shape: number[]): Tensor {
   return x.dtype === 'float32' ? record(y, 'reshape', [x], { shape: x.shape }) : y;
 }
 
+/** Merges dims startDim..endDim (inclusive, default all) into one; a 0-d tensor becomes shape [1]. */
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   checkTensor('flatten', 'input', x);
   if (x.ndim === 0) return reshape(x, [1]);
@@ -669,6 +739,7 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   return reshape(x, [...x.shape.slice(0, s), sizeOf(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)]);
 }
 
+/** Removes size-1 dims (all, or only `dim`; a `dim` whose size is not 1 leaves the shape unchanged). */
 export function squeeze(x: Tensor, dim?: number): Tensor {
   checkTensor('squeeze', 'input', x);
   if (dim === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
@@ -677,6 +748,7 @@ export function squeeze(x: Tensor, dim?: number): Tensor {
   return reshape(x, x.shape.filter((_, i) => i !== d));
 }
 
+/** Inserts a size-1 dim at `dim` (in [-ndim-1, ndim]). */
 export function unsqueeze(x: Tensor, dim: number): Tensor {
   checkTensor('unsqueeze', 'input', x);
   const d = normDim('unsqueeze', dim, x.ndim + 1);
@@ -685,6 +757,7 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
   return reshape(x, s);
 }
 
+/** Reorders dims (a copy, not a view); RangeError unless `dims` is a permutation of 0..ndim-1. */
 export function permute(x: Tensor, dims: number[]): Tensor {
   const op = 'permute';
   checkTensor(op, 'input', x);
@@ -700,6 +773,7 @@ export function permute(x: Tensor, dims: number[]): Tensor {
   return record(y, 'permute', [x], { inverse });
 }
 
+/** Swaps dims `dim0` and `dim1` (default the last two; a copy); a 0-d or 1-d tensor is returned reshaped as is. */
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
   checkTensor('transpose', 'input', x);
   if (x.ndim < 2 && dim0 === -2 && dim1 === -1) return reshape(x, x.shape.slice());
@@ -710,6 +784,7 @@ export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
   return permute(x, p);
 }
 
+/** Broadcasts size-1 dims (and new leading dims) to `shape` (a copy); -1 keeps a dim. RangeError for an incompatible shape. */
 export function expand(x: Tensor, shape: number[]): Tensor {
   const op = 'expand';
   checkTensor(op, 'input', x);
@@ -752,6 +827,7 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
   return x.dtype === 'float32' ? record(y, 'slice', [x], { shape: x.shape, dim: d, start: s, step }) : y;
 }
 
+/** Concatenates tensors along an existing `dim`; all other dims must match. RangeError for an empty list or mismatched shapes. */
 export function cat(tensors: Tensor[], dim = 0): Tensor {
   const op = 'cat';
   if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError(`${op}: expected a non-empty array of tensors, got ${describe(tensors)}`);
@@ -782,6 +858,7 @@ export function cat(tensors: Tensor[], dim = 0): Tensor {
   return record(y, 'cat', tensors, { dim: d, sizes: tensors.map((t) => t.shape[d]) });
 }
 
+/** Stacks same-shape tensors along a new `dim`. */
 export function stack(tensors: Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError(`stack: expected a non-empty array of tensors, got ${describe(tensors)}`);
   tensors.forEach((t, i) => checkTensor('stack', `tensors[${i}]`, t));

@@ -7,10 +7,18 @@ import { TsmCudaError, TsmDisposedError } from './errors';
 import type { Node } from './autograd';
 import * as ops from './ops';
 
+/**
+ * Element type. Only `'float32'` and `'int32'` tensors exist on the CPU; `'bfloat16'`/`'float16'` are
+ * CUDA mixed-precision storage types and are rejected (TypeError) by tensor creation.
+ */
 export type DType = 'float32' | 'int32' | 'bfloat16' | 'float16';
+/** A device name as in PyTorch. Tensors live on the CPU; naming a CUDA device throws TsmCudaError. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+/** Sizes of each dim, outermost first (row-major); `[]` is a 0-d (scalar) tensor. */
 export type Shape = readonly number[];
+/** The backing array of a tensor: Float32Array for float32, Int32Array for int32. */
 export type TypedArray = Float32Array | Int32Array;
+/** Nested JS arrays of numbers (booleans become 1/0), as accepted by {@link tensor} and returned by {@link Tensor.toArray}. */
 export type NestedArray = number | boolean | NestedArray[];
 
 export const DTYPES: readonly DType[] = ['float32', 'int32', 'bfloat16', 'float16'];
@@ -121,6 +129,7 @@ const finalizer = new FinalizationRegistry<Storage>((storage) => {
 
 const scopes: Set<Tensor>[] = [];
 
+/** Counters returned by {@link memory}. */
 export interface MemoryInfo {
   /** Live tensors (views included). */
   tensors: number;
@@ -130,6 +139,7 @@ export interface MemoryInfo {
   cudaBytes: number;
 }
 
+/** Live tensor count and bytes of CPU storage (as `tf.memory()`); `cudaBytes` is always 0 here. */
 export function memory(): MemoryInfo {
   return { tensors: memoryState.tensors, bytes: memoryState.bytes, cudaBytes: 0 };
 }
@@ -187,6 +197,7 @@ export function keep<T extends Tensor>(t: T): T {
 
 let gradEnabled = true;
 
+/** False inside {@link noGrad}: operations are then not recorded for autograd. */
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -204,19 +215,41 @@ export function noGrad<T>(fn: () => T): T {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Options of the tensor factories ({@link tensor}, {@link zeros}, {@link rand}...). */
 export interface TensorOptions {
+  /** Element type (default float32; some factories infer int32 from the data). */
   dtype?: DType;
+  /** Only `'cpu'` (default) is accepted; a CUDA device throws TsmCudaError. */
   device?: Device;
+  /** Record operations on this tensor for autograd (float32 only; default false). */
   requiresGrad?: boolean;
 }
 
 let nextId = 1;
 
+/**
+ * An n-dimensional array of float32 or int32 values in row-major CPU memory, with autograd.
+ * Create tensors with {@link tensor}, {@link zeros}, {@link randn}...; free them with `dispose()`
+ * or {@link tidy} (the garbage collector frees them otherwise). Ops that differentiate record
+ * themselves when an input has `requiresGrad`; `backward()` fills `.grad` of the leaves.
+ * @example
+ * ```ts
+ * const x = tsm.tensor([[1, 2], [3, 4]], { requiresGrad: true });
+ * const y = x.mul(x).sum();   // 0-d tensor, 30
+ * y.backward();
+ * x.grad!.toArray();          // [[2, 4], [6, 8]]
+ * ```
+ */
 export class Tensor {
+  /** Unique id, increasing with creation order (shown in error messages). */
   readonly id: number;
+  /** Size of each dim, outermost first. */
   readonly shape: readonly number[];
+  /** Element type: `'float32'` or `'int32'`. */
   readonly dtype: DType;
+  /** Always `'cpu'`. */
   readonly device: Device = 'cpu';
+  /** Whether autograd records operations on this tensor; set with {@link Tensor.requiresGrad_}. */
   requiresGrad: boolean;
   /** The gradient accumulated by backward(), or null. */
   grad: Tensor | null = null;
@@ -268,16 +301,19 @@ export class Tensor {
     return new Tensor(s.data, shape, this.dtype, s);
   }
 
+  /** True after `dispose()` (any further use throws TsmDisposedError). */
   get isDisposed(): boolean {
     return !this.storage?.data;
   }
+  /** Number of elements (product of the shape; 1 for a 0-d tensor). */
   get size(): number {
     return sizeOf(this.shape);
   }
+  /** Number of dims (`shape.length`). */
   get ndim(): number {
     return this.shape.length;
   }
-  /** True when autograd recorded the op that produced it. */
+  /** True for a tensor not produced by a recorded op (created directly, or under noGrad). */
   get isLeaf(): boolean {
     return this._node === null;
   }
@@ -326,11 +362,16 @@ export class Tensor {
     return d[0];
   }
 
+  /** A summary such as `Tensor(shape=[2, 3], dtype=float32)`; the values are not printed. */
   toString(): string {
     return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
 
   // ---- autograd ----
+  /**
+   * Turns gradient recording on or off in place and returns `this`. TypeError for a non-float32 tensor;
+   * RangeError when turning it off on a non-leaf (use `detach()`).
+   */
   requiresGrad_(value = true): this {
     if (value && this.dtype !== 'float32') throw new TypeError(`requiresGrad_: only float32 tensors can require gradients, got ${this.dtype}`);
     if (!value && this._node) throw new RangeError('requiresGrad_: cannot turn off gradients of a non-leaf tensor; use detach()');
@@ -345,70 +386,120 @@ export class Tensor {
   detach(): Tensor {
     return this._view(this.shape);
   }
+  /** A copy with its own storage (differentiable). */
   clone(): Tensor {
     return ops.clone(this);
   }
+  /** Converts to a dtype, or checks a device, see {@link to}. */
   to(target: Device | DType): Tensor {
     return ops.to(this, target);
   }
+  /** Returns `this`: tensors are always contiguous. */
   contiguous(): Tensor {
     return this;
   }
 
   // ---- elementwise ----
+  /** `this + o`, broadcasting (see {@link add}); sub, mul, div, pow, maximum and minimum are alike. */
   add(o: Tensor | number): Tensor { return ops.add(this, o); }
+  /** `this - o`, broadcasting. */
   sub(o: Tensor | number): Tensor { return ops.sub(this, o); }
+  /** `this * o` element-wise, broadcasting. */
   mul(o: Tensor | number): Tensor { return ops.mul(this, o); }
+  /** `this / o` element-wise, broadcasting. */
   div(o: Tensor | number): Tensor { return ops.div(this, o); }
+  /** `this ** o` element-wise, broadcasting. */
   pow(o: Tensor | number): Tensor { return ops.pow(this, o); }
+  /** Element-wise max, broadcasting. */
   maximum(o: Tensor | number): Tensor { return ops.maximum(this, o); }
+  /** Element-wise min, broadcasting. */
   minimum(o: Tensor | number): Tensor { return ops.minimum(this, o); }
+  /** `this == o` as float32 1/0 (not differentiable); ne, lt, le, gt and ge are alike. */
   eq(o: Tensor | number): Tensor { return ops.eq(this, o); }
+  /** `this != o` as float32 1/0. */
   ne(o: Tensor | number): Tensor { return ops.ne(this, o); }
+  /** `this < o` as float32 1/0. */
   lt(o: Tensor | number): Tensor { return ops.lt(this, o); }
+  /** `this <= o` as float32 1/0. */
   le(o: Tensor | number): Tensor { return ops.le(this, o); }
+  /** `this > o` as float32 1/0. */
   gt(o: Tensor | number): Tensor { return ops.gt(this, o); }
+  /** `this >= o` as float32 1/0. */
   ge(o: Tensor | number): Tensor { return ops.ge(this, o); }
+  /** Element-wise -x. */
   neg(): Tensor { return ops.neg(this); }
+  /** Element-wise e^x. */
   exp(): Tensor { return ops.exp(this); }
+  /** Element-wise natural logarithm. */
   log(): Tensor { return ops.log(this); }
+  /** Element-wise square root. */
   sqrt(): Tensor { return ops.sqrt(this); }
+  /** Element-wise |x|. */
   abs(): Tensor { return ops.abs(this); }
+  /** Element-wise x^2. */
   square(): Tensor { return ops.square(this); }
+  /** Element-wise max(x, 0). */
   relu(): Tensor { return ops.relu(this); }
+  /** Element-wise 1 / (1 + e^-x). */
   sigmoid(): Tensor { return ops.sigmoid(this); }
+  /** Element-wise hyperbolic tangent. */
   tanh(): Tensor { return ops.tanh(this); }
+  /** GELU; `'tanh'` for the tanh approximation. */
   gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return ops.gelu(this, approximate); }
+  /** Clamps values to [min, max]; a null/undefined bound is open. */
   clamp(min?: number | null, max?: number | null): Tensor { return ops.clamp(this, min, max); }
 
   // ---- reductions ----
+  /** Sum over `dim` (one, several, or all when omitted); `keepdim` keeps size-1 dims. */
   sum(dim?: number | number[] | null, keepdim = false): Tensor { return ops.sum(this, dim, keepdim); }
+  /** Mean over `dim` (one, several, or all when omitted); `keepdim` keeps size-1 dims. */
   mean(dim?: number | number[] | null, keepdim = false): Tensor { return ops.mean(this, dim, keepdim); }
+  /** Max values over `dim` (all elements when omitted); indices via `argmax`. */
   max(dim?: number | null, keepdim = false): Tensor { return ops.max(this, dim, keepdim); }
+  /** Min values over `dim` (all elements when omitted); indices via `argmin`. */
   min(dim?: number | null, keepdim = false): Tensor { return ops.min(this, dim, keepdim); }
+  /** int32 indices of the max along `dim` (of the flattened tensor when omitted). */
   argmax(dim?: number | null, keepdim = false): Tensor { return ops.argmax(this, dim, keepdim); }
+  /** int32 indices of the min along `dim` (of the flattened tensor when omitted). */
   argmin(dim?: number | null, keepdim = false): Tensor { return ops.argmin(this, dim, keepdim); }
+  /** Softmax along `dim`. */
   softmax(dim: number): Tensor { return ops.softmax(this, dim); }
+  /** log(softmax) along `dim`, computed stably. */
   logSoftmax(dim: number): Tensor { return ops.logSoftmax(this, dim); }
 
   // ---- linear algebra ----
+  /** Matrix product with NumPy semantics (1-d, 2-d, batched), see {@link matmul}. */
   matmul(o: Tensor): Tensor { return ops.matmul(this, o); }
 
   // ---- shape ----
+  /** New shape sharing the data; sizes as arguments or one array, one may be -1. */
   reshape(...shape: (number | number[])[]): Tensor { return ops.reshape(this, flatArgs(shape)); }
+  /** Same as `reshape` (PyTorch name). */
   view(...shape: (number | number[])[]): Tensor { return ops.reshape(this, flatArgs(shape)); }
+  /** Merges dims startDim..endDim (default all) into one. */
   flatten(startDim = 0, endDim = -1): Tensor { return ops.flatten(this, startDim, endDim); }
+  /** Removes size-1 dims (all, or only `dim`). */
   squeeze(dim?: number): Tensor { return ops.squeeze(this, dim); }
+  /** Inserts a size-1 dim at `dim`. */
   unsqueeze(dim: number): Tensor { return ops.unsqueeze(this, dim); }
+  /** Swaps two dims (default the last two). */
   transpose(dim0 = -2, dim1 = -1): Tensor { return ops.transpose(this, dim0, dim1); }
+  /** Reorders dims; given as arguments or one array. */
   permute(...dims: (number | number[])[]): Tensor { return ops.permute(this, flatArgs(dims)); }
+  /** Broadcasts size-1 dims to `shape` (-1 keeps a dim); given as arguments or one array. */
   expand(...shape: (number | number[])[]): Tensor { return ops.expand(this, flatArgs(shape)); }
+  /** Elements start..end (exclusive) with `step` along `dim`, see {@link slice}. */
   slice(dim: number, start?: number, end?: number, step = 1): Tensor { return ops.slice(this, dim, start, end, step); }
+  /** Values picked along `dim` by an int32 index tensor, as `torch.gather`. */
   gather(dim: number, index: Tensor): Tensor { return ops.gather(this, dim, index); }
+  /** Rows (dim 0) selected by int32 indices, as `torch.index_select(x, 0, indices)`. */
   index(indices: Tensor | number[]): Tensor { return ops.indexSelect(this, 0, indices); }
+  /** `cond ? this : other` element-wise, broadcasting. */
   where(cond: Tensor, other: Tensor | number): Tensor { return ops.where(cond, this, other); }
 
+  /** Concatenates along an existing dim, see {@link cat}. */
   static cat(tensors: Tensor[], dim = 0): Tensor { return ops.cat(tensors, dim); }
+  /** Stacks same-shape tensors along a new dim, see {@link stack}. */
   static stack(tensors: Tensor[], dim = 0): Tensor { return ops.stack(tensors, dim); }
 }
 
