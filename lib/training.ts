@@ -22,13 +22,22 @@ import * as optim from './optim';
 import * as ops from './ops';
 import { keep, noGrad, tidy, Tensor } from './tensor';
 
+/** A loss computed from the model's output and the target; must return a scalar tensor. */
 export type LossFunction = (pred: Tensor, target: Tensor) => Tensor;
+/**
+ * Loss names accepted by {@link CompileConfig.loss} (PyTorch and Keras spellings): cross-entropy from
+ * logits (int class targets, or soft/one-hot float targets), MSE, MAE, BCE on probabilities, BCE
+ * with logits, and NLL on log-probabilities.
+ */
 export type LossName = 'crossEntropy' | 'categoricalCrossentropy' | 'sparseCategoricalCrossentropy' | 'mse' |
   'meanSquaredError' | 'mae' | 'meanAbsoluteError' | 'binaryCrossEntropy' | 'binaryCrossentropy' | 'bce' |
   'bceWithLogits' | 'binaryCrossEntropyWithLogits' | 'nll' | 'nllLoss';
+/** Optimizer names accepted by {@link CompileConfig.optimizer}. */
 export type OptimizerName = 'adam' | 'sgd' | 'adamw' | 'rmsprop';
+/** A metric for compile(): a name, a function (pred, target) => number or scalar Tensor, or a {@link metrics.Metric}. */
 export type MetricSpec = string | ((pred: Tensor, target: Tensor) => number | Tensor) | metricsLib.Metric;
 
+/** Argument of {@link Module.compile}. */
 export interface CompileConfig {
   /** An optimizer over this model's parameters, a name (Keras default learning rates: sgd 0.01,
    * adam/adamw/rmsprop 0.001), or a factory (params) => optimizer. */
@@ -42,11 +51,13 @@ export interface CompileConfig {
 }
 
 /** One batch: [input, target], [input1, input2, ..., target] or {x, y}. */
-export type Batch = Tensor[] | { x: Tensor | Tensor[]; y: Tensor };
+export type Batch = Tensor[] | { /** Input tensor(s). */ x: Tensor | Tensor[]; /** Target tensor. */ y: Tensor };
 /** What fit/evaluate accept besides (x, y) tensors. */
 export type BatchSource = Dataset | DataLoader | Iterable<Batch> | AsyncIterable<Batch>;
 
+/** Options of {@link Module.fit}. */
 export interface FitOptions {
+  /** Number of epochs to train (default 1). */
   epochs?: number;
   /** Samples per batch for tensor or Dataset input (default 32). A DataLoader keeps its own. */
   batchSize?: number;
@@ -58,7 +69,9 @@ export interface FitOptions {
   validationSplit?: number;
   /** [x, y] tensors, a Dataset, a DataLoader or an iterable of batches, evaluated after each epoch. */
   validationData?: [Tensor | Tensor[], Tensor] | Dataset | DataLoader | Iterable<Batch>;
+  /** Batch size for validation (default: batchSize). */
   validationBatchSize?: number;
+  /** Objects with Keras-style hooks (onEpochEnd...), called during training. */
   callbacks?: CallbackHooks[];
   /** Sum the gradients of n batches, then take one optimizer step (default 1). */
   gradAccumulation?: number;
@@ -70,18 +83,25 @@ export interface FitOptions {
   initialEpoch?: number;
 }
 
+/** Options of {@link Module.evaluate}. */
 export interface EvaluateOptions {
+  /** Samples per batch for tensor or Dataset input (default 32). */
   batchSize?: number;
 }
 
+/** Options of {@link Module.predict}. */
 export interface PredictOptions {
+  /** Samples per batch (default 32). */
   batchSize?: number;
 }
 
 /** What fit() returns: per-epoch values by Keras name (loss, accuracy, val_loss, val_accuracy...). */
 export class History {
+  /** Values per epoch by metric name (`loss`, `accuracy`, `val_loss`...); NaN where an epoch lacked one. */
   readonly history: Record<string, number[]> = {};
+  /** The epoch indices recorded, in order. */
   readonly epoch: number[] = [];
+  /** Training parameters (epochs, batchSize...) set by fit(). */
   params: TrainingParams | null = null;
   /** Appends one epoch's logs. */
   record(epoch: number, logs: Logs): void {
@@ -94,6 +114,7 @@ export class History {
     }
     for (const arr of Object.values(this.history)) while (arr.length < n) arr.push(NaN);
   }
+  /** `{history, epoch}` for JSON.stringify. */
   toJSON(): { history: Record<string, number[]>; epoch: number[] } {
     return { history: this.history, epoch: this.epoch };
   }
@@ -113,11 +134,23 @@ declare module './nn' {
   interface Module {
     /** Configures training: optimizer, loss and metrics (Keras's model.compile). */
     compile(config: CompileConfig): void;
-    /** Trains for a number of epochs; resolves to the History of losses and metrics. */
+    /**
+     * Trains on input tensor(s) `x` and targets `y` (first dim = samples) for `opts.epochs` epochs
+     * (default 1) in batches of 32, as Keras's model.fit; needs {@link Module.compile} first.
+     * Resolves to the {@link History} of losses and metrics per epoch.
+     * @example
+     * ```ts
+     * model.compile({ optimizer: 'adam', loss: 'crossEntropy', metrics: ['accuracy'] });
+     * const h = await model.fit(x, y, { epochs: 5, batchSize: 64, validationSplit: 0.1 });
+     * h.history.val_accuracy;
+     * ```
+     */
     fit(x: Tensor | Tensor[], y: Tensor, opts?: FitOptions): Promise<History>;
+    /** Trains on a Dataset, DataLoader or (async) iterable of batches; otherwise as the (x, y) form. */
     fit(data: BatchSource, opts?: FitOptions): Promise<History>;
-    /** Loss and metrics over data, in eval mode and without gradients. */
+    /** Loss and metrics over (x, y) in batches (default 32), in eval mode and without gradients. */
     evaluate(x: Tensor | Tensor[], y: Tensor, opts?: EvaluateOptions): Logs;
+    /** Loss and metrics over a Dataset, DataLoader or iterable of batches, in eval mode and without gradients. */
     evaluate(data: Dataset | DataLoader | Iterable<Batch>, opts?: EvaluateOptions): Logs;
     /** The model's outputs for x, computed in batches, in eval mode and without gradients. */
     predict(x: Tensor | Tensor[], opts?: PredictOptions): Tensor;
