@@ -18,41 +18,58 @@ import { LRScheduler, Optimizer, ReduceLROnPlateau } from './optim';
 import { ProgressBar } from './progress';
 import type { Tensor, TypedArray } from './tensor';
 
+/** Values by Keras name (`loss`, `accuracy`, `val_loss`, `lr`...) passed to the hooks. */
 export type Logs = Record<string, number>;
 
+/** What fit() puts in `callback.params` before training. */
 export interface TrainingParams {
+  /** Total epochs requested (`FitOptions.epochs`). */
   epochs: number;
+  /** First epoch index (`FitOptions.initialEpoch`, default 0). */
   initialEpoch: number;
   /** Batches per epoch (null when the data is an iterable of unknown length). */
   steps: number | null;
   /** Samples per epoch (null when unknown). */
   samples: number | null;
+  /** Samples per batch (null when the data source sets its own batching). */
   batchSize: number | null;
+  /** The `verbose` level of fit (0, 1 or 2). */
   verbose: number;
   /** Metric names, without and with the `val_` prefix. */
   metrics: string[];
 }
 
 /** What callbacks see of the model: a Module with its compiled optimizer and the stop flag. */
-export type TrainedModel = Module & { optimizer: Optimizer | null; stopTraining: boolean };
+export type TrainedModel = Module & { /** The optimizer set by compile(). */ optimizer: Optimizer | null; /** Set to true to end fit() after the current batch. */ stopTraining: boolean };
 
 /** A hook may finish synchronously or return a promise that fit() awaits. */
 export type Awaitable = void | Promise<void>;
 
+/** A callback: any object with some of these hooks, as Keras callbacks. Hooks may be async; fit() awaits them. */
 export interface CallbackHooks {
+  /** The module being trained; set by fit() before training. */
   model?: TrainedModel;
+  /** Training parameters; set by fit() before training. */
   params?: TrainingParams;
+  /** Called once before the first epoch. */
   onTrainBegin?(logs: Logs): Awaitable;
+  /** Called once after the last epoch (or after an early stop) with the last epoch's logs. */
   onTrainEnd?(logs: Logs): Awaitable;
+  /** Called at the start of each epoch (0-based index). */
   onEpochBegin?(epoch: number, logs: Logs): Awaitable;
+  /** Called after each epoch (and its validation) with the epoch's loss and metrics, `val_*` and `lr`. */
   onEpochEnd?(epoch: number, logs: Logs): Awaitable;
+  /** Called before each training batch (0-based index within the epoch). */
   onBatchBegin?(batch: number, logs: Logs): Awaitable;
+  /** Called after each optimizer step with `batch`, `size` and the running means of the epoch so far. */
   onBatchEnd?(batch: number, logs: Logs): Awaitable;
 }
 
 /** Base class for callbacks written as classes (plain objects work just as well). */
 export class Callback implements CallbackHooks {
+  /** The module being trained; set by fit() before training. */
   model?: TrainedModel;
+  /** Training parameters; set by fit() before training. */
   params?: TrainingParams;
 }
 
@@ -63,9 +80,10 @@ function requireModel(cb: string, model: TrainedModel | undefined): TrainedModel
 
 // ---------------------------------------------------------------------------------------------
 
+/** Options of {@link progressBar}. */
 export interface ProgressBarOptions {
   /** Where to write (default process.stdout). */
-  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  stream?: NodeJS.WritableStream & { /** True when the stream is a terminal (the bar redraws in place). */ isTTY?: boolean };
   /** 1: a live bar on a TTY (one line per epoch otherwise); 2: one line per epoch always. */
   verbose?: 1 | 2;
 }
@@ -109,6 +127,10 @@ class ProgressCallback extends Callback {
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Whether the monitored quantity should decrease (`'min'`) or increase (`'max'`); `'auto'` (default) picks
+ * `'max'` for names containing acc/precision/recall/f1/auc and `'min'` otherwise.
+ */
 export type Mode = 'min' | 'max' | 'auto';
 
 /** 'max' for accuracy-like names, 'min' for losses and errors. */
@@ -118,6 +140,7 @@ export function resolveMode(mode: Mode, monitor: string): 'min' | 'max' {
   return /acc|precision|recall|f1|auc/i.test(monitor) ? 'max' : 'min';
 }
 
+/** Options of {@link EarlyStopping}, as Keras's EarlyStopping. */
 export interface EarlyStoppingOptions {
   /** The quantity watched (default 'val_loss'). */
   monitor?: string;
@@ -125,6 +148,7 @@ export interface EarlyStoppingOptions {
   patience?: number;
   /** The smallest change that counts as an improvement (default 0). */
   minDelta?: number;
+  /** Direction of improvement (default 'auto'). */
   mode?: Mode;
   /** A value the monitored quantity must beat; training stops if it does not within `patience`. */
   baseline?: number;
@@ -134,15 +158,25 @@ export interface EarlyStoppingOptions {
   verbose?: boolean;
 }
 
+/**
+ * Stops training when the monitored quantity has not improved for `patience` epochs, as Keras's
+ * EarlyStopping; created by {@link earlyStopping}. Warns once when `monitor` is missing from the logs.
+ */
 export class EarlyStopping extends Callback {
+  /** The logged quantity watched. */
   readonly monitor: string;
+  /** Epochs without improvement tolerated before stopping. */
   readonly patience: number;
+  /** Minimum change (absolute value) that counts as an improvement. */
   readonly minDelta: number;
+  /** Whether the best epoch's weights are restored at the end of training. */
   readonly restoreBestWeights: boolean;
   private readonly direction: 'min' | 'max';
   /** Best value seen, its epoch, and the epoch at which training was stopped (-1: none). */
   best = NaN;
+  /** Epoch of the best value (-1: none yet). */
   bestEpoch = -1;
+  /** Epoch at which training was stopped (-1: it was not). */
   stoppedEpoch = -1;
   private wait = 0;
   private snapshot: Map<string, TypedArray> | null = null;
@@ -258,7 +292,9 @@ export function lrScheduler(scheduler: LRScheduler | ReduceLROnPlateau | LrFunct
 
 // ---------------------------------------------------------------------------------------------
 
+/** Options of {@link csvLogger}. */
 export interface CsvLoggerOptions {
+  /** Column separator (default ','). */
   separator?: string;
   /** Append to an existing file instead of starting a new one (default false). */
   append?: boolean;
@@ -291,11 +327,13 @@ export function csvLogger(file: string, opts: CsvLoggerOptions = {}): Callback {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Options of {@link modelCheckpoint}. */
 export interface ModelCheckpointOptions {
   /** The quantity compared with saveBestOnly (default 'val_loss'). */
   monitor?: string;
   /** Save only when the monitored quantity improves (default false: every epoch). */
   saveBestOnly?: boolean;
+  /** Direction of improvement (default 'auto'). */
   mode?: Mode;
   /** Print a line on every save (default false). */
   verbose?: boolean;
