@@ -21,15 +21,22 @@ function zerosLikeData(p: Tensor): Float32Array {
   return new Float32Array(p.size);
 }
 
+/**
+ * Base class of the optimizers, as `torch.optim.Optimizer`: holds the parameters and the learning
+ * rate; `step()` updates every parameter that has a `.grad`, in place.
+ */
 export abstract class Optimizer {
+  /** The parameters updated by `step()`. */
   readonly params: Tensor[];
   /** Learning rate; schedulers change it between steps. */
   lr: number;
+  /** Number of `step()` calls that updated at least one parameter. */
   stepCount = 0;
   constructor(op: string, params: Tensor[], lr: number) {
     this.params = checkParams(op, params);
     this.lr = checkNumber(op, 'lr', lr, 0);
   }
+  /** Disposes and clears (`null`) the `grad` of every parameter. */
   zeroGrad(): void {
     for (const p of this.params) {
       p.grad?.dispose();
@@ -37,7 +44,7 @@ export abstract class Optimizer {
     }
   }
   /** Parameters that have a gradient, with their float32 data. */
-  protected withGrads(): { idx: number[]; params: Float32Array[]; grads: Float32Array[] } {
+  protected withGrads(): { /** Indices into `params`. */ idx: number[]; /** Their data. */ params: Float32Array[]; /** Their gradients' data. */ grads: Float32Array[] } {
     const idx: number[] = [], params: Float32Array[] = [], grads: Float32Array[] = [];
     this.params.forEach((p, i) => {
       if (!p.grad) return;
@@ -47,24 +54,42 @@ export abstract class Optimizer {
     });
     return { idx, params, grads };
   }
+  /** Applies one update to every parameter with a gradient (parameters without one are skipped). */
   abstract step(): void;
+  /** The optimizer's hyper-parameters and per-parameter state (the arrays themselves, not copies). */
   abstract stateDict(): Record<string, unknown>;
 }
 
+/** Options of {@link SGD}, as `torch.optim.SGD`. */
 export interface SGDOptions {
+  /** Learning rate (defaults: SGD 1e-3, Adam/AdamW 1e-3, RMSprop 1e-2). */
   lr?: number;
+  /** Momentum factor (default 0). */
   momentum?: number;
+  /** Dampening of the momentum (default 0). */
   dampening?: number;
+  /** L2 penalty added to the gradient (default 0; AdamW: decoupled decay, default 0.01). */
   weightDecay?: number;
+  /** Nesterov momentum (default false; needs momentum > 0 and dampening 0). */
   nesterov?: boolean;
+  /** Maximise the objective instead of minimising it (default false). */
   maximize?: boolean;
 }
 
+/**
+ * Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and weight decay,
+ * as `torch.optim.SGD`. Throws RangeError for nesterov without momentum or with dampening.
+ */
 export class SGD extends Optimizer {
+  /** Momentum factor. */
   readonly momentum: number;
+  /** Dampening of the momentum. */
   readonly dampening: number;
+  /** Weight decay coefficient. */
   readonly weightDecay: number;
+  /** Whether Nesterov momentum is used. */
   readonly nesterov: boolean;
+  /** Whether the objective is maximised. */
   readonly maximize: boolean;
   private buffers: (Float32Array | null)[];
   constructor(params: Tensor[], opts: SGDOptions = {}) {
@@ -101,21 +126,35 @@ export class SGD extends Optimizer {
   }
 }
 
+/** Options of {@link Adam} and {@link AdamW}, as `torch.optim.Adam`. */
 export interface AdamOptions {
+  /** Learning rate (defaults: SGD 1e-3, Adam/AdamW 1e-3, RMSprop 1e-2). */
   lr?: number;
+  /** Decay rates of the first and second moment estimates, each in [0, 1) (default [0.9, 0.999]). */
   betas?: [number, number];
+  /** Added to the denominator for numerical stability (default 1e-8). */
   eps?: number;
+  /** L2 penalty added to the gradient (default 0; AdamW: decoupled decay, default 0.01). */
   weightDecay?: number;
+  /** Use the AMSGrad variant (max of past second moments; default false). */
   amsgrad?: boolean;
+  /** Maximise the objective instead of minimising it (default false). */
   maximize?: boolean;
 }
 
+/** Adam, as `torch.optim.Adam` (default lr 1e-3, betas [0.9, 0.999], eps 1e-8, L2 weight decay 0). */
 export class Adam extends Optimizer {
+  /** Moment decay rates [beta1, beta2]. */
   readonly betas: [number, number];
+  /** Denominator epsilon. */
   readonly eps: number;
+  /** Weight decay coefficient. */
   readonly weightDecay: number;
+  /** Whether the AMSGrad variant is used. */
   readonly amsgrad: boolean;
+  /** Whether the objective is maximised. */
   readonly maximize: boolean;
+  /** True for AdamW: weight decay is applied to the weights, not added to the gradient. */
   protected readonly decoupled: boolean = false;
   private state: ({ step: number; m: Float32Array; v: Float32Array; vmax: Float32Array | null } | null)[];
   constructor(params: Tensor[], opts: AdamOptions = {}, name = 'Adam', defaultWd = 0) {
@@ -167,20 +206,33 @@ export class AdamW extends Adam {
   }
 }
 
+/** Options of {@link RMSprop}, as `torch.optim.RMSprop`. */
 export interface RMSpropOptions {
+  /** Learning rate (defaults: SGD 1e-3, Adam/AdamW 1e-3, RMSprop 1e-2). */
   lr?: number;
+  /** Smoothing constant of the squared-gradient average (default 0.99). */
   alpha?: number;
+  /** Added to the denominator for numerical stability (default 1e-8). */
   eps?: number;
+  /** L2 penalty added to the gradient (default 0; AdamW: decoupled decay, default 0.01). */
   weightDecay?: number;
+  /** Momentum factor (default 0). */
   momentum?: number;
+  /** Normalise by the estimated variance of the gradient (default false). */
   centered?: boolean;
 }
 
+/** RMSprop, as `torch.optim.RMSprop` (default lr 1e-2, alpha 0.99, eps 1e-8). */
 export class RMSprop extends Optimizer {
+  /** Smoothing constant. */
   readonly alpha: number;
+  /** Denominator epsilon. */
   readonly eps: number;
+  /** Weight decay coefficient. */
   readonly weightDecay: number;
+  /** Momentum factor. */
   readonly momentum: number;
+  /** Whether the centered variant is used. */
   readonly centered: boolean;
   private state: ({ sq: Float32Array; buf: Float32Array | null; avg: Float32Array | null } | null)[];
   constructor(params: Tensor[], opts: RMSpropOptions = {}) {
@@ -224,24 +276,40 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
 // ---------------------------------------------------------------------------------------------
 // learning-rate schedulers: call step() once per epoch (ReduceLROnPlateau: step(metric)).
 
+/**
+ * Base of the epoch-based learning-rate schedulers, as `torch.optim.lr_scheduler`: call `step()`
+ * once per epoch after the optimizer's steps; it sets `optimizer.lr` for the next epoch.
+ */
 export abstract class LRScheduler {
+  /** The optimizer's learning rate when the scheduler was created. */
   readonly baseLr: number;
+  /** Number of `step()` calls so far. */
   lastEpoch = 0;
+  /** @param optimizer the optimizer whose `lr` is scheduled */
   constructor(readonly optimizer: Optimizer) {
     if (!(optimizer instanceof Optimizer)) throw new TypeError(`lrScheduler: expected an optimizer, got ${describe(optimizer)}`);
     this.baseLr = optimizer.lr;
   }
+  /** The learning rate for epoch `epoch`. */
   protected abstract lrAt(epoch: number): number;
+  /** Advances one epoch and sets `optimizer.lr`. */
   step(): void {
     this.lastEpoch++;
     this.optimizer.lr = this.lrAt(this.lastEpoch);
   }
+  /** The optimizer's current learning rate. */
   getLastLr(): number {
     return this.optimizer.lr;
   }
 }
 
+/** Multiplies the learning rate by `gamma` (default 0.1) every `stepSize` epochs. */
 export class StepLR extends LRScheduler {
+  /**
+   * @param optimizer the optimizer whose `lr` is scheduled
+   * @param stepSize epochs between two decays
+   * @param gamma multiplicative factor of each decay
+   */
   constructor(optimizer: Optimizer, readonly stepSize: number, readonly gamma = 0.1) {
     super(optimizer);
     checkNumber('StepLR', 'stepSize', stepSize, 1);
@@ -252,7 +320,13 @@ export class StepLR extends LRScheduler {
   }
 }
 
+/** lr = etaMin + (baseLr - etaMin) * (1 + cos(pi * epoch / tMax)) / 2; `etaMin` defaults to 0. */
 export class CosineAnnealingLR extends LRScheduler {
+  /**
+   * @param optimizer the optimizer whose `lr` is scheduled
+   * @param tMax epochs of a half cosine period
+   * @param etaMin minimum learning rate
+   */
   constructor(optimizer: Optimizer, readonly tMax: number, readonly etaMin = 0) {
     super(optimizer);
     checkNumber('CosineAnnealingLR', 'tMax', tMax, 1);
@@ -262,7 +336,17 @@ export class CosineAnnealingLR extends LRScheduler {
   }
 }
 
+/**
+ * Scales the learning rate linearly from `startFactor` (default 1/3, applied at construction) to
+ * `endFactor` (default 1) over `totalIters` (default 5) epochs.
+ */
 export class LinearLR extends LRScheduler {
+  /**
+   * @param optimizer the optimizer whose `lr` is scheduled
+   * @param startFactor factor of the base lr at epoch 0
+   * @param endFactor factor reached after totalIters epochs
+   * @param totalIters epochs of the linear ramp
+   */
   constructor(optimizer: Optimizer, readonly startFactor = 1 / 3, readonly endFactor = 1, readonly totalIters = 5) {
     super(optimizer);
     checkNumber('LinearLR', 'startFactor', startFactor, 0);
@@ -275,12 +359,26 @@ export class LinearLR extends LRScheduler {
   }
 }
 
+/**
+ * Multiplies the learning rate by `factor` (default 0.1, not below `minLr`) when the metric passed
+ * to `step(metric)` has not improved (relative `threshold`, default 1e-4) for more than `patience`
+ * (default 10) calls, then waits `cooldown` (default 0) calls; `mode` 'min' (default) or 'max'.
+ */
 export class ReduceLROnPlateau {
   private best = Infinity;
   private bad = 0;
   private cooldownLeft = 0;
-  constructor(readonly optimizer: Optimizer, readonly opts: { mode?: 'min' | 'max'; factor?: number; patience?: number;
-    threshold?: number; cooldown?: number; minLr?: number } = {}) {
+  /**
+   * @param optimizer the optimizer whose `lr` is reduced
+   * @param opts mode, factor, patience, threshold, cooldown and minLr (see the class description)
+   */
+  constructor(readonly optimizer: Optimizer, readonly opts: {
+    /** 'min' (default) or 'max'. */ mode?: 'min' | 'max';
+    /** Multiplier in (0, 1) (default 0.1). */ factor?: number;
+    /** Calls without improvement tolerated (default 10). */ patience?: number;
+    /** Relative improvement needed (default 1e-4). */ threshold?: number;
+    /** Calls to wait after a reduction (default 0). */ cooldown?: number;
+    /** Lower bound of the lr (default 0). */ minLr?: number } = {}) {
     if (!(optimizer instanceof Optimizer)) throw new TypeError(`ReduceLROnPlateau: expected an optimizer, got ${describe(optimizer)}`);
     const f = opts.factor ?? 0.1;
     if (typeof f !== 'number' || !(f > 0 && f < 1)) throw new RangeError(`ReduceLROnPlateau: factor must be in (0, 1), got ${describe(f)}`);
@@ -292,6 +390,7 @@ export class ReduceLROnPlateau {
     checkNumber('ReduceLROnPlateau', 'minLr', opts.minLr ?? 0, 0);
     if ((opts.mode ?? 'min') === 'max') this.best = -Infinity;
   }
+  /** Records one epoch's value of the monitored metric. */
   step(metric: number): void {
     checkNumber('ReduceLROnPlateau.step', 'metric', metric);
     const max = (this.opts.mode ?? 'min') === 'max';
@@ -311,9 +410,11 @@ export class ReduceLROnPlateau {
       this.bad = 0;
     }
   }
+  /** The optimizer's current learning rate. */
   getLastLr(): number {
     return this.optimizer.lr;
   }
 }
 
+/** The schedulers under their PyTorch namespace name (`optim.lrScheduler.StepLR`...). */
 export const lrScheduler = { StepLR, CosineAnnealingLR, LinearLR, ReduceLROnPlateau };
