@@ -44,10 +44,12 @@ function check4d(op: string, x: unknown): Tensor {
 // ---------------------------------------------------------------------------------------------
 // convolution
 
+/** Options of {@link conv2d} (and nn.Conv2d), as `torch.nn.functional.conv2d`. */
 export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair;
   dilation?: Pair;
+  /** Blocked connections: C_in and C_out must both be divisible by it (default 1). */
   groups?: number;
 }
 
@@ -102,12 +104,16 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOpti
 // ---------------------------------------------------------------------------------------------
 // pooling
 
+/** Options of {@link maxPool2d} and {@link avgPool2d}. */
 export interface Pool2dOptions {
+  /** Window size (KH = KW, or [KH, KW]). */
   kernelSize: Pair;
   stride?: Pair;
   padding?: Pair;
   dilation?: Pair;
+  /** Use ceil instead of floor for the output size (default false). */
   ceilMode?: boolean;
+  /** avgPool2d: count the zero padding in the divisor (default true). */
   countIncludePad?: boolean;
 }
 
@@ -128,6 +134,11 @@ function poolParams(op: string, x: Tensor, opts: Pool2dOptions | number) {
   return { kH, kW, sH, sW, pH, pW, dH, dW, ceil, oh, ow, countIncludePad: o.countIncludePad ?? true };
 }
 
+/**
+ * Max pooling of (N, C, H, W) to (N, C, H_out, W_out); a number is taken as `kernelSize`, `stride`
+ * defaults to `kernelSize`. TypeError for a non-float32 input, RangeError for rank != 4, padding above
+ * half the kernel, or a window larger than the padded input.
+ */
 export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
   const op = 'maxPool2d';
   check4d(op, x);
@@ -144,6 +155,7 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
   return record(y, 'maxPool2d', [x], { backward }, [idx]);
 }
 
+/** Average pooling of (N, C, H, W) to (N, C, H_out, W_out); same options and errors as {@link maxPool2d}. */
 export function avgPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
   const op = 'avgPool2d';
   check4d(op, x);
@@ -159,6 +171,7 @@ export function avgPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
   return record(y, 'avgPool2d', [x], { backward });
 }
 
+/** Average pooling of (N, C, H, W) to (N, C, oh, ow) with windows chosen as PyTorch's adaptive_avg_pool2d. */
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   const op = 'adaptiveAvgPool2d';
   check4d(op, x);
@@ -213,9 +226,13 @@ export function layerNorm(x: Tensor, normalizedShape: number[] | number, w?: Ten
   return record(y, 'layerNorm', [x, w ?? null, b ?? null], { backward }, [mean, rstd]);
 }
 
+/** Options of {@link batchNorm}. */
 export interface BatchNormOptions {
+  /** Use batch statistics and update the running ones (default true); false uses the running statistics. */
   training?: boolean;
+  /** Weight of the batch statistic in the running update (default 0.1). */
   momentum?: number;
+  /** Added to the variance (default 1e-5). */
   eps?: number;
 }
 
@@ -271,17 +288,23 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | 
 // ---------------------------------------------------------------------------------------------
 // losses
 
+/** How a loss reduces per-element values: mean (default), sum, or none (unreduced). */
 export type Reduction = 'mean' | 'sum' | 'none';
 
+/** Validates a loss `reduction` (undefined gives 'mean'); RangeError for another value. */
 function checkReduction(op: string, r: unknown): Reduction {
   if (r === undefined) return 'mean';
   if (r !== 'mean' && r !== 'sum' && r !== 'none') throw new RangeError(`${op}: reduction must be 'mean', 'sum' or 'none', got ${describe(r)}`);
   return r;
 }
 
+/** Options of {@link crossEntropy}, as `torch.nn.functional.cross_entropy`. */
 export interface CrossEntropyOptions {
+  /** 'mean' (default, over non-ignored targets), 'sum' or 'none'. */
   reduction?: Reduction;
+  /** Target value that contributes neither loss nor gradient (default -100). */
   ignoreIndex?: number;
+  /** Mix of the uniform distribution into the target, in [0, 1] (default 0). */
   labelSmoothing?: number;
 }
 
@@ -403,6 +426,7 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: { reduction?: Re
   return reduction === 'sum' ? s : ops.div(s, Math.max(count, 1));
 }
 
+/** Mean squared error of same-shape float32 input and target; `reduction` 'mean' (default), 'sum' or 'none'. */
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`mseLoss: opts must be an object, got ${describe(opts)}`);
   checkSameShape('mseLoss', input, target);
