@@ -46,8 +46,11 @@ function check4d(op: string, x: unknown): Tensor {
 
 /** Options of {@link conv2d} (and nn.Conv2d), as `torch.nn.functional.conv2d`. */
 export interface Conv2dOptions {
+  /** Step of the kernel (default 1). */
   stride?: Pair;
+  /** Zero padding on each side (default 0). */
   padding?: Pair;
+  /** Spacing between kernel elements (default 1). */
   dilation?: Pair;
   /** Blocked connections: C_in and C_out must both be divisible by it (default 1). */
   groups?: number;
@@ -108,8 +111,11 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOpti
 export interface Pool2dOptions {
   /** Window size (KH = KW, or [KH, KW]). */
   kernelSize: Pair;
+  /** Step of the window (default: kernelSize). */
   stride?: Pair;
+  /** Implicit padding on each side, at most half the kernel (default 0). */
   padding?: Pair;
+  /** Spacing between window elements (default 1; avgPool2d ignores it). */
   dilation?: Pair;
   /** Use ceil instead of floor for the output size (default false). */
   ceilMode?: boolean;
