@@ -17,49 +17,77 @@ type Handle = object;
 
 /** The CUDA entry points of the addon (cpp/binding/ops_cuda.cpp, peer_cublas.cpp). */
 export interface CudaAddon {
+  /** Allocates `bytes` of device memory from the caching allocator; returns its handle. */
   cudaMalloc(bytes: number): Handle;
+  /** Returns the handle's memory to the allocator's cache. */
   cudaFree(h: Handle): void;
+  /** Size of the handle's allocation in bytes. */
   cudaBufferBytes(h: Handle): number;
+  /** Copies `data` host -> device at `byteOffset` (default 0). */
   cudaUpload(h: Handle, data: ArrayBufferView, byteOffset?: number): void;
+  /** Copies device -> host into `data` from `byteOffset` (default 0), after all queued work. */
   cudaDownload(h: Handle, data: ArrayBufferView, byteOffset?: number): void;
+  /** Sets every byte of the buffer to `value` (0-255). */
   cudaMemset(h: Handle, value: number): void;
+  /** Row-major float32 SGEMM: C = alpha*op(A)*op(B) + beta*C (no validation: use cuda.sgemm). */
   cudaSgemm(ta: boolean, tb: boolean, m: number, n: number, k: number, alpha: number, a: Handle, lda: number,
             b: Handle, ldb: number, beta: number, c: Handle, ldc: number): void;
+  /** The general GEMM behind cuda.gemm; `type`, `cDtype` and `act` are the enum indices of GemmType, CudaDtype and Activation. */
   cudaGemmEx(type: number, ta: boolean, tb: boolean, batch: number, m: number, n: number, k: number, alpha: number,
              a: Handle, lda: number, strideA: number, b: Handle, ldb: number, strideB: number, beta: number,
              c: Handle, cDtype: number, ldc: number, strideC: number, bias: Handle | null, act: number): void;
+  /** Waits for all queued work on the current device. */
   cudaSynchronize(): void;
+  /** Returns cached, unused device memory to the driver. */
   cudaEmptyCache(): void;
+  /** The caching allocator's counters. */
   cudaMemoryStats(): MemoryStats;
+  /** Properties of device number `device`. */
   cudaDeviceInfo(device: number): DeviceInfo;
+  /** Selects the device later allocations and kernels of this thread use. */
   cudaSetDevice(device: number): void;
+  /** Forces a GEMM kernel family by index into ['auto', 'simt', 'mma', 'wgmma']. */
   cudaGemmSetAlgo(algo: number): void;
+  /** Index of the kernel family the last GEMM of this thread ran with. */
   cudaGemmLastAlgo(): number;
   // benchmarks only (present when the build has CUDA)
+  /** Benchmarks: dlopens cuBLAS (and cuBLASLt unless `ltPath` is '') for comparison; returns the cuBLAS version (e.g. 130100). */
   peerCublasLoad?(path: string, ltPath: string): number;
+  /** Benchmarks: one product through the loaded cuBLAS (call peerCublasLoad first). */
   peerCublasGemm?(type: number, ta: boolean, tb: boolean, m: number, n: number, k: number, cDtype: number,
                   a: Handle, b: Handle, c: Handle): void;
+  /** Benchmarks: runs `warmup` untimed then `reps` timed products (ours, or cuBLAS when `peer`), rotating over the input sets; returns the time of each in ms. */
   cudaTimeGemm?(peer: boolean, type: number, ta: boolean, tb: boolean, m: number, n: number, k: number,
                 cDtype: number, as: Handle[], bs: Handle[], cs: Handle[], warmup: number, reps: number): number[];
 }
 
+/** Counters of the CUDA caching allocator (see cuda.memoryStats()). */
 export interface MemoryStats {
   /** Bytes held by live device buffers (rounded up to the allocator's buckets). */
   allocatedBytes: number;
   /** Bytes obtained from the driver: allocated plus cached. */
   reservedBytes: number;
+  /** Highest allocatedBytes seen. */
   peakAllocatedBytes: number;
+  /** Allocations that returned memory. */
   numAllocs: number;
+  /** Allocations served from the cache. */
   numCacheHits: number;
+  /** cudaMalloc calls made. */
   numDeviceAllocs: number;
+  /** Out-of-memory retries after releasing the cache. */
   numOomRetries: number;
 }
 
+/** Properties of a CUDA device (see cuda.deviceInfo()). */
 export interface DeviceInfo {
+  /** Device name, e.g. "NVIDIA H100 80GB HBM3". */
   name: string;
   /** e.g. "9.0" */
   computeCapability: string;
+  /** Number of streaming multiprocessors. */
   multiprocessors: number;
+  /** Global memory in bytes. */
   totalMemory: number;
 }
 
@@ -110,6 +138,10 @@ export function unavailableReason(): string {
   return '';
 }
 
+/**
+ * Name, compute capability, SM count and memory of device `device` (default 0).
+ * Throws TsmCudaError when no such device is available.
+ */
 export function deviceInfo(device = 0): DeviceInfo {
   const d = checkInt('cuda.deviceInfo', 'device', device, 0);
   return native((a) => a.cudaDeviceInfo(d));
@@ -147,6 +179,7 @@ export function emptyCache(): void {
 /** A block of device memory. */
 export class DeviceBuffer {
   #handle: Handle | null;
+  /** Size of the buffer in bytes. */
   readonly bytes: number;
 
   /** Allocates `bytes` of device memory (contents undefined). */
@@ -170,6 +203,7 @@ export class DeviceBuffer {
     return this.#handle;
   }
 
+  /** True after free(). */
   get freed(): boolean {
     return this.#handle === null;
   }
@@ -237,6 +271,7 @@ function needBytes(op: string, name: string, buf: DeviceBuffer, elems: number, e
 export type GemmType = 'f32' | 'tf32' | 'bf16' | 'f16';
 /** Storage type of C. */
 export type CudaDtype = 'float32' | 'bfloat16' | 'float16';
+/** Epilogue activation of cuda.gemm. */
 export type Activation = 'none' | 'relu' | 'gelu';
 /** Kernel family: 'simt' (gemm_sgemm.cu), 'mma' (mma.sync, sm_80+), 'wgmma' (wgmma + TMA, sm_90a). */
 export type GemmAlgo = 'auto' | 'simt' | 'mma' | 'wgmma';
@@ -246,25 +281,37 @@ const DTYPES: Record<CudaDtype, number> = { float32: 0, bfloat16: 1, float16: 2 
 const ACTS: Record<Activation, number> = { none: 0, relu: 1, gelu: 2 };
 const ALGOS: GemmAlgo[] = ['auto', 'simt', 'mma', 'wgmma'];
 
+/** Arguments of cuda.gemm. Matrices are row-major; lda/ldb/ldc are in elements. */
 export interface CudaGemmArgs {
   /** Default 'f32'. A and B are float32 for 'f32'/'tf32', bfloat16 bits for 'bf16', float16 bits for 'f16'. */
   type?: GemmType;
+  /** Use A transposed (A stored k x m). Default false. */
   transA?: boolean;
+  /** Use B transposed (B stored n x k). Default false. */
   transB?: boolean;
+  /** Rows of op(A) and of C. */
   m: number;
+  /** Columns of op(B) and of C. */
   n: number;
+  /** Columns of op(A), rows of op(B). */
   k: number;
   /** Default 1. */
   alpha?: number;
+  /** Matrix A. */
   a: DeviceBuffer;
+  /** Leading dimension of A; default its column count (k, or m when transA). */
   lda?: number;
+  /** Matrix B. */
   b: DeviceBuffer;
+  /** Leading dimension of B; default its column count (n, or k when transB). */
   ldb?: number;
   /** Default 0 (C is not read). */
   beta?: number;
+  /** Output matrix C (m x n). */
   c: DeviceBuffer;
   /** Default 'float32'; 'bfloat16'/'float16' only with type 'bf16'/'f16'. */
   cDtype?: CudaDtype;
+  /** Leading dimension of C; default n. */
   ldc?: number;
   /** float32, one value per column of C (length n), or null. */
   bias?: DeviceBuffer | null;
@@ -272,8 +319,11 @@ export interface CudaGemmArgs {
   activation?: Activation;
   /** Strided batched: batch products, A_i = A + i*strideA elements (0 broadcasts), likewise B, C. Default 1. */
   batch?: number;
+  /** Elements between batch entries of A; default the span of one matrix when batch > 1. */
   strideA?: number;
+  /** Elements between batch entries of B; default the span of one matrix when batch > 1. */
   strideB?: number;
+  /** Elements between batch entries of C; default the span of one matrix when batch > 1 (must be > 0 then). */
   strideC?: number;
 }
 
@@ -327,19 +377,33 @@ export function gemm(args: CudaGemmArgs): void {
     strideB, beta, c.handle, cDtype, ldc, strideC, bias ? bias.handle : null, act));
 }
 
+/** Arguments of cuda.sgemm: CudaGemmArgs without type/cDtype/bias/activation/batch (all float32). */
 export interface CudaSgemmArgs {
+  /** Use A transposed. Default false. */
   transA?: boolean;
+  /** Use B transposed. Default false. */
   transB?: boolean;
+  /** Rows of op(A) and of C. */
   m: number;
+  /** Columns of op(B) and of C. */
   n: number;
+  /** Columns of op(A), rows of op(B). */
   k: number;
+  /** Default 1. */
   alpha?: number;
+  /** Matrix A (float32). */
   a: DeviceBuffer;
+  /** Leading dimension of A; default its column count. */
   lda?: number;
+  /** Matrix B (float32). */
   b: DeviceBuffer;
+  /** Leading dimension of B; default its column count. */
   ldb?: number;
+  /** Default 0 (C is not read). */
   beta?: number;
+  /** Output matrix C (float32, m x n). */
   c: DeviceBuffer;
+  /** Leading dimension of C; default n. */
   ldc?: number;
 }
 
@@ -378,6 +442,7 @@ export function toBfloat16(x: ArrayLike<number>): Uint16Array {
   return out;
 }
 
+/** bfloat16 bits -> float32 (exact). */
 export function fromBfloat16(h: Uint16Array): Float32Array {
   const out = new Float32Array(h.length);
   const ou = new Uint32Array(out.buffer);
@@ -416,6 +481,7 @@ export function toFloat16(x: ArrayLike<number>): Uint16Array {
   return out;
 }
 
+/** float16 bits -> float32 (exact; subnormals, Inf and NaN kept). */
 export function fromFloat16(h: Uint16Array): Float32Array {
   const out = new Float32Array(h.length);
   for (let i = 0; i < h.length; ++i) {

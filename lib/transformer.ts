@@ -37,14 +37,21 @@ function toAdditive(m: Tensor, boolMeansForbidden: boolean): Float32Array {
   return out;
 }
 
+/** Options of MultiheadAttention. */
 export interface MultiheadAttentionOptions {
+  /** Model dimension E (query, key and value features). Must be divisible by numHeads. */
   embedDim: number;
+  /** Number of heads H; each has headDim = E / H. */
   numHeads: number;
+  /** Dropout probability on the attention weights in training, in [0, 1). Default 0. */
   dropout?: number;
+  /** Biases on the input and output projections. Default true. */
   bias?: boolean;
+  /** Inputs and output are (N, L, E) instead of (L, N, E). Default false. */
   batchFirst?: boolean;
 }
 
+/** Options of MultiheadAttention.forward. */
 export interface MultiheadAttentionForwardOptions {
   /** (N, S): int32 nonzero = padding (ignored key), or float32 added to the scores. */
   keyPaddingMask?: Tensor | null;
@@ -58,13 +65,21 @@ export interface MultiheadAttentionForwardOptions {
 
 /** Multi-head attention as torch.nn.MultiheadAttention (kdim = vdim = embedDim). */
 export class MultiheadAttention extends Module {
+  /** Packed query, key and value projection weights, (3E, E), Xavier-uniform. */
   in_proj_weight: Tensor;
+  /** Packed projection biases (3E), zeros; null without bias. */
   in_proj_bias: Tensor | null;
+  /** Output projection, (E, E); its bias starts at zero. */
   out_proj: Linear;
+  /** Model dimension E. */
   readonly embedDim: number;
+  /** Number of heads H. */
   readonly numHeads: number;
+  /** Features per head, E / H. */
   readonly headDim: number;
+  /** Attention dropout probability (training only). */
   readonly dropout: number;
+  /** True when inputs are (N, L, E). */
   readonly batchFirst: boolean;
 
   constructor(opts: MultiheadAttentionOptions) {
@@ -87,6 +102,10 @@ export class MultiheadAttention extends Module {
     if (this.out_proj.bias) noGrad(() => (this.out_proj.bias!._data as Float32Array).fill(0));
   }
 
+  /**
+   * Attention of query (L, N, E) over key/value (S, N, E) ((N, L, E)/(N, S, E) when batchFirst).
+   * Returns [output shaped like query, null] (weights are never formed). Throws RangeError on bad shapes or needWeights: true.
+   */
   forward(query: Tensor, key: Tensor, value: Tensor, opts: MultiheadAttentionForwardOptions = {}): [Tensor, null] {
     const op = 'MultiheadAttention';
     if (opts.needWeights) throw new RangeError(`${op}: needWeights is not supported (the fused kernel never forms the weights); pass needWeights: false`);
@@ -181,39 +200,64 @@ export class MultiheadAttention extends Module {
   }
 }
 
+/** Feed-forward activation of TransformerEncoderLayer: 'relu', 'gelu' or a function of a tensor. */
 export type Activation = 'relu' | 'gelu' | ((x: Tensor) => Tensor);
 
+/** Options of TransformerEncoderLayer (PyTorch's defaults). */
 export interface TransformerEncoderLayerOptions {
+  /** Model dimension (input and output features). */
   dModel: number;
+  /** Number of attention heads; must divide dModel. */
   nhead: number;
+  /** Hidden size of the feed-forward block. Default 2048. */
   dimFeedforward?: number;
+  /** Dropout probability (attention, feed-forward and residual branches). Default 0.1. */
   dropout?: number;
+  /** Feed-forward activation. Default 'relu'. */
   activation?: Activation;
+  /** LayerNorm epsilon. Default 1e-5. */
   layerNormEps?: number;
+  /** Inputs are (N, L, dModel) instead of (L, N, dModel). Default false. */
   batchFirst?: boolean;
+  /** Pre-norm (LayerNorm before each block) instead of post-norm. Default false. */
   normFirst?: boolean;
+  /** Biases in the linear layers and attention projections. Default true. */
   bias?: boolean;
 }
 
+/** Options of TransformerEncoderLayer.forward. */
 export interface EncoderForwardOptions {
   /** (L, L) or (N * nhead, L, L): int32 nonzero = not allowed, or float32 added. */
   srcMask?: Tensor | null;
   /** (N, L): int32 nonzero = padding. */
   srcKeyPaddingMask?: Tensor | null;
+  /** Each position attends only to itself and earlier ones (combined with any mask). Default false. */
   isCausal?: boolean;
 }
 
 /** torch.nn.TransformerEncoderLayer: self-attention and feed-forward blocks, residuals, LayerNorm. */
 export class TransformerEncoderLayer extends Module {
+  /** Self-attention block. */
   self_attn: MultiheadAttention;
+  /** Feed-forward input projection, dModel -> dimFeedforward. */
   linear1: Linear;
+  /** Dropout after the feed-forward activation. */
   dropout: Dropout;
+  /** Feed-forward output projection, dimFeedforward -> dModel. */
   linear2: Linear;
+  /** LayerNorm of the attention block. */
   norm1: LayerNorm;
+  /** LayerNorm of the feed-forward block. */
   norm2: LayerNorm;
+  /** Dropout on the attention output. */
   dropout1: Dropout;
+  /** Dropout on the feed-forward output. */
   dropout2: Dropout;
-  readonly config: Required<Omit<TransformerEncoderLayerOptions, 'activation'>> & { activation: Activation };
+  /** The options with their defaults filled in. */
+  readonly config: Required<Omit<TransformerEncoderLayerOptions, 'activation'>> & {
+    /** The feed-forward activation ('relu' by default). */
+    activation: Activation;
+  };
 
   constructor(opts: TransformerEncoderLayerOptions) {
     super();
@@ -262,6 +306,7 @@ export class TransformerEncoderLayer extends Module {
     return this.dropout2.forward(this.linear2.forward(this.dropout.forward(this.act(this.linear1.forward(x)))));
   }
 
+  /** src (L, N, dModel), or (N, L, dModel) when batchFirst -> same shape. */
   forward(src: Tensor, opts: EncoderForwardOptions = {}): Tensor {
     let x = src;
     if (this.config.normFirst) {
@@ -277,8 +322,15 @@ export class TransformerEncoderLayer extends Module {
 
 /** torch.nn.TransformerEncoder: numLayers copies of a layer (or layers from a factory), optional final norm. */
 export class TransformerEncoder extends Module {
+  /** The encoder layers, applied in order (state_dict keys layers.0.*, layers.1.*, ...). */
   layers: TransformerEncoderLayer[];
+  /** Final normalisation applied after the last layer, or null. */
   norm: Module | null;
+  /**
+   * @param layer A layer to clone numLayers times, or a factory called numLayers times.
+   * @param numLayers Number of layers (>= 1).
+   * @param opts norm: an optional final normalisation module.
+   */
   constructor(layer: TransformerEncoderLayer | (() => TransformerEncoderLayer), readonly numLayers: number,
               opts: { norm?: Module | null } = {}) {
     super();
@@ -292,6 +344,10 @@ export class TransformerEncoder extends Module {
     }
     this.norm = opts.norm ?? null;
   }
+  /**
+   * src (L, N, dModel), or (N, L, dModel) when the layers are batchFirst -> same shape.
+   * mask, srcKeyPaddingMask and isCausal are passed to every layer (as srcMask, srcKeyPaddingMask, isCausal).
+   */
   forward(src: Tensor, opts: { mask?: Tensor | null; srcKeyPaddingMask?: Tensor | null; isCausal?: boolean } = {}): Tensor {
     let x = src;
     for (const l of this.layers) x = l.forward(x, { srcMask: opts.mask, srcKeyPaddingMask: opts.srcKeyPaddingMask, isCausal: opts.isCausal });
@@ -302,9 +358,16 @@ export class TransformerEncoder extends Module {
 
 /** Sinusoidal positions (Vaswani et al.): x + pe[:L], then dropout. pe (maxLen, dModel) is a buffer. */
 export class PositionalEncoding extends Module {
+  /** Sinusoidal table (maxLen, dModel): sin at even features, cos at odd ones (a buffer, not a parameter). */
   declare pe: Tensor;
+  /** Dropout applied after adding the positions. */
   dropout: Dropout;
+  /** True when inputs are (N, L, dModel). */
   readonly batchFirst: boolean;
+  /**
+   * @param dModel Model dimension.
+   * @param opts dropout (default 0.1), maxLen (default 5000), batchFirst (default false).
+   */
   constructor(readonly dModel: number, opts: { dropout?: number; maxLen?: number; batchFirst?: boolean } = {}) {
     super();
     checkInt('PositionalEncoding', 'dModel', dModel, 1);
@@ -320,6 +383,7 @@ export class PositionalEncoding extends Module {
     this.registerBuffer('pe', ops.tensor(pe, { shape: [maxLen, dModel] }));
     this.dropout = new Dropout(opts.dropout ?? 0.1);
   }
+  /** x (L, N, dModel) (or (N, L, dModel) when batchFirst) -> x + pe[:L], then dropout. Throws RangeError when L > maxLen. */
   forward(x: Tensor): Tensor {
     return this.dropout.forward(addPositions('PositionalEncoding', x, this.pe, this.batchFirst));
   }
@@ -327,9 +391,17 @@ export class PositionalEncoding extends Module {
 
 /** Learned absolute positions: x + weight[:L], then dropout. weight (maxLen, dModel) ~ N(0, 0.02^2). */
 export class LearnedPositionalEmbedding extends Module {
+  /** Position table (maxLen, dModel), a parameter initialised from N(0, 0.02^2). */
   weight: Tensor;
+  /** Dropout applied after adding the positions. */
   dropout: Dropout;
+  /** True when inputs are (N, L, dModel). */
   readonly batchFirst: boolean;
+  /**
+   * @param maxLen Longest sequence supported.
+   * @param dModel Model dimension.
+   * @param opts dropout (default 0), batchFirst (default false).
+   */
   constructor(readonly maxLen: number, readonly dModel: number, opts: { dropout?: number; batchFirst?: boolean } = {}) {
     super();
     checkInt('LearnedPositionalEmbedding', 'maxLen', maxLen, 1);
@@ -338,6 +410,7 @@ export class LearnedPositionalEmbedding extends Module {
     this.weight = parameter(ops.randn([maxLen, dModel], { std: 0.02 }));
     this.dropout = new Dropout(opts.dropout ?? 0);
   }
+  /** x (L, N, dModel) (or (N, L, dModel) when batchFirst) -> x + weight[:L], then dropout. Throws RangeError when L > maxLen. */
   forward(x: Tensor): Tensor {
     return this.dropout.forward(addPositions('LearnedPositionalEmbedding', x, this.weight, this.batchFirst));
   }
