@@ -29,10 +29,21 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
   for (int64_t ir = 0; ir < mc; ir += mr) {
     const int64_t rows = std::min<int64_t>(mr, mc - ir);
     if (!trans) {
-      // A(i, p) = a[i*lda + p]: each row is contiguous in p.
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* src = a + (i0 + ir + i) * lda + p0;
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = src[p];
+      // A(i, p) = a[i*lda + p]: each row is contiguous in p. Walk p in the outer loop so the writes
+      // are contiguous (the rows are mr sequential read streams); writing with a stride of mr floats
+      // per element cost ~12% of a 1024^3 product.
+      const float* src[32];
+      for (int64_t i = 0; i < rows; ++i) src[i] = a + (i0 + ir + i) * lda + p0;
+      if (rows == mr) {
+        for (int64_t p = 0; p < kc; ++p) {
+          float* d = dst + p * mr;
+          for (int i = 0; i < mr; ++i) d[i] = src[i][p];
+        }
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          float* d = dst + p * mr;
+          for (int64_t i = 0; i < rows; ++i) d[i] = src[i][p];
+        }
       }
     } else {
       // A(i, p) = a[p*lda + i]: each p gives rows contiguous in i.
