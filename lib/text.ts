@@ -6,9 +6,12 @@ import { checkBool, checkInt, describe } from './check';
 import { tensor } from './ops';
 import type { Tensor } from './tensor';
 
+/** The padding token added by Vocab build() (index 0 with specials). */
 export const PAD_TOKEN = '<pad>';
+/** The unknown token added by Vocab build() (index 1 with specials); tokens not in the vocabulary encode as it. */
 export const UNK_TOKEN = '<unk>';
 
+/** Options of CharVocab.build and WordVocab.build. */
 export interface VocabOptions {
   /** Tokens seen fewer times are left out (they encode as the unknown token). Default 1. */
   minFreq?: number;
@@ -18,21 +21,28 @@ export interface VocabOptions {
   specials?: boolean;
 }
 
+/** A vocabulary as plain JSON (toJSON(), save(); read back by fromJSON(), load()). */
 export interface VocabJSON {
+  /** Which class wrote it: 'char' (CharVocab) or 'word' (WordVocab). */
   kind: 'char' | 'word';
+  /** The tokens in index order. */
   tokens: string[];
+  /** The padding token, or null when there is none. */
   padToken: string | null;
+  /** The unknown token, or null when there is none. */
   unkToken: string | null;
 }
 
 /** Token <-> index mapping shared by CharVocab and WordVocab. */
 abstract class Vocab {
+  /** The tokens in index order (frozen). */
   readonly tokens: readonly string[];
   /** Index of the padding token, or -1 when the vocabulary has none. */
   readonly padIndex: number;
   /** Index of the unknown token, or -1 when the vocabulary has none (unknown tokens then throw). */
   readonly unkIndex: number;
   private readonly index: Map<string, number>;
+  /** 'char' for CharVocab, 'word' for WordVocab (the `kind` of toJSON()). */
   abstract readonly kind: 'char' | 'word';
 
   protected constructor(tokens: readonly string[], padToken: string | null, unkToken: string | null) {
@@ -48,10 +58,12 @@ abstract class Vocab {
     this.unkIndex = unkToken === null ? -1 : this.index.get(unkToken) ?? -1;
   }
 
+  /** Number of tokens, specials included. */
   get size(): number { return this.tokens.length; }
 
   /** The tokens of a text (characters for CharVocab, tokenize() words for WordVocab). */
   abstract split(text: string): string[];
+  /** Joins decoded tokens into text ('' between characters, ' ' between words). */
   protected abstract join(tokens: string[]): string;
 
   /** Index of one token (the unknown token's index when it is not in the vocabulary). */
@@ -62,6 +74,7 @@ abstract class Vocab {
     return this.unkIndex;
   }
 
+  /** True when `token` is in the vocabulary (the unknown token's fallback does not count). */
   has(token: string): boolean { return this.index.has(token); }
 
   /** Text -> token indices. */
@@ -87,6 +100,7 @@ abstract class Vocab {
     return this.join(out);
   }
 
+  /** The vocabulary as plain JSON (see VocabJSON). */
   toJSON(): VocabJSON {
     return {
       kind: this.kind, tokens: this.tokens.slice(),
@@ -141,10 +155,12 @@ export class CharVocab extends Vocab {
     const { tokens, specials } = selectTokens('CharVocab.build', countTokens('CharVocab.build', texts, splitChars), opts);
     return specials ? new CharVocab(tokens) : new CharVocab(tokens, null, null);
   }
+  /** A CharVocab from toJSON() output. Throws TypeError unless kind is 'char'. */
   static fromJSON(j: VocabJSON): CharVocab {
     if (!j || j.kind !== 'char') throw new TypeError(`CharVocab.fromJSON: expected {kind: 'char', tokens, ...}, got ${describe(j)}`);
     return new CharVocab(j.tokens, j.padToken, j.unkToken);
   }
+  /** Reads a vocabulary written by save(). Throws TypeError unless kind is 'char'. */
   static load(file: string): CharVocab {
     return CharVocab.fromJSON(JSON.parse(fs.readFileSync(file, 'utf8')));
   }
@@ -158,14 +174,17 @@ export class WordVocab extends Vocab {
   constructor(tokens: readonly string[], padToken: string | null = PAD_TOKEN, unkToken: string | null = UNK_TOKEN) {
     super(tokens, padToken, unkToken);
   }
+  /** Builds from text(s) split by tokenize(): padding is index 0 and unknown index 1 (unless specials: false). */
   static build(texts: string | string[], opts: VocabOptions = {}): WordVocab {
     const { tokens, specials } = selectTokens('WordVocab.build', countTokens('WordVocab.build', texts, tokenize), opts);
     return specials ? new WordVocab(tokens) : new WordVocab(tokens, null, null);
   }
+  /** A WordVocab from toJSON() output. Throws TypeError unless kind is 'word'. */
   static fromJSON(j: VocabJSON): WordVocab {
     if (!j || j.kind !== 'word') throw new TypeError(`WordVocab.fromJSON: expected {kind: 'word', tokens, ...}, got ${describe(j)}`);
     return new WordVocab(j.tokens, j.padToken, j.unkToken);
   }
+  /** Reads a vocabulary written by save(). Throws TypeError unless kind is 'word'. */
   static load(file: string): WordVocab {
     return WordVocab.fromJSON(JSON.parse(fs.readFileSync(file, 'utf8')));
   }
@@ -183,6 +202,7 @@ export function tokenize(text: string): string[] {
   return text.toLowerCase().split(/[^\p{L}]+/u).filter((w) => w.length > 0);
 }
 
+/** Options of padSequences (and of classificationBatches, which pads each batch). */
 export interface PadOptions {
   /** Length of every row; default the longest sequence. */
   maxLen?: number;
@@ -245,16 +265,28 @@ export function shuffledIndices(n: number, seed: number): Int32Array {
   return idx;
 }
 
+/** Options of lmBatches. */
 export interface LmBatchOptions {
+  /** Tokens per input (and target) sequence. */
   seqLen: number;
+  /** Windows per batch (the last batch may be smaller). */
   batchSize: number;
   /** Shuffle the windows (seeded). Default false: windows in text order. */
   shuffle?: boolean;
+  /** Seed of the shuffle. Default 0. */
   seed?: number;
   /** Drop the last, smaller batch. Default false. */
   dropLast?: boolean;
   /** Tensors (B, seqLen) when true (default), (seqLen, B) when false. */
   batchFirst?: boolean;
+}
+
+/** One batch of lmBatches. */
+export interface LmBatch {
+  /** Inputs: int32 token indices, (B, seqLen) (or (seqLen, B) when batchFirst is false). */
+  x: Tensor;
+  /** Targets: x shifted by one token, same shape. */
+  y: Tensor;
 }
 
 /** Number of seqLen+1 windows of a token stream cut with stride seqLen (consecutive windows share one token). */
@@ -267,7 +299,7 @@ export function lmWindowCount(n: number, seqLen: number): number {
  * seqLen + 1 tokens (stride seqLen), each giving an input (its first seqLen tokens) and a target
  * (the same shifted by one). Yields {x, y}, int32 tensors of shape (B, seqLen) (or (seqLen, B)).
  */
-export function* lmBatches(ids: ArrayLike<number>, opts: LmBatchOptions): Generator<{ x: Tensor; y: Tensor }> {
+export function* lmBatches(ids: ArrayLike<number>, opts: LmBatchOptions): Generator<LmBatch> {
   const op = 'lmBatches';
   const seqLen = checkInt(op, 'seqLen', opts.seqLen, 1), batchSize = checkInt(op, 'batchSize', opts.batchSize, 1);
   const nw = lmWindowCount(ids.length, seqLen);
@@ -291,13 +323,28 @@ export function* lmBatches(ids: ArrayLike<number>, opts: LmBatchOptions): Genera
   }
 }
 
+/** Options of classificationBatches; the PadOptions apply to each batch separately. */
 export interface ClassificationBatchOptions extends PadOptions {
+  /** Samples per batch (the last batch may be smaller). */
   batchSize: number;
+  /** Shuffle the samples (seeded). Default false: samples in order. */
   shuffle?: boolean;
+  /** Seed of the shuffle. Default 0. */
   seed?: number;
+  /** Drop the last, smaller batch. Default false. */
   dropLast?: boolean;
   /** dtype of the labels: 'float32' (default, for binary cross-entropy) or 'int32' (class indices). */
   labelDType?: 'float32' | 'int32';
+}
+
+/** One batch of classificationBatches. */
+export interface ClassificationBatch {
+  /** Padded sequences: int32 (B, maxLen). */
+  x: Tensor;
+  /** Labels (B): float32, or int32 with labelDType 'int32'. */
+  y: Tensor;
+  /** Indices (into seqs and labels) of the samples in the batch. */
+  indices: Int32Array;
 }
 
 /**
@@ -305,7 +352,7 @@ export interface ClassificationBatchOptions extends PadOptions {
  * of the samples in the batch.
  */
 export function* classificationBatches(seqs: ArrayLike<number>[], labels: ArrayLike<number>,
-                                       opts: ClassificationBatchOptions): Generator<{ x: Tensor; y: Tensor; indices: Int32Array }> {
+                                       opts: ClassificationBatchOptions): Generator<ClassificationBatch> {
   const op = 'classificationBatches';
   if (!Array.isArray(seqs)) throw new TypeError(`${op}: expected an array of sequences, got ${describe(seqs)}`);
   if (labels.length !== seqs.length) throw new RangeError(`${op}: ${seqs.length} sequences but ${labels.length} labels`);
