@@ -21,6 +21,16 @@ function zerosLikeData(p: Tensor): Float32Array {
   return new Float32Array(p.size);
 }
 
+/** Result of Optimizer.withGrads(): the parameters that have a gradient. */
+export interface ParamsWithGrads {
+  /** Indices into `params`. */
+  idx: number[];
+  /** Their data. */
+  params: Float32Array[];
+  /** Their gradients' data. */
+  grads: Float32Array[];
+}
+
 /**
  * Base class of the optimizers, as `torch.optim.Optimizer`: holds the parameters and the learning
  * rate; `step()` updates every parameter that has a `.grad`, in place.
@@ -44,7 +54,7 @@ export abstract class Optimizer {
     }
   }
   /** Parameters that have a gradient, with their float32 data. */
-  protected withGrads(): { /** Indices into `params`. */ idx: number[]; /** Their data. */ params: Float32Array[]; /** Their gradients' data. */ grads: Float32Array[] } {
+  protected withGrads(): ParamsWithGrads {
     const idx: number[] = [], params: Float32Array[] = [], grads: Float32Array[] = [];
     this.params.forEach((p, i) => {
       if (!p.grad) return;
@@ -417,4 +427,13 @@ export class ReduceLROnPlateau {
 }
 
 /** The schedulers under their PyTorch namespace name (`optim.lrScheduler.StepLR`...). */
-export const lrScheduler = { StepLR, CosineAnnealingLR, LinearLR, ReduceLROnPlateau };
+export const lrScheduler = {
+  /** {@inheritDoc StepLR} */
+  StepLR,
+  /** {@inheritDoc CosineAnnealingLR} */
+  CosineAnnealingLR,
+  /** {@inheritDoc LinearLR} */
+  LinearLR,
+  /** {@inheritDoc ReduceLROnPlateau} */
+  ReduceLROnPlateau,
+};

@@ -2,11 +2,25 @@
 import { checkInt } from './check';
 import { nativeAddon } from './native-api';
 
+/** What the native binary was built with (see buildInfo()). */
 export interface BuildInfo {
+  /** Version of the native library. */
   version: string;
+  /** SIMD instruction set the CPU kernels use. */
   simd: 'avx2' | 'avx512' | 'neon' | 'generic';
+  /** Threads the CPU kernels use now (see setNumThreads()). */
   threads: number;
-  cuda: { compiled: boolean; runtimeVersion: number | null; archs: string[]; deviceCount: number };
+  /** CUDA support of this build. */
+  cuda: {
+    /** True when the binary has CUDA kernels. */
+    compiled: boolean;
+    /** The CUDA runtime version (as cudaRuntimeGetVersion, e.g. 12040), null without CUDA. */
+    runtimeVersion: number | null;
+    /** GPU architectures compiled for, e.g. ['sm_80', 'sm_90a']; [] without CUDA. */
+    archs: string[];
+    /** CUDA devices visible (0 without a driver or GPU). */
+    deviceCount: number;
+  };
 }
 
 /** What this binary was built with and what it is using now. */
@@ -31,6 +45,7 @@ export function setNumThreads(n: number): void {
   nativeAddon().setNumThreads(checkInt('setNumThreads', 'n', n, 1, 1024));
 }
 
+/** Threads used by CPU kernels (see setNumThreads()). */
 export function getNumThreads(): number {
   return nativeAddon().getNumThreads();
 }
