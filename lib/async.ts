@@ -47,19 +47,33 @@ function A(): AsyncAddon {
 // ---------------------------------------------------------------------------------------------
 // Low-level asynchronous kernels (same contracts as tsm.kernels, resolved when the result is in c/y)
 
+/** Arguments of sgemmAsync: the same contract as kernels.sgemm's SgemmArgs. */
 export interface SgemmAsyncArgs {
+  /** Use A^T (A stored k x m). Default false. */
   transA?: boolean;
+  /** Use B^T (B stored n x k). Default false. */
   transB?: boolean;
+  /** Rows of op(A) and of C. */
   m: number;
+  /** Columns of op(B) and of C. */
   n: number;
+  /** Columns of op(A), rows of op(B). */
   k: number;
+  /** Default 1. */
   alpha?: number;
+  /** Matrix A, row-major. */
   a: Float32Array;
+  /** Leading dimension of A as stored (row stride). Default: its number of columns. */
   lda?: number;
+  /** Matrix B, row-major. */
   b: Float32Array;
+  /** Leading dimension of B as stored. Default: its number of columns. */
   ldb?: number;
+  /** Default 0 (C is then not read). */
   beta?: number;
+  /** Matrix C (m x n), row-major; overwritten with the result. */
   c: Float32Array;
+  /** Leading dimension of C. Default n. */
   ldc?: number;
 }
 
@@ -220,6 +234,7 @@ async function layerAsync(op: string, m: nn.Module, x: Tensor): Promise<Tensor> 
   return y;
 }
 
+/** Options of Module.predictAsync. */
 export interface PredictAsyncOptions {
   /**
    * Samples per forward (default 32). Between layers the main thread copies each layer's input

@@ -12,12 +12,15 @@ import { noGrad, Tensor } from './tensor';
 
 /** A map-style dataset: `length` items, read with `get(i)` for i in [0, length). */
 export interface Dataset<T = unknown> {
+  /** Number of items. */
   readonly length: number;
+  /** Item i, for i in [0, length). */
   get(i: number): T;
 }
 
 /** Indexes several tensors of equal first dimension together: get(i) -> [t0[i], t1[i], ...]. */
 export class TensorDataset implements Dataset<Tensor[]> {
+  /** The tensors, all of the same size in dim 0. */
   readonly tensors: Tensor[];
   constructor(...tensors: Tensor[]) {
     if (tensors.length === 0) throw new TypeError('TensorDataset: expected at least one tensor, got none');
@@ -29,9 +32,11 @@ export class TensorDataset implements Dataset<Tensor[]> {
     });
     this.tensors = tensors;
   }
+  /** Size of dim 0 of the tensors. */
   get length(): number {
     return this.tensors[0].shape[0];
   }
+  /** [t0[i], t1[i], ...] as new tensors (without grad). Throws RangeError when i is out of range. */
   get(i: number): Tensor[] {
     checkInt('TensorDataset.get', 'index', i, 0, this.length - 1);
     return noGrad(() => this.tensors.map((t) => {
@@ -50,12 +55,18 @@ export class TensorDataset implements Dataset<Tensor[]> {
 
 /** A dataset of the items i in `indices` of another dataset (torch.utils.data.Subset). */
 export class Subset<T> implements Dataset<T> {
+  /**
+   * @param dataset The dataset to take items from.
+   * @param indices Indices into `dataset`; each must be in [0, dataset.length) (RangeError otherwise).
+   */
   constructor(readonly dataset: Dataset<T>, readonly indices: number[]) {
     for (const i of indices) checkInt('Subset', 'index', i, 0, dataset.length - 1);
   }
+  /** Number of indices. */
   get length(): number {
     return this.indices.length;
   }
+  /** dataset.get(indices[i]). Throws RangeError when i is out of range. */
   get(i: number): T {
     checkInt('Subset.get', 'index', i, 0, this.length - 1);
     return this.dataset.get(this.indices[i]);
@@ -101,8 +112,10 @@ function disposeItem(item: unknown): void {
   disposeBatch(item);
 }
 
-// ---- a small seeded generator (xoshiro128**, seeded through splitmix32) ----
-// The loader's own stream: shuffling never draws from (or disturbs) tsm's global generator.
+/**
+ * A small seeded generator (xoshiro128**, seeded through splitmix32): the DataLoader's own
+ * stream, so shuffling never draws from (or disturbs) tsm's global generator.
+ */
 export class Rng {
   private s = new Uint32Array(4);
   constructor(seed: number) {
@@ -154,6 +167,7 @@ export class Rng {
   }
 }
 
+/** Options of DataLoader. T: the dataset's item type; B: the batch type. */
 export interface DataLoaderOptions<T, B> {
   /** Items per batch (default 1, as PyTorch). */
   batchSize?: number;
@@ -186,11 +200,17 @@ export interface DataLoaderOptions<T, B> {
  * when asked.
  */
 export class DataLoader<T = unknown, B = unknown> implements Iterable<B>, AsyncIterable<B> {
+  /** The dataset batched. */
   readonly dataset: Dataset<T>;
+  /** Items per batch. */
   readonly batchSize: number;
+  /** Whether every epoch is reshuffled. */
   readonly shuffle: boolean;
+  /** Whether a last, smaller batch is dropped. */
   readonly dropLast: boolean;
+  /** Whether the async iterator builds the next batch ahead of time. */
   readonly prefetch: boolean;
+  /** Seed of the loader's generator (given, or drawn at construction). */
   readonly seed: number;
   private readonly collate: ((items: unknown[]) => B) | null;
   private readonly rng: Rng;
@@ -242,12 +262,14 @@ export class DataLoader<T = unknown, B = unknown> implements Iterable<B>, AsyncI
     return out;
   }
 
+  /** One epoch, synchronously: each batch is built when asked. */
   *[Symbol.iterator](): Iterator<B> {
     const order = this.nextOrder();
     const count = this.length;
     for (let k = 0; k < count; k++) yield this.batch(order, k);
   }
 
+  /** One epoch, asynchronously, with the next batch prefetched when `prefetch` is on. */
   [Symbol.asyncIterator](): AsyncIterator<B> {
     const order = this.nextOrder();
     const count = this.length;

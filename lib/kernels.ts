@@ -2,24 +2,33 @@
 import { checkBool, checkFloat32Array, checkInt, checkLength, checkNumber, checkSize, describe } from './check';
 import { nativeAddon } from './native-api';
 
+/** Arguments of kernels.sgemm: C = alpha * op(A) * op(B) + beta * C, row-major with BLAS semantics. */
 export interface SgemmArgs {
   /** Use A^T (A stored k x m). Default false. */
   transA?: boolean;
   /** Use B^T (B stored n x k). Default false. */
   transB?: boolean;
+  /** Rows of op(A) and of C. */
   m: number;
+  /** Columns of op(B) and of C. */
   n: number;
+  /** Columns of op(A), rows of op(B). */
   k: number;
   /** Default 1. */
   alpha?: number;
+  /** Matrix A, row-major. */
   a: Float32Array;
   /** Leading dimension of A as stored (row stride). Default: its number of columns. */
   lda?: number;
+  /** Matrix B, row-major. */
   b: Float32Array;
+  /** Leading dimension of B as stored. Default: its number of columns. */
   ldb?: number;
   /** Default 0 (C is then not read, so NaN in C does not propagate). */
   beta?: number;
+  /** Matrix C (m x n), row-major; overwritten with the result. */
   c: Float32Array;
+  /** Leading dimension of C. Default n. */
   ldc?: number;
 }
 

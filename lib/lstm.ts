@@ -112,14 +112,21 @@ export function lstmLayer(x: Tensor, h0: Tensor | null, c0: Tensor | null, wIh: 
   return { output, hN, cN };
 }
 
+/** Options of nn.LSTM. */
 export interface LSTMOptions {
+  /** Features per time step of the input (I). */
   inputSize: number;
+  /** Features of the hidden state (H). */
   hiddenSize: number;
+  /** Stacked layers. Default 1. */
   numLayers?: number;
+  /** Use bias_ih/bias_hh. Default true. */
   bias?: boolean;
+  /** Input and output are (B, T, *) instead of (T, B, *). Default false. */
   batchFirst?: boolean;
   /** Dropout on the outputs of every layer but the last, in training mode (as PyTorch). */
   dropout?: number;
+  /** Must be false (default): bidirectional LSTMs are not supported yet (RangeError). */
   bidirectional?: boolean;
 }
 
@@ -130,11 +137,17 @@ export interface LSTMOptions {
  * h0, c0 (numLayers, B, H) returns [output (T, B, H), [hN, cN] (numLayers, B, H)].
  */
 export class LSTM extends Module {
+  /** Features per time step of the input (I). */
   readonly inputSize: number;
+  /** Features of the hidden state (H). */
   readonly hiddenSize: number;
+  /** Number of stacked layers. */
   readonly numLayers: number;
+  /** Whether the layers have biases. */
   readonly bias: boolean;
+  /** True when input and output are (B, T, *). */
   readonly batchFirst: boolean;
+  /** Dropout probability between layers (training only). */
   readonly dropout: number;
 
   constructor(opts: LSTMOptions) {

@@ -14,8 +14,10 @@
 import { describe } from './check';
 import { Tensor } from './tensor';
 
+/** How per-class scores combine: 'binary' (the positive class only), 'macro' (unweighted mean over classes), 'micro' (from global counts). */
 export type Average = 'binary' | 'macro' | 'micro';
 
+/** How predictions and targets are read as class labels (see toLabels()). */
 export interface ClassOptions {
   /** Threshold for one-column (binary) predictions (default 0.5, use 0 for logits). */
   threshold?: number;
@@ -23,6 +25,7 @@ export interface ClassOptions {
   numClasses?: number;
 }
 
+/** Options of precision, recall and f1. */
 export interface PRFOptions extends ClassOptions {
   /** 'binary' (default for one-column predictions): the positive class only; 'macro' (default
    * for several classes): unweighted mean over classes; 'micro': from global counts. */
@@ -38,9 +41,13 @@ function checkT(op: string, name: string, t: unknown): Tensor {
 
 /** Predicted and true class per sample, plus the class count. */
 export interface Labels {
+  /** Predicted class per sample. */
   pred: Int32Array;
+  /** True class per sample. */
   true: Int32Array;
+  /** Number of classes (2 when binary). */
   numClasses: number;
+  /** True when the inputs were read as binary (one score per element). */
   binary: boolean;
 }
 
@@ -306,11 +313,15 @@ export function perplexity(logitsOrMeanCE: Tensor | number, target?: Tensor): nu
 // ---------------------------------------------------------------------------------------------
 // Stateful metrics for compile(): reset() at the start of an epoch, update() per batch, result().
 
+/** A streaming metric: reset(), update() once per batch, then result() over everything seen since the reset. */
 export interface Metric {
   /** The key in logs and History (`val_` is prefixed for validation). */
   readonly name: string;
+  /** Clears the accumulated state (start of an epoch). */
   reset(): void;
+  /** Accumulates one batch of predictions and targets. */
   update(pred: Tensor, target: Tensor): void;
+  /** The metric over every batch since the last reset(). */
   result(): number;
 }
 
