@@ -76,13 +76,28 @@ void pack_b_panels(float* dst, const float* b, int64_t ldb, bool trans, int64_t 
         for (; j < nr; ++j) row[j] = 0.0f;
       }
     } else {
-      // B(p, j) = b[j*ldb + p]: each column j is contiguous in p.
-      for (int64_t j = 0; j < cols; ++j) {
-        const float* src = b + (j0 + jr + j) * ldb + p0;
-        for (int64_t p = 0; p < kc; ++p) d[p * nr + j] = src[p];
+      // B(p, j) = b[j*ldb + p]: each column j is contiguous in p. Blocks of 8 p: read 8 floats of
+      // each column, write 8 contiguous rows of the panel (neither side strided element by element).
+      const float* src[64];
+      for (int64_t j = 0; j < cols; ++j) src[j] = b + (j0 + jr + j) * ldb + p0;
+      int64_t p = 0;
+      for (; p + 8 <= kc; p += 8) {
+        float blk[8][64];
+        for (int64_t j = 0; j < cols; ++j)
+          for (int q = 0; q < 8; ++q) blk[q][j] = src[j][p + q];
+        for (int q = 0; q < 8; ++q) {
+          float* row = d + (p + q) * nr;
+          int64_t j = 0;
+          for (; j < cols; ++j) row[j] = blk[q][j];
+          for (; j < nr; ++j) row[j] = 0.0f;
+        }
       }
-      for (int64_t j = cols; j < nr; ++j)
-        for (int64_t p = 0; p < kc; ++p) d[p * nr + j] = 0.0f;
+      for (; p < kc; ++p) {
+        float* row = d + p * nr;
+        int64_t j = 0;
+        for (; j < cols; ++j) row[j] = src[j][p];
+        for (; j < nr; ++j) row[j] = 0.0f;
+      }
     }
   }
 }
