@@ -14,6 +14,7 @@ import type { Tensor } from './tensor';
 export class TsmAnomalyError extends Error {
   /** The op, e.g. 'log', 'div', 'matmul', 'crossEntropy'. */
   readonly op: string;
+  /** Whether the non-finite value appeared in the forward pass or in a gradient during backward. */
   readonly phase: 'forward' | 'backward';
   constructor(op: string, phase: 'forward' | 'backward', message: string) {
     super(message);
@@ -81,6 +82,7 @@ export function setDetectAnomaly(enabled: boolean): void {
   anomalyHooks.backward = enabled ? checkBackward : null;
 }
 
+/** True while anomaly detection is on (setDetectAnomaly(true) or inside detectAnomaly()). */
 export function isAnomalyEnabled(): boolean {
   return anomalyHooks.forward !== null;
 }

@@ -44,6 +44,7 @@ type GradRule = (dy: Tensor, node: Node) => (Tensor | null)[];
 // The fused op keeps its backward on its node, like conv2d; gradients.ts dispatches to it.
 const OP: OpName = 'attention';
 
+/** Options of F.scaledDotProductAttention. */
 export interface ScaledDotProductAttentionOptions {
   /** Broadcastable to (B, H, Lq, Lk): int32 = boolean (nonzero attends), float32 = added to the scores. */
   attnMask?: Tensor | null;

@@ -40,7 +40,12 @@ export interface TrainingParams {
 }
 
 /** What callbacks see of the model: a Module with its compiled optimizer and the stop flag. */
-export type TrainedModel = Module & { /** The optimizer set by compile(). */ optimizer: Optimizer | null; /** Set to true to end fit() after the current batch. */ stopTraining: boolean };
+export type TrainedModel = Module & {
+  /** The optimizer set by compile(). */
+  optimizer: Optimizer | null;
+  /** Set to true to end fit() after the current batch. */
+  stopTraining: boolean;
+};
 
 /** A hook may finish synchronously or return a promise that fit() awaits. */
 export type Awaitable = void | Promise<void>;
@@ -83,7 +88,10 @@ function requireModel(cb: string, model: TrainedModel | undefined): TrainedModel
 /** Options of {@link progressBar}. */
 export interface ProgressBarOptions {
   /** Where to write (default process.stdout). */
-  stream?: NodeJS.WritableStream & { /** True when the stream is a terminal (the bar redraws in place). */ isTTY?: boolean };
+  stream?: NodeJS.WritableStream & {
+    /** True when the stream is a terminal (the bar redraws in place). */
+    isTTY?: boolean;
+  };
   /** 1: a live bar on a TTY (one line per epoch otherwise); 2: one line per epoch always. */
   verbose?: 1 | 2;
 }
@@ -172,7 +180,7 @@ export class EarlyStopping extends Callback {
   /** Whether the best epoch's weights are restored at the end of training. */
   readonly restoreBestWeights: boolean;
   private readonly direction: 'min' | 'max';
-  /** Best value seen, its epoch, and the epoch at which training was stopped (-1: none). */
+  /** Best value of `monitor` seen (NaN: none yet). */
   best = NaN;
   /** Epoch of the best value (-1: none yet). */
   bestEpoch = -1;
@@ -194,6 +202,7 @@ export class EarlyStopping extends Callback {
     if (Number.isNaN(ref)) return true;
     return this.direction === 'min' ? v < ref - this.minDelta : v > ref + this.minDelta;
   }
+  /** Resets the state (wait, best, bestEpoch, stoppedEpoch, saved weights). */
   onTrainBegin(): void {
     this.wait = 0;
     this.best = NaN;
@@ -201,6 +210,10 @@ export class EarlyStopping extends Callback {
     this.stoppedEpoch = -1;
     this.snapshot = null;
   }
+  /**
+   * Compares logs[monitor] with the best so far (saving the weights on improvement when
+   * restoreBestWeights) and sets model.stopTraining after `patience` epochs without one.
+   */
   onEpochEnd(epoch: number, logs: Logs): void {
     const model = requireModel('earlyStopping', this.model);
     const v = logs[this.monitor];
@@ -229,6 +242,7 @@ export class EarlyStopping extends Callback {
       model.stopTraining = true;
     }
   }
+  /** Restores the best weights (when restoreBestWeights) and, when verbose, reports the stop. */
   onTrainEnd(): void {
     const model = requireModel('earlyStopping', this.model);
     if (this.restoreBestWeights && this.snapshot) restore(model, this.snapshot);

@@ -38,6 +38,7 @@ export function checkNumber(op: string, name: string, v: unknown, min = -Infinit
   return v;
 }
 
+/** A boolean; throws TypeError naming `op` and `name` otherwise. Returns v. */
 export function checkBool(op: string, name: string, v: unknown): boolean {
   if (typeof v !== 'boolean') throw new TypeError(`${op}: ${name} must be a boolean, got ${describe(v)}`);
   return v;

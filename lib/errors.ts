@@ -11,6 +11,7 @@ export class TsmDisposedError extends Error {
 
 /** A CUDA runtime call failed; `call` names it. */
 export class TsmCudaError extends Error {
+  /** The native call (or tsm.cuda operation) that failed, e.g. 'cudaMalloc'. */
   readonly call: string;
   constructor(call: string, message: string) {
     super(`${call}: ${message}`);

@@ -15,6 +15,7 @@ const MAX_HEADER = 100 * 1024 * 1024;
 
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
+/** Options of io.save and io.serialize. */
 export interface SaveOptions {
   /** String-to-string metadata stored under __metadata__. */
   metadata?: Record<string, string>;
@@ -58,7 +59,16 @@ export function serialize(stateDict: Record<string, Tensor>, opts: SaveOptions =
   return out;
 }
 
-/** Writes a state dict atomically: the old file stays intact until the new one is complete. */
+/**
+ * Writes a state dict atomically: the old file stays intact until the new one is complete.
+ *
+ * @example
+ * ```ts
+ * tsm.io.save(model.stateDict(), 'model.safetensors', { metadata: { epochs: '10' } });
+ * const { tensors, metadata } = tsm.io.loadWithMetadata('model.safetensors');
+ * model.loadStateDict(tensors); // metadata.epochs === '10'
+ * ```
+ */
 export function save(stateDict: Record<string, Tensor>, file: string, opts: SaveOptions = {}): void {
   if (typeof file !== 'string' || !file) throw new TypeError(`io.save: path must be a non-empty string, got ${describe(file)}`);
   const bytes = serialize(stateDict, opts);
@@ -187,7 +197,16 @@ export function load(file: string): Record<string, Tensor> {
   return loadWithMetadata(file).tensors;
 }
 
-export function loadWithMetadata(file: string): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+/** Result of io.loadWithMetadata. */
+export interface LoadedSafetensors {
+  /** The state dict (name -> tensor). */
+  tensors: Record<string, Tensor>;
+  /** The file's __metadata__ ({} when it has none). */
+  metadata: Record<string, string>;
+}
+
+/** As io.load, and also returns the file's string metadata. Throws RangeError when the file is not valid safetensors. */
+export function loadWithMetadata(file: string): LoadedSafetensors {
   if (typeof file !== 'string' || !file) throw new TypeError(`io.load: path must be a non-empty string, got ${describe(file)}`);
   const fd = fs.openSync(file, 'r');
   try {

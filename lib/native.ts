@@ -24,11 +24,15 @@ export function packageRoot(start: string = __dirname): string {
 
 /** One place the loader tried, and why it did not load. */
 export interface LoadAttempt {
+  /** The candidate path (a .node file or a prebuilds folder). */
   path: string;
+  /** Why it did not load: 'not found', no matching prebuilt binary, or the first line of the loader's error. */
   error: string;
 }
 
+/** The native addon could not be loaded from any candidate path; the message lists them and how to fix it. */
 export class NativeLoadError extends Error {
+  /** Every path tried, in order, with its error. */
   readonly attempts: LoadAttempt[];
   constructor(attempts: LoadAttempt[]) {
     const lines = attempts.map((a) => `  - ${a.path}: ${a.error}`).join('\n');

@@ -404,7 +404,10 @@ export class Embedding extends Module {
    * @param embeddingDim size of each embedding vector
    * @param opts `paddingIdx`: a row kept at zero gradient (and initialised to zero)
    */
-  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, readonly opts: { /** Row kept at zero that receives no gradient. */ paddingIdx?: number } = {}) {
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, readonly opts: {
+    /** Row kept at zero that receives no gradient. */
+    paddingIdx?: number;
+  } = {}) {
     super();
     checkInt('Embedding', 'numEmbeddings', numEmbeddings, 1);
     checkInt('Embedding', 'embeddingDim', embeddingDim, 1);
@@ -434,7 +437,12 @@ export class LayerNorm extends Module {
    * @param normalizedShape trailing dim size(s) to normalise over
    * @param opts `eps` (default 1e-5) added to the variance; `elementwiseAffine` (default true)
    */
-  constructor(normalizedShape: number | number[], readonly opts: { /** Added to the variance (default 1e-5). */ eps?: number; /** Learnable weight and bias (default true). */ elementwiseAffine?: boolean } = {}) {
+  constructor(normalizedShape: number | number[], readonly opts: {
+    /** Added to the variance (default 1e-5). */
+    eps?: number;
+    /** Learnable weight and bias (default true). */
+    elementwiseAffine?: boolean;
+  } = {}) {
     super();
     if (typeof normalizedShape !== 'number' && !Array.isArray(normalizedShape))
       throw new TypeError(`LayerNorm: normalizedShape must be a number or an array of sizes, got ${describe(normalizedShape)}`);
@@ -530,25 +538,41 @@ export class CrossEntropyLoss extends Module {
 /** Mean squared error of same-shape float32 input and target (reduction default `'mean'`). */
 export class MSELoss extends Module {
   /** @param opts `reduction`: 'mean' (default), 'sum' or 'none' */
-  constructor(readonly opts: { /** 'mean' (default), 'sum' or 'none'. */ reduction?: F.Reduction } = {}) { super(); checkLossOptions('MSELoss', opts); }
+  constructor(readonly opts: {
+    /** 'mean' (default), 'sum' or 'none'. */
+    reduction?: F.Reduction;
+  } = {}) { super(); checkLossOptions('MSELoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.mseLoss(input, target, this.opts); }
 }
 /** Binary cross-entropy of probabilities in [0, 1], see {@link F.binaryCrossEntropy}. */
 export class BCELoss extends Module {
   /** @param opts `reduction`: 'mean' (default), 'sum' or 'none' */
-  constructor(readonly opts: { /** 'mean' (default), 'sum' or 'none'. */ reduction?: F.Reduction } = {}) { super(); checkLossOptions('BCELoss', opts); }
+  constructor(readonly opts: {
+    /** 'mean' (default), 'sum' or 'none'. */
+    reduction?: F.Reduction;
+  } = {}) { super(); checkLossOptions('BCELoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.binaryCrossEntropy(input, target, this.opts); }
 }
 /** Sigmoid + binary cross-entropy from logits (numerically stable); optional `posWeight` for positives. */
 export class BCEWithLogitsLoss extends Module {
   /** @param opts `reduction` ('mean' default, 'sum', 'none'); `posWeight` multiplies the positive term */
-  constructor(readonly opts: { /** 'mean' (default), 'sum' or 'none'. */ reduction?: F.Reduction; /** Weight of the positive term, broadcast against the target. */ posWeight?: Tensor } = {}) { super(); checkLossOptions('BCEWithLogitsLoss', opts); }
+  constructor(readonly opts: {
+    /** 'mean' (default), 'sum' or 'none'. */
+    reduction?: F.Reduction;
+    /** Weight of the positive term, broadcast against the target. */
+    posWeight?: Tensor;
+  } = {}) { super(); checkLossOptions('BCEWithLogitsLoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.binaryCrossEntropyWithLogits(input, target, this.opts); }
 }
 /** Negative log-likelihood of log-probabilities (N, C) and int32 targets (N), see {@link F.nllLoss}. */
 export class NLLLoss extends Module {
   /** @param opts `reduction` ('mean' default, 'sum', 'none'); `ignoreIndex` (default -100) targets contribute 0 */
-  constructor(readonly opts: { /** 'mean' (default), 'sum' or 'none'. */ reduction?: F.Reduction; /** Target value that contributes no loss (default -100). */ ignoreIndex?: number } = {}) { super(); checkLossOptions('NLLLoss', opts); }
+  constructor(readonly opts: {
+    /** 'mean' (default), 'sum' or 'none'. */
+    reduction?: F.Reduction;
+    /** Target value that contributes no loss (default -100). */
+    ignoreIndex?: number;
+  } = {}) { super(); checkLossOptions('NLLLoss', opts); }
   forward(input: Tensor, target: Tensor): Tensor { return F.nllLoss(input, target, this.opts); }
 }
 

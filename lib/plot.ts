@@ -8,12 +8,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe } from './check';
 
+/** What plot.history reads: a History, or anything with the same fields. */
 export interface HistoryLike {
+  /** Series by name (loss, val_loss, metrics...), one value per epoch. */
   history: Record<string, number[]>;
+  /** The x values (epoch indices); used when its length matches the series, else 0, 1, 2... */
   epoch?: number[];
 }
 
+/** Options of plot.history and plot.historySvg. */
 export interface PlotOptions {
+  /** Title of the figure (default 'Training history'). */
   title?: string;
   /** Width of one panel in pixels (default 420). */
   panelWidth?: number;

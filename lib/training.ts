@@ -51,7 +51,12 @@ export interface CompileConfig {
 }
 
 /** One batch: [input, target], [input1, input2, ..., target] or {x, y}. */
-export type Batch = Tensor[] | { /** Input tensor(s). */ x: Tensor | Tensor[]; /** Target tensor. */ y: Tensor };
+export type Batch = Tensor[] | {
+  /** Input tensor(s). */
+  x: Tensor | Tensor[];
+  /** Target tensor. */
+  y: Tensor;
+};
 /** What fit/evaluate accept besides (x, y) tensors. */
 export type BatchSource = Dataset | DataLoader | Iterable<Batch> | AsyncIterable<Batch>;
 
@@ -115,7 +120,12 @@ export class History {
     for (const arr of Object.values(this.history)) while (arr.length < n) arr.push(NaN);
   }
   /** `{history, epoch}` for JSON.stringify. */
-  toJSON(): { history: Record<string, number[]>; epoch: number[] } {
+  toJSON(): {
+    /** The same object as History.history. */
+    history: Record<string, number[]>;
+    /** The same array as History.epoch. */
+    epoch: number[];
+  } {
     return { history: this.history, epoch: this.epoch };
   }
 }
