@@ -14,7 +14,7 @@ export interface BuildInfo {
   cuda: {
     /** True when the binary has CUDA kernels. */
     compiled: boolean;
-    /** The CUDA runtime version (as cudaRuntimeGetVersion, e.g. 12040), null without CUDA. */
+    /** The CUDA runtime version number reported by the native library; null without CUDA. */
     runtimeVersion: number | null;
     /** GPU architectures compiled for, e.g. ['sm_80', 'sm_90a']; [] without CUDA. */
     archs: string[];
