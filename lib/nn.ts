@@ -583,5 +583,3 @@ export function copyInto(dst: Tensor, values: ArrayLike<number>): void {
     (dst._data as Float32Array).set(values);
   });
 }
-
-export { checkBool };
