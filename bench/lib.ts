@@ -476,3 +476,31 @@ export function runTorchPeer(python: string, script: string, args: (threads: num
   }
   return best as TorchPeerResult;
 }
+
+/** Warm-up calls, then per-call seconds of `step` for at least `seconds` (and 5 calls). */
+export function timeSteps(step: () => unknown, seconds: number, warmup = 3): number[] {
+  for (let i = 0; i < warmup; i++) step();
+  const times: number[] = [];
+  const start = process.hrtime.bigint();
+  while (Number(process.hrtime.bigint() - start) * 1e-9 < seconds || times.length < 5) {
+    const t0 = process.hrtime.bigint();
+    step();
+    times.push(Number(process.hrtime.bigint() - t0) * 1e-9);
+  }
+  return times;
+}
+
+/** Fails unless our first-step loss and the loss after that step match the peer's (relative tol). */
+export function checkLosses(ours: [number, number], peer: { loss0: number; loss1: number }, tol: number): void {
+  const [loss0, loss1] = ours;
+  const off = (a: number, b: number) => Math.abs(a - b) > tol * Math.max(1, Math.abs(b));
+  if (off(peer.loss0, loss0) || off(peer.loss1, loss1))
+    throw new Error(`results differ: ours loss ${loss0} -> ${loss1}, PyTorch ${peer.loss0} -> ${peer.loss1}`);
+  console.log(`check: first-step loss ${loss0.toFixed(6)} (PyTorch ${peer.loss0.toFixed(6)}), after the step ${loss1.toFixed(6)} (PyTorch ${peer.loss1.toFixed(6)})`);
+}
+
+/** "median step X ms vs Y ms (PyTorch best of 2t .., 1t ..)" for a training benchmark's row. */
+export function stepNote(times: number[], peer: TorchPeerResult, digits = 2): string {
+  const tried = Object.entries(peer.tried).map(([t, s]) => `${t}t ${(s * 1e3).toFixed(1)} ms`).join(', ');
+  return `median step ${(median(times) * 1e3).toFixed(digits)} ms vs ${(median(peer.stepSeconds) * 1e3).toFixed(digits)} ms (PyTorch best of ${tried})`;
+}

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tsm from '../lib/index';
 import { LSTM } from '../lib/lstm';
-import { argValue, median, sleep, type Benchmark, type BenchRow, runTorchPeer, type TorchPeerResult } from './lib';
+import { argValue, median, sleep, type Benchmark, type BenchRow, runTorchPeer, type TorchPeerResult, checkLosses, stepNote, timeSteps } from './lib';
 
 const PYTHON = process.env.TSM_TORCH_PYTHON ?? '/usr/bin/python3';
 const { nn } = tsm;
@@ -64,26 +64,17 @@ export const benchmark: Benchmark = {
     } finally {
       fs.rmSync(file, { force: true });
     }
-    if (Math.abs(peer.loss0 - loss0) > 1e-4 * Math.max(1, Math.abs(loss0)) || Math.abs(peer.loss1 - loss1) > 1e-4 * Math.max(1, Math.abs(loss1)))
-      throw new Error(`results differ: ours loss ${loss0} -> ${loss1}, PyTorch ${peer.loss0} -> ${peer.loss1}`);
-    console.log(`check: first-step loss ${loss0.toFixed(6)} (PyTorch ${peer.loss0.toFixed(6)}), after the step ${loss1.toFixed(6)} (PyTorch ${peer.loss1.toFixed(6)})`);
+    checkLosses([loss0, loss1], peer, 1e-4);
 
     sleep(200);
-    for (let i = 0; i < 3; i++) step();
-    const times: number[] = [];
-    const start = process.hrtime.bigint();
-    while (Number(process.hrtime.bigint() - start) * 1e-9 < seconds || times.length < 5) {
-      const t0 = process.hrtime.bigint();
-      step();
-      times.push(Number(process.hrtime.bigint() - t0) * 1e-9);
-    }
+    const times = timeSteps(step, seconds, 3);
     const tokens = batch * seq;
     const ours = tokens / median(times);
     const theirs = tokens / median(peer.stepSeconds);
     const rows: BenchRow[] = [{
       name: `train-lstm step batch ${batch} x seq ${seq} Adam`, unit: 'tokens/s', ours: Math.round(ours), peer: `PyTorch ${peer.torch}`,
       peerValue: Math.round(theirs), ratio: +(ours / theirs).toFixed(3), threads: opts.threads,
-      note: `median step ${(median(times) * 1e3).toFixed(2)} ms vs ${(median(peer.stepSeconds) * 1e3).toFixed(2)} ms (PyTorch best of ${Object.entries(peer.tried).map(([t, s]) => `${t}t ${(s * 1e3).toFixed(1)} ms`).join(', ')})`,
+      note: stepNote(times, peer, 2),
     }];
     return { rows, settings: { batch, seq, vocab, dim, hidden, lr, peerPython: PYTHON } };
   },

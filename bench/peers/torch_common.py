@@ -1,6 +1,7 @@
 # Shared helpers for the PyTorch peers of the benchmarks (run with Debian's /usr/bin/python3).
 import json
 import struct
+import time
 
 import torch
 
@@ -22,3 +23,20 @@ def load_safetensors(path):
         t = torch.frombuffer(bytearray(blob[base + b : base + end]), dtype=DTYPES[e["dtype"]])
         out[name] = t.reshape(e["shape"]).clone()
     return out
+
+
+def report_training(step, loss_after, seconds, warmup=3):
+    """Takes one step (its loss is loss0), evaluates loss_after() (loss1), warms up, then times steps
+    for at least `seconds` (and 5 steps); prints the JSON line the benchmarks read."""
+    loss0 = step()
+    with torch.no_grad():
+        loss1 = loss_after()
+    for _ in range(warmup):
+        step()
+    times = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"loss0": loss0, "loss1": loss1, "stepSeconds": times, "torch": torch.__version__}))

@@ -1,15 +1,13 @@
 # PyTorch peer of bench/train-cnn: the same LeNet-style CNN, the same weights and batch (read from
 # the safetensors file the benchmark writes), SGD with momentum. Prints one JSON line:
 #   {"loss0": ..., "loss1": ..., "stepSeconds": [...], "torch": "1.13..."}
-import json
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import load_safetensors
+from torch_common import load_safetensors, report_training
 
 
 class Cnn(nn.Module):
@@ -43,18 +41,7 @@ def main():
         opt.step()
         return loss.item()
 
-    loss0 = step()
-    with torch.no_grad():
-        loss1 = F.cross_entropy(model(x), y).item()
-    for _ in range(3):
-        step()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    print(json.dumps({"loss0": loss0, "loss1": loss1, "stepSeconds": times, "torch": torch.__version__}))
+    report_training(step, lambda: F.cross_entropy(model(x), y).item(), seconds, warmup=3)
 
 
 if __name__ == "__main__":

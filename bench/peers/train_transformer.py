@@ -3,15 +3,13 @@
 # loss, Adam. Prints one JSON line:
 #   {"loss0": ..., "loss1": ..., "stepSeconds": [...], "torch": "1.13..."}
 # argv: path threads seconds lr d_model nhead dim_ff norm_first activation
-import json
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import load_safetensors
+from torch_common import load_safetensors, report_training
 
 
 def main():
@@ -34,18 +32,7 @@ def main():
         opt.step()
         return loss.item()
 
-    loss0 = step()
-    with torch.no_grad():
-        loss1 = F.mse_loss(layer(x), target).item()
-    for _ in range(2):
-        step()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    print(json.dumps({"loss0": loss0, "loss1": loss1, "stepSeconds": times, "torch": torch.__version__}))
+    report_training(step, lambda: F.mse_loss(layer(x), target).item(), seconds, warmup=2)
 
 
 if __name__ == "__main__":
