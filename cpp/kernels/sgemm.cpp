@@ -187,6 +187,30 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
   const int64_t nc_max = std::min<int64_t>(uk.nc, round_up(n, nr));
   const int64_t kc_max = std::min<int64_t>(uk.kc, k);
 
+  // Few rows (m <= 2 MC): split the columns instead, each thread packing its own panels of B and
+  // all of A, with no barrier at all. The shared-B path below needs two barriers per KC step and
+  // leaves a thread idle when m splits into unequal row blocks; for shapes like 128x256x2048
+  // (k/KC = 8 steps of ~40 us each) those cost more than packing A twice.
+  const int64_t total_panels = ceil_div(n, nr);
+  if (nt > 1 && m <= 2 * uk.mc && total_panels >= 2 * nt && ceil_div(total_panels, nt) * nr <= uk.nc) {
+    bool oom = false;
+    parallel_for(nt, [&](int64_t t) {
+      const int64_t p0 = total_panels * t / nt, p1 = total_panels * (t + 1) / nt;
+      const int64_t j0 = p0 * nr, ncols = std::min<int64_t>(n, p1 * nr) - j0;
+      float* bpriv = scratch(2, static_cast<size_t>(kc_max) * (p1 - p0) * nr);
+      float* apack = scratch(1, static_cast<size_t>(round_up(m, mr)) * kc_max);
+      if (!bpriv || !apack) { oom = true; return; }
+      for (int64_t pc = 0; pc < k; pc += kc_max) {
+        const int64_t kc = std::min<int64_t>(kc_max, k - pc);
+        pack_b_panels(bpriv, b, ldb, tb, pc, kc, j0, ncols, nr, 0, p1 - p0);
+        pack_a(apack, a, lda, ta, 0, m, pc, kc, mr);
+        macro_kernel(uk, m, kc, apack, bpriv, 0, p1 - p0, ncols, c + j0, ldc, alpha, pc == 0 ? beta : 1.0f);
+      }
+    });
+    if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
+    return TSM_OK;
+  }
+
   float* bpack = scratch(0, static_cast<size_t>(kc_max) * nc_max);
   if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
 
