@@ -25,10 +25,18 @@ export const anomalyHooks: {
   backward: ((node: Node, inputGrads: (Tensor | null | undefined)[]) => void) | null;
 } = { forward: null, backward: null };
 
+function anyRequiresGrad(inputs: (Tensor | null)[]): boolean {
+  for (let i = 0; i < inputs.length; i++) {
+    const t = inputs[i];
+    if (t !== null && t.requiresGrad) return true;
+  }
+  return false;
+}
+
 export function record(out: Tensor, op: OpName, inputs: (Tensor | null)[], saved: Record<string, unknown> = {},
                        owned: Tensor[] = []): Tensor {
   if (anomalyHooks.forward) anomalyHooks.forward(out, op, inputs, saved);
-  if (isGradEnabled() && inputs.some((t) => t !== null && t.requiresGrad)) {
+  if (isGradEnabled() && anyRequiresGrad(inputs)) {
     out._node = { op, inputs, saved, owned, freed: false };
     out.requiresGrad = true;
   } else {

@@ -260,7 +260,8 @@ export class Tensor {
   /** @internal Use tsm.tensor(), tsm.zeros()... to create tensors. */
   constructor(data: TypedArray, shape: readonly number[], dtype: DType, storage?: Storage) {
     this.id = nextId++;
-    this.shape = Object.freeze(shape.slice());
+    // Shapes taken from other tensors are already frozen copies: share them.
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape.slice());
     this.dtype = dtype;
     this.requiresGrad = false;
     const s = storage ?? new Storage(data);
