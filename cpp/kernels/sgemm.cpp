@@ -197,7 +197,9 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
     parallel_for(nt, [&](int64_t t) {
       const int64_t p0 = total_panels * t / nt, p1 = total_panels * (t + 1) / nt;
       const int64_t j0 = p0 * nr, ncols = std::min<int64_t>(n, p1 * nr) - j0;
-      float* bpriv = scratch(2, static_cast<size_t>(kc_max) * (p1 - p0) * nr);
+      // Slots 0 and 1 are the GEMM's own (see runtime.h): callers such as conv2d and attention hold
+      // buffers in slots 2 and 3 while they call sgemm.
+      float* bpriv = scratch(0, static_cast<size_t>(kc_max) * (p1 - p0) * nr);
       float* apack = scratch(1, static_cast<size_t>(round_up(m, mr)) * kc_max);
       if (!bpriv || !apack) { oom = true; return; }
       for (int64_t pc = 0; pc < k; pc += kc_max) {

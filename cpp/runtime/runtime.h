@@ -36,7 +36,8 @@ void* aligned_malloc(size_t bytes);  // nullptr on failure (never throws)
 void aligned_free(void* p);
 
 // A per-thread scratch buffer that grows and is reused (packing buffers of the GEMM and friends).
-// Slot selects independent buffers. Returns nullptr on allocation failure.
+// Slot selects independent buffers. Returns nullptr on allocation failure. Slots 0 and 1 belong to
+// sgemm; a kernel that calls sgemm while holding a scratch buffer must use slots 2 and 3.
 float* scratch(int slot, size_t floats);
 
 }  // namespace tsm
