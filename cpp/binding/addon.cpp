@@ -1,6 +1,10 @@
 // The Node addon: converts JS values, calls the C ABI, turns failures into JS exceptions.
 #include "binding.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 
 using namespace tsm_binding;
@@ -116,12 +120,23 @@ Napi::Value SgemmStridedBatched(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// mallocTrim(): returns freed heap pages to the OS (glibc), so that a measured RSS reflects live
+// memory rather than the allocator's high-water mark. For diagnostics and the memory test.
+Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
+  exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
   exports.Set("sgemmStridedBatched", Napi::Function::New(env, SgemmStridedBatched, "sgemmStridedBatched"));
   register_peer_blas(env, exports);
   register_ops_conv(env, exports);
