@@ -9,8 +9,8 @@
 import * as tsm from '../lib/index';
 import { ProgressBar } from '../lib/progress';
 import { classificationBatches, type WordVocab } from '../lib/text';
-import { bceLoss, binaryReport, formatReport, prepareSpamData, type BinaryReport } from './data/text';
-import { EXAMPLE_TEXTS, predictProbs, predictText } from './spam-lstm';
+import { bceLoss, prepareSpamData, type BinaryReport } from './data/text';
+import { reportSpamClassifier } from './spam-lstm';
 
 const { nn } = tsm;
 
@@ -86,19 +86,7 @@ export async function trainSpamEmbedding(opts: SpamEmbeddingOptions = {}): Promi
     }
     bar?.finish({ loss: lossSum / n }, seen);
   }
-  const probs = predictProbs(model, data.test.seqs, maxLen);
-  const test = binaryReport(probs, data.test.labels);
-  const testLoss = tsm.tidy(() => bceLoss(tsm.tensor(probs), tsm.tensor(data.test.labels)).item());
-  const predictions = Array.from(predictText(model, data.vocab, EXAMPLE_TEXTS, maxLen));
-  if (verbose) {
-    console.log(`test (${data.test.seqs.length} mails): loss ${testLoss.toFixed(4)}  ${formatReport(test)}`);
-    EXAMPLE_TEXTS.forEach((t, i) => console.log(`P(spam) = ${predictions[i].toFixed(3)}  "${t}"`));
-  }
-  if (opts.save) {
-    tsm.io.save(model.stateDict(), opts.save);
-    data.vocab.save(`${opts.save}.vocab.json`);
-  }
-  return { model, vocab: data.vocab, test, testLoss, predictions };
+  return { model, vocab: data.vocab, ...reportSpamClassifier(model, data, maxLen, opts.save ?? null, verbose) };
 }
 
 function arg(name: string): string | undefined {

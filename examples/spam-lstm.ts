@@ -12,7 +12,7 @@ import * as tsm from '../lib/index';
 import { LSTM } from '../lib/lstm';
 import { ProgressBar } from '../lib/progress';
 import { classificationBatches, padSequences, type WordVocab } from '../lib/text';
-import { bceLoss, binaryReport, formatReport, prepareSpamData, type BinaryReport, type EncodedMails } from './data/text';
+import { bceLoss, binaryReport, formatReport, prepareSpamData, type BinaryReport, type EncodedMails, type SpamData } from './data/text';
 
 const { nn } = tsm;
 
@@ -72,6 +72,28 @@ export function predictText(model: tsm.nn.Module & { forward(x: tsm.Tensor): tsm
   return predictProbs(model, texts.map((t) => vocab.encode(t)), maxLen);
 }
 
+/**
+ * The end of both spam examples: test-split loss, accuracy/precision/recall/F1/confusion matrix,
+ * predictions on EXAMPLE_TEXTS, and (with `save`) the weights and the vocabulary.
+ */
+export function reportSpamClassifier(model: tsm.nn.Module & { forward(x: tsm.Tensor): tsm.Tensor }, data: SpamData,
+                                     maxLen: number, save: string | null, verbose: boolean):
+  { test: BinaryReport; testLoss: number; predictions: number[] } {
+  const probs = predictProbs(model, data.test.seqs, maxLen);
+  const test = binaryReport(probs, data.test.labels);
+  const testLoss = tsm.tidy(() => bceLoss(tsm.tensor(probs), tsm.tensor(data.test.labels)).item());
+  const predictions = Array.from(predictText(model, data.vocab, EXAMPLE_TEXTS, maxLen));
+  if (verbose) {
+    console.log(`test (${data.test.seqs.length} mails): loss ${testLoss.toFixed(4)}  ${formatReport(test)}`);
+    EXAMPLE_TEXTS.forEach((t, i) => console.log(`P(spam) = ${predictions[i].toFixed(3)}  "${t}"`));
+  }
+  if (save) {
+    tsm.io.save(model.stateDict(), save);
+    data.vocab.save(`${save}.vocab.json`);
+  }
+  return { test, testLoss, predictions };
+}
+
 export const EXAMPLE_TEXTS = [
   'Congratulations! You have been selected to receive a FREE gift card. Click here now to claim your cash prize, limited time offer!',
   'Hi Tom, are we still meeting tomorrow to go over the build failures in the test suite? I pushed a fix for the config parser.',
@@ -119,19 +141,7 @@ export async function trainSpamLstm(opts: SpamLstmOptions = {}): Promise<{ model
     }
     bar?.finish({ loss: lossSum / n, acc: correct / seen }, seen);
   }
-  const probs = predictProbs(model, data.test.seqs, maxLen);
-  const test = binaryReport(probs, data.test.labels);
-  const testLoss = tsm.tidy(() => bceLoss(tsm.tensor(probs), tsm.tensor(data.test.labels)).item());
-  const predictions = Array.from(predictText(model, data.vocab, EXAMPLE_TEXTS, maxLen));
-  if (verbose) {
-    console.log(`test (${data.test.seqs.length} mails): loss ${testLoss.toFixed(4)}  ${formatReport(test)}`);
-    EXAMPLE_TEXTS.forEach((t, i) => console.log(`P(spam) = ${predictions[i].toFixed(3)}  "${t}"`));
-  }
-  if (opts.save) {
-    tsm.io.save(model.stateDict(), opts.save);
-    data.vocab.save(`${opts.save}.vocab.json`);
-  }
-  return { model, vocab: data.vocab, test, testLoss, predictions };
+  return { model, vocab: data.vocab, ...reportSpamClassifier(model, data, maxLen, opts.save ?? null, verbose) };
 }
 
 function arg(name: string): string | undefined {
