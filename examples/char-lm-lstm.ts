@@ -11,7 +11,7 @@ import * as tsm from '../lib/index';
 import { LSTM } from '../lib/lstm';
 import { ProgressBar } from '../lib/progress';
 import { CharVocab, lmBatches, lmWindowCount, seededRandom } from '../lib/text';
-import { loadMobyDick, splitText } from './data/text';
+import { loadMobyDick, sampleLogits, splitText, unigramPerplexity } from './data/text';
 
 const { nn } = tsm;
 
@@ -61,15 +61,6 @@ export interface CharLmResult {
   sample: string;
 }
 
-/** Perplexity of the unigram distribution of `train` (add-one smoothing) on `val`. */
-export function unigramPerplexity(train: Int32Array, val: Int32Array, vocabSize: number): number {
-  const counts = new Float64Array(vocabSize).fill(1);
-  for (const t of train) counts[t]++;
-  const total = train.length + vocabSize;
-  let nll = 0;
-  for (const t of val) nll -= Math.log(counts[t] / total);
-  return Math.exp(nll / val.length);
-}
 
 /** exp(mean cross-entropy) of the model over the windows of `ids`. */
 export function perplexity(model: CharLstm, ids: Int32Array, seqLen: number, batchSize = 64): number {
@@ -109,7 +100,7 @@ export function generate(model: CharLstm, vocab: CharVocab, prime: string, n: nu
         state = [tsm.keep(st[0]), tsm.keep(st[1])];
         const d = logits.dataSync() as Float32Array;
         const V = vocab.size, last = d.subarray(d.length - V);
-        return sample(last, temperature, topK, rnd, [vocab.padIndex, vocab.unkIndex]);
+        return sampleLogits(last, temperature, topK, rnd, [vocab.padIndex, vocab.unkIndex]);
       });
       out += vocab.tokens[next];
       ids = Int32Array.of(next);
@@ -119,22 +110,6 @@ export function generate(model: CharLstm, vocab: CharVocab, prime: string, n: nu
   return out;
 }
 
-/** Draws an index from softmax(logits / temperature), restricted to the top k when k > 0. */
-export function sample(logits: Float32Array, temperature: number, topK: number, rnd: () => number, banned: number[] = []): number {
-  const V = logits.length;
-  const scaled = Array.from(logits, (v, i) => (banned.includes(i) ? -Infinity : v / temperature));
-  let allowed = Array.from({ length: V }, (_, i) => i).filter((i) => scaled[i] > -Infinity);
-  if (topK > 0 && topK < allowed.length) allowed = allowed.sort((a, b) => scaled[b] - scaled[a]).slice(0, topK);
-  const m = Math.max(...allowed.map((i) => scaled[i]));
-  const w = allowed.map((i) => Math.exp(scaled[i] - m));
-  const total = w.reduce((a, b) => a + b, 0);
-  let r = rnd() * total;
-  for (let k = 0; k < allowed.length; k++) {
-    r -= w[k];
-    if (r <= 0) return allowed[k];
-  }
-  return allowed[allowed.length - 1];
-}
 
 export async function trainCharLm(opts: CharLmOptions = {}): Promise<CharLmResult> {
   const epochs = opts.epochs ?? 2, hidden = opts.hidden ?? 256, embed = opts.embed ?? 64;

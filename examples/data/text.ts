@@ -144,3 +144,25 @@ export function formatReport(r: BinaryReport): string {
 export function bceLoss(probs: Tensor, targets: Tensor): Tensor {
   return F.binaryCrossEntropy(clamp(probs, 1e-7, 1 - 1e-7), targets);
 }
+
+/** Perplexity of the add-one-smoothed unigram distribution of `train` on `val`. */
+export function unigramPerplexity(train: Int32Array, val: Int32Array, vocabSize: number): number {
+  const counts = new Float64Array(vocabSize).fill(1);
+  for (const t of train) counts[t]++;
+  const total = train.length + vocabSize;
+  let nll = 0;
+  for (const t of val) nll -= Math.log(counts[t] / total);
+  return Math.exp(nll / val.length);
+}
+
+/** Draws an index from softmax(logits / temperature), among the top k when k > 0. */
+export function sampleLogits(logits: Float32Array, temperature: number, topK: number, rnd: () => number, banned: number[] = []): number {
+  const idx = Array.from({ length: logits.length }, (_, i) => i).filter((i) => !banned.includes(i));
+  idx.sort((a, b) => logits[b] - logits[a]);
+  const keep = topK > 0 ? idx.slice(0, topK) : idx;
+  const m = logits[keep[0]];
+  const w = keep.map((i) => Math.exp((logits[i] - m) / temperature));
+  let r = rnd() * w.reduce((a, b) => a + b, 0);
+  for (let k = 0; k < keep.length; k++) if ((r -= w[k]) <= 0) return keep[k];
+  return keep[keep.length - 1];
+}
