@@ -225,6 +225,20 @@ const CONSUMER_CTS = `import tsm = require('tensorsmith');
 export const t: tsm.Tensor = tsm.ones([4]);
 `;
 
+/** mtime of the newest file the addon is built from (cpp/, cuda/, cmake/, CMakeLists.txt). */
+function newestNativeSource(): number {
+  let newest = fs.statSync(path.join(root, 'CMakeLists.txt')).mtimeMs;
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else newest = Math.max(newest, fs.statSync(p).mtimeMs);
+    }
+  };
+  for (const d of ['cpp', 'cuda', 'cmake']) if (fs.existsSync(path.join(root, d))) walk(path.join(root, d));
+  return newest;
+}
+
 beforeAll(async () => {
   if (!npmPath) return;
   npmCache = npmConfig('cache');
@@ -234,8 +248,8 @@ beforeAll(async () => {
     const r = await run(npmPath, ['run', 'build:ts'], { cwd: root, env: process.env, timeoutMs: 300_000 });
     if (r.status !== 0) throw new Error(`npm run build:ts failed:\n${tail(output(r))}`);
   }
-  if (!fs.existsSync(prebuildFile)) {
-    // One CUDA arch keeps this build ~2 minutes shorter; the release prebuild (npm run prebuild, which
+  if (!fs.existsSync(prebuildFile) || fs.statSync(prebuildFile).mtimeMs < newestNativeSource()) {
+    // Missing or older than the native sources (a stale prebuild would be packed and tested). One CUDA arch keeps this build ~2 minutes shorter; the release prebuild (npm run prebuild, which
     // rebuilds from scratch) compiles the full arch list.
     const env = { ...process.env, CMAKE_CUDA_ARCHITECTURES: process.env.CMAKE_CUDA_ARCHITECTURES ?? '80' };
     const r = await run(process.execPath, [path.join(root, 'tools', 'prebuild.js')], { cwd: root, env, timeoutMs: 600_000 });
