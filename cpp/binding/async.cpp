@@ -24,32 +24,12 @@
 #include <vector>
 
 #include "binding.h"
+#include "conv_args.h"
 
 using namespace tsm_binding;
 
 namespace {
 
-constexpr int64_t kMaxElems = int64_t(1) << 53;
-
-int64_t mul(Napi::Env env, const char* op, int64_t a, int64_t b) {
-  if (a < 0 || b < 0) range_error(env, std::string(op) + ": sizes must be >= 0");
-  if (a != 0 && b > kMaxElems / a) range_error(env, std::string(op) + ": tensor size is too large");
-  return a * b;
-}
-
-int64_t elems4(Napi::Env env, const char* op, int64_t a, int64_t b, int64_t c, int64_t d) {
-  return mul(env, op, mul(env, op, mul(env, op, a, b), c), d);
-}
-
-int64_t arg_size(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t min) {
-  const int64_t v = arg_int(info, i, op, name);
-  if (v < min)
-    range_error(info.Env(), std::string(op) + ": " + name + " must be >= " + std::to_string(min) + ", got " +
-                                std::to_string(v));
-  if (v > (int64_t(1) << 40))
-    range_error(info.Env(), std::string(op) + ": " + name + " = " + std::to_string(v) + " is too large");
-  return v;
-}
 
 // rows x cols with leading dimension ld, or a RangeError when the span does not fit a safe integer.
 int64_t span_checked(Napi::Env env, const char* op, int64_t rows, int64_t cols, int64_t ld) {
@@ -244,28 +224,11 @@ Napi::Value Conv2dForwardAsync(const Napi::CallbackInfo& info) {
   const float* bias = nullptr;
   const bool has_bias = info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined();
   if (has_bias) bias = arg_f32(info, 3, op, "bias", &lb);
-  tsm_conv2d_desc d;
-  const char* names[14] = {"N", "C", "H", "W", "OC", "KH", "KW", "sH", "sW", "pH", "pW", "dH", "dW", "groups"};
-  int64_t v[14];
-  for (int i = 0; i < 14; ++i) v[i] = arg_size(info, 4 + i, op, names[i], (i == 9 || i == 10) ? 0 : 1);
-  d.n = v[0]; d.c = v[1]; d.h = v[2]; d.w = v[3]; d.oc = v[4]; d.kh = v[5]; d.kw = v[6];
-  d.stride_h = v[7]; d.stride_w = v[8]; d.pad_h = v[9]; d.pad_w = v[10]; d.dil_h = v[11]; d.dil_w = v[12];
-  d.groups = v[13];
-  if (d.c % d.groups || d.oc % d.groups)
-    range_error(env, std::string(op) + ": C = " + std::to_string(d.c) + " and OC = " + std::to_string(d.oc) +
-                         " must be divisible by groups = " + std::to_string(d.groups));
-  // Every size is <= 2^40, so these products fit in 128 bits; compare before narrowing.
-  const __int128 oh128 = (__int128)d.h + 2 * (__int128)d.pad_h - (__int128)d.dil_h * (d.kh - 1) - 1;
-  const __int128 ow128 = (__int128)d.w + 2 * (__int128)d.pad_w - (__int128)d.dil_w * (d.kw - 1) - 1;
-  int64_t oh = oh128 < 0 ? -1 : static_cast<int64_t>(oh128);
-  int64_t ow = ow128 < 0 ? -1 : static_cast<int64_t>(ow128);
-  if (oh < 0 || ow < 0)
-    range_error(env, std::string(op) + ": output size would be < 1 (the dilated kernel is larger than the "
-                                       "padded input)");
-  oh = oh / d.stride_h + 1;
-  ow = ow / d.stride_w + 1;
-  const int64_t ny = elems4(env, op, d.n, d.oc, oh, ow), nx = elems4(env, op, d.n, d.c, d.h, d.w),
-                nw = elems4(env, op, d.oc, d.c / d.groups, d.kh, d.kw);
+  const ConvArgs ca = conv_args(info, 4, op);
+  const tsm_conv2d_desc d = ca.d;
+  const int64_t oh = ca.oh, ow = ca.ow;
+  const int64_t ny = elems(env, op, d.n, d.oc, oh, ow), nx = elems(env, op, d.n, d.c, d.h, d.w),
+                nw = elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw);
   need(env, op, "y", ly, ny);
   need(env, op, "x", lx, nx);
   need(env, op, "w", lw, nw);
@@ -282,34 +245,7 @@ Napi::Value Conv2dForwardAsync(const Napi::CallbackInfo& info) {
   });
 }
 
-// Reads N, C, H, W, KH, KW, sH, sW, pH, pW [, dH, dW] from `first`.
-tsm_pool2d_desc pool_desc(const Napi::CallbackInfo& info, size_t first, const char* op, bool dilation) {
-  tsm_pool2d_desc d;
-  d.n = arg_size(info, first + 0, op, "N", 1);
-  d.c = arg_size(info, first + 1, op, "C", 1);
-  d.h = arg_size(info, first + 2, op, "H", 1);
-  d.w = arg_size(info, first + 3, op, "W", 1);
-  d.kh = arg_size(info, first + 4, op, "KH", 1);
-  d.kw = arg_size(info, first + 5, op, "KW", 1);
-  d.stride_h = arg_size(info, first + 6, op, "sH", 1);
-  d.stride_w = arg_size(info, first + 7, op, "sW", 1);
-  d.pad_h = arg_size(info, first + 8, op, "pH", 0);
-  d.pad_w = arg_size(info, first + 9, op, "pW", 0);
-  d.dil_h = dilation ? arg_size(info, first + 10, op, "dH", 1) : 1;
-  d.dil_w = dilation ? arg_size(info, first + 11, op, "dW", 1) : 1;
-  d.ceil_mode = 0;
-  d.count_include_pad = 1;
-  if (d.pad_h > d.kh / 2 || d.pad_w > d.kw / 2)
-    range_error(info.Env(), std::string(op) + ": padding must be at most half the kernel size");
-  return d;
-}
 
-int64_t pool_out(Napi::Env env, const char* op, int64_t in, int64_t k, int64_t s, int64_t p, int64_t dil,
-                 bool ceil_mode) {
-  const int64_t out = tsm_pool2d_output_size(in, k, s, p, dil, ceil_mode);
-  if (out < 1) range_error(env, std::string(op) + ": output size would be " + std::to_string(out) + "; it must be >= 1");
-  return out;
-}
 
 // maxPool2dForwardAsync(y, indices, x, N, C, H, W, KH, KW, sH, sW, pH, pW, dH, dW, ceilMode)
 Napi::Value MaxPool2dForwardAsync(const Napi::CallbackInfo& info) {
@@ -321,10 +257,10 @@ Napi::Value MaxPool2dForwardAsync(const Napi::CallbackInfo& info) {
   const float* x = arg_f32(info, 2, op, "x", &lx);
   tsm_pool2d_desc d = pool_desc(info, 3, op, true);
   d.ceil_mode = arg_bool(info, 15);
-  const int64_t oh = pool_out(env, op, d.h, d.kh, d.stride_h, d.pad_h, d.dil_h, d.ceil_mode);
-  const int64_t ow = pool_out(env, op, d.w, d.kw, d.stride_w, d.pad_w, d.dil_w, d.ceil_mode);
+  const int64_t oh = pool_out(env, op, "height", d.h, d.kh, d.stride_h, d.pad_h, d.dil_h, d.ceil_mode);
+  const int64_t ow = pool_out(env, op, "width", d.w, d.kw, d.stride_w, d.pad_w, d.dil_w, d.ceil_mode);
   if (mul(env, op, d.h, d.w) > INT32_MAX) range_error(env, std::string(op) + ": H*W must fit in an int32 index");
-  const int64_t ny = elems4(env, op, d.n, d.c, oh, ow), nx = elems4(env, op, d.n, d.c, d.h, d.w);
+  const int64_t ny = elems(env, op, d.n, d.c, oh, ow), nx = elems(env, op, d.n, d.c, d.h, d.w);
   need(env, op, "y", ly, ny);
   need(env, op, "indices", li, ny);
   need(env, op, "x", lx, nx);
@@ -347,9 +283,9 @@ Napi::Value AvgPool2dForwardAsync(const Napi::CallbackInfo& info) {
   tsm_pool2d_desc d = pool_desc(info, 2, op, false);
   d.ceil_mode = arg_bool(info, 12);
   d.count_include_pad = arg_bool(info, 13);
-  const int64_t oh = pool_out(env, op, d.h, d.kh, d.stride_h, d.pad_h, 1, d.ceil_mode);
-  const int64_t ow = pool_out(env, op, d.w, d.kw, d.stride_w, d.pad_w, 1, d.ceil_mode);
-  const int64_t ny = elems4(env, op, d.n, d.c, oh, ow), nx = elems4(env, op, d.n, d.c, d.h, d.w);
+  const int64_t oh = pool_out(env, op, "height", d.h, d.kh, d.stride_h, d.pad_h, 1, d.ceil_mode);
+  const int64_t ow = pool_out(env, op, "width", d.w, d.kw, d.stride_w, d.pad_w, 1, d.ceil_mode);
+  const int64_t ny = elems(env, op, d.n, d.c, oh, ow), nx = elems(env, op, d.n, d.c, d.h, d.w);
   need(env, op, "y", ly, ny);
   need(env, op, "x", lx, nx);
   return start(env, op, [&](KernelWorker& w) {
