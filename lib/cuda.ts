@@ -378,34 +378,7 @@ export function gemm(args: CudaGemmArgs): void {
 }
 
 /** Arguments of cuda.sgemm: CudaGemmArgs without type/cDtype/bias/activation/batch (all float32). */
-export interface CudaSgemmArgs {
-  /** Use A transposed. Default false. */
-  transA?: boolean;
-  /** Use B transposed. Default false. */
-  transB?: boolean;
-  /** Rows of op(A) and of C. */
-  m: number;
-  /** Columns of op(B) and of C. */
-  n: number;
-  /** Columns of op(A), rows of op(B). */
-  k: number;
-  /** Default 1. */
-  alpha?: number;
-  /** Matrix A (float32). */
-  a: DeviceBuffer;
-  /** Leading dimension of A; default its column count. */
-  lda?: number;
-  /** Matrix B (float32). */
-  b: DeviceBuffer;
-  /** Leading dimension of B; default its column count. */
-  ldb?: number;
-  /** Default 0 (C is not read). */
-  beta?: number;
-  /** Output matrix C (float32, m x n). */
-  c: DeviceBuffer;
-  /** Leading dimension of C; default n. */
-  ldc?: number;
-}
+export type CudaSgemmArgs = Pick<CudaGemmArgs, 'transA' | 'transB' | 'm' | 'n' | 'k' | 'alpha' | 'a' | 'lda' | 'b' | 'ldb' | 'beta' | 'c' | 'ldc'>;
 
 /** tsm.kernels.sgemm's contract on device buffers (float32, exact FMAs on CUDA cores). */
 export function sgemm(args: CudaSgemmArgs): void {
