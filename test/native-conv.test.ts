@@ -244,6 +244,18 @@ describe('conv2d', () => {
     checkConv({ ...base, N: 5, C: 2, H: 16, W: 16, OC: 4, KH: 5, KW: 5, pH: 2, pW: 2, sH: 2, sW: 2 }, true);
   });
 
+  it('matches the reference on the implicit-GEMM paths (run packing, row-wise col2im)', () => {
+    // N * groups >= 2 * threads sends these through the implicit GEMM; stride_w 1 without padding
+    // packs runs of pixels, stride_w 1 with any padding sums dx rows in registers.
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 4, C: 5, H: 7, W: 23, OC: 13, KH: 3, KW: 3 }, true);        // rows wider than 16
+    checkConv({ ...base, N: 4, C: 3, H: 9, W: 8, OC: 7, KH: 2, KW: 4, dW: 2 }, true);    // dilation, short rows
+    checkConv({ ...base, N: 4, C: 2, H: 6, W: 3, OC: 5, KH: 3, KW: 2 }, false);          // 2-pixel rows: many runs per chunk
+    checkConv({ ...base, N: 4, C: 4, H: 12, W: 35, OC: 6, KH: 3, KW: 5, pH: 1, pW: 2 }, true);
+    checkConv({ ...base, N: 4, C: 6, H: 10, W: 19, OC: 4, KH: 3, KW: 3, sH: 2, pW: 1, dW: 2, groups: 2 }, true);
+    checkConv({ ...base, N: 6, C: 1, H: 5, W: 40, OC: 3, KH: 1, KW: 7, pW: 3 }, true);
+  });
+
   it('reference backward agrees with finite differences', () => {
     const configs: Conv[] = [
       { N: 2, C: 2, H: 5, W: 6, OC: 3, KH: 3, KW: 2, sH: 2, sW: 1, pH: 1, pW: 0, dH: 1, dW: 2, groups: 1 },

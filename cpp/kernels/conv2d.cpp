@@ -38,6 +38,9 @@ void conv_pack_b_gather_avx512(float*, const float*, const int64_t*, int64_t, co
 void conv_pack_bt_gather_avx512(float*, const float*, const int32_t*, int64_t, const int64_t*,
                                 int64_t, int64_t, int64_t) {}
 void conv_col2im_s1_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&) {}
+void conv_pack_b_runs_avx512(float*, const float*, const int64_t*, int64_t, const int32_t*,
+                             const uint16_t*, int, int64_t) {}
+void conv_col2im_rows_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&) {}
 #endif
 
 namespace {
@@ -314,6 +317,39 @@ void run_tiles(const GemmUkernel& uk, float* c, const float* ap, const float* bp
       uk.fn(k, ap + i0 * k, bp + j0 * k, c + i0 * npad + j0, npad, 1.0f, beta);
 }
 
+// Padded copies: a padded convolution reads its input through a copy of each image's group with
+// the zeros written out, so the packers can take the fast unpadded paths (runs of pixels or
+// gathers) instead of a bounds check per element. The copy is Cg*(H+2PH)*(W+2PW) floats against
+// the Cg*KH*KW*OH*OW of the packed panels.
+ConvGeom padded_geom(const ConvGeom& g) {
+  ConvGeom p = g;
+  p.h = g.h + 2 * g.ph;
+  p.w = g.w + 2 * g.pw;
+  p.ph = p.pw = 0;
+  return p;
+}
+
+bool use_pre_pad(const ConvGeom& g) {
+  return (g.ph > 0 || g.pw > 0) && avx512_helpers(padded_geom(g));
+}
+
+// dst (Cg, H+2PH, W+2PW) = xg (Cg, H, W) with zero borders.
+void pad_group(float* dst, const float* xg, const ConvGeom& g) {
+  const int64_t pw = g.w + 2 * g.pw, ph = g.h + 2 * g.ph;
+  for (int64_t c = 0; c < g.cg; ++c) {
+    float* dc = dst + c * ph * pw;
+    const float* sc = xg + c * g.hw();
+    std::memset(dc, 0, sizeof(float) * g.ph * pw);
+    for (int64_t h = 0; h < g.h; ++h) {
+      float* row = dc + (h + g.ph) * pw;
+      std::memset(row, 0, sizeof(float) * g.pw);
+      std::memcpy(row + g.pw, sc + h * g.w, sizeof(float) * g.w);
+      std::memset(row + g.pw + g.w, 0, sizeof(float) * g.pw);
+    }
+    std::memset(dc + (g.h + g.ph) * pw, 0, sizeof(float) * g.ph * pw);
+  }
+}
+
 bool use_implicit(const ConvGeom& g) {
   return g.kk <= 4096 && (num_threads() == 1 || spread_tasks(g));
 }
@@ -327,11 +363,42 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
   if (!apack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
   for (int64_t grp = 0; grp < g.g; ++grp)
     pack_a_rows(apack + grp * mpad * kk, w + grp * g.ocg * kk, kk, false, g.ocg, kk, 0, kk, uk.mr);
-  const ImplicitTables tb(g);
-  const bool gather = tb.no_pad && avx512_helpers(g);
+  const bool pre_pad = use_pre_pad(g);
+  const ConvGeom gp = pre_pad ? padded_geom(g) : g;  // the geometry the packer sees
+  const ImplicitTables tb(gp);
+  const bool gather = tb.no_pad && avx512_helpers(gp);
   std::vector<int32_t> pix32(gather ? ohw : 0);
   for (int64_t q = 0; q < (gather ? ohw : 0); ++q)
-    pix32[q] = static_cast<int32_t>(tb.pix_h[q] * g.w + tb.pix_w[q]);
+    pix32[q] = static_cast<int32_t>(tb.pix_h[q] * gp.w + tb.pix_w[q]);
+  // With stride_w 1, pixels along an output row read consecutive input: chunks of 16 pixels are
+  // packed with one masked load per run of consecutive offsets instead of a gather.
+  const bool runs = gather && g.sw == 1;
+  std::vector<int32_t> seg_off;
+  std::vector<uint16_t> seg_mask;
+  int nseg = 0;
+  if (runs) {
+    const int64_t nchunks = (ohw + 15) / 16;
+    std::vector<std::vector<std::pair<int32_t, uint16_t>>> chunks(nchunks);
+    for (int64_t ch = 0; ch < nchunks; ++ch) {
+      const int64_t q0 = ch * 16, q1 = std::min<int64_t>(ohw, q0 + 16);
+      for (int64_t qa = q0; qa < q1;) {
+        int64_t qb = qa + 1;
+        while (qb < q1 && pix32[qb] == pix32[qb - 1] + 1) ++qb;
+        uint16_t m = 0;
+        for (int64_t q = qa; q < qb; ++q) m = static_cast<uint16_t>(m | (1u << (q - q0)));
+        chunks[ch].push_back({static_cast<int32_t>(pix32[qa] - (qa - q0)), m});
+        qa = qb;
+      }
+      nseg = std::max<int>(nseg, static_cast<int>(chunks[ch].size()));
+    }
+    seg_off.assign(nchunks * nseg, 0);
+    seg_mask.assign(nchunks * nseg, 0);
+    for (int64_t ch = 0; ch < nchunks; ++ch)
+      for (size_t i = 0; i < chunks[ch].size(); ++i) {
+        seg_off[ch * nseg + i] = chunks[ch][i].first;
+        seg_mask[ch * nseg + i] = chunks[ch][i].second;
+      }
+  }
   bool oom = false;
   parallel_for(g.n * g.g, [&](int64_t task) {
     const int64_t n = task / g.g, grp = task % g.g;
@@ -339,8 +406,17 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
     float* ctile = scratch(3, static_cast<size_t>(mpad * npad));
     if (!bpack || !ctile) { oom = true; return; }
     const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
-    if (gather) conv_pack_b_gather_avx512(bpack, xg, tb.tap_off.data(), kk, pix32.data(), ohw);
-    else pack_b_im2col(bpack, xg, g, tb, uk.nr);
+    if (pre_pad) {
+      float* buf = scratch(0, static_cast<size_t>(gp.cg * gp.hw()));
+      if (!buf) { oom = true; return; }
+      pad_group(buf, xg, g);
+      xg = buf;
+    }
+    if (runs)
+      conv_pack_b_runs_avx512(bpack, xg, tb.tap_off.data(), kk, seg_off.data(), seg_mask.data(),
+                              nseg, ohw);
+    else if (gather) conv_pack_b_gather_avx512(bpack, xg, tb.tap_off.data(), kk, pix32.data(), ohw);
+    else pack_b_im2col(bpack, xg, gp, tb, uk.nr);
     run_tiles(uk, ctile, apack + grp * mpad * kk, bpack, mpad, npad, kk, 0.0f);
     float* yg = y + (n * g.oc + grp * g.ocg) * ohw;
     for (int64_t o = 0; o < g.ocg; ++o) {
@@ -376,7 +452,7 @@ tsm_status backward_data_implicit(float* dx, const float* dy, const float* w, co
     pack_b_rows(bpack, dy + (n * g.oc + grp * g.ocg) * ohw, g.ocg, ohw, ohw, uk.nr);
     run_tiles(uk, col, apack + grp * mpad * g.ocg, bpack, mpad, npad, g.ocg, 0.0f);
     float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();
-    if (s1) conv_col2im_s1_avx512(dxg, col, npad, g.cg, ds);
+    if (s1) conv_col2im_rows_avx512(dxg, col, npad, g.cg, ds);
     else col2im(dxg, col, g, npad);
   });
   aligned_free(apack);
@@ -395,12 +471,14 @@ tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, 
   const int64_t part = g.g * mpad * npad;
   float* partial = static_cast<float*>(aligned_malloc(sizeof(float) * nt * part));
   if (!partial) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
-  const ImplicitTables tb(g);
-  const bool gather = tb.no_pad && avx512_helpers(g);
+  const bool pre_pad = use_pre_pad(g);
+  const ConvGeom gp = pre_pad ? padded_geom(g) : g;  // the geometry the packer sees
+  const ImplicitTables tb(gp);
+  const bool gather = tb.no_pad && avx512_helpers(gp);
   std::vector<int32_t> tap32(gather ? kk : 0);
   std::vector<int64_t> pix64(gather ? ohw : 0);
   for (int64_t t = 0; t < (gather ? kk : 0); ++t) tap32[t] = static_cast<int32_t>(tb.tap_off[t]);
-  for (int64_t q = 0; q < (gather ? ohw : 0); ++q) pix64[q] = tb.pix_h[q] * g.w + tb.pix_w[q];
+  for (int64_t q = 0; q < (gather ? ohw : 0); ++q) pix64[q] = tb.pix_h[q] * gp.w + tb.pix_w[q];
   bool oom = false;
   parallel_for(nt, [&](int64_t t) {
     const int64_t n0 = g.n * t / nt, n1 = g.n * (t + 1) / nt;
@@ -417,10 +495,16 @@ tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, 
           pack_a_rows(apack, dy + (n * g.oc + grp * g.ocg) * ohw, ohw, false, g.ocg, ohw, b * ohw,
                       ktot, uk.mr);
           const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
+          if (pre_pad) {
+            float* buf = scratch(0, static_cast<size_t>(gp.cg * gp.hw()));
+            if (!buf) { oom = true; return; }
+            pad_group(buf, xg, g);
+            xg = buf;
+          }
           if (gather)
             conv_pack_bt_gather_avx512(bpack, xg, tap32.data(), kk, pix64.data(), ohw, b * ohw, ktot);
           else
-            pack_b_im2col_t(bpack, xg, g, tb, b * ohw, ktot, uk.nr);
+            pack_b_im2col_t(bpack, xg, gp, tb, b * ohw, ktot, uk.nr);
         }
         run_tiles(uk, acc + grp * mpad * npad, apack, bpack, mpad, npad, ktot,
                   nb == n0 ? 0.0f : 1.0f);

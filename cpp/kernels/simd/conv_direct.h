@@ -21,11 +21,21 @@ bool conv_direct_backward_weight_avx512(float* dw, const float* dy, const float*
 // Forward B panels (NR = 32), no padding: B(t, q) = xg[pix[q] + tap_off[t]], zero for q >= ohw.
 void conv_pack_b_gather_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
                                const int32_t* pix, int64_t ohw);
+// Forward B panels (NR = 32) for stride_w 1 without padding, from runs of consecutive pixels:
+// chunk ch (pixels 16ch .. 16ch+15) is the merge of nseg masked loads, lanes seg_mask[ch*nseg+s]
+// from xg + tap_off[t] + seg_off[ch*nseg+s] + lane; lanes in no mask are 0.
+void conv_pack_b_runs_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
+                             const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
+                             int64_t ohw);
 // Backward-weight B panels (NR = 32), no padding: B(q, t) = xg[pix[q] + tap_off[t]] at k-offset p0
 // of panels ktot long; zero for t >= kk.
 void conv_pack_bt_gather_avx512(float* dst, const float* xg, const int32_t* tap_off32, int64_t kk,
                                 const int64_t* pix, int64_t ohw, int64_t p0, int64_t ktot);
-// dxg (Cg, H, W) = col2im(col (Cg*KH*KW, ld)) for stride_w == 1; overwritten.
+// dxg (Cg, H, W) = col2im(col (Cg*KH*KW, ld)) for stride_w == 1; overwritten. Row by row: each
+// 16-wide piece of a dx row sums its KH*KW contributions in a register and is stored once.
+void conv_col2im_rows_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
+                             const DirectConvShape& s);
+// The same, tap by tap (read-modify-write of dx rows; kept for comparison).
 void conv_col2im_s1_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
                            const DirectConvShape& s);
 
