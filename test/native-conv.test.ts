@@ -343,12 +343,15 @@ describe('pooling', () => {
     for (let t = 0; t < 100; t++) cases.push(randomPool(true));
     const two = { KH: 2, KW: 2, sH: 2, sW: 2, pH: 0, pW: 0, dH: 1, dW: 1, cip: true };
     cases.push({ N: 2, C: 3, H: 26, W: 26, ceil: false, ...two }, { N: 2, C: 3, H: 11, W: 11, ceil: false, ...two },
-      { N: 2, C: 3, H: 11, W: 9, ceil: true, ...two }, { N: 1, C: 2, H: 1, W: 5, ceil: true, ...two });
+      { N: 2, C: 3, H: 11, W: 9, ceil: true, ...two }, { N: 1, C: 2, H: 1, W: 5, ceil: true, ...two },
+      // rows of 35 outputs: two full 16-wide SIMD steps and a tail; NaN and -Infinity below
+      { N: 1, C: 2, H: 7, W: 71, ceil: true, ...two }, { N: 2, C: 1, H: 4, W: 64, ceil: false, ...two });
     for (const p of cases) {
       const what = `maxPool ${JSON.stringify(p)}`;
       const [OH, OW] = poolOut(p);
       const x = randn(p.N * p.C * p.H * p.W);
       for (let i = 0; i < x.length; i += 7) x[i] = x[(i * 13) % x.length]; // ties
+      if (p.W >= 64) for (let i = 3; i < x.length; i += 11) x[i] = i % 2 ? NaN : -Infinity;
       const y = new Float32Array(p.N * p.C * OH * OW).fill(NaN), idx = new Int32Array(y.length).fill(-5);
       raw.maxPool2dForward(y, idx, x, p.N, p.C, p.H, p.W, p.KH, p.KW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.ceil);
       const [ry, ridx] = refMaxPool(p, x);

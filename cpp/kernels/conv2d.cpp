@@ -310,11 +310,19 @@ void pack_b_rows(float* dst, const float* b, int64_t k, int64_t n, int64_t ldb, 
 }
 
 // C (mpad x npad, ld npad) = Apack (mpad x k) * Bpack (k x npad), all tiles full.
+// k is split into steps of at most uk.kc so that a B micro-panel stays in L1 while the A panels
+// stream past it (conv2 of the CNN has k = 288: a 36 KiB B panel plus a 14 KiB A panel would not
+// fit a 48 KiB L1 together).
 void run_tiles(const GemmUkernel& uk, float* c, const float* ap, const float* bp, int64_t mpad,
                int64_t npad, int64_t k, float beta) {
-  for (int64_t j0 = 0; j0 < npad; j0 += uk.nr)
-    for (int64_t i0 = 0; i0 < mpad; i0 += uk.mr)
-      uk.fn(k, ap + i0 * k, bp + j0 * k, c + i0 * npad + j0, npad, 1.0f, beta);
+  const int64_t steps = std::max<int64_t>(1, (k + uk.kc - 1) / uk.kc);
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t p0 = k * s / steps, kc = k * (s + 1) / steps - p0;
+    for (int64_t j0 = 0; j0 < npad; j0 += uk.nr)
+      for (int64_t i0 = 0; i0 < mpad; i0 += uk.mr)
+        uk.fn(kc, ap + i0 * k + p0 * uk.mr, bp + j0 * k + p0 * uk.nr, c + i0 * npad + j0, npad,
+              1.0f, s == 0 ? beta : 1.0f);
+  }
 }
 
 // Padded copies: a padded convolution reads its input through a copy of each image's group with

@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "../runtime/runtime.h"
+#include "simd/pool_simd.h"
 
 namespace tsm {
 namespace {
@@ -138,6 +139,11 @@ void max_plane(float* y, int32_t* idx, const float* x, const PoolGeom& g) {
 void max_plane_2x2(float* y, int32_t* idx, const float* x, const PoolGeom& g) {
   const int64_t full_h = std::min(g.oh, g.h / 2), full_w = std::min(g.ow, g.w / 2);
   const int64_t W = g.w;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (active_simd() == TSM_SIMD_AVX512) {
+    max_pool_2x2_full_avx512(y, idx, x, W, g.ow, full_h, full_w);
+  } else
+#endif
   for (int64_t oh = 0; oh < full_h; ++oh) {
     const float* r0 = x + 2 * oh * W;
     const float* r1 = r0 + W;
