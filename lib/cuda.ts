@@ -115,6 +115,9 @@ function native<T>(fn: (a: CudaAddon) => T): T {
   }
 }
 
+/** @internal Calls into the addon, turning its errors named 'TsmCudaError' into the class (lib/cuda-attention.ts). */
+export const nativeCuda = native;
+
 function compiled(): boolean {
   return nativeAddon().buildInfo().cuda.compiled;
 }
@@ -252,7 +255,8 @@ function checkView(op: string, name: string, v: unknown): asserts v is ArrayBuff
     throw new TypeError(`${op}: ${name} must be a typed array, got ${describe(v)}`);
 }
 
-function checkBuffer(op: string, name: string, v: unknown): DeviceBuffer {
+/** @internal A live DeviceBuffer, or a TypeError/TsmCudaError naming op and argument. */
+export function checkBuffer(op: string, name: string, v: unknown): DeviceBuffer {
   if (!(v instanceof DeviceBuffer)) throw new TypeError(`${op}: ${name} must be a tsm.cuda.DeviceBuffer, got ${describe(v)}`);
   if (v.freed) throw new TsmCudaError(op, `${name} was freed`);
   return v;
@@ -463,3 +467,9 @@ export function fromFloat16(h: Uint16Array): Float32Array {
   }
   return out;
 }
+
+// ---- fused attention on device buffers (lib/cuda-attention.ts) ----
+export {
+  attention, attentionBackward, timeAttention, type AttentionAlgo, type CudaAttentionArgs,
+  type CudaAttentionBackwardArgs, type CudaAttentionOptions, type CudaAttentionAddon,
+} from './cuda-attention';
