@@ -47,7 +47,7 @@ function validate(): string[] {
       const ref = attentionRef(p, q.f, k.f, v.f), gr = attentionBackwardRef(p, q.f, k.f, v.f, g.f);
       const get = (b: cuda.DeviceBuffer) => cuda.fromBfloat16(b.download(new Uint16Array(n)));
       const errs = [relError(get(O), ref.o), relError(get(dQ), gr.dq), relError(get(dK), gr.dk), relError(get(dV), gr.dv)];
-      const tol = [1e-2, 2e-2, 2e-2, 2e-2];
+      const tol = [1e-2, 1e-2, 1e-2, 1e-2];  // bf16, as test/cuda-attention.test.ts
       const names = ['o', 'dq', 'dk', 'dv'];
       errs.forEach((e, i) => {
         if (e.nan > 0 || !(e.err < tol[i]))

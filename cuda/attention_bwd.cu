@@ -101,12 +101,12 @@ __global__ void attention_bwd_dq_convert_kernel(BwdParams p, int64_t n) {
 
 template <typename T, typename C>
 __global__ void __launch_bounds__(C::THREADS) attention_mma_bwd_kernel(BwdParams p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if TSM_ATTN_SM80
   constexpr int DP = C::DP, BR = C::BR, BC = C::BC, SD = C::SD, SDS = C::SDS, THREADS = C::THREADS;
   constexpr int DT = DP / 8;   // 8-column n-tiles of dK, dV
   constexpr int QT = BR / 8;   // 8-query n-tiles of S^T, dP^T
   constexpr int KS = DP / 16;  // k-steps over the head dim
-  extern __shared__ __align__(128) unsigned char smem_raw[];
+  TSM_ATTN_DYNAMIC_SMEM(smem_raw);
   T* Ks = reinterpret_cast<T*>(smem_raw);
   T* Vs = Ks + C::KV_ELEMS;
   T* QDs = Vs + C::KV_ELEMS;           // stage s: Q at QDs + 2*s*QD_ELEMS, dO right after
@@ -456,6 +456,7 @@ __global__ void __launch_bounds__(128) attention_general_bwd_dq_kernel(BwdParams
   }
 }
 
+#ifndef TSM_ATTN_EMULATE  // host side: launchers and the C ABI entry point
 template <typename T>
 tsm_status launch_preprocess(const BwdParams& p, cudaStream_t s) {
   const int64_t blocks = ceil_div(int64_t(p.bh) * p.lq, 4);
@@ -605,3 +606,9 @@ TSM_API tsm_status tsm_cuda_attention_backward(void* dq, void* dk, void* dv, con
 }
 
 }  // extern "C"
+#else
+}  // namespace
+}  // namespace attn
+}  // namespace cuda
+}  // namespace tsm
+#endif  // TSM_ATTN_EMULATE

@@ -138,7 +138,21 @@ inline bool aligned_to(const void* p, uintptr_t n) { return (reinterpret_cast<ui
 
 inline const char* algo_name(int a) { return a == TSM_CUDA_ATTN_MMA ? "mma" : a == TSM_CUDA_ATTN_GENERAL ? "general" : "auto"; }
 
-#ifdef __CUDACC__
+// TSM_ATTN_EMULATE: the kernels are also compiled as host C++ by test/emu/attention_emu.cpp, which
+// runs every thread of a block as a host thread and emulates the warp-level instructions from their
+// PTX definitions (ldmatrix, mma.sync, shuffles), to check index and fragment logic without a GPU.
+#if defined(TSM_ATTN_EMULATE) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
+#define TSM_ATTN_SM80 1
+#else
+#define TSM_ATTN_SM80 0
+#endif
+#ifdef TSM_ATTN_EMULATE
+#define TSM_ATTN_DYNAMIC_SMEM(name) unsigned char* name = ::tsm_emu::dynamic_smem()
+#else
+#define TSM_ATTN_DYNAMIC_SMEM(name) extern __shared__ __align__(128) unsigned char name[]
+#endif
+
+#if defined(__CUDACC__) || defined(TSM_ATTN_EMULATE)
 
 // ---- element conversions ----
 template <typename T> __device__ __forceinline__ float to_f(T x);
@@ -179,6 +193,18 @@ __device__ __forceinline__ void store2(T* dst, float v0, float v1, bool pair, bo
 }
 
 // ---- asynchronous copies, ldmatrix, mma ----
+#ifdef TSM_ATTN_EMULATE
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) { ::tsm_emu::cp_async16(dst, src, src_bytes); }
+__device__ __forceinline__ void cp_async_commit() {}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {}
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) { ::tsm_emu::ldmatrix_x4(r, p, false); }
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) { ::tsm_emu::ldmatrix_x4(r, p, true); }
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  ::tsm_emu::mma16816<T>(c, a, b0, b1);
+}
+#else
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -218,6 +244,7 @@ __device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif
 
 // Copies rows [r0, r0 + ROWS) of a row-major (rows_lim x d) matrix g into a shared tile of ROWS x DP
 // with row stride SD elements, zero-filling rows >= rows_lim and columns >= d. With `vec` (g 16-byte
@@ -257,7 +284,7 @@ __device__ __forceinline__ int key_count(const int32_t* key_lengths, int b, int 
   return n < 0 ? 0 : (n > lk ? lk : n);
 }
 
-#endif  // __CUDACC__
+#endif  // __CUDACC__ || TSM_ATTN_EMULATE
 
 }  // namespace attn
 }  // namespace cuda

@@ -52,12 +52,12 @@ using FwdCfg128 = FwdCfg<128, 4, 1, 64>;
 
 template <typename T, typename C>
 __global__ void __launch_bounds__(C::THREADS) attention_mma_fwd_kernel(FwdParams p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if TSM_ATTN_SM80
   constexpr int DP = C::DP, MT = C::MT, BC = C::BC, BR = C::BR, SD = C::SD, THREADS = C::THREADS;
   constexpr int NT = BC / 8;   // 8-key n-tiles of S per m-tile
   constexpr int KS = DP / 16;  // k-steps of Q K^T
   constexpr int DT = DP / 8;   // 8-column n-tiles of O
-  extern __shared__ __align__(128) unsigned char smem_raw[];
+  TSM_ATTN_DYNAMIC_SMEM(smem_raw);
   T* Qs = reinterpret_cast<T*>(smem_raw);
   T* KVs = Qs + C::Q_ELEMS;  // stage s: K at KVs + 2*s*KV_ELEMS, V right after
 
@@ -304,6 +304,7 @@ __global__ void __launch_bounds__(128) attention_general_fwd_kernel(FwdParams p)
   if (lane == 0) p.lse[row] = l > 0.f ? m * kLn2 + logf(l) : INFINITY;
 }
 
+#ifndef TSM_ATTN_EMULATE  // host side: launchers and the C ABI entry point
 template <typename T, typename C>
 tsm_status launch_mma_typed(const FwdParams& p0, cudaStream_t s) {
   constexpr size_t smem = size_t(C::SMEM_ELEMS) * sizeof(T);
@@ -422,3 +423,9 @@ TSM_API tsm_status tsm_cuda_attention_forward(void* o, float* lse, const void* q
 }
 
 }  // extern "C"
+#else
+}  // namespace
+}  // namespace attn
+}  // namespace cuda
+}  // namespace tsm
+#endif  // TSM_ATTN_EMULATE

@@ -198,11 +198,12 @@ interface Case {
 
 // Relative Frobenius error bounds against float64 on the same (rounded) inputs. bf16/f16: the
 // probabilities (and in the backward dS) are rounded to 16 bits for the tensor cores and the
-// outputs once more at the end; bf16 keeps 8 mantissa bits, f16 11. float32 (general path): exact
-// float32 arithmetic. lse is float32 from float32 scores: checked to 2e-3 absolute (16-bit paths).
+// outputs once more at the end; bf16 keeps 8 mantissa bits, f16 11. The host emulation of these
+// kernels (test/emu/attention_emu.cpp) gives ~2-3e-3 (bf16) and ~2-4e-4 (f16) on such inputs, so the
+// bounds leave 3-5x. float32 (general path): float32 arithmetic. lse is float32 from float32 scores.
 const TOL: Record<Dt, { fwd: number; bwd: number; lse: number }> = {
-  bfloat16: { fwd: 1e-2, bwd: 2e-2, lse: 2e-3 },
-  float16: { fwd: 3e-3, bwd: 5e-3, lse: 2e-3 },
+  bfloat16: { fwd: 1e-2, bwd: 1e-2, lse: 2e-3 },
+  float16: { fwd: 2e-3, bwd: 2e-3, lse: 2e-3 },
   float32: { fwd: 1e-5, bwd: 1e-4, lse: 1e-4 },
 };
 
