@@ -9,6 +9,9 @@
 // Without a driver or a GPU (or in a build without CUDA) isAvailable() is false and deviceCount()
 // is 0; synchronize/emptyCache are no-ops, memoryStats() reports zeros, and anything that needs a
 // device throws a TsmCudaError that says so.
+//
+// Fused attention on device buffers (attention, attentionBackward) lives in lib/cuda-attention.ts
+// and is re-exported at the end of this file.
 import { checkBool, checkInt, checkNumber, checkSize, describe } from './check';
 import { TsmCudaError } from './errors';
 import { nativeAddon } from './native-api';

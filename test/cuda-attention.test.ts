@@ -87,6 +87,20 @@ describe('cuda.attention: validation (no GPU needed)', () => {
       .toThrow(/device buffer handle/);
   });
 
+  it.skipIf(!zeroOk)('the C ABI checks its arguments before it looks for a device', () => {
+    // Through the raw binding (which leaves these to the C ABI): empty problems, zero-byte buffers. On a
+    // machine without a GPU a device lookup would fail with TsmCudaError; these must be RangeErrors.
+    const a = cuda.cudaAddon() as unknown as cuda.CudaAttentionAddon;
+    const h = () => z().handle;
+    const fwd = (D: number, scale: number) => a.cudaAttentionForward(h(), h(), h(), h(), h(), null, 0, 1, 4, 4, D, 1, scale, false, 0);
+    expect(() => fwd(300, 0.1)).toThrow(RangeError);
+    expect(() => fwd(300, 0.1)).toThrow(/cudaAttentionForward: cuda_attention_forward: d \(head dim\) must be in \[1, 256\], got 300/);
+    expect(() => fwd(64, NaN)).toThrow(/cuda_attention_forward: scale must be finite, got nan/i);
+    expect(() => a.cudaAttentionBackward(h(), h(), h(), h(), h(), h(), h(), h(), h(), null, 0, 1, 4, 4, 0, 2, 0.1, true, 0))
+      .toThrow(/cudaAttentionBackward: cuda_attention_backward: d \(head dim\) must be in \[1, 256\], got 0/);
+    expect(() => a.cudaAttentionForward(h(), h(), h(), h(), h(), null, 0, 1, 4, 4, 64, 7, 0.1, false, 0)).toThrow(/dtype must be 0, 1 or 2/);
+  });
+
   it.skipIf(available)('without a device, a valid call throws a TsmCudaError saying so', () => {
     for (const backward of [false, true]) {
       let err: unknown;

@@ -628,7 +628,8 @@ TSM_API tsm_status tsm_cuda_gemm_strided_batched_ex(
  *   call returns TSM_ERR_UNSUPPORTED (never a wrong result).
  * Sizes: b, h, lq, lk >= 0, 1 <= d <= 256, each < 2^31, b * h < 2^31; scale finite (usually
  *   1 / sqrt(d)). Empty problems do no work but still need a device. Asynchronous on the current
- *   device's stream, like the GEMMs; bad arguments are reported before any device call.
+ *   device's stream, like the GEMMs. Bad arguments return TSM_ERR_INVALID_ARGUMENT with a message
+ *   naming the call and the argument, before any device call; no device: TSM_ERR_CUDA.
  */
 typedef enum tsm_cuda_attention_algo {
   TSM_CUDA_ATTN_AUTO = 0,
