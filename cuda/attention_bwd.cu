@@ -68,9 +68,9 @@ struct BwdCfg {
   static_assert((HALF_ELEMS * 2) % 16 == 0, "float arrays must start 16-byte aligned");
 };
 
-// D = 64: 8 warps = 128 keys per block, 64 queries per tile: 93 KB.
+// D = 64: 8 warps = 128 keys per block, 64 queries per tile: 91 KiB.
 using BwdCfg64 = BwdCfg<64, 8, 64>;
-// D = 128: 8 warps = 128 keys, 32 queries per tile (64 made ptxas spill): 113 KB (sm_80 / sm_90).
+// D = 128: 8 warps = 128 keys, 32 queries per tile (64 made ptxas spill): 112.5 KiB (sm_80 / sm_90).
 using BwdCfg128 = BwdCfg<128, 8, 32>;
 
 // delta = rowsum(dout * o), one warp per row of (B*H*Lq); zeroes dq_acc's row when given.

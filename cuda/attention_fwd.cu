@@ -45,9 +45,9 @@ struct FwdCfg {
   static constexpr int SMEM_ELEMS = Q_ELEMS + 4 * KV_ELEMS;  // Q, then K0, V0, K1, V1
 };
 
-// D = 64: 4 warps x 2 m-tiles = 128 query rows, 64 keys per tile, 55 KB of shared memory.
+// D = 64: 4 warps x 2 m-tiles = 128 query rows, 64 keys per tile, 54 KiB of shared memory.
 using FwdCfg64 = FwdCfg<64, 4, 2, 64>;
-// D = 128: 4 warps x 1 m-tile = 64 query rows, 64 keys per tile, 87 KB (fits sm_86/89 too).
+// D = 128: 4 warps x 1 m-tile = 64 query rows, 64 keys per tile, 85 KiB (fits sm_86/89 too).
 using FwdCfg128 = FwdCfg<128, 4, 1, 64>;
 
 template <typename T, typename C>

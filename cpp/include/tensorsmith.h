@@ -622,7 +622,7 @@ TSM_API tsm_status tsm_cuda_gemm_strided_batched_ex(
  *
  * Kernels (algo): TSM_CUDA_ATTN_MMA - tensor cores (mma.sync m16n8k16, sm_80+), bfloat16/float16,
  *   D <= 128 (64 and 128 specialised; other D run zero-padded to the next of them); the backward
- *   needs 113 KB of shared memory per block for D > 64 (sm_80, sm_90; not sm_86/sm_89).
+ *   needs 112.5 KiB of shared memory per block for D > 64 (sm_80, sm_90; not sm_86/sm_89).
  *   TSM_CUDA_ATTN_GENERAL - CUDA cores, any dtype, D <= 256, simple and slow.
  *   TSM_CUDA_ATTN_AUTO picks MMA when it applies, else GENERAL. A forced algo that cannot run the
  *   call returns TSM_ERR_UNSUPPORTED (never a wrong result).
