@@ -19,6 +19,7 @@ const BENCHMARKS: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   'train-lstm': () => import('./train-lstm'),
   overhead: () => import('./overhead'),
   'cuda-gemm': () => import('./cuda-gemm'),
+  'cuda-attention': () => import('./cuda-attention'),
 };
 
 function parseArgs(argv: string[]) {

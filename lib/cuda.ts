@@ -9,6 +9,9 @@
 // Without a driver or a GPU (or in a build without CUDA) isAvailable() is false and deviceCount()
 // is 0; synchronize/emptyCache are no-ops, memoryStats() reports zeros, and anything that needs a
 // device throws a TsmCudaError that says so.
+//
+// Fused attention on device buffers (attention, attentionBackward) lives in lib/cuda-attention.ts
+// and is re-exported at the end of this file.
 import { checkBool, checkInt, checkNumber, checkSize, describe } from './check';
 import { TsmCudaError } from './errors';
 import { nativeAddon } from './native-api';
@@ -114,6 +117,9 @@ function native<T>(fn: (a: CudaAddon) => T): T {
     throw normalise(e);
   }
 }
+
+/** @internal Calls into the addon, turning its errors named 'TsmCudaError' into the class (lib/cuda-attention.ts). */
+export const nativeCuda = native;
 
 function compiled(): boolean {
   return nativeAddon().buildInfo().cuda.compiled;
@@ -252,7 +258,8 @@ function checkView(op: string, name: string, v: unknown): asserts v is ArrayBuff
     throw new TypeError(`${op}: ${name} must be a typed array, got ${describe(v)}`);
 }
 
-function checkBuffer(op: string, name: string, v: unknown): DeviceBuffer {
+/** @internal A live DeviceBuffer, or a TypeError/TsmCudaError naming op and argument. */
+export function checkBuffer(op: string, name: string, v: unknown): DeviceBuffer {
   if (!(v instanceof DeviceBuffer)) throw new TypeError(`${op}: ${name} must be a tsm.cuda.DeviceBuffer, got ${describe(v)}`);
   if (v.freed) throw new TsmCudaError(op, `${name} was freed`);
   return v;
@@ -463,3 +470,9 @@ export function fromFloat16(h: Uint16Array): Float32Array {
   }
   return out;
 }
+
+// ---- fused attention on device buffers (lib/cuda-attention.ts) ----
+export {
+  attention, attentionBackward, timeAttention, type AttentionAlgo, type CudaAttentionArgs,
+  type CudaAttentionBackwardArgs, type CudaAttentionOptions, type CudaAttentionAddon,
+} from './cuda-attention';

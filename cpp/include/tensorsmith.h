@@ -604,6 +604,62 @@ TSM_API tsm_status tsm_cuda_gemm_strided_batched_ex(
     int64_t stride_c, const float* bias, tsm_cuda_activation act);
 /* ---- end section: cuda ---- */
 
+/* ---- section: attention (cuda) (cuda/attention_fwd.cu, cuda/attention_bwd.cu; stand-ins in cpp/runtime/cuda_stub.cpp) ----
+ *
+ * Fused scaled-dot-product attention on device memory, FlashAttention-2 style: the Lq x Lk score
+ * matrix is never stored; the forward keeps the log-sum-exp of each score row and the backward
+ * recomputes the scores from it.
+ *
+ *   q (B, H, Lq, D)   k, v (B, H, Lk, D)   o (B, H, Lq, D)   lse (B, H, Lq) float32
+ *   all contiguous, row-major; q, k, v, o (and dout, dq, dk, dv) of one storage type, `dtype`
+ *   S = scale * q k^T (B, H, Lq, Lk);  P = softmax(S) along Lk;  o = P v;  lse[i] = log sum_j exp S[i, j]
+ *
+ * Masks (both optional, combined): is_causal -> query i attends keys j <= i (top-left aligned, as
+ *   PyTorch's is_causal); key_lengths -> int32 (B) in DEVICE memory, batch b attends keys
+ *   j < key_lengths[b] (a key-padding mask; values are clamped to [0, Lk]). A query row with no key
+ *   left gives o = 0, lse = +inf, and zero gradients (PyTorch gives NaN).
+ * Accumulation is float32 in every path; o is rounded once to dtype.
+ *
+ * Kernels (algo): TSM_CUDA_ATTN_MMA - tensor cores (mma.sync m16n8k16, sm_80+), bfloat16/float16,
+ *   D <= 128 (64 and 128 specialised; other D run zero-padded to the next of them); the backward
+ *   needs 112.5 KiB of shared memory per block for D > 64 (sm_80, sm_90; not sm_86/sm_89).
+ *   TSM_CUDA_ATTN_GENERAL - CUDA cores, any dtype, D <= 256, simple and slow.
+ *   TSM_CUDA_ATTN_AUTO picks MMA when it applies, else GENERAL. A forced algo that cannot run the
+ *   call returns TSM_ERR_UNSUPPORTED (never a wrong result).
+ * Sizes: b, h, lq, lk >= 0, 1 <= d <= 256, each < 2^31, b * h < 2^31; scale finite (usually
+ *   1 / sqrt(d)). Empty problems do no work but still need a device. Asynchronous on the current
+ *   device's stream, like the GEMMs. Bad arguments return TSM_ERR_INVALID_ARGUMENT with a message
+ *   naming the call and the argument, before any device call; no device: TSM_ERR_CUDA.
+ */
+typedef enum tsm_cuda_attention_algo {
+  TSM_CUDA_ATTN_AUTO = 0,
+  TSM_CUDA_ATTN_MMA = 1,
+  TSM_CUDA_ATTN_GENERAL = 2
+} tsm_cuda_attention_algo;
+
+typedef struct tsm_cuda_attention_desc {
+  int64_t b, h, lq, lk, d;
+  int32_t dtype;                /* tsm_cuda_dtype of q, k, v, o, dout, dq, dk, dv */
+  float scale;
+  int32_t is_causal;
+  int32_t algo;                 /* tsm_cuda_attention_algo */
+  const int32_t* key_lengths;   /* device memory, (b), or NULL for none */
+} tsm_cuda_attention_desc;
+
+/* o (B,H,Lq,D) and lse (B,H,Lq) from q, k, v. o and lse are overwritten. */
+TSM_API tsm_status tsm_cuda_attention_forward(void* o, float* lse, const void* q, const void* k,
+                                              const void* v, const tsm_cuda_attention_desc* desc);
+/* dq (B,H,Lq,D), dk, dv (B,H,Lk,D), overwritten, from dout (B,H,Lq,D) and the forward's q, k, v,
+ * o and lse, with the same descriptor. First D = rowsum(dout * o) (B,H,Lq); then, per block of
+ * keys, the scores are recomputed from lse and dk, dv accumulated in registers. The MMA path adds
+ * dq into a float32 workspace with atomics (order of the additions not deterministic) and rounds it
+ * to dtype in a last pass; the workspace ((B*H*Lq*(D+1)) floats) comes from the caching allocator. */
+TSM_API tsm_status tsm_cuda_attention_backward(void* dq, void* dk, void* dv, const void* dout,
+                                               const void* q, const void* k, const void* v,
+                                               const void* o, const float* lse,
+                                               const tsm_cuda_attention_desc* desc);
+/* ---- end section: attention (cuda) ---- */
+
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
  * and returns TSM_OK; it returns TSM_ERR_UNSUPPORTED only in builds without CUDA. */
 TSM_API int tsm_cuda_compiled(void);

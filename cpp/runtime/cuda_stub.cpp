@@ -75,4 +75,14 @@ TSM_API tsm_status tsm_cuda_gemm_strided_batched_ex(tsm_cuda_gemm_type, int, int
   return unsupported("cuda_gemm_strided_batched_ex");
 }
 
+TSM_API tsm_status tsm_cuda_attention_forward(void*, float*, const void*, const void*, const void*,
+                                              const tsm_cuda_attention_desc*) {
+  return unsupported("cuda_attention_forward");
+}
+TSM_API tsm_status tsm_cuda_attention_backward(void*, void*, void*, const void*, const void*, const void*,
+                                               const void*, const void*, const float*,
+                                               const tsm_cuda_attention_desc*) {
+  return unsupported("cuda_attention_backward");
+}
+
 }  // extern "C"
