@@ -352,7 +352,7 @@ async function fitAsync(this: Module, a: unknown, b?: unknown, c?: unknown): Pro
     if (s.kind === 'fn') userThings.push(`function ${s.name} (${i === 0 ? "compile's loss" : `compile's metrics[${i - 1}]`})`);
   if (userThings.length && !modules.length)
     throw new TypeError(`${op}: the worker thread cannot rebuild ${userThings.join(', ')}: defined in your code, not in tensorsmith. ` +
-      "Export them from a module and pass it as workerModules (e.g. [new URL('./net.js', import.meta.url)]), or train with fit()");
+      `Export ${userThings.length > 1 ? 'them' : 'it'} from a module and pass that module as workerModules (e.g. [new URL('./net.js', import.meta.url)]), or train with fit()`);
 
   const state: WireState[] = [];
   const transfer: ArrayBuffer[] = [];
@@ -388,13 +388,13 @@ async function fitAsync(this: Module, a: unknown, b?: unknown, c?: unknown): Pro
     },
   };
 
+  const worker = startWorker(op, init, transfer);
+  liveWorkers++;
   const self = this;
   self._workerFit = { stop };
   self.stopTraining = false;
   const history = new History();
   let cbs: CallbackHooks[] = [];
-  const worker = startWorker(op, init, transfer);
-  liveWorkers++;
 
   return new Promise<History>((resolve, reject) => {
     let settled = false;

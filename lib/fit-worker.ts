@@ -83,7 +83,8 @@ async function main(): Promise<void> {
   for (const s of init.state) {
     const t = fromData(s.data, s.shape);
     if (s.param) parameter(t);
-    else if (s.requiresGrad) t.requiresGrad_(true);
+    // A frozen parameter (requiresGrad_(false)) stays frozen.
+    if (t.requiresGrad !== s.requiresGrad) t.requiresGrad_(s.requiresGrad);
     state.set(s.name, t);
   }
   // Decoded in the order they were encoded (references point backwards).

@@ -166,7 +166,7 @@ export class Decoder {
       case 'tensor': {
         const x = fromData(t.data, t.shape);
         if (t.param) parameter(x);
-        else if (t.requiresGrad) x.requiresGrad_(true);
+        if (x.requiresGrad !== t.requiresGrad) x.requiresGrad_(t.requiresGrad);
         this.objs.set(t.id, x);
         return x;
       }
