@@ -5,11 +5,14 @@
 //
 // The model stays in the calling thread; a worker thread gets a copy and runs the real fit() on it.
 //  - What goes over: the model, the optimizer (hyper-parameters and state) and the loss as an object
-//    graph (lib/transfer.ts: class name + own properties, no constructor runs), the state dict, the
-//    generator's position, and the training data as transferable buffers (copied in 4 MB chunks,
-//    one turn of the event loop each). tensorsmith's layers need nothing more; classes defined in
-//    user code (a custom Module's forward) are looked up by name among the exports of the modules
-//    listed in `workerModules`, which the worker imports.
+//    graph (lib/transfer.ts: class name + own properties, no constructor runs), the state dict and
+//    the generator's position. tensorsmith's layers need nothing more; classes defined in user code
+//    (a custom Module's forward) are looked up by name among the exports of the modules listed in
+//    `workerModules`, which the worker imports.
+//  - The data: (x, y) tensors go over once as transferable buffers (copied in 4 MB chunks, one turn
+//    of the event loop each) and the worker batches them. A Dataset, DataLoader or iterable is
+//    batched here, exactly as fit() would (same shuffling, same draws from the generator), and the
+//    batches are streamed, PREFETCH ahead of the worker; its validation batches go over once.
 //  - The worker posts batch and epoch logs; the callbacks (progress bar, history, early stopping,
 //    schedulers, checkpoints) run here, on the calling thread, with `callback.model` this model.
 //  - Epoch boundaries are a handshake: at the end of every epoch the worker sends the weights, the
@@ -39,9 +42,10 @@ import { isParameter, Module } from './nn';
 import { getRngState, setRngState } from './ops';
 import type { Optimizer } from './optim';
 import { Tensor, type TypedArray } from './tensor';
+import { disposeBatch } from './data';
 import {
-  call, checkFitOptions, compiled, FIT_OPTIONS, History, isTensorArray, lastLogs, parseArgs, prepareCallbacks,
-  type FitOptions, type MetricSpec,
+  call, checkFitOptions, compiled, FIT_OPTIONS, fitSources, History, isTensorArray, lastLogs, parseArgs, prepareCallbacks, splitBatch,
+  type Batch, type BatchSource, type FitOptions, type MetricSpec, type Source,
 } from './training';
 import { Decoder, Encoder, type Encoded } from './transfer';
 
@@ -93,6 +97,13 @@ declare module './nn' {
      * ```
      */
     fitAsync(x: Tensor | Tensor[], y: Tensor, opts?: FitAsyncOptions): Promise<History>;
+    /**
+     * As the (x, y) form, for a Dataset, DataLoader or (async) iterable of batches: the batches are
+     * made on the calling thread, as fit() makes them, and streamed to the worker a few ahead of
+     * it; validation batches (validationData, or validationSplit of a Dataset) are taken once, at
+     * the start, and copied to the worker.
+     */
+    fitAsync(data: BatchSource, opts?: FitAsyncOptions): Promise<History>;
   }
 }
 
@@ -126,9 +137,15 @@ export interface WorkerInit {
   loss: WireSpec;
   metrics: WireSpec[];
   rng: { seed: number; offset: number };
+  /** (x, y) tensors, batched by the worker; empty (and y null) when the batches are streamed. */
   x: WireTensor[];
-  y: WireTensor;
+  y: WireTensor | null;
+  /** [x, y] validation tensors given with (x, y). */
   validation: { x: WireTensor[]; y: WireTensor } | null;
+  /** Training batches come from the calling thread, one message each (a Dataset, DataLoader or iterable). */
+  stream: boolean;
+  /** With stream: the validation batches ([...inputs, target] each), copied once. */
+  valBatches: WireTensor[][] | null;
   fit: Record<string, number | boolean | undefined>;
   /** stop[0] = 1: finish the current batch and the epoch (model.stopTraining). */
   stop: Int32Array;
@@ -149,12 +166,16 @@ export type FromWorker =
   | { type: 'batchBegin' | 'batchEnd'; step: number; logs: Logs }
   | { type: 'epochEnd'; epoch: number; logs: Logs; state: Record<string, TypedArray>; optimizer: Encoded; rng: { seed: number; offset: number } }
   | { type: 'trainEnd'; rng: { seed: number; offset: number } }
-  | { type: 'error'; error: WireError };
+  | { type: 'error'; error: WireError }
+  /** Streamed batches: start an epoch's stream (the caller sends a few batches ahead), take one more, stop early. */
+  | { type: 'open' | 'pull' | 'close'; id: number };
 
 /** @internal Caller to worker. */
 export type ToWorker =
   | { type: 'epochGo'; lr: number; stop: boolean; state: Record<string, TypedArray> }
-  | { type: 'epochEndAck'; stop: boolean };
+  | { type: 'epochEndAck'; stop: boolean }
+  /** A streamed batch ([...inputs, target]) of stream `id`; null at the end of the epoch. */
+  | { type: 'batch'; id: number; tensors: WireTensor[] | null };
 
 /** @internal An Error (or anything thrown) as a {@link WireError}. */
 export function toWireError(err: unknown): WireError {
@@ -277,6 +298,23 @@ function moduleList(op: string, v: unknown): string[] {
   });
 }
 
+/** Batches sent ahead of the worker when streaming. */
+const PREFETCH = 2;
+
+/** Copies of a batch's tensors (their buffers added to `transfer`). */
+function wireBatch(op: string, tensors: Tensor[], transfer: ArrayBuffer[]): WireTensor[] {
+  return tensors.map((t) => {
+    const d = t._live(op).slice(0, t.size);
+    transfer.push(d.buffer as ArrayBuffer);
+    return { data: d, shape: t.shape.slice() };
+  });
+}
+
+function iteratorOf(it: Iterable<Batch> | AsyncIterable<Batch>): Iterator<Batch> | AsyncIterator<Batch> {
+  const a = it as AsyncIterable<Batch>;
+  return typeof a[Symbol.asyncIterator] === 'function' ? a[Symbol.asyncIterator]() : (it as Iterable<Batch>)[Symbol.iterator]();
+}
+
 function stateOf(model: Module): Record<string, Tensor> {
   return model.stateDict();
 }
@@ -319,24 +357,24 @@ async function fitAsync(this: Module, a: unknown, b?: unknown, c?: unknown): Pro
   const callerStack = new Error().stack ?? '';
   if (this._workerFit) throw new Error(`${op}: this model is already being trained by fitAsync; await it (or stop it) first`);
   const comp = compiled(this, op);
-  const { inputs, target, opts } = parseArgs<FitAsyncOptions>(op, a, b, c);
-  if (!inputs || !target)
-    throw new TypeError(`${op}: expected (x, y) tensors (x may be an array of input tensors), got ${describe(a)}; train on a Dataset, DataLoader or iterable with fit()`);
+  const { inputs, target, data, opts } = parseArgs<FitAsyncOptions>(op, a, b, c);
   const checked = checkFitOptions(op, opts, [...FIT_OPTIONS, 'signal', 'workerModules']);
   const signal = opts.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError(`${op}: signal must be an AbortSignal, got ${describe(signal)}`);
   signal?.throwIfAborted();
   const modules = moduleList(op, opts.workerModules);
+  // (x, y) tensors, and [x, y] validation tensors, are copied over once and batched by the worker.
+  // Any other source (a Dataset, a DataLoader, an iterable) is batched here, as fit() does, and
+  // streamed batch by batch; its validation batches are copied over once, at the start.
   const vd = opts.validationData;
-  let valInputs: Tensor[] | null = null, valTarget: Tensor | null = null;
-  if (vd !== undefined) {
-    if (!Array.isArray(vd) || vd.length !== 2 || !(vd[0] instanceof Tensor || isTensorArray(vd[0])) || !(vd[1] instanceof Tensor))
-      throw new TypeError(`${op}: validationData must be [x, y] tensors, got ${describe(vd)}; a Dataset, DataLoader or iterable works with fit()`);
-    valInputs = vd[0] instanceof Tensor ? [vd[0]] : vd[0];
-    valTarget = vd[1];
-  }
-  for (const [i, t] of [...inputs, target, ...(valInputs ?? []), ...(valTarget ? [valTarget] : [])].entries())
-    if (t.isDisposed) t._live(`${op} (data tensor ${i})`);
+  const tensorPair = (v: unknown): v is [Tensor | Tensor[], Tensor] =>
+    Array.isArray(v) && v.length === 2 && (v[0] instanceof Tensor || isTensorArray(v[0])) && v[1] instanceof Tensor;
+  const shipped = inputs !== null && target !== null && (vd === undefined || tensorPair(vd));
+  const valInputs = shipped && tensorPair(vd) ? (vd[0] instanceof Tensor ? [vd[0]] : vd[0]) : null;
+  const valTarget = shipped && tensorPair(vd) ? vd[1] : null;
+  if (shipped)
+    for (const [i, t] of [...inputs, target, ...(valInputs ?? []), ...(valTarget ? [valTarget] : [])].entries())
+      if (t.isDisposed) t._live(`${op} (data tensor ${i})`);
 
   // The model, optimizer, loss and metrics, as one object graph.
   const own = stateOf(this);
@@ -367,13 +405,35 @@ async function fitAsync(this: Module, a: unknown, b?: unknown, c?: unknown): Pro
     return w;
   };
   const x: WireTensor[] = [];
-  for (const [i, t] of inputs.entries()) x.push(await wire(t, inputs.length > 1 ? `x[${i}]` : 'x'));
-  const y = await wire(target, 'y');
+  let y: WireTensor | null = null;
   let validation: WorkerInit['validation'] = null;
-  if (valInputs && valTarget) {
-    const vx: WireTensor[] = [];
-    for (const [i, t] of valInputs.entries()) vx.push(await wire(t, `validationData x[${i}]`));
-    validation = { x: vx, y: await wire(valTarget, 'validationData y') };
+  let train: Source | null = null;
+  let valBatches: WireTensor[][] | null = null;
+  if (shipped) {
+    for (const [i, t] of inputs.entries()) x.push(await wire(t, inputs.length > 1 ? `x[${i}]` : 'x'));
+    y = await wire(target, 'y');
+    if (valInputs && valTarget) {
+      const vx: WireTensor[] = [];
+      for (const [i, t] of valInputs.entries()) vx.push(await wire(t, `validationData x[${i}]`));
+      validation = { x: vx, y: await wire(valTarget, 'validationData y') };
+    }
+  } else {
+    // The same sources as fit() (the same draws from the generator, before its position is sent).
+    const src = fitSources(op, inputs, target, data, opts, checked.batchSize, checked.shuffle);
+    for (const t of src.temporaries) t.dispose(); // (only made for tensors with validationSplit, which are shipped)
+    train = src.train;
+    if (src.val) {
+      valBatches = [];
+      for (const batch of src.val.iterable as Iterable<Batch>) {
+        try {
+          const { inputs: bx, target: by } = splitBatch(op, batch);
+          valBatches.push(wireBatch(op, [...bx, by], transfer));
+        } finally {
+          if (src.val.ownsBatches) disposeBatch(batch);
+        }
+        await nextTurn();
+      }
+    }
   }
   signal?.throwIfAborted();
   if (this._workerFit) throw new Error(`${op}: this model is already being trained by fitAsync; await it (or stop it) first`);
@@ -381,6 +441,7 @@ async function fitAsync(this: Module, a: unknown, b?: unknown, c?: unknown): Pro
   const stop = new Int32Array(new SharedArrayBuffer(4));
   const init: WorkerInit = {
     modules, useRequire: false, state, model, optimizer, loss, metrics, rng: getRngState(), x, y, validation, stop,
+    stream: !shipped, valBatches,
     fit: {
       epochs: checked.epochs, initialEpoch: checked.initialEpoch, batchSize: checked.batchSize, shuffle: checked.shuffle,
       seed: opts.seed, validationSplit: opts.validationSplit, validationBatchSize: opts.validationBatchSize,
@@ -399,19 +460,45 @@ async function fitAsync(this: Module, a: unknown, b?: unknown, c?: unknown): Pro
   return new Promise<History>((resolve, reject) => {
     let settled = false;
     let trained = false;
+    let exited = false;
     let queue: Promise<void> = Promise.resolve();
     const post = (m: ToWorker, buffers: ArrayBuffer[] = []) => worker.postMessage(m, buffers);
+    // The streamed training batches: one iterator per epoch, PREFETCH batches ahead of the worker.
+    let stream: { id: number; it: Iterator<Batch> | AsyncIterator<Batch>; done: boolean } | null = null;
+    const closeStream = async () => {
+      const s = stream;
+      stream = null;
+      if (s && !s.done && s.it.return) await s.it.return();
+    };
+    const sendBatch = async (id: number) => {
+      const s = stream;
+      if (!s || s.id !== id || s.done || settled) return;
+      const r = await s.it.next();
+      if (r.done) {
+        s.done = true;
+        post({ type: 'batch', id, tensors: null });
+        return;
+      }
+      try {
+        const { inputs: bx, target: by } = splitBatch(op, r.value);
+        const buffers: ArrayBuffer[] = [];
+        const tensors = wireBatch(op, [...bx, by], buffers);
+        if (!settled) post({ type: 'batch', id, tensors }, buffers);
+      } finally {
+        if (train!.ownsBatches) disposeBatch(r.value);
+      }
+    };
     const finish = (err: unknown, value?: History) => {
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
       self._workerFit = undefined;
+      void closeStream().catch(() => undefined);
       const done = () => (err === undefined ? resolve(value!) : reject(err));
       // Settle once the thread is gone, so its tensors are freed by the time the caller continues.
       if (exited) done();
       else void worker.terminate().then(done, done);
     };
-    let exited = false;
     worker.once('exit', () => {
       exited = true;
       liveWorkers--;
@@ -424,6 +511,12 @@ async function fitAsync(this: Module, a: unknown, b?: unknown, c?: unknown): Pro
       switch (m.type) {
         case 'trainBegin': {
           const params: TrainingParams = { ...m.params, verbose: checked.verbose };
+          if (train) {
+            // The worker sees a stream; the caller knows the source.
+            params.steps = train.steps === null ? null : Math.max(train.steps, 0);
+            params.samples = train.samples;
+            params.batchSize = train.batchSize;
+          }
           cbs = prepareCallbacks(self, checked.callbacks, checked.verbose, params);
           history.params = params;
           await call(cbs, 'onTrainBegin', {});
@@ -456,8 +549,16 @@ async function fitAsync(this: Module, a: unknown, b?: unknown, c?: unknown): Pro
         case 'error':
           finish(fromWireError(m.error, callerStack));
           return;
+        case 'open':
+          await closeStream();
+          stream = { id: m.id, it: iteratorOf(train!.iterable), done: false };
+          for (let i = 0; i < PREFETCH; i++) await sendBatch(m.id);
+          return;
+        case 'pull': await sendBatch(m.id); return;
+        case 'close': if (stream?.id === m.id) await closeStream(); return;
       }
     };
+
     // Messages are handled one at a time, in order, each awaiting its (possibly async) hooks.
     worker.on('message', (m: FromWorker) => {
       queue = queue.then(() => handle(m)).catch((err) => finish(err));

@@ -23,27 +23,68 @@ function post(m: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(m, transfer);
 }
 
-// Replies of the calling thread, in order.
+// Messages of the calling thread, taken by type (streamed batches interleave with the replies).
 const inbox: ToWorker[] = [];
-let waiting: ((m: ToWorker) => void) | null = null;
+let waiting: { want: (m: ToWorker) => boolean; take: (m: ToWorker) => void } | null = null;
+/** The stream whose batches are wanted; batches of a stream closed early are dropped. */
+let currentStream = -1;
 port.on('message', (m: ToWorker) => {
-  if (waiting) {
+  if (m.type === 'batch' && m.id !== currentStream) return;
+  if (waiting?.want(m)) {
     const w = waiting;
     waiting = null;
-    w(m);
+    w.take(m);
   } else inbox.push(m);
 });
 
-function receive<T extends ToWorker['type']>(type: T): Promise<Extract<ToWorker, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const take = (m: ToWorker) => {
-      if (m.type === type) resolve(m as Extract<ToWorker, { type: T }>);
-      else reject(new Error(`${op}: the worker expected '${type}' from the calling thread, got '${m.type}'`));
-    };
-    const next = inbox.shift();
-    if (next) take(next);
-    else waiting = take;
+function receive<T extends ToWorker['type']>(type: T, id?: number): Promise<Extract<ToWorker, { type: T }>> {
+  const want = (m: ToWorker) => m.type === type && (id === undefined || (m as { id?: number }).id === id);
+  return new Promise((resolve) => {
+    const i = inbox.findIndex(want);
+    if (i >= 0) resolve(inbox.splice(i, 1)[0] as Extract<ToWorker, { type: T }>);
+    else waiting = { want, take: (m) => resolve(m as Extract<ToWorker, { type: T }>) };
   });
+}
+
+/** Training batches sent by the calling thread: one stream per epoch (fit() iterates once per epoch). */
+function streamedBatches(): AsyncIterable<Tensor[]> {
+  let next = 0;
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<Tensor[]> {
+      const id = next++;
+      currentStream = id;
+      for (let i = inbox.length - 1; i >= 0; i--) if (inbox[i].type === 'batch') inbox.splice(i, 1);
+      post({ type: 'open', id });
+      let done = false;
+      let last: Tensor[] = [];
+      const release = () => {
+        for (const t of last) t.dispose();
+        last = [];
+      };
+      return {
+        async next(): Promise<IteratorResult<Tensor[]>> {
+          release();
+          if (done) return { done: true, value: undefined };
+          const m = await receive('batch', id);
+          if (!m.tensors) {
+            done = true;
+            return { done: true, value: undefined };
+          }
+          post({ type: 'pull', id });
+          last = m.tensors.map(tensorOf);
+          return { done: false, value: last };
+        },
+        async return(): Promise<IteratorResult<Tensor[]>> {
+          release();
+          if (!done) {
+            done = true;
+            post({ type: 'close', id });
+          }
+          return { done: true, value: undefined };
+        },
+      };
+    },
+  };
 }
 
 const dynamicImport = new Function('u', 'return import(u)') as (url: string) => Promise<Record<string, unknown>>;
@@ -141,17 +182,22 @@ async function main(): Promise<void> {
     },
   };
 
-  const x = init.x.map(tensorOf);
-  const y = tensorOf(init.y);
   const f = init.fit;
-  await model.fit(x, y, {
-    epochs: f.epochs as number, initialEpoch: f.initialEpoch as number, batchSize: f.batchSize as number,
-    shuffle: f.shuffle as boolean, seed: f.seed as number | undefined, validationSplit: f.validationSplit as number | undefined,
-    validationBatchSize: f.validationBatchSize as number | undefined, gradAccumulation: f.gradAccumulation as number,
-    clipGradNorm: f.clipGradNorm as number | undefined,
-    validationData: init.validation ? [init.validation.x.map(tensorOf), tensorOf(init.validation.y)] : undefined,
-    verbose: 0, callbacks: [bridge],
-  });
+  const common = {
+    epochs: f.epochs as number, initialEpoch: f.initialEpoch as number, gradAccumulation: f.gradAccumulation as number,
+    clipGradNorm: f.clipGradNorm as number | undefined, verbose: 0 as const, callbacks: [bridge],
+  };
+  if (init.stream) {
+    // The caller batches (a Dataset, DataLoader or iterable) and owns the validation split.
+    const val = init.valBatches?.map((b) => b.map(tensorOf));
+    await model.fit(streamedBatches(), { ...common, validationData: val });
+  } else {
+    await model.fit(init.x.map(tensorOf), tensorOf(init.y!), {
+      ...common, batchSize: f.batchSize as number, shuffle: f.shuffle as boolean, seed: f.seed as number | undefined,
+      validationSplit: f.validationSplit as number | undefined, validationBatchSize: f.validationBatchSize as number | undefined,
+      validationData: init.validation ? [init.validation.x.map(tensorOf), tensorOf(init.validation.y)] : undefined,
+    });
+  }
   post({ type: 'trainEnd', rng: getRngState() });
 }
 

@@ -321,7 +321,8 @@ function buildMetrics(c: Compiled): metricsLib.Metric[] {
 // ---------------------------------------------------------------------------------------------
 // data sources
 
-interface Source {
+/** @internal Batches for fit/evaluate, with what is known of their number and size. */
+export interface Source {
   /** Iterable of batches (a DataLoader's batches are new tensors that we dispose). */
   iterable: Iterable<Batch> | AsyncIterable<Batch>;
   ownsBatches: boolean;
@@ -377,7 +378,8 @@ function toSource(op: string, data: unknown, batchSize: number, shuffle: boolean
   throw new TypeError(`${op}: expected (x, y) tensors, a Dataset, a DataLoader or an iterable of [x, y] batches, got ${describe(data)}`);
 }
 
-function splitBatch(op: string, batch: unknown): { inputs: Tensor[]; target: Tensor } {
+/** @internal A batch's input tensors and target. */
+export function splitBatch(op: string, batch: unknown): { inputs: Tensor[]; target: Tensor } {
   if (Array.isArray(batch)) {
     if (batch.length < 2 || !batch.every((t) => t instanceof Tensor))
       throw new TypeError(`${op}: a batch must be [x, y] (or [x1, ..., y]) of tensors, got ${describe(batch)}`);
@@ -445,6 +447,50 @@ export function checkOpts(op: string, opts: unknown, known: string[]): void {
 export const FIT_OPTIONS = ['epochs', 'batchSize', 'shuffle', 'seed', 'validationSplit', 'validationData', 'validationBatchSize', 'callbacks',
   'gradAccumulation', 'clipGradNorm', 'verbose', 'initialEpoch'];
 
+/**
+ * @internal The training and validation sources of fit's arguments (x, y tensors or a data source)
+ * and options; `temporaries` are tensors made here (validation slices) for the caller to dispose.
+ */
+export function fitSources(op: string, inputs: Tensor[] | null, target: Tensor | null, data: unknown, opts: FitOptions,
+  batchSize: number, shuffle: boolean): { train: Source; val: Source | null; temporaries: Tensor[] } {
+  const temporaries: Tensor[] = [];
+  let train: Source;
+  let val: Source | null = null;
+  const valBatch = opts.validationBatchSize ?? batchSize;
+  const split = opts.validationSplit ?? 0;
+  if (inputs && target) {
+    const n = samplesOf(target);
+    const at = split > 0 ? Math.floor(n * (1 - split)) : n;
+    if (split > 0) {
+      if (at === 0 || at === n) throw new RangeError(`${op}: validationSplit ${split} of ${n} samples leaves an empty training or validation set`);
+      const cut = (t: Tensor, s: number, e: number) => noGrad(() => ops.slice(t, 0, s, e));
+      const trIn = inputs.map((t) => cut(t, 0, at)), trY = cut(target, 0, at);
+      const vaIn = inputs.map((t) => cut(t, at, n)), vaY = cut(target, at, n);
+      temporaries.push(...trIn, trY, ...vaIn, vaY);
+      train = tensorsSource(op, trIn, trY, batchSize, shuffle, opts.seed);
+      val = tensorsSource(op, vaIn, vaY, valBatch, false);
+    } else train = tensorsSource(op, inputs, target, batchSize, shuffle, opts.seed);
+  } else {
+    if (split > 0) {
+      if (!isDataset(data) || data instanceof DataLoader)
+        throw new RangeError(`${op}: validationSplit needs tensors or a Dataset; give validationData for a DataLoader or an iterable`);
+      const n = data.length, at = Math.floor(n * (1 - split));
+      if (at === 0 || at === n) throw new RangeError(`${op}: validationSplit ${split} of ${n} samples leaves an empty training or validation set`);
+      train = toSource(op, new Subset(data, Array.from({ length: at }, (_, i) => i)), batchSize, shuffle, opts.seed);
+      val = toSource(op, new Subset(data, Array.from({ length: n - at }, (_, i) => at + i)), valBatch, false);
+    } else train = toSource(op, data, batchSize, shuffle, opts.seed);
+  }
+  const vd = opts.validationData;
+  if (vd !== undefined) {
+    if (Array.isArray(vd) && vd.length === 2 && (vd[0] instanceof Tensor || isTensorArray(vd[0])) && vd[1] instanceof Tensor) {
+      const vIn = vd[0] instanceof Tensor ? [vd[0]] : vd[0];
+      val = tensorsSource(op, vIn, vd[1], valBatch, false);
+    } else val = toSource(op, vd, valBatch, false);
+    if (isAsyncIterable(val.iterable) && !isIterable(val.iterable)) throw new TypeError(`${op}: validationData must be synchronously iterable`);
+  }
+  return { train, val, temporaries };
+}
+
 /** @internal FitOptions checked, with their defaults. */
 export interface CheckedFitOptions {
   epochs: number;
@@ -499,42 +545,7 @@ async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<
   const { inputs, target, data, opts } = parseArgs<FitOptions>(op, a, b, c);
   const { epochs, initialEpoch, batchSize, shuffle, accumulate, verbose, callbacks } = checkFitOptions(op, opts);
 
-  // Training and validation sources.
-  const temporaries: Tensor[] = [];
-  let train: Source;
-  let val: Source | null = null;
-  const valBatch = opts.validationBatchSize ?? batchSize;
-  const split = opts.validationSplit ?? 0;
-  if (inputs && target) {
-    const n = samplesOf(target);
-    const at = split > 0 ? Math.floor(n * (1 - split)) : n;
-    if (split > 0) {
-      if (at === 0 || at === n) throw new RangeError(`${op}: validationSplit ${split} of ${n} samples leaves an empty training or validation set`);
-      const cut = (t: Tensor, s: number, e: number) => noGrad(() => ops.slice(t, 0, s, e));
-      const trIn = inputs.map((t) => cut(t, 0, at)), trY = cut(target, 0, at);
-      const vaIn = inputs.map((t) => cut(t, at, n)), vaY = cut(target, at, n);
-      temporaries.push(...trIn, trY, ...vaIn, vaY);
-      train = tensorsSource(op, trIn, trY, batchSize, shuffle, opts.seed);
-      val = tensorsSource(op, vaIn, vaY, valBatch, false);
-    } else train = tensorsSource(op, inputs, target, batchSize, shuffle, opts.seed);
-  } else {
-    if (split > 0) {
-      if (!isDataset(data) || data instanceof DataLoader)
-        throw new RangeError(`${op}: validationSplit needs tensors or a Dataset; give validationData for a DataLoader or an iterable`);
-      const n = data.length, at = Math.floor(n * (1 - split));
-      if (at === 0 || at === n) throw new RangeError(`${op}: validationSplit ${split} of ${n} samples leaves an empty training or validation set`);
-      train = toSource(op, new Subset(data, Array.from({ length: at }, (_, i) => i)), batchSize, shuffle, opts.seed);
-      val = toSource(op, new Subset(data, Array.from({ length: n - at }, (_, i) => at + i)), valBatch, false);
-    } else train = toSource(op, data, batchSize, shuffle, opts.seed);
-  }
-  const vd = opts.validationData;
-  if (vd !== undefined) {
-    if (Array.isArray(vd) && vd.length === 2 && (vd[0] instanceof Tensor || isTensorArray(vd[0])) && vd[1] instanceof Tensor) {
-      const vIn = vd[0] instanceof Tensor ? [vd[0]] : vd[0];
-      val = tensorsSource(op, vIn, vd[1], valBatch, false);
-    } else val = toSource(op, vd, valBatch, false);
-    if (isAsyncIterable(val.iterable) && !isIterable(val.iterable)) throw new TypeError(`${op}: validationData must be synchronously iterable`);
-  }
+  const { train, val, temporaries } = fitSources(op, inputs, target, data, opts, batchSize, shuffle);
 
   const metricNames = comp.metricNames;
   const params: TrainingParams = {

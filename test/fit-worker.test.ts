@@ -35,6 +35,17 @@ function blobs(n: number, seed: number): [tsm.Tensor, tsm.Tensor] {
   return [x, y];
 }
 
+// Garbage collection on demand: tests compare tsm.memory() before and after, so the tensors that
+// earlier tests left to the FinalizationRegistry are collected first.
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Runs fn while monitorEventLoopDelay (1 ms resolution) watches the loop. */
 async function watchLoop<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number; p99: number; max: number }> {
   const h = monitorEventLoopDelay({ resolution: 1 });
@@ -107,6 +118,41 @@ describe('fitAsync', () => {
     const f1 = await fns(false), f2 = await fns(true);
     expect(f2).toEqual(f1);
     expect(Object.keys(f2.h)).toEqual(['loss', 'maxAbsError', 'mae', 'lr']);
+  });
+
+  it('streams a Dataset, DataLoader or iterable from the calling thread, with the numbers of fit()', async () => {
+    const [x, y] = blobs(160, 9);
+    const xv = x.slice(0, 0, 40), yv = y.slice(0, 0, 40);
+    const sources: [string, () => tsm.BatchSource, tsm.FitAsyncOptions][] = [
+      ['Dataset with validationSplit', () => new tsm.data.TensorDataset(x, y), { validationSplit: 0.25, batchSize: 16 }],
+      ['shuffled DataLoader, DataLoader validation', () => new tsm.data.DataLoader(new tsm.data.TensorDataset(x, y), { batchSize: 20, shuffle: true }),
+        { validationData: new tsm.data.DataLoader(new tsm.data.TensorDataset(xv, yv), { batchSize: 16 }) }],
+      ['async generator of {x, y}', () => ({ async *[Symbol.asyncIterator]() { for (let i = 0; i < 160; i += 32) yield { x: x.slice(0, i, i + 32), y: y.slice(0, i, i + 32) }; } }), {}],
+    ];
+    for (const [what, source, extra] of sources) {
+      const run = async (async: boolean) => {
+        const m = mlp(2);
+        m.compile({ optimizer: 'adam', loss: 'crossEntropy', metrics: ['accuracy'] });
+        tsm.manualSeed(6);
+        const opts = { epochs: 2, verbose: 0 as const, ...extra };
+        const h = async ? await m.fitAsync(source(), opts) : await m.fit(source(), opts);
+        return { h: h.history, params: h.params, w: bytesOf(m), next: Array.from(tsm.rand([2])._data) };
+      };
+      const sync = await run(false), async = await run(true);
+      expect(async, what).toEqual(sync);
+      // The progress bar's total comes from the source here (the worker only sees a stream).
+      expect(async.params?.steps, what).toBe(what.startsWith('async') ? null : 8);
+    }
+    // The shuffled DataLoader's batches are made here and disposed here: none is left.
+    const dlModel = mlp(2);
+    dlModel.compile({ optimizer: 'sgd', loss: 'crossEntropy' });
+    const loader = new tsm.data.DataLoader(new tsm.data.TensorDataset(x, y), { batchSize: 4, shuffle: true });
+    await settle();
+    const before = tsm.memory();
+    const h = await dlModel.fitAsync(loader, { epochs: 3, verbose: 0, callbacks: [{ onBatchEnd(b) { if (b === 5) dlModel.stopTraining = true; } }] });
+    expect(h.epoch).toEqual([0]); // stopped within the first epoch
+    await settle();
+    expect(tsm.memory()).toEqual(before);
   });
 
   it('keeps the event loop free: p99 delay < 20 ms while a >= 2 s fit runs on the worker', async () => {
@@ -297,8 +343,10 @@ describe('fitAsync', () => {
     await expect(m2.fitAsync(x2, y2, { workers: 2 } as never)).rejects.toThrow(/fitAsync: unknown option "workers"/);
     await expect(m2.fitAsync(x2, y2, { signal: {} as AbortSignal })).rejects.toThrow(/signal must be an AbortSignal/);
     await expect(m2.fitAsync(x2, y2, { workerModules: ['http://example.com/a.js'] })).rejects.toThrow(/workerModules\[0\] must be a path or a file: URL/);
-    await expect(m2.fitAsync(x2, y2, { validationData: new tsm.data.TensorDataset(x2, y2) as never })).rejects.toThrow(/validationData must be \[x, y\] tensors/);
-    await expect(m2.fitAsync(new tsm.data.TensorDataset(x2, y2) as never, y2)).rejects.toThrow(/fitAsync: expected \(x, y\) tensors/);
+    await expect(m2.fitAsync(x2, y2, { validationData: 5 as never })).rejects.toThrow(/^fitAsync: expected \(x, y\) tensors, a Dataset, a DataLoader or an iterable/);
+    await expect(m2.fitAsync('data' as never)).rejects.toThrow(/^fitAsync: expected \(x, y\) tensors, a Dataset, a DataLoader or an iterable/);
+    await expect(m2.fitAsync(new tsm.data.DataLoader(new tsm.data.TensorDataset(x2, y2)), { validationSplit: 0.5 }))
+      .rejects.toThrow(/^fitAsync: validationSplit needs tensors or a Dataset/);
     expect(liveFitWorkers()).toBe(0);
     // A class missing from workerModules is reported by the worker, naming the module searched.
     const res = new nn.Sequential(new Residual(2));
@@ -316,15 +364,6 @@ describe('fitAsync', () => {
   });
 
   it('the worker exits after fitAsync; the caller keeps no tensors and no memory of it', async () => {
-    // Collect the garbage of the tests before (the FinalizationRegistry frees forgotten tensors).
-    v8.setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    const settle = async () => {
-      for (let i = 0; i < 3; i++) {
-        gc();
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    };
     const [x, y] = blobs(4000, 5); // 128 KB of inputs
     const big = tsm.randn([4000, 1024]); // 16 MB copied to each worker
     const model = new nn.Sequential(new nn.Linear(1024, 64), new nn.ReLU(), new nn.Linear(64, 3));
