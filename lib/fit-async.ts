@@ -28,7 +28,8 @@
 //  - Errors inside the worker come back as the same class (TypeError, RangeError, TsmDisposedError,
 //    TsmAnomalyError...) with the same message and the worker's stack followed by the caller's.
 //  - Same seed and thread count give the same numbers as fit(): the worker runs the same code on
-//    the same data from the same generator position, and hands the position back at the end.
+//    the same data from the same generator position (and with setDetectAnomaly as set here), and
+//    hands the position back at the end.
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -36,7 +37,7 @@ import { Worker } from 'node:worker_threads';
 import { describe } from './check';
 import type { CallbackHooks, Logs, TrainingParams } from './callbacks';
 import { TsmCudaError, TsmDisposedError } from './errors';
-import { TsmAnomalyError } from './anomaly';
+import { isAnomalyEnabled, TsmAnomalyError } from './anomaly';
 import { NativeLoadError } from './native';
 import { isParameter, Module } from './nn';
 import { getRngState, setRngState } from './ops';
@@ -137,6 +138,8 @@ export interface WorkerInit {
   loss: WireSpec;
   metrics: WireSpec[];
   rng: { seed: number; offset: number };
+  /** tsm.setDetectAnomaly as set in the calling thread. */
+  detectAnomaly: boolean;
   /** (x, y) tensors, batched by the worker; empty (and y null) when the batches are streamed. */
   x: WireTensor[];
   y: WireTensor | null;
@@ -440,7 +443,7 @@ async function fitAsync(this: Module, a: unknown, b?: unknown, c?: unknown): Pro
 
   const stop = new Int32Array(new SharedArrayBuffer(4));
   const init: WorkerInit = {
-    modules, useRequire: false, state, model, optimizer, loss, metrics, rng: getRngState(), x, y, validation, stop,
+    modules, useRequire: false, state, model, optimizer, loss, metrics, rng: getRngState(), detectAnomaly: isAnomalyEnabled(), x, y, validation, stop,
     stream: !shipped, valBatches,
     fit: {
       epochs: checked.epochs, initialEpoch: checked.initialEpoch, batchSize: checked.batchSize, shuffle: checked.shuffle,

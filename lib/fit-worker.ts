@@ -137,6 +137,7 @@ async function main(): Promise<void> {
   if (!(model instanceof tsm.nn.Module)) throw new TypeError(`${op}: the model did not arrive as a Module (its class does not extend tsm.nn.Module in the worker)`);
   model.compile({ optimizer, loss, metrics });
   setRngState(init.rng);
+  tsm.setDetectAnomaly(init.detectAnomaly);
 
   const stateNames = () => {
     const m = new Map<Tensor, string>();

@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import * as tsm from '../lib/index';
 import { liveFitWorkers } from '../lib/fit-async';
 import { Decoder, Encoder } from '../lib/transfer';
-import { Faulty, maxAbsError, Residual, SmallCnn, smoothL1 } from './helpers/fit-worker-model';
+import { Faulty, LogNet, maxAbsError, Residual, SmallCnn, smoothL1 } from './helpers/fit-worker-model';
 
 const { nn } = tsm;
 const ROOT = path.resolve(__dirname, '..');
@@ -245,7 +245,8 @@ describe('fitAsync', () => {
       tsm.manualSeed(8);
       const cbs = [
         tsm.callbacks.lrScheduler(new tsm.optim.lrScheduler.StepLR(m.optimizer!, 1, 0.5)),
-        tsm.callbacks.earlyStopping({ monitor: 'loss', mode: 'max', patience: 1 }), // stops after epoch 2
+        // Stops after epoch 2 and puts back epoch 1's weights (saved here at onEpochEnd).
+        tsm.callbacks.earlyStopping({ monitor: 'loss', mode: 'max', patience: 1, restoreBestWeights: true }),
       ];
       const opts = { epochs: 6, batchSize: 40, verbose: 0 as const, callbacks: cbs };
       const hh = async ? await m.fitAsync(x, y, opts) : await m.fit(x, y, opts);
@@ -306,6 +307,20 @@ describe('fitAsync', () => {
     expect(err!.stack).toContain('Faulty.forward');
     expect(err!.stack).toContain('<the fitAsync worker thread>');
     expect(err!.stack).toContain('fit-worker.test.ts');
+
+    // Anomaly detection switched on here is on in the worker: TsmAnomalyError, with its op and phase.
+    tsm.setDetectAnomaly(true);
+    try {
+      const ln = new LogNet();
+      nn.copyInto(ln.fc.weight, [1, 1]);
+      ln.compile({ optimizer: 'sgd', loss: 'mse' });
+      const e = await ln.fitAsync(tsm.full([4, 2], -1), tsm.zeros([4, 1]), { verbose: 0, workerModules: [USER_MODULE] })
+        .then(() => null, (x: unknown) => x as tsm.TsmAnomalyError);
+      expect(e).toBeInstanceOf(tsm.TsmAnomalyError);
+      expect([e!.op, e!.phase]).toEqual(['log', 'forward']);
+    } finally {
+      tsm.setDetectAnomaly(false);
+    }
 
     // A crossEntropy target out of range (in the worker), and a disposed input (refused here).
     const m = new nn.Sequential(new nn.Linear(4, 3));
@@ -473,13 +488,17 @@ describe('fitAsync', () => {
     const newest = Math.max(...['fit-async.ts', 'fit-worker.ts', 'transfer.ts', 'training.ts'].map((f) => fs.statSync(path.join(ROOT, 'lib', f)).mtimeMs));
     if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < newest || !fs.existsSync(path.join(ROOT, 'dist', 'esm', 'index.mjs')))
       execFileSync('npm', ['run', 'build:ts'], { cwd: ROOT, stdio: 'ignore' });
-    const body = (tsm: string) => `
+    // A user class from a module of each kind, which the worker imports (workerModules).
+    const body = (kind: 'cjs' | 'esm') => `
+      const { TwoLayer } = ${kind === 'cjs' ? "require('./test/helpers/fit-worker-model.cjs')" : "await import('./test/helpers/fit-worker-model.mjs')"};
       tsm.manualSeed(1);
-      const m = new tsm.nn.Sequential(new tsm.nn.Linear(4, 8), new tsm.nn.Tanh(), new tsm.nn.Linear(8, 1));
+      const m = new TwoLayer();
       m.compile({ optimizer: 'sgd', loss: 'mse' });
       const x = tsm.randn([64, 4]), y = tsm.randn([64, 1]);
-      const ha = await m.fitAsync(x, y, { epochs: 2, verbose: 0 });
-      console.log(JSON.stringify({ loss: ha.history.loss, w: Array.from(m.parameters()[0]._data.slice(0, 3)), kind: ${JSON.stringify(tsm)} }));`;
+      const workerModules = [${JSON.stringify(path.join(__dirname, 'helpers', `fit-worker-model.${kind === 'cjs' ? 'cjs' : 'mjs'}`))}];
+      const ha = await m.fitAsync(x, y, { epochs: 2, verbose: 0, workerModules });
+      const t = tsm.randn([4, 4]);
+      console.log(JSON.stringify({ loss: ha.history.loss, w: Array.from(m.parameters()[0]._data.slice(0, 3)), out: Array.from(m.predict(t)._data) }));`;
     const cjs = spawnSync(process.execPath, ['-e', `const tsm = require('tensorsmith'); (async () => {${body('cjs')}})().catch((e) => { console.error(e); process.exit(1); });`],
       { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     const esm = spawnSync(process.execPath, ['--input-type=module', '-e', `import * as tsm from 'tensorsmith';${body('esm')}`],
@@ -488,7 +507,9 @@ describe('fitAsync', () => {
     expect(esm.status, esm.stderr).toBe(0);
     const a = JSON.parse(cjs.stdout.trim()), b = JSON.parse(esm.stdout.trim());
     expect(a.loss).toHaveLength(2);
+    expect(a.loss[1]).toBeLessThan(a.loss[0]);
     expect(b.loss).toEqual(a.loss);
+    expect(b.out).toEqual(a.out);
     expect(b.w).toEqual(a.w);
   });
 });

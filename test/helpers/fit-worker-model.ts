@@ -53,3 +53,11 @@ export class Faulty extends nn.Module {
     return this.fc.forward(x);
   }
 }
+
+/** log of a linear layer's output: NaN for negative values (anomaly detection names 'log'). */
+export class LogNet extends nn.Module {
+  fc = new nn.Linear(2, 1);
+  forward(x: tsm.Tensor): tsm.Tensor {
+    return this.fc.forward(x).log();
+  }
+}
