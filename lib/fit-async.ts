@@ -22,7 +22,8 @@
 //    from here (so schedulers and callbacks that edit weights work). Batch hooks run as the messages
 //    arrive; the worker does not wait for them.
 //  - Stopping: `model.stopTraining = true` (from a callback or anywhere else) is mirrored into a
-//    shared flag the worker reads after every batch: it finishes the batch and the epoch, as fit().
+//    shared flag the worker reads after every batch: training ends after the batch in progress
+//    (onEpochEnd still runs for the cut epoch), as with fit().
 //    An AbortSignal ends the worker at once and rejects with the signal's reason; the model keeps
 //    the weights and optimizer state of the last completed epoch.
 //  - Errors inside the worker come back as the same class (TypeError, RangeError, TsmDisposedError,
@@ -56,7 +57,8 @@ export interface FitAsyncOptions extends FitOptions {
    * Cancels training: the worker thread is ended at once and the promise rejects with the
    * signal's reason (an `AbortError` DOMException by default). The model keeps the weights and
    * optimizer state of the last completed epoch. (`model.stopTraining = true` is the graceful stop:
-   * the epoch finishes and the promise resolves with the History.)
+   * training ends after the batch in progress, the callbacks' onEpochEnd and onTrainEnd run, and
+   * the promise resolves with the History.)
    */
   signal?: AbortSignal;
   /**
@@ -150,7 +152,7 @@ export interface WorkerInit {
   /** With stream: the validation batches ([...inputs, target] each), copied once. */
   valBatches: WireTensor[][] | null;
   fit: Record<string, number | boolean | undefined>;
-  /** stop[0] = 1: finish the current batch and the epoch (model.stopTraining). */
+  /** stop[0] = 1: end after the batch in progress (model.stopTraining). */
   stop: Int32Array;
 }
 

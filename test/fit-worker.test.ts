@@ -176,7 +176,7 @@ describe('fitAsync', () => {
     const x = tsm.randn([n, 3, 32, 32]), y = tsm.randint(0, 10, [n]);
 
     // Many epochs, stopped from a timer after 2.1 s: model.stopTraining set outside any callback
-    // reaches the worker, which finishes the epoch.
+    // reaches the worker, which ends after the batch in progress (the epoch is cut short).
     const model = cnn();
     let batches = 0;
     const stopper = setTimeout(() => (model.stopTraining = true), 2100);
@@ -188,7 +188,8 @@ describe('fitAsync', () => {
     expect(r.ms).toBeGreaterThan(2000);
     expect(epochs).toBeGreaterThan(1);
     expect(epochs).toBeLessThan(1000);
-    expect(batches).toBe(epochs * (n / 64));
+    expect(batches).toBeGreaterThan((epochs - 1) * (n / 64));
+    expect(batches).toBeLessThanOrEqual(epochs * (n / 64));
     expect(r.p99).toBeLessThan(20);
     expect(Number.isFinite(r.result.history.loss[epochs - 1])).toBe(true);
 
@@ -490,12 +491,12 @@ describe('fitAsync', () => {
       execFileSync('npm', ['run', 'build:ts'], { cwd: ROOT, stdio: 'ignore' });
     // A user class from a module of each kind, which the worker imports (workerModules).
     const body = (kind: 'cjs' | 'esm') => `
-      const { TwoLayer } = ${kind === 'cjs' ? "require('./test/helpers/fit-worker-model.cjs')" : "await import('./test/helpers/fit-worker-model.mjs')"};
+      const { TwoLayer } = ${kind === 'cjs' ? "require('./test/helpers/fit-worker-dist-model.cjs')" : "await import('./test/helpers/fit-worker-dist-model.mjs')"};
       tsm.manualSeed(1);
       const m = new TwoLayer();
       m.compile({ optimizer: 'sgd', loss: 'mse' });
       const x = tsm.randn([64, 4]), y = tsm.randn([64, 1]);
-      const workerModules = [${JSON.stringify(path.join(__dirname, 'helpers', `fit-worker-model.${kind === 'cjs' ? 'cjs' : 'mjs'}`))}];
+      const workerModules = [${JSON.stringify(path.join(__dirname, 'helpers', `fit-worker-dist-model.${kind === 'cjs' ? 'cjs' : 'mjs'}`))}];
       const ha = await m.fitAsync(x, y, { epochs: 2, verbose: 0, workerModules });
       const t = tsm.randn([4, 4]);
       console.log(JSON.stringify({ loss: ha.history.loss, w: Array.from(m.parameters()[0]._data.slice(0, 3)), out: Array.from(m.predict(t)._data) }));`;

@@ -1,4 +1,4 @@
-// The same user model class as fit-worker-model.mjs, in a CommonJS module that requires the
+// The same user model class as fit-worker-dist-model.mjs, in a CommonJS module that requires the
 // published package (dist/): fitAsync's worker imports it in the CommonJS check.
 'use strict';
 const tsm = require('tensorsmith');
