@@ -4,7 +4,7 @@
 // (epoch, logs), onBatchBegin/onBatchEnd(batch, logs); hooks may be async (fit awaits them).
 // Before training, fit() sets `callback.model` (the module being trained) and `callback.params`
 // ({epochs, steps, samples, batchSize, verbose, metrics, initialEpoch}). A callback stops training
-// by setting `model.stopTraining = true`; fit finishes the current epoch and returns.
+// by setting `model.stopTraining = true`; fit ends after the current batch (set in onEpochEnd: after the epoch).
 //
 // Epoch logs carry `loss`, each metric, `val_loss` and `val_<metric>` when there is validation
 // data, and `lr` (the optimizer's learning rate). Batch logs carry `batch`, `size` and the running

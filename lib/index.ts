@@ -30,7 +30,9 @@ export type {
   CompileConfig, FitOptions, EvaluateOptions, PredictOptions, LossName, LossFunction, MetricSpec, OptimizerName, Batch, BatchSource,
 } from './training';
 export type { SgemmAsyncArgs, PredictAsyncOptions } from './async';
+export type { FitAsyncOptions } from './fit-async';
 export type { LoadAttempt } from './native';
-// Side effects: compile/fit/evaluate/predict and predictAsync on every nn.Module.
+// Side effects: compile/fit/evaluate/predict, predictAsync and fitAsync on every nn.Module.
 import './training';
 import './async';
+import './fit-async';

@@ -250,6 +250,17 @@ export function manualSeed(seed: number): void {
   rngState.offset = 0;
 }
 
+/** @internal The generator's position (seed and counter), e.g. to continue it in a worker thread. */
+export function getRngState(): { seed: number; offset: number } {
+  return { seed: rngState.seed, offset: rngState.offset };
+}
+
+/** @internal Puts the generator at a position returned by {@link getRngState}. */
+export function setRngState(state: { seed: number; offset: number }): void {
+  rngState.seed = state.seed;
+  rngState.offset = state.offset;
+}
+
 /** @internal Reserves counters for n random numbers; returns [seed, offset]. */
 export function nextRng(n: number): [number, number] {
   const offset = rngState.offset;

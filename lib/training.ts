@@ -138,6 +138,8 @@ export interface Compiled {
   metricSpecs: MetricSpec[];
   metricNames: string[];
   binaryLogits: boolean;
+  /** The loss as given to compile() (fitAsync sends it to its worker thread). */
+  lossSpec: CompileConfig['loss'];
 }
 
 declare module './nn' {
@@ -172,6 +174,8 @@ declare module './nn' {
     _compiled?: Compiled;
     /** @internal */
     _stopTraining?: boolean;
+    /** @internal Set while fitAsync trains this model: stopTraining is mirrored into `stop[0]` for the worker. */
+    _workerFit?: { stop: Int32Array };
   }
 }
 
@@ -283,7 +287,7 @@ Module.prototype.compile = function compile(this: Module, config: CompileConfig)
   const metricNames = specs.map(metricName);
   const dup = metricNames.find((n, i) => metricNames.indexOf(n) !== i || n === 'loss');
   if (dup) throw new RangeError(`compile: metric name ${JSON.stringify(dup)} is used twice (or clashes with 'loss')`);
-  this._compiled = { optimizer, loss: loss.fn, lossName: loss.name, metricSpecs: specs, metricNames, binaryLogits: loss.binaryLogits };
+  this._compiled = { optimizer, loss: loss.fn, lossName: loss.name, metricSpecs: specs, metricNames, binaryLogits: loss.binaryLogits, lossSpec: config.loss };
 };
 
 Object.defineProperty(Module.prototype, 'optimizer', {
@@ -293,10 +297,15 @@ Object.defineProperty(Module.prototype, 'optimizer', {
 Object.defineProperty(Module.prototype, 'stopTraining', {
   configurable: true,
   get(this: Module) { return this._stopTraining ?? false; },
-  set(this: Module, v: boolean) { this._stopTraining = Boolean(v); },
+  set(this: Module, v: boolean) {
+    this._stopTraining = Boolean(v);
+    // During fitAsync the worker thread reads this flag between batches.
+    if (this._workerFit) Atomics.store(this._workerFit.stop, 0, v ? 1 : 0);
+  },
 });
 
-function compiled(model: Module, op: string): Compiled {
+/** @internal The state compile() left on the model, or an Error naming `op`. */
+export function compiled(model: Module, op: string): Compiled {
   const c = model._compiled;
   if (!c) throw new Error(`${op}: the model is not compiled; call model.compile({optimizer, loss, metrics}) first`);
   return c;
@@ -312,7 +321,8 @@ function buildMetrics(c: Compiled): metricsLib.Metric[] {
 // ---------------------------------------------------------------------------------------------
 // data sources
 
-interface Source {
+/** @internal Batches for fit/evaluate, with what is known of their number and size. */
+export interface Source {
   /** Iterable of batches (a DataLoader's batches are new tensors that we dispose). */
   iterable: Iterable<Batch> | AsyncIterable<Batch>;
   ownsBatches: boolean;
@@ -323,7 +333,8 @@ interface Source {
   temporaries: Tensor[];
 }
 
-function isTensorArray(v: unknown): v is Tensor[] {
+/** @internal A non-empty array of tensors. */
+export function isTensorArray(v: unknown): v is Tensor[] {
   return Array.isArray(v) && v.length > 0 && v.every((t) => t instanceof Tensor);
 }
 
@@ -367,7 +378,8 @@ function toSource(op: string, data: unknown, batchSize: number, shuffle: boolean
   throw new TypeError(`${op}: expected (x, y) tensors, a Dataset, a DataLoader or an iterable of [x, y] batches, got ${describe(data)}`);
 }
 
-function splitBatch(op: string, batch: unknown): { inputs: Tensor[]; target: Tensor } {
+/** @internal A batch's input tensors and target. */
+export function splitBatch(op: string, batch: unknown): { inputs: Tensor[]; target: Tensor } {
   if (Array.isArray(batch)) {
     if (batch.length < 2 || !batch.every((t) => t instanceof Tensor))
       throw new TypeError(`${op}: a batch must be [x, y] (or [x1, ..., y]) of tensors, got ${describe(batch)}`);
@@ -399,10 +411,10 @@ function checkScalarLoss(op: string, loss: unknown): Tensor {
   return loss;
 }
 
-/** Runs a callback hook on every callback in order, awaiting async hooks. */
-async function call(cbs: CallbackHooks[], hook: 'onTrainBegin' | 'onTrainEnd', logs: Logs): Promise<void>;
-async function call(cbs: CallbackHooks[], hook: 'onEpochBegin' | 'onEpochEnd' | 'onBatchBegin' | 'onBatchEnd', i: number, logs: Logs): Promise<void>;
-async function call(cbs: CallbackHooks[], hook: keyof CallbackHooks, a: number | Logs, b?: Logs): Promise<void> {
+/** @internal Runs a callback hook on every callback in order, awaiting async hooks. */
+export async function call(cbs: CallbackHooks[], hook: 'onTrainBegin' | 'onTrainEnd', logs: Logs): Promise<void>;
+export async function call(cbs: CallbackHooks[], hook: 'onEpochBegin' | 'onEpochEnd' | 'onBatchBegin' | 'onBatchEnd', i: number, logs: Logs): Promise<void>;
+export async function call(cbs: CallbackHooks[], hook: keyof CallbackHooks, a: number | Logs, b?: Logs): Promise<void> {
   for (const cb of cbs) {
     const f = cb[hook] as ((...args: unknown[]) => unknown) | undefined;
     if (typeof f !== 'function') continue;
@@ -416,7 +428,8 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 // ---------------------------------------------------------------------------------------------
 // fit
 
-function parseArgs<O>(op: string, a: unknown, b: unknown, c: unknown): { inputs: Tensor[] | null; target: Tensor | null; data: unknown; opts: O } {
+/** @internal Splits fit/evaluate arguments into (x, y) tensors or a data source, and the options. */
+export function parseArgs<O>(op: string, a: unknown, b: unknown, c: unknown): { inputs: Tensor[] | null; target: Tensor | null; data: unknown; opts: O } {
   if (a instanceof Tensor || isTensorArray(a)) {
     if (!(b instanceof Tensor)) throw new TypeError(`${op}: expected y (a Tensor of targets) after x, got ${describe(b)}`);
     return { inputs: a instanceof Tensor ? [a] : a, target: b, data: null, opts: (c ?? {}) as O };
@@ -424,43 +437,26 @@ function parseArgs<O>(op: string, a: unknown, b: unknown, c: unknown): { inputs:
   return { inputs: null, target: null, data: a, opts: (b ?? {}) as O };
 }
 
-function checkOpts(op: string, opts: unknown, known: string[]): void {
+/** @internal Throws unless opts is an object whose keys are all in `known`. */
+export function checkOpts(op: string, opts: unknown, known: string[]): void {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: options must be an object, got ${describe(opts)}`);
   for (const k of Object.keys(opts)) if (!known.includes(k)) throw new RangeError(`${op}: unknown option ${JSON.stringify(k)}; known: ${known.join(', ')}`);
 }
 
-const FIT_OPTIONS = ['epochs', 'batchSize', 'shuffle', 'seed', 'validationSplit', 'validationData', 'validationBatchSize', 'callbacks',
+/** @internal The keys of FitOptions. */
+export const FIT_OPTIONS = ['epochs', 'batchSize', 'shuffle', 'seed', 'validationSplit', 'validationData', 'validationBatchSize', 'callbacks',
   'gradAccumulation', 'clipGradNorm', 'verbose', 'initialEpoch'];
 
-async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<History> {
-  const op = 'fit';
-  const comp = compiled(this, op);
-  const { inputs, target, data, opts } = parseArgs<FitOptions>(op, a, b, c);
-  checkOpts(op, opts, FIT_OPTIONS);
-  const epochs = checkInt(op, 'epochs', opts.epochs ?? 1, 0);
-  const initialEpoch = checkInt(op, 'initialEpoch', opts.initialEpoch ?? 0, 0);
-  const batchSize = checkInt(op, 'batchSize', opts.batchSize ?? 32, 1);
-  const shuffle = opts.shuffle ?? true;
-  const accumulate = checkInt(op, 'gradAccumulation', opts.gradAccumulation ?? 1, 1);
-  const verbose = opts.verbose ?? 1;
-  if (verbose !== 0 && verbose !== 1 && verbose !== 2) throw new RangeError(`${op}: verbose must be 0, 1 or 2, got ${describe(verbose)}`);
-  if (opts.clipGradNorm !== undefined) checkNumber(op, 'clipGradNorm', opts.clipGradNorm, 0);
-  if (opts.validationSplit !== undefined) {
-    checkNumber(op, 'validationSplit', opts.validationSplit, 0, 1);
-    if (opts.validationSplit >= 1) throw new RangeError(`${op}: validationSplit must be in [0, 1), got ${opts.validationSplit}`);
-    if (opts.validationData !== undefined) throw new RangeError(`${op}: give validationSplit or validationData, not both`);
-  }
-  const callbacks = opts.callbacks ?? [];
-  if (!Array.isArray(callbacks)) throw new TypeError(`${op}: callbacks must be an array, got ${describe(callbacks)}`);
-  callbacks.forEach((cb, i) => {
-    if (typeof cb !== 'object' || cb === null) throw new TypeError(`${op}: callbacks[${i}] must be an object with on... hooks, got ${describe(cb)}`);
-  });
-
-  // Training and validation sources.
+/**
+ * @internal The training and validation sources of fit's arguments (x, y tensors or a data source)
+ * and options; `temporaries` are tensors made here (validation slices) for the caller to dispose.
+ */
+export function fitSources(op: string, inputs: Tensor[] | null, target: Tensor | null, data: unknown, opts: FitOptions,
+  batchSize: number, shuffle: boolean): { train: Source; val: Source | null; temporaries: Tensor[] } {
   const temporaries: Tensor[] = [];
   let train: Source;
   let val: Source | null = null;
-  const valBatch = checkInt(op, 'validationBatchSize', opts.validationBatchSize ?? batchSize, 1);
+  const valBatch = opts.validationBatchSize ?? batchSize;
   const split = opts.validationSplit ?? 0;
   if (inputs && target) {
     const n = samplesOf(target);
@@ -492,18 +488,71 @@ async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<
     } else val = toSource(op, vd, valBatch, false);
     if (isAsyncIterable(val.iterable) && !isIterable(val.iterable)) throw new TypeError(`${op}: validationData must be synchronously iterable`);
   }
+  return { train, val, temporaries };
+}
+
+/** @internal FitOptions checked, with their defaults. */
+export interface CheckedFitOptions {
+  epochs: number;
+  initialEpoch: number;
+  batchSize: number;
+  shuffle: boolean;
+  accumulate: number;
+  verbose: 0 | 1 | 2;
+  callbacks: CallbackHooks[];
+}
+
+/** @internal Checks the options of fit (and fitAsync, which allows more keys) and fills in the defaults. */
+export function checkFitOptions(op: string, opts: FitOptions, known: string[] = FIT_OPTIONS): CheckedFitOptions {
+  checkOpts(op, opts, known);
+  const epochs = checkInt(op, 'epochs', opts.epochs ?? 1, 0);
+  const initialEpoch = checkInt(op, 'initialEpoch', opts.initialEpoch ?? 0, 0);
+  const batchSize = checkInt(op, 'batchSize', opts.batchSize ?? 32, 1);
+  const shuffle = opts.shuffle ?? true;
+  const accumulate = checkInt(op, 'gradAccumulation', opts.gradAccumulation ?? 1, 1);
+  const verbose = opts.verbose ?? 1;
+  if (verbose !== 0 && verbose !== 1 && verbose !== 2) throw new RangeError(`${op}: verbose must be 0, 1 or 2, got ${describe(verbose)}`);
+  if (opts.clipGradNorm !== undefined) checkNumber(op, 'clipGradNorm', opts.clipGradNorm, 0);
+  if (opts.validationSplit !== undefined) {
+    checkNumber(op, 'validationSplit', opts.validationSplit, 0, 1);
+    if (opts.validationSplit >= 1) throw new RangeError(`${op}: validationSplit must be in [0, 1), got ${opts.validationSplit}`);
+    if (opts.validationData !== undefined) throw new RangeError(`${op}: give validationSplit or validationData, not both`);
+  }
+  if (opts.validationBatchSize !== undefined) checkInt(op, 'validationBatchSize', opts.validationBatchSize, 1);
+  const callbacks = opts.callbacks ?? [];
+  if (!Array.isArray(callbacks)) throw new TypeError(`${op}: callbacks must be an array, got ${describe(callbacks)}`);
+  callbacks.forEach((cb, i) => {
+    if (typeof cb !== 'object' || cb === null) throw new TypeError(`${op}: callbacks[${i}] must be an object with on... hooks, got ${describe(cb)}`);
+  });
+  return { epochs, initialEpoch, batchSize, shuffle, accumulate, verbose, callbacks };
+}
+
+/** @internal Adds the progress bar that `verbose` asks for (unless one is there) and gives every callback the model and params. */
+export function prepareCallbacks(model: Module, callbacks: CallbackHooks[], verbose: 0 | 1 | 2, params: TrainingParams): CallbackHooks[] {
+  const cbs: CallbackHooks[] = [...callbacks];
+  if (verbose > 0 && !cbs.some((cb) => cb.constructor?.name === 'ProgressCallback')) cbs.unshift(progressBar({ verbose: verbose as 1 | 2 }));
+  for (const cb of cbs) {
+    cb.model = model as Module & { optimizer: optim.Optimizer | null; stopTraining: boolean };
+    cb.params = params;
+  }
+  return cbs;
+}
+
+async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<History> {
+  const op = 'fit';
+  if (this._workerFit) throw new Error(`${op}: this model is being trained by fitAsync; await it (or stop it) first`);
+  const comp = compiled(this, op);
+  const { inputs, target, data, opts } = parseArgs<FitOptions>(op, a, b, c);
+  const { epochs, initialEpoch, batchSize, shuffle, accumulate, verbose, callbacks } = checkFitOptions(op, opts);
+
+  const { train, val, temporaries } = fitSources(op, inputs, target, data, opts, batchSize, shuffle);
 
   const metricNames = comp.metricNames;
   const params: TrainingParams = {
     epochs, initialEpoch, steps: train.steps === null ? null : Math.max(train.steps, 0), samples: train.samples,
     batchSize: train.batchSize, verbose, metrics: ['loss', ...metricNames, ...(val ? ['val_loss', ...metricNames.map((m) => `val_${m}`)] : [])],
   };
-  const cbs: CallbackHooks[] = [...callbacks];
-  if (verbose > 0 && !cbs.some((cb) => cb.constructor?.name === 'ProgressCallback')) cbs.unshift(progressBar({ verbose: verbose as 1 | 2 }));
-  for (const cb of cbs) {
-    cb.model = this as Module & { optimizer: optim.Optimizer | null; stopTraining: boolean };
-    cb.params = params;
-  }
+  const cbs = prepareCallbacks(this, callbacks, verbose, params);
   const history = new History();
   history.params = params;
   const trainMetrics = buildMetrics(comp);
@@ -596,7 +645,8 @@ async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<
   return history;
 }
 
-function lastLogs(h: History): Logs {
+/** @internal The last epoch's logs of a History (what onTrainEnd receives). */
+export function lastLogs(h: History): Logs {
   const out: Logs = {};
   for (const [k, v] of Object.entries(h.history)) out[k] = v[v.length - 1];
   return out;

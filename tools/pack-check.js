@@ -30,6 +30,7 @@ const REQUIRED = [
   'dist/cjs/index.d.ts',
   'dist/cjs/native.js',
   'dist/cjs/cli.js',
+  'dist/cjs/fit-worker.js',
   'dist/esm/index.mjs',
   'dist/esm/index.d.mts',
   'prebuilds/linux-x64/tensorsmith.glibc.node',
