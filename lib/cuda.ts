@@ -10,6 +10,7 @@
 // is 0; synchronize/emptyCache are no-ops, memoryStats() reports zeros, and anything that needs a
 // device throws a TsmCudaError that says so.
 import { checkBool, checkInt, checkNumber, checkSize, describe } from './check';
+import { cudaState } from './cuda-state';
 import { TsmCudaError } from './errors';
 import { nativeAddon } from './native-api';
 
@@ -147,10 +148,11 @@ export function deviceInfo(device = 0): DeviceInfo {
   return native((a) => a.cudaDeviceInfo(d));
 }
 
-/** Selects the device later allocations and kernels of this thread use. */
+/** Selects the device later allocations and kernels of this thread use (and that a bare `'cuda'` names). */
 export function setDevice(device: number): void {
   const d = checkInt('cuda.setDevice', 'device', device, 0);
   native((a) => a.cudaSetDevice(d));
+  cudaState.current = d;
 }
 
 /** Waits for all queued work on the current device. A no-op when no CUDA device is available. */
