@@ -16,10 +16,18 @@ function handle(t: Tensor, op: string): object {
   return t._handle(op);
 }
 
+/**
+ * Test switches. `poison`: fill every new device allocation with 0xFF bytes (NaN as float32, -1 as
+ * int32) before a kernel writes it, so that elements a kernel forgets to write show up in tests
+ * (the caching allocator would otherwise hand back old, plausible values).
+ */
+export const debug = { poison: false };
+
 /** An uninitialised tensor of `shape` on `device` (4-byte elements: float32 or int32). */
 export function empty(shape: Shape, device: Device, dtype: DType = 'float32'): Tensor {
   const bytes = sizeOf(shape) * 4;
   const h = deviceAlloc(device, bytes);
+  if (debug.poison && bytes) cudaCall((a) => a.cudaMemset(h, 0xff));
   return fromDevice(h, bytes, shape, dtype, device);
 }
 
