@@ -34,6 +34,11 @@ function zerosOnDevice(p: Tensor): Tensor {
   return keep(cu.full(p.shape, 0, p.device));
 }
 
+/** The state of a parameter that changed device after its optimizer state was made. */
+function stateDeviceError(op: string, i: number, p: Tensor): TypeError {
+  return new TypeError(`${op}: params[${i}] is on ${p.device} but its optimizer state was created on another device; create the optimizer after moving the parameters (Module.to)`);
+}
+
 function gradDeviceError(i: number, p: Tensor): TypeError {
   return new TypeError(`step: expected all tensors on the same device, got ${p.device} (params[${i}]) and ${p.grad?.device} (its grad)`);
 }
@@ -171,6 +176,10 @@ export class SGD extends Optimizer {
   private stepCuda(is: number[]): void {
     const op = 'SGD.step';
     const ps = is.map((i) => this.params[i]), gs = ps.map((p) => p.grad as Tensor);
+    is.forEach((i) => {
+      const b = this.buffers[i];
+      if (b !== null && !(b instanceof Tensor && b.device === this.params[i].device)) throw stateDeviceError(op, i, this.params[i]);
+    });
     if (this.momentum === 0) {
       cu.sgdStep(ps, gs, null, this.lr, 0, this.dampening, this.weightDecay, this.nesterov, this.maximize, false, op);
       return;
@@ -267,6 +276,10 @@ export class Adam extends Optimizer {
   /** The update of the CUDA parameters `is` (one device), in the fused multi-tensor kernel. */
   private stepCuda(is: number[]): void {
     const op = `${this.name}.step`;
+    is.forEach((i) => {
+      const m = this.state[i]?.m;
+      if (m !== undefined && !(m instanceof Tensor && m.device === this.params[i].device)) throw stateDeviceError(op, i, this.params[i]);
+    });
     const st = is.map((i) => (this.state[i] ??= {
       step: 0, m: zerosOnDevice(this.params[i]), v: zerosOnDevice(this.params[i]),
       vmax: this.amsgrad ? zerosOnDevice(this.params[i]) : null,

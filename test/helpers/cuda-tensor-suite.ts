@@ -384,6 +384,32 @@ describe.skipIf(!run)(title, () => {
     }
   });
 
+  it('Module.to moves parameters and gradients in place; a stale optimizer state is a named error', () => {
+    const m = new nn.Linear(3, 2);
+    const w = m.weight;
+    const o = new optim.Adam(m.parameters());
+    tsm.tidy(() => {
+      m.forward(tsm.ones([1, 3])).sum().backward();
+      o.step();
+    });
+    const before = Array.from(w.dataSync());
+    m.to('cuda');
+    expect(m.weight).toBe(w);
+    expect(w.device).toBe('cuda:0');
+    expect(w.requiresGrad).toBe(true);
+    expect(w.grad!.device).toBe('cuda:0');
+    expect(Array.from(w.dataSync())).toEqual(before);
+    tsm.tidy(() => {
+      o.zeroGrad();
+      m.forward(tsm.ones([1, 3], { device: 'cuda' })).sum().backward();
+    });
+    expect(() => o.step()).toThrow(/^Adam\.step: params\[0\] is on cuda:0 but its optimizer state was created on another device/);
+    m.to('cpu');
+    expect(w.device).toBe('cpu');
+    expect(w.grad!.device).toBe('cpu');
+    for (const p of m.parameters()) { p.grad?.dispose(); p.dispose(); }
+  });
+
   it('clipGradNorm scales CUDA gradients as CPU ones', () => {
     tsm.tidy(() => {
       const [ac, ag] = pair([1023], -1, 1, true), [bc, bg] = pair([7, 3], -1, 1, true);
