@@ -6,6 +6,9 @@
 // messages naming the op and the argument, then queued asynchronously on the device's stream.
 // Every CUDA failure is thrown as a TsmCudaError naming the native call.
 //
+// Tensors on a CUDA device (t.to('cuda')) keep their storage in the same caching allocator
+// (lib/device.ts, lib/cuda-tensor.ts); memoryStats() counts their bytes too.
+//
 // Without a driver or a GPU (or in a build without CUDA) isAvailable() is false and deviceCount()
 // is 0; synchronize/emptyCache are no-ops, memoryStats() reports zeros, and anything that needs a
 // device throws a TsmCudaError that says so.
