@@ -4,8 +4,8 @@
 //   tsm_cuda_arg_reduce            values, indices (outer, inner): first max / min, NaN wins
 //   tsm_cuda_arg_reduce_backward   dx (outer, dim, inner) = dy[o, i] where indices[o, i] == d, else 0
 //
-// Sums: inner == 1 reduces rows, one 256-thread block per row (float4 loads when aligned), warp
-// shuffles then shared memory; inner > 1 reduces columns with (32 x 8)-thread blocks, 32 adjacent
+// Sums: inner == 1 reduces rows: a thread per row up to 32 elements, a warp per row up to 4096, else
+// one 256-thread block per row (float4 loads when aligned, warp shuffles then shared memory); inner > 1 reduces columns with (32 x 8)-thread blocks, 32 adjacent
 // columns per block (coalesced), 8 partial sums per column combined in shared memory. When there
 // are too few rows/column groups to fill the GPU and dim is long, dim is split over several blocks
 // whose partial sums go to a scratch buffer that a second pass of the same kernel reduces. Sums are
@@ -20,6 +20,30 @@ namespace {
 
 constexpr int kColRows = 8;  // threadIdx.y extent of the column kernels
 constexpr int64_t kTargetBlocks = 1024;
+
+// out[r] = sum of row r of x (rows, n) / divisor, one thread per row (short rows).
+__global__ void sum_rows_thread_kernel(float* out, const float* x, int64_t rows, int64_t n, float divisor) {
+  const int64_t stride = grid_threads();
+  for (int64_t r = global_thread(); r < rows; r += stride) {
+    const float* xr = x + r * n;
+    float acc = 0.f;
+    for (int64_t j = 0; j < n; ++j) acc += xr[j];
+    out[r] = acc / divisor;
+  }
+}
+
+// out[r] = sum of row r of x (rows, n) / divisor, one warp per row (8 rows per 256-thread block).
+__global__ void sum_rows_warp_kernel(float* out, const float* x, int64_t rows, int64_t n, float divisor) {
+  const int lane = threadIdx.x & 31;
+  const int64_t wpb = blockDim.x >> 5;
+  for (int64_t r = int64_t(blockIdx.x) * wpb + (threadIdx.x >> 5); r < rows; r += int64_t(gridDim.x) * wpb) {
+    const float* xr = x + r * n;
+    float acc = 0.f;
+    for (int64_t j = lane; j < n; j += 32) acc += xr[j];
+    acc = warp_sum(acc);
+    if (lane == 0) out[r] = acc / divisor;
+  }
+}
 
 // out[t] for t in [0, tasks) with task t = (row, split): sum of x[row * n + j], j in the split's
 // range [s * chunk, min(n, (s + 1) * chunk)), divided by divisor. vec: x 16-byte aligned and n,
@@ -228,6 +252,14 @@ TSM_API tsm_status tsm_cuda_sum(float* out, const float* x, int64_t outer, int64
   if (!out || (dim > 0 && !x)) return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", name, !out ? "out" : "x");
   cudaStream_t st = stream(name);
   if (!st) return TSM_ERR_CUDA;
+  if (inner == 1 && dim <= 32) {
+    sum_rows_thread_kernel<<<grid_for(outer), kThreads, 0, st>>>(out, x, outer, dim, divisor);
+    return check_launch(name);
+  }
+  if (inner == 1 && dim <= 4096) {
+    sum_rows_warp_kernel<<<grid_for(outer, kThreads / 32), kThreads, 0, st>>>(out, x, outer, dim, divisor);
+    return check_launch(name);
+  }
   if (inner == 1) {
     // Split long rows when there are too few of them to fill the GPU.
     int64_t splits = 1, chunk = dim;

@@ -172,8 +172,9 @@ describe.skipIf(!run)(title, () => {
   it('sum and mean over dims, max/min/argmax/argmin, with gradients', () => {
     const cases: [number[], (number | number[] | undefined)[]][] = [
       [[65537], [undefined, 0]],
-      [[7, 1023], [undefined, 0, 1, [0, 1]]],
-      [[3, 5, 7], [0, 1, 2, [0, 2], [1, 2], [0, 1]]],
+      [[7, 1023], [undefined, 0, 1, [0, 1]]], // rows of a warp each (dim 1)
+      [[3, 5, 7], [0, 1, 2, [0, 2], [1, 2], [0, 1]]], // rows of a thread each (dim 2), columns
+      [[3, 5000], [1]],                  // rows of a block each, not split
       [[1, 70001], [1, undefined]],      // one long row: split over blocks
       [[70001, 3], [0]],                 // long columns: split over blocks
       [[2, 4097, 3], [1, [0, 1]]],
