@@ -43,7 +43,7 @@ function opName(op: string, saved: Record<string, unknown>): string {
 /** 'NaN', 'Infinity' or null when every element is finite (int32 tensors always are). */
 function nonFinite(t: Tensor | null | undefined): string | null {
   if (!t || t.isDisposed || t.dtype !== 'float32') return null;
-  const d = t._data as Float32Array;
+  const d = (t.device === 'cpu' ? t._data : t.dataSync()) as Float32Array;  // CUDA: checked on a host copy
   if (d.length === 0 || nativeAddon().allFinite(d)) return null;
   for (let i = 0; i < d.length; i++) if (Number.isNaN(d[i])) return 'NaN';
   return 'Infinity';

@@ -83,6 +83,8 @@ export function backward(root: Tensor, gradient?: Tensor): void {
       throw new TypeError('backward: gradient must be a Tensor');
     if (gradient.shape.join(',') !== root.shape.join(','))
       throw new RangeError(`backward: gradient shape [${gradient.shape.join(', ')}] does not match the tensor's [${root.shape.join(', ')}]`);
+    if (gradient.device !== root.device)
+      throw new TypeError(`backward: expected all tensors on the same device, got ${gradient.device} (gradient) and ${root.device} (the tensor)`);
     seed = gradient;
   }
   const order = topoOrder(root);

@@ -6,6 +6,9 @@
 // messages naming the op and the argument, then queued asynchronously on the device's stream.
 // Every CUDA failure is thrown as a TsmCudaError naming the native call.
 //
+// Tensors on a CUDA device (t.to('cuda')) keep their storage in the same caching allocator
+// (lib/device.ts, lib/cuda-tensor.ts); memoryStats() counts their bytes too.
+//
 // Without a driver or a GPU (or in a build without CUDA) isAvailable() is false and deviceCount()
 // is 0; synchronize/emptyCache are no-ops, memoryStats() reports zeros, and anything that needs a
 // device throws a TsmCudaError that says so.
@@ -13,6 +16,7 @@
 // Fused attention on device buffers (attention, attentionBackward) lives in lib/cuda-attention.ts
 // and is re-exported at the end of this file.
 import { checkBool, checkInt, checkNumber, checkSize, describe } from './check';
+import { cudaState } from './cuda-state';
 import { TsmCudaError } from './errors';
 import { nativeAddon } from './native-api';
 
@@ -153,10 +157,11 @@ export function deviceInfo(device = 0): DeviceInfo {
   return native((a) => a.cudaDeviceInfo(d));
 }
 
-/** Selects the device later allocations and kernels of this thread use. */
+/** Selects the device later allocations and kernels of this thread use (and that a bare `'cuda'` names). */
 export function setDevice(device: number): void {
   const d = checkInt('cuda.setDevice', 'device', device, 0);
   native((a) => a.cudaSetDevice(d));
+  cudaState.current = d;
 }
 
 /** Waits for all queued work on the current device. A no-op when no CUDA device is available. */

@@ -199,9 +199,10 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
 
 /** Zeroes elements with probability p and scales the rest by 1/(1-p) (identity when !training). */
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
-  checkF32('dropout', 'input', x);
+  ops.checkFloatAny('dropout', 'input', x);
   checkNumber('dropout', 'p', p, 0, 1);
   if (!training || p === 0) return ops.clone(x);
+  checkF32('dropout', 'input', x); // the mask is drawn on the CPU: no CUDA kernel yet
   const y = empty32(x.shape);
   const mask = empty32(x.shape);
   const [seed, offset] = ops.nextRng(x.size);
@@ -392,6 +393,16 @@ function reduce(op: string, t: Tensor, reduction: Reduction): Tensor {
   return reduction === 'mean' ? ops.mean(t) : ops.sum(t);
 }
 
+/** As checkSameShape, for losses built from ops that run on any device (both on the same one). */
+function checkSameShapeAny(op: string, input: Tensor, target: Tensor): void {
+  ops.checkFloatAny(op, 'input', input);
+  ops.checkAny(op, 'target', target);
+  if (target.dtype !== 'float32') throw new TypeError(`${op}: target must be a float32 tensor, got ${target.dtype}`);
+  if (input.shape.join(',') !== target.shape.join(','))
+    throw new RangeError(`${op}: target shape [${target.shape.join(', ')}] must match input shape [${input.shape.join(', ')}]`);
+  ops.sameDevice(op, input, 'input', target, 'target');
+}
+
 function checkSameShape(op: string, input: Tensor, target: Tensor): void {
   checkF32(op, 'input', input);
   checkTensor(op, 'target', target);
@@ -435,7 +446,7 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: { reduction?: Re
 /** Mean squared error of same-shape float32 input and target; `reduction` 'mean' (default), 'sum' or 'none'. */
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`mseLoss: opts must be an object, got ${describe(opts)}`);
-  checkSameShape('mseLoss', input, target);
+  checkSameShapeAny('mseLoss', input, target);
   const sq = ops.square(ops.sub(input, target));
   return reduce('mseLoss', sq, checkReduction('mseLoss', opts.reduction));
 }
@@ -479,7 +490,7 @@ export function binaryCrossEntropy(input: Tensor, target: Tensor, opts: { reduct
 export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opts: { reduction?: Reduction; posWeight?: Tensor } = {}): Tensor {
   const op = 'binaryCrossEntropyWithLogits';
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
-  checkSameShape(op, input, target);
+  checkSameShapeAny(op, input, target);
   const reduction = checkReduction(op, opts.reduction);
   if (opts.posWeight) {
     // (1 + (pw - 1) t) * softplus(-x) + (1 - t) * x

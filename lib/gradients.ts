@@ -1,14 +1,19 @@
 // The gradient rules, one per recorded op, in one table. A rule gets the gradient of the op's output
 // and its Node, and returns one gradient (or null) per input. Rules run with autograd off; they
 // must return a fresh tensor for each input (never the same tensor twice).
+//
+// Gradients live on the device of their tensor: the rules built from ops run on either device; the
+// ones that call native kernels directly have a CUDA branch (dy.device !== 'cpu').
 import type { Node } from './autograd';
+import * as cu from './cuda-tensor';
+import type { Device } from './device';
 import { nativeAddon } from './native-api';
 import * as ops from './ops';
 import { fromData, sizeOf, type Tensor } from './tensor';
 
 export type OpName =
   | 'identity' | 'unary' | 'binary' | 'binaryScalar' | 'clamp' | 'where' | 'sum' | 'mean' | 'maxMin' | 'softmax'
-  | 'matmul' | 'linear' | 'reshape' | 'permute' | 'expand' | 'slice' | 'cat' | 'gather' | 'indexSelect'
+  | 'matmul' | 'linear' | 'reshape' | 'permute' | 'expand' | 'slice' | 'cat' | 'gather' | 'indexSelect' | 'toDevice'
   | 'conv2d' | 'maxPool2d' | 'avgPool2d' | 'adaptiveAvgPool2d' | 'dropout' | 'layerNorm' | 'batchNorm'
   | 'embedding' | 'crossEntropy' | 'binaryCrossEntropy' | 'attention' | 'lstm';
 
@@ -120,11 +125,41 @@ function binaryScalarGrad(dy: Tensor, node: Node): (Tensor | null)[] {
   throw new Error(`internal: no gradient for scalar op ${String(node.saved.name)}`);
 }
 
+/** linear's backward on a CUDA device: dx = dy w, dw = dy^T x (SGEMMs), db = dy summed over rows. */
+function linearGradCuda(dy: Tensor, x: Tensor, w: Tensor, b: Tensor | null, rows: number, inF: number,
+                        outF: number): (Tensor | null)[] {
+  const op = 'backward';
+  let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
+  if (x.requiresGrad) {
+    if (rows && inF && outF) {
+      gx = cu.empty(x.shape, dy.device);
+      cu.gemmInto({ transA: false, transB: false, batch: 1, m: rows, n: inF, k: outF, a: dy, lda: outF, strideA: 0,
+        b: w, ldb: inF, strideB: 0, c: gx, ldc: inF, strideC: 0 }, op);
+    } else gx = cu.full(x.shape, 0, dy.device);
+  }
+  if (w.requiresGrad) {
+    if (rows && inF && outF) {
+      gw = cu.empty(w.shape, dy.device);
+      cu.gemmInto({ transA: true, transB: false, batch: 1, m: outF, n: inF, k: rows, a: dy, lda: outF, strideA: 0,
+        b: x, ldb: inF, strideB: 0, c: gw, ldc: inF, strideC: 0 }, op);
+    } else gw = cu.full(w.shape, 0, dy.device);
+  }
+  if (b && b.requiresGrad) {
+    const d2 = dy._view([rows, outF]);
+    const k = cu.sumKeep(d2, [0], 1, op); // (1, outF)
+    d2.dispose();
+    gb = k._view([outF]);
+    k.dispose();
+  }
+  return [gx, gw, gb];
+}
+
 export const GRADIENTS: Record<OpName, GradRule> = {
   identity: (dy) => [ops.clone(dy)],
 
   unary: (dy, node) => {
     const x = T(node.saved.x), y = T(node.saved.y);
+    if (dy.device !== 'cpu') return [cu.unaryBackward(node.saved.code as number, x, y, dy, 'backward')];
     const dx = ops.empty32(x.shape);
     if (x.size) N().unaryBackward(node.saved.code as number, f32(dx), f32(x), f32(y), f32(dy));
     return [dx];
@@ -171,6 +206,8 @@ export const GRADIENTS: Record<OpName, GradRule> = {
 
   maxMin: (dy, node) => {
     const { outer, n, inner } = node.saved as { outer: number; n: number; inner: number };
+    if (dy.device !== 'cpu')
+      return [cu.argReduceBackward(dy, T(node.saved.indices), outer, n, inner, node.saved.shape as number[], 'backward')];
     const idx = T(node.saved.indices)._data as Int32Array;
     const offsets = new Int32Array(idx.length);
     for (let o = 0; o < outer; o++)
@@ -180,8 +217,9 @@ export const GRADIENTS: Record<OpName, GradRule> = {
 
   softmax: (dy, node) => {
     const y = T(node.saved.y);
-    const dx = ops.empty32(y.shape);
     const { outer, n, inner, log } = node.saved as { outer: number; n: number; inner: number; log: boolean };
+    if (dy.device !== 'cpu') return [cu.softmaxBackward(y, dy, outer, n, inner, log, 'backward')];
+    const dx = ops.empty32(y.shape);
     if (y.size) N().softmaxBackward(f32(dx), f32(y), f32(dy), outer, n, inner, log);
     return [dx];
   },
@@ -223,6 +261,7 @@ export const GRADIENTS: Record<OpName, GradRule> = {
     const x = T(node.saved.x), w = T(node.saved.w);
     const { rows, inF, outF } = node.saved as { rows: number; inF: number; outF: number };
     const b = node.inputs[2];
+    if (dy.device !== 'cpu') return linearGradCuda(dy, x, w, b, rows, inF, outF);
     let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
     if (x.requiresGrad) {
       gx = ops.empty32(x.shape);
@@ -253,6 +292,13 @@ export const GRADIENTS: Record<OpName, GradRule> = {
   slice: (dy, node) => {
     const shape = node.saved.shape as number[];
     const { dim, start, step } = node.saved as { dim: number; start: number; step: number };
+    if (dy.device !== 'cpu') {
+      // dy written into zeros of the input's shape at the slice's offset and strides.
+      const st = ops.stridesOf(shape);
+      const strides = st.slice();
+      strides[dim] = st[dim] * step;
+      return [cu.scatterStrided(shape, dy, strides, dy.size ? start * st[dim] : 0, 'backward')];
+    }
     const out = new Float32Array(sizeOf(shape));
     const outer = sizeOf(shape.slice(0, dim)), inner = sizeOf(shape.slice(dim + 1));
     const len = dy.shape[dim], g = f32(dy);
@@ -282,6 +328,8 @@ export const GRADIENTS: Record<OpName, GradRule> = {
       return g;
     });
   },
+
+  toDevice: (dy, node) => [ops.to(dy, node.saved.device as Device)],
 
   gather: (dy, node) => [scatterAdd(node.saved.shape as number[], node.saved.offsets as Int32Array, dy)],
 

@@ -37,7 +37,7 @@ export function serialize(stateDict: Record<string, Tensor>, opts: SaveOptions =
     if (name === '__metadata__') throw new RangeError('io.save: "__metadata__" is reserved and cannot name a tensor');
     const t = stateDict[name];
     if (!(t instanceof Tensor)) throw new TypeError(`io.save: ${name} must be a Tensor, got ${describe(t)}`);
-    const data = t._data;
+    const data = t.device === 'cpu' ? t._data : t.dataSync();  // a CUDA tensor is copied back first
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     header[name] = { dtype: t.dtype === 'int32' ? 'I32' : 'F32', shape: t.shape.slice(), data_offsets: [offset, offset + bytes.length] };
     parts.push(bytes);

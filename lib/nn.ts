@@ -5,7 +5,7 @@
 import { checkBool, checkInt, checkNumber, describe } from './check';
 import * as F from './functional';
 import * as ops from './ops';
-import { noGrad, sizeOf, Tensor } from './tensor';
+import { checkDevice, keep, noGrad, sizeOf, Tensor } from './tensor';
 
 const PARAM = Symbol('tsm.parameter');
 
@@ -120,11 +120,34 @@ export abstract class Module {
   }
 
   /**
-   * Kept for PyTorch compatibility: tensors live on the CPU, so `'cpu'` is a no-op and a CUDA
-   * device throws TsmCudaError (a TypeError for an unknown device string). Returns `this`.
+   * Moves every parameter and buffer (and existing gradients) to `device` (`'cpu'`, `'cuda'`,
+   * `'cuda:N'`) in place, as PyTorch: the tensor objects stay the same, so optimizers made before
+   * keep working on them (their state is not moved: create optimizers after `to()`). TsmCudaError
+   * when the CUDA device is not available (the message says why), TypeError for an unknown device
+   * string. Returns `this`.
+   * @example
+   * ```ts
+   * const model = new nn.Sequential(new nn.Linear(784, 128), new nn.ReLU(), new nn.Linear(128, 10)).to('cuda');
+   * ```
    */
   to(device: string): this {
-    if (device !== 'cpu') ops.to(ops.zeros([1]), device as 'cuda');
+    const target = checkDevice('Module.to', device);
+    const seen = new Set<Tensor>();
+    for (const t of [...this.parameters(), ...this.namedBuffers().map(([, b]) => b)]) {
+      if (seen.has(t) || t.device === target) continue;
+      seen.add(t);
+      noGrad(() => {
+        const view = t.detach();
+        const moved = ops.to(view, target);
+        view.dispose();
+        t._adoptStorage(moved);
+        if (t.grad && t.grad.device !== target) {
+          const g = ops.to(t.grad, target);
+          t.grad.dispose();
+          t.grad = keep(g);
+        }
+      });
+    }
     return this;
   }
 
@@ -159,10 +182,10 @@ export abstract class Module {
       if (!(src instanceof Tensor)) throw new TypeError(`loadStateDict: ${k} must be a Tensor, got ${describe(src)}`);
       if (src.shape.join(',') !== dst.shape.join(','))
         throw new RangeError(`loadStateDict: ${k} has shape [${src.shape.join(', ')}], the module expects [${dst.shape.join(', ')}]`);
-      const s = src._data;
-      const d = dst._data;
-      if (d instanceof Float32Array) d.set(s instanceof Float32Array ? s : Float32Array.from(s));
-      else d.set(Int32Array.from(s, (v) => Math.trunc(v)));
+      const s = src.device === 'cpu' ? src._data : src.dataSync();
+      const values = dst.dtype === 'float32' ? (s instanceof Float32Array ? s : Float32Array.from(s)) : Int32Array.from(s, (v) => Math.trunc(v));
+      if (dst.device === 'cpu') dst._data.set(values);
+      else dst._adoptStorage(ops.tensor(values, { shape: dst.shape.slice(), dtype: dst.dtype, device: dst.device }));
     }
     return { missingKeys, unexpectedKeys };
   }

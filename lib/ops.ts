@@ -1,7 +1,15 @@
 // Tensor operations: validate in TypeScript (named errors), call one native entry point, record
 // the op for autograd. Gradient rules live in gradients.ts.
+//
+// Devices: an op whose tensors are on a CUDA device runs the CUDA kernels of lib/cuda-tensor.ts after
+// the same validation (the check is one property comparison, so the CPU path costs what it did). Ops
+// without a CUDA kernel validate with checkTensor/checkFloat, which throw TsmCudaError
+// "<op>: no CUDA kernel yet for this op; ..." for a CUDA tensor; ops with one use checkAny/checkFloatAny
+// and check that all their tensors share a device.
 import { backward as autogradBackward, record } from './autograd';
 import { describe } from './check';
+import * as cu from './cuda-tensor';
+import { deviceMismatch, noCudaKernel } from './device';
 import { TsmDisposedError } from './errors';
 import { nativeAddon } from './native-api';
 import {
@@ -27,7 +35,19 @@ export const backward = autogradBackward;
 // ---------------------------------------------------------------------------------------------
 // helpers
 
+/**
+ * A live tensor on the CPU: TypeError for a non-tensor, TsmDisposedError after dispose(), TsmCudaError
+ * "<op>: no CUDA kernel yet for this op; ..." for a tensor on a CUDA device. For ops without CUDA kernels.
+ */
 export function checkTensor(op: string, name: string, t: unknown): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${describe(t)}`);
+  if (t.isDisposed) throw new TsmDisposedError(`${op}: ${name} (tensor #${t.id} of shape [${t.shape.join(', ')}]) was used after dispose()`);
+  if (t.device !== 'cpu') throw noCudaKernel(op);
+  return t;
+}
+
+/** A live tensor on any device (ops that have CUDA kernels). */
+export function checkAny(op: string, name: string, t: unknown): Tensor {
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${describe(t)}`);
   if (t.isDisposed) throw new TsmDisposedError(`${op}: ${name} (tensor #${t.id} of shape [${t.shape.join(', ')}]) was used after dispose()`);
   return t;
@@ -37,6 +57,18 @@ function checkFloat(op: string, name: string, t: unknown): Tensor {
   const x = checkTensor(op, name, t);
   if (x.dtype !== 'float32') throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${x.dtype}`);
   return x;
+}
+
+/** A live float32 tensor on any device. */
+export function checkFloatAny(op: string, name: string, t: unknown): Tensor {
+  const x = checkAny(op, name, t);
+  if (x.dtype !== 'float32') throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${x.dtype}`);
+  return x;
+}
+
+/** TypeError naming both devices unless a and b are on the same device. */
+export function sameDevice(op: string, a: Tensor, aName: string, b: Tensor, bName: string): void {
+  if (a.device !== b.device) throw deviceMismatch(op, a.device, aName, b.device, bName);
 }
 
 /** Normalises a possibly negative `dim` for an `ndim`-d tensor to [0, ndim); TypeError for a non-integer, RangeError when out of range. */
@@ -94,6 +126,7 @@ const ZERO = new Float32Array(1);
 
 /** Copies src (read with the given element strides and offset) into a new contiguous tensor. */
 function stridedCopy(src: Tensor, shape: Shape, strides: number[], offset = 0): Tensor {
+  if (src.device !== 'cpu') return cu.stridedCopy(src, shape, strides, offset, 'copy');
   const n = sizeOf(shape);
   if (src.dtype === 'float32') {
     const out = new Float32Array(n);
@@ -155,7 +188,7 @@ function flattenNested(op: string, data: NestedArray, shape: number[], out: numb
 export function tensor(data: NestedArray | TypedArray | Float64Array, opts: TensorOptions & { shape?: number[] } = {}): Tensor {
   const op = 'tensor';
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
-  checkDevice(op, opts.device);
+  const device = checkDevice(op, opts.device);
   let dtype: DType | undefined = opts.dtype === undefined ? undefined : checkDType(op, opts.dtype);
   let flat: ArrayLike<number>;
   let shape: number[];
@@ -180,16 +213,21 @@ export function tensor(data: NestedArray | TypedArray | Float64Array, opts: Tens
     dtype ??= 'float32';
   }
   const arr = dtype === 'int32' ? Int32Array.from(flat, (v) => Math.trunc(v)) : Float32Array.from(flat);
-  const t = fromData(arr, shape);
+  const t = device === 'cpu' ? fromData(arr, shape) : cu.upload(arr, shape, device);
   if (opts.requiresGrad) t.requiresGrad_(true);
   return t;
 }
 
 function filled(op: string, shape: unknown, value: number, opts: TensorOptions): Tensor {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
-  checkDevice(op, opts.device);
+  const device = checkDevice(op, opts.device);
   const s = checkShape(op, shape);
   const dtype = opts.dtype === undefined ? 'float32' : checkDType(op, opts.dtype);
+  if (device !== 'cpu') {
+    const d = cu.full(s, value, device, dtype);
+    if (opts.requiresGrad) d.requiresGrad_(true);
+    return d;
+  }
   const n = sizeOf(s);
   const arr = dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
   if (value !== 0) arr.fill(value);
@@ -209,16 +247,29 @@ export function full(shape: number[], value: number, opts: TensorOptions = {}): 
   if (typeof value !== 'number') throw new TypeError(`full: value must be a number, got ${describe(value)}`);
   return filled('full', shape, value, opts);
 }
-/** Zeros with the shape and dtype of `t`. */
-export function zerosLike(t: Tensor): Tensor { return filled('zerosLike', t.shape.slice(), 0, { dtype: t.dtype }); }
-/** Ones with the shape and dtype of `t`. */
-export function onesLike(t: Tensor): Tensor { return filled('onesLike', t.shape.slice(), 1, { dtype: t.dtype }); }
+/** Zeros with the shape, dtype and device of `t`. */
+export function zerosLike(t: Tensor): Tensor { return filled('zerosLike', t.shape.slice(), 0, { dtype: t.dtype, device: t.device }); }
+/** Ones with the shape, dtype and device of `t`. */
+export function onesLike(t: Tensor): Tensor { return filled('onesLike', t.shape.slice(), 1, { dtype: t.dtype, device: t.device }); }
+
+/** Host-made creations (arange, eye, rand...) on a CUDA device: made on the CPU, then uploaded. */
+function onDevice(op: string, opts: TensorOptions, make: (cpuOpts: TensorOptions) => Tensor): Tensor {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
+  const device = checkDevice(op, opts.device);
+  if (device === 'cpu') return make(opts);
+  const t = make({ ...opts, device: 'cpu', requiresGrad: false });
+  const d = cu.upload(t._data, t.shape, device);
+  t.dispose();
+  if (opts.requiresGrad) d.requiresGrad_(true);
+  return d;
+}
 
 /**
  * Values start, start+step, ... below `end` (1-d); `arange(n)` gives 0..n-1. int32 when start and
  * step are integers, else float32 (unless `opts.dtype`). RangeError when step is 0.
  */
 export function arange(start: number, end?: number, step = 1, opts: TensorOptions = {}): Tensor {
+  if (opts?.device !== undefined && opts.device !== 'cpu') return onDevice('arange', opts, (o) => arange(start, end, step, o));
   if (end === undefined) [start, end] = [0, start];
   for (const [n, v] of [['start', start], ['end', end], ['step', step]] as const)
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`arange: ${n} must be a finite number, got ${describe(v)}`);
@@ -233,6 +284,7 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
 
 /** An (n, m) identity matrix (m defaults to n). */
 export function eye(n: number, m: number = n, opts: TensorOptions = {}): Tensor {
+  if (opts?.device !== undefined && opts.device !== 'cpu') return onDevice('eye', opts, (o) => eye(n, m, o));
   const t = filled('eye', [n, m], 0, opts);
   const d = t._data;
   for (let i = 0; i < Math.min(n, m); i++) d[i * m + i] = 1;
@@ -268,8 +320,12 @@ export function nextRng(n: number): [number, number] {
   return [rngState.seed, offset];
 }
 
-/** float32 uniform samples in [low, high) (default [0, 1)) from the seeded generator ({@link manualSeed}). */
+/**
+ * float32 uniform samples in [low, high) (default [0, 1)) from the seeded generator ({@link manualSeed}).
+ * On a CUDA device the same numbers are drawn on the CPU and uploaded.
+ */
 export function rand(shape: number[], opts: TensorOptions & { low?: number; high?: number } = {}): Tensor {
+  if (opts?.device !== undefined && opts.device !== 'cpu') return onDevice('rand', opts, (o) => rand(shape, o));
   const t = filled('rand', shape, 0, { ...opts, dtype: 'float32', requiresGrad: false });
   const [seed, off] = nextRng(t.size);
   if (t.size) N().rngUniform(t._data as Float32Array, seed, off, opts.low ?? 0, opts.high ?? 1);
@@ -277,8 +333,9 @@ export function rand(shape: number[], opts: TensorOptions & { low?: number; high
   return t;
 }
 
-/** float32 normal samples N(mean, std^2) (default N(0, 1)) from the seeded generator. */
+/** float32 normal samples N(mean, std^2) (default N(0, 1)) from the seeded generator (uploaded for a CUDA device). */
 export function randn(shape: number[], opts: TensorOptions & { mean?: number; std?: number } = {}): Tensor {
+  if (opts?.device !== undefined && opts.device !== 'cpu') return onDevice('randn', opts, (o) => randn(shape, o));
   const t = filled('randn', shape, 0, { ...opts, dtype: 'float32', requiresGrad: false });
   const [seed, off] = nextRng(t.size);
   if (t.size) N().rngNormal(t._data as Float32Array, seed, off, opts.mean ?? 0, opts.std ?? 1);
@@ -317,21 +374,33 @@ export function randperm(n: number): Tensor {
 
 /** A copy with its own storage; differentiable for float32. */
 export function clone(x: Tensor): Tensor {
-  checkTensor('clone', 'input', x);
-  const out = fromData(x._data.slice(), x.shape);
+  checkAny('clone', 'input', x);
+  const out = x.device !== 'cpu' ? cu.clone(x) : fromData(x._data.slice(), x.shape);
   return x.dtype === 'float32' ? record(out, 'identity', [x]) : out;
 }
 
 /**
- * Converts to a dtype (`'float32'`/`'int32'`, truncating toward zero); returns `x` itself when nothing
- * changes. `'cpu'` is a no-op and a CUDA device throws TsmCudaError (tensors live on the CPU).
+ * Moves to a device (`'cpu'`, `'cuda'` = the current CUDA device, `'cuda:N'`) or converts to a dtype
+ * (`'float32'`/`'int32'`, truncating toward zero); returns `x` itself when nothing changes. A move is
+ * a copy and differentiable (the gradient moves back). TsmCudaError when the CUDA device is not
+ * available (the message says why); TypeError for an unknown device or dtype.
+ * @example
+ * ```ts
+ * const g = tsm.randn([64, 10]).to('cuda');   // on the GPU
+ * const back = g.relu().cpu();                 // and back
+ * ```
  */
 export function to(x: Tensor, target: Device | DType): Tensor {
-  checkTensor('to', 'input', x);
-  if (target === 'cpu') return x;
-  if (typeof target === 'string' && target.startsWith('cuda')) checkDevice('to', target);
+  checkAny('to', 'input', x);
+  if (target === 'cpu' || (typeof target === 'string' && target.startsWith('cuda'))) {
+    const device = checkDevice('to', target);
+    if (device === x.device) return x;
+    const y = device === 'cpu' ? cu.download(x, 'to') : x.device === 'cpu' ? cu.upload(x._data, x.shape, device) : cu.copyTo(x, device, 'to');
+    return x.dtype === 'float32' ? record(y, 'toDevice', [x], { device: x.device }) : y;
+  }
   const dtype = checkDType('to', target);
   if (dtype === x.dtype) return x;
+  if (x.device !== 'cpu') return cu.cast(x, dtype);
   if (dtype === 'int32') return fromData(Int32Array.from(x._data, (v) => Math.trunc(v)), x.shape);
   return fromData(Float32Array.from(x._data), x.shape);
 }
@@ -340,7 +409,11 @@ export function to(x: Tensor, target: Device | DType): Tensor {
 // elementwise
 
 function unary(name: UnaryName, x: Tensor): Tensor {
-  checkFloat(name, 'input', x);
+  checkFloatAny(name, 'input', x);
+  if (x.device !== 'cpu') {
+    const yc = cu.unaryForward(UNARY[name], x, name);
+    return record(yc, 'unary', [x], { code: UNARY[name], x, y: yc });
+  }
   const y = empty32(x.shape);
   if (x.size) N().unaryForward(UNARY[name], y._data as Float32Array, x._data as Float32Array);
   return record(y, 'unary', [x], { code: UNARY[name], x, y });
@@ -388,16 +461,21 @@ function binary(name: BinaryName, a: Tensor | number, b: Tensor | number): Tenso
     throw new TypeError(`${name}: at least one operand must be a Tensor`);
   if (typeof b === 'number' || typeof a === 'number') {
     const reverse = typeof a === 'number';
-    const x = checkFloat(name, reverse ? 'other' : 'input', reverse ? b : a);
+    const x = checkFloatAny(name, reverse ? 'other' : 'input', reverse ? b : a);
     const s = (reverse ? a : b) as number;
     if (typeof s !== 'number') throw new TypeError(`${name}: other must be a Tensor or a number, got ${describe(s)}`);
-    const y = empty32(x.shape);
-    if (x.size) N().scalarForward(BINARY[name], y._data as Float32Array, x._data as Float32Array, s, reverse);
+    let y: Tensor;
+    if (x.device !== 'cpu') y = cu.binaryScalar(BINARY[name], x, s, reverse, name);
+    else {
+      y = empty32(x.shape);
+      if (x.size) N().scalarForward(BINARY[name], y._data as Float32Array, x._data as Float32Array, s, reverse);
+    }
     if (!DIFFERENTIABLE_BINARY.has(name)) return y;
     return record(y, 'binaryScalar', [x], { code: BINARY[name], name, x, y, s, reverse });
   }
-  checkFloat(name, 'input', a);
-  checkFloat(name, 'other', b);
+  checkFloatAny(name, 'input', a);
+  checkFloatAny(name, 'other', b);
+  if (a.device !== 'cpu' || b.device !== 'cpu') return binaryCuda(name, a, b);
   if (sameShape(a.shape, b.shape)) {
     const y = empty32(a.shape);
     if (y.size) N().binarySame(BINARY[name], y._data as Float32Array, a._data as Float32Array, b._data as Float32Array);
@@ -409,6 +487,18 @@ function binary(name: BinaryName, a: Tensor | number, b: Tensor | number): Tenso
   if (y.size)
     N().binaryForward(BINARY[name], y._data as Float32Array, a._data as Float32Array, b._data as Float32Array, shape,
       broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
+  if (!DIFFERENTIABLE_BINARY.has(name)) return y;
+  return record(y, 'binary', [a, b], { name, a, b, y });
+}
+
+function binaryCuda(name: BinaryName, a: Tensor, b: Tensor): Tensor {
+  sameDevice(name, a, 'a', b, 'b');
+  let y: Tensor;
+  if (sameShape(a.shape, b.shape)) y = cu.binarySame(BINARY[name], a, b, name);
+  else {
+    const shape = broadcastShapes(name, a.shape, b.shape);
+    y = cu.binaryBroadcast(BINARY[name], a, b, shape, broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape), name);
+  }
   if (!DIFFERENTIABLE_BINARY.has(name)) return y;
   return record(y, 'binary', [a, b], { name, a, b, y });
 }
@@ -445,9 +535,20 @@ export const ge = (a: Tensor | number, b: Tensor | number) => binary('ge', a, b)
 
 /** Clamps float32 values to [min, max]; a null/undefined bound is open. */
 export function clamp(x: Tensor, min?: number | null, max?: number | null): Tensor {
-  checkFloat('clamp', 'input', x);
+  checkFloatAny('clamp', 'input', x);
   if (min != null && typeof min !== 'number') throw new TypeError(`clamp: min must be a number, got ${describe(min)}`);
   if (max != null && typeof max !== 'number') throw new TypeError(`clamp: max must be a number, got ${describe(max)}`);
+  if (x.device !== 'cpu') {
+    // maximum/minimum with a scalar: the same values (NaN kept) and the same gradient (dy where
+    // min <= x <= max, bounds included) as the CPU's fused clamp.
+    if (min == null && max == null) return clone(x);
+    if (max == null) return maximum(x, min as number);
+    if (min == null) return minimum(x, max);
+    const lo = maximum(x, min);
+    const y = minimum(lo, max);
+    if (!y.requiresGrad) lo.dispose();
+    return y;
+  }
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
   const src = x._data as Float32Array;
@@ -504,6 +605,7 @@ function reducedShape(shape: Shape, dims: number[], keepdim: boolean): number[] 
 
 /** Sums x over dims (sorted, unique) keeping them as size 1; native, no autograd. */
 function sumKeep(x: Tensor, dims: number[]): Tensor {
+  if (x.device !== 'cpu') return cu.sumKeep(x, dims, 1, 'sum');
   const outShape = x.shape.map((d, i) => (dims.includes(i) ? 1 : d));
   const out = empty32(outShape);
   if (x.size === 0) {
@@ -531,7 +633,7 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 
 /** Sum over `dim` (a dim, a list of dims, or all when omitted/null); `keepdim` keeps reduced dims as size 1. float32 only. */
 export function sum(x: Tensor, dim?: number | number[] | null, keepdim = false): Tensor {
-  checkFloat('sum', 'input', x);
+  checkFloatAny('sum', 'input', x);
   const dims = normDims('sum', dim, x.ndim);
   const k = sumKeep(x, dims);
   const y = k._view(reducedShape(x.shape, dims, keepdim));
@@ -541,12 +643,17 @@ export function sum(x: Tensor, dim?: number | number[] | null, keepdim = false):
 
 /** Mean over `dim` (a dim, a list of dims, or all when omitted/null); NaN for an empty reduction. float32 only. */
 export function mean(x: Tensor, dim?: number | number[] | null, keepdim = false): Tensor {
-  checkFloat('mean', 'input', x);
+  checkFloatAny('mean', 'input', x);
   const dims = normDims('mean', dim, x.ndim);
   const count = dims.reduce((c, d) => c * x.shape[d], 1);
-  const k = sumKeep(x, dims);
-  const kd = k._data as Float32Array;
-  for (let i = 0; i < kd.length; i++) kd[i] = count ? kd[i] / count : NaN;
+  let k: Tensor;
+  if (x.device !== 'cpu') {
+    k = cu.sumKeep(x, dims, count, 'mean'); // sum / 0 = NaN for an empty reduction, as below
+  } else {
+    k = sumKeep(x, dims);
+    const kd = k._data as Float32Array;
+    for (let i = 0; i < kd.length; i++) kd[i] = count ? kd[i] / count : NaN;
+  }
   const y = k._view(reducedShape(x.shape, dims, keepdim));
   k.dispose();
   return record(y, 'mean', [x], { shape: x.shape, dims, count });
@@ -557,8 +664,9 @@ function splitAt(shape: Shape, dim: number): [number, number, number] {
 }
 
 function argReduce(op: string, x: Tensor, dim: number | null | undefined, keepdim: boolean, isMax: boolean): Tensor {
-  checkFloat(op, 'input', x);
+  checkFloatAny(op, 'input', x);
   if (x.size === 0) throw new RangeError(`${op}: cannot reduce an empty tensor`);
+  if (x.device !== 'cpu') return argReduceCuda(op, x, dim, keepdim, isMax, false).indices;
   if (dim === undefined || dim === null) {
     const out = new Int32Array(1);
     N().argReduce(out, x._data as Float32Array, 1, x.size, 1, isMax);
@@ -577,7 +685,28 @@ export const argmax = (x: Tensor, dim?: number | null, keepdim = false) => argRe
 /** int32 indices of the minimum along `dim` (over the flattened tensor when omitted); RangeError for an empty tensor. */
 export const argmin = (x: Tensor, dim?: number | null, keepdim = false) => argReduce('argmin', x, dim, keepdim, false);
 
+/** The CUDA arg-reduction: int32 indices and (when wanted) the values, with the (outer, n, inner) split. */
+function argReduceCuda(op: string, x: Tensor, dim: number | null | undefined, keepdim: boolean, isMax: boolean,
+                       wantValues: boolean) {
+  if (dim === undefined || dim === null) {
+    const r = cu.argReduce(x, 1, x.size, 1, isMax, keepdim ? x.shape.map(() => 1) : [], wantValues, op);
+    return { ...r, outer: 1, n: x.size, inner: 1 };
+  }
+  const d = normDim(op, dim, x.ndim);
+  const [outer, n, inner] = splitAt(x.shape, d);
+  if (n === 0) throw new RangeError(`${op}: cannot reduce over an empty dimension`);
+  const r = cu.argReduce(x, outer, n, inner, isMax, reducedShape(x.shape, [d], keepdim), wantValues, op);
+  return { ...r, outer, n, inner };
+}
+
 function maxMin(op: 'max' | 'min', x: Tensor, dim: number | null | undefined, keepdim: boolean): Tensor {
+  if (x instanceof Tensor && x.device !== 'cpu') {
+    checkFloatAny(op, 'input', x);
+    if (x.size === 0) throw new RangeError(`${op}: cannot reduce an empty tensor`);
+    const r = argReduceCuda(op, x, dim, keepdim, op === 'max', true);
+    const { outer, n, inner, indices } = r;
+    return record(r.values as Tensor, 'maxMin', [x], { indices, outer, n, inner, shape: x.shape }, [indices]);
+  }
   const idx = argReduce(op, x, dim, keepdim, op === 'max');
   const d = dim === undefined || dim === null ? -1 : normDim(op, dim, x.ndim);
   const [outer, n, inner] = d < 0 ? [1, x.size, 1] : splitAt(x.shape, d);
@@ -596,11 +725,15 @@ export const max = (x: Tensor, dim?: number | null, keepdim = false) => maxMin('
 export const min = (x: Tensor, dim?: number | null, keepdim = false) => maxMin('min', x, dim, keepdim);
 
 function softmaxImpl(op: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Tensor {
-  checkFloat(op, 'input', x);
+  checkFloatAny(op, 'input', x);
   const d = normDim(op, dim, x.ndim);
   const [outer, n, inner] = x.ndim === 0 ? [1, 1, 1] : splitAt(x.shape, d);
-  const y = empty32(x.shape);
   const log = op === 'logSoftmax';
+  if (x.device !== 'cpu') {
+    const yc = cu.softmaxForward(x, outer, n, inner, log, op);
+    return record(yc, 'softmax', [x], { y: yc, outer, n, inner, log });
+  }
+  const y = empty32(x.shape);
   if (x.size) N().softmaxForward(y._data as Float32Array, x._data as Float32Array, outer, n, inner, log);
   return record(y, 'softmax', [x], { y, outer, n, inner, log });
 }
@@ -637,8 +770,9 @@ export function logsumexp(x: Tensor, dim: number, keepdim = false): Tensor {
 /** Matrix product with NumPy semantics: 1-d, 2-d and batched (broadcast) operands. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   const op = 'matmul';
-  checkFloat(op, 'input', a);
-  checkFloat(op, 'other', b);
+  checkFloatAny(op, 'input', a);
+  checkFloatAny(op, 'other', b);
+  sameDevice(op, a, 'input', b, 'other');
   if (a.ndim === 0 || b.ndim === 0) throw new RangeError(`${op}: both arguments must be at least 1-d, got shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
   const a2 = a.ndim === 1 ? a._view([1, a.shape[0]]) : a;
   const b2 = b.ndim === 1 ? b._view([b.shape[0], 1]) : b;
@@ -649,6 +783,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const batchA = a2.shape.slice(0, -2), batchB = b2.shape.slice(0, -2);
   const batch = broadcastShapes(op, batchA, batchB);
   const outShape = [...batch, m, n];
+  if (a.device !== 'cpu') return finishMatmul(a, b, a2, b2, matmulCuda(a2, b2, batchA, batchB, batch, m, n, k), outShape);
   const y = empty32(outShape);
   const nb = sizeOf(batch);
   if (y.size > 0) {
@@ -676,6 +811,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       }
     }
   }
+  return finishMatmul(a, b, a2, b2, y, outShape);
+}
+
+/** Drops the dims of 1-d operands from the product y (batch..., m, n), frees the promoted views, records. */
+function finishMatmul(a: Tensor, b: Tensor, a2: Tensor, b2: Tensor, y: Tensor, outShape: number[]): Tensor {
   let out = y;
   if (a.ndim === 1 || b.ndim === 1) {
     const s = outShape.slice();
@@ -689,22 +829,65 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return record(out, 'matmul', [a, b], { a, b });
 }
 
+/**
+ * The batched product on a CUDA device: one strided-batched SGEMM (stride 0 for an operand with a
+ * single matrix); an operand whose batch dims broadcast partially is expanded first.
+ */
+function matmulCuda(a2: Tensor, b2: Tensor, batchA: number[], batchB: number[], batch: number[], m: number, n: number,
+                    k: number): Tensor {
+  const op = 'matmul';
+  const outShape = [...batch, m, n];
+  if (sizeOf(outShape) === 0 || k === 0) return cu.full(outShape, 0, a2.device);
+  const nb = sizeOf(batch);
+  const oneA = sizeOf(batchA) === 1, oneB = sizeOf(batchB) === 1;
+  const A = oneA || sameShape(batchA, batch) ? a2 : stridedCopy(a2, [...batch, m, k], broadcastStrides(a2.shape, [...batch, m, k]));
+  const B = oneB || sameShape(batchB, batch) ? b2 : stridedCopy(b2, [...batch, k, n], broadcastStrides(b2.shape, [...batch, k, n]));
+  const sa = oneA && nb > 1 ? 0 : m * k;
+  const sb = oneB && nb > 1 ? 0 : k * n;
+  const y = cu.empty(outShape, a2.device);
+  if (sa !== 0 && sb === 0) {
+    // (B, m, k) @ (k, n): one GEMM with B*m rows.
+    cu.gemmInto({ transA: false, transB: false, batch: 1, m: nb * m, n, k, a: A, lda: k, strideA: 0, b: B, ldb: n,
+      strideB: 0, c: y, ldc: n, strideC: 0 }, op);
+  } else {
+    cu.gemmInto({ transA: false, transB: false, batch: nb, m, n, k, a: A, lda: k, strideA: sa, b: B, ldb: n, strideB: sb,
+      c: y, ldc: n, strideC: m * n }, op);
+  }
+  if (A !== a2) A.dispose();
+  if (B !== b2) B.dispose();
+  return y;
+}
+
 /** y = x @ w^T + b, with x (..., in), w (out, in), b (out). */
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   const op = 'linear';
-  checkFloat(op, 'input', x);
-  checkFloat(op, 'weight', w);
+  checkFloatAny(op, 'input', x);
+  checkFloatAny(op, 'weight', w);
+  sameDevice(op, x, 'input', w, 'weight');
   if (w.ndim !== 2) throw new RangeError(`${op}: expected weight of rank 2 (out, in), got shape [${w.shape.join(', ')}]`);
   if (x.ndim < 1) throw new RangeError(`${op}: expected input of rank >= 1, got a 0-d tensor`);
   const [outF, inF] = w.shape;
   if (x.shape[x.ndim - 1] !== inF)
     throw new RangeError(`${op}: input's last dimension must be ${inF} (weight is [${outF}, ${inF}]), got shape [${x.shape.join(', ')}]`);
   if (b != null) {
-    checkFloat(op, 'bias', b);
+    checkFloatAny(op, 'bias', b);
+    sameDevice(op, x, 'input', b, 'bias');
     if (b.ndim !== 1 || b.shape[0] !== outF) throw new RangeError(`${op}: expected bias of shape [${outF}], got [${b.shape.join(', ')}]`);
   }
   const rows = x.size / Math.max(inF, 1);
   const outShape = [...x.shape.slice(0, -1), outF];
+  if (x.device !== 'cpu') {
+    let yc: Tensor;
+    if (rows === 0 || outF === 0 || inF === 0) {
+      // Nothing to multiply: the bias broadcast over the rows, or zeros.
+      yc = b != null ? stridedCopy(b, outShape, broadcastStrides(b.shape, outShape)) : cu.full(outShape, 0, x.device);
+    } else {
+      yc = cu.empty(outShape, x.device);
+      cu.gemmInto({ transA: false, transB: true, batch: 1, m: rows, n: outF, k: inF, a: x, lda: inF, strideA: 0, b: w,
+        ldb: inF, strideB: 0, c: yc, ldc: outF, strideC: 0, bias: b ?? null }, op);
+    }
+    return record(yc, 'linear', [x, w, b ?? null], { x, w, rows, inF, outF });
+  }
   const y = empty32(outShape);
   const yd = y._data as Float32Array;
   if (b != null && rows > 0) {
@@ -722,7 +905,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
 
 /** Same data with a new shape (shares storage); one dim may be -1 (inferred). RangeError when the element count differs. */
 export function reshape(x: Tensor, shape: number[]): Tensor {
-  checkTensor('reshape', 'input', x);
+  checkAny('reshape', 'input', x);
   if (!Array.isArray(shape)) throw new TypeError(`reshape: shape must be an array, got ${describe(shape)}`);
   const infer = shape.indexOf(-1);
   if (shape.filter((d) => d === -1).length > 1) throw new RangeError(`reshape: only one dimension can be -1, got [${shape.join(', ')}]`);
@@ -742,7 +925,7 @@ export function reshape(x: Tensor, shape: number[]): Tensor {
 
 /** Merges dims startDim..endDim (inclusive, default all) into one; a 0-d tensor becomes shape [1]. */
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
-  checkTensor('flatten', 'input', x);
+  checkAny('flatten', 'input', x);
   if (x.ndim === 0) return reshape(x, [1]);
   const s = normDim('flatten', startDim, x.ndim, 'startDim');
   const e = normDim('flatten', endDim, x.ndim, 'endDim');
@@ -752,7 +935,7 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
 
 /** Removes size-1 dims (all, or only `dim`; a `dim` whose size is not 1 leaves the shape unchanged). */
 export function squeeze(x: Tensor, dim?: number): Tensor {
-  checkTensor('squeeze', 'input', x);
+  checkAny('squeeze', 'input', x);
   if (dim === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
   const d = normDim('squeeze', dim, x.ndim);
   if (x.ndim === 0 || x.shape[d] !== 1) return reshape(x, x.shape.slice());
@@ -761,7 +944,7 @@ export function squeeze(x: Tensor, dim?: number): Tensor {
 
 /** Inserts a size-1 dim at `dim` (in [-ndim-1, ndim]). */
 export function unsqueeze(x: Tensor, dim: number): Tensor {
-  checkTensor('unsqueeze', 'input', x);
+  checkAny('unsqueeze', 'input', x);
   const d = normDim('unsqueeze', dim, x.ndim + 1);
   const s = x.shape.slice();
   s.splice(d, 0, 1);
@@ -771,7 +954,7 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
 /** Reorders dims (a copy, not a view); RangeError unless `dims` is a permutation of 0..ndim-1. */
 export function permute(x: Tensor, dims: number[]): Tensor {
   const op = 'permute';
-  checkTensor(op, 'input', x);
+  checkAny(op, 'input', x);
   if (!Array.isArray(dims) || dims.length !== x.ndim)
     throw new RangeError(`${op}: dims must list all ${x.ndim} dimensions, got ${describe(dims)}`);
   const p = dims.map((d) => normDim(op, d, x.ndim));
@@ -786,7 +969,7 @@ export function permute(x: Tensor, dims: number[]): Tensor {
 
 /** Swaps dims `dim0` and `dim1` (default the last two; a copy); a 0-d or 1-d tensor is returned reshaped as is. */
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
-  checkTensor('transpose', 'input', x);
+  checkAny('transpose', 'input', x);
   if (x.ndim < 2 && dim0 === -2 && dim1 === -1) return reshape(x, x.shape.slice());
   const a = normDim('transpose', dim0, x.ndim, 'dim0');
   const b = normDim('transpose', dim1, x.ndim, 'dim1');
@@ -798,7 +981,7 @@ export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
 /** Broadcasts size-1 dims (and new leading dims) to `shape` (a copy); -1 keeps a dim. RangeError for an incompatible shape. */
 export function expand(x: Tensor, shape: number[]): Tensor {
   const op = 'expand';
-  checkTensor(op, 'input', x);
+  checkAny(op, 'input', x);
   if (!Array.isArray(shape) || shape.length < x.ndim)
     throw new RangeError(`${op}: shape must have at least ${x.ndim} dimensions, got ${describe(shape)}`);
   const s = shape.map((d, i) => {
@@ -817,7 +1000,7 @@ export function expand(x: Tensor, shape: number[]): Tensor {
 /** Elements start..end (exclusive) with step along dim; negative indices count from the end. */
 export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
   const op = 'slice';
-  checkTensor(op, 'input', x);
+  checkAny(op, 'input', x);
   const d = normDim(op, dim, x.ndim);
   if (!Number.isSafeInteger(step) || step < 1) throw new RangeError(`${op}: step must be a positive integer, got ${describe(step)}`);
   const size = x.shape[d];

@@ -1,9 +1,17 @@
 // tsm.optim: optimizers whose step() updates every parameter in one native call, gradient
 // clipping, and learning-rate schedulers. Hyper-parameters are validated in the constructors;
 // per-parameter state is created lazily on the first step.
+//
+// CUDA parameters: SGD and Adam/AdamW update them with the fused multi-tensor kernels of
+// cuda/optim.cu (one launch per 32 parameters), their state lives on the device as tensors (kept
+// out of tidy scopes); RMSprop has no CUDA kernel yet.
 import { checkBool, checkNumber, describe } from './check';
+import * as cu from './cuda-tensor';
+import { noCudaKernel, type Device } from './device';
 import { nativeAddon } from './native-api';
-import { Tensor } from './tensor';
+import { BINARY } from './ops';
+import * as ops from './ops';
+import { keep, noGrad, Tensor } from './tensor';
 
 const N = () => nativeAddon();
 
@@ -19,6 +27,20 @@ function checkParams(op: string, params: unknown): Tensor[] {
 
 function zerosLikeData(p: Tensor): Float32Array {
   return new Float32Array(p.size);
+}
+
+/** Zeros on p's CUDA device, kept out of tidy scopes (optimizer state). */
+function zerosOnDevice(p: Tensor): Tensor {
+  return keep(cu.full(p.shape, 0, p.device));
+}
+
+/** The state of a parameter that changed device after its optimizer state was made. */
+function stateDeviceError(op: string, i: number, p: Tensor): TypeError {
+  return new TypeError(`${op}: params[${i}] is on ${p.device} but its optimizer state was created on another device; create the optimizer after moving the parameters (Module.to)`);
+}
+
+function gradDeviceError(i: number, p: Tensor): TypeError {
+  return new TypeError(`step: expected all tensors on the same device, got ${p.device} (params[${i}]) and ${p.grad?.device} (its grad)`);
 }
 
 /** Result of Optimizer.withGrads(): the parameters that have a gradient. */
@@ -53,16 +75,32 @@ export abstract class Optimizer {
       p.grad = null;
     }
   }
-  /** Parameters that have a gradient, with their float32 data. */
+  /** CPU parameters that have a gradient, with their float32 data (CUDA ones: {@link Optimizer.cudaGroups}). */
   protected withGrads(): ParamsWithGrads {
     const idx: number[] = [], params: Float32Array[] = [], grads: Float32Array[] = [];
     this.params.forEach((p, i) => {
-      if (!p.grad) return;
+      if (!p.grad || p.device !== 'cpu') return;
+      if (p.grad.device !== 'cpu') throw gradDeviceError(i, p);
       idx.push(i);
       params.push(p._data as Float32Array);
       grads.push(p.grad._data as Float32Array);
     });
     return { idx, params, grads };
+  }
+  /**
+   * Indices of the CUDA parameters that have a gradient, by device (empty when all are on the CPU).
+   * TypeError when a gradient is not on its parameter's device.
+   */
+  protected cudaGroups(): Map<Device, number[]> {
+    const groups = new Map<Device, number[]>();
+    this.params.forEach((p, i) => {
+      if (!p.grad || p.device === 'cpu') return;
+      if (p.grad.device !== p.device) throw gradDeviceError(i, p);
+      const g = groups.get(p.device);
+      if (g) g.push(i);
+      else groups.set(p.device, [i]);
+    });
+    return groups;
   }
   /** Applies one update to every parameter with a gradient (parameters without one are skipped). */
   abstract step(): void;
@@ -101,7 +139,8 @@ export class SGD extends Optimizer {
   readonly nesterov: boolean;
   /** Whether the objective is maximised. */
   readonly maximize: boolean;
-  private buffers: (Float32Array | null)[];
+  /** Momentum buffers: Float32Array for CPU parameters, device tensors for CUDA ones. */
+  private buffers: (Float32Array | Tensor | null)[];
   constructor(params: Tensor[], opts: SGDOptions = {}) {
     super('SGD', params, opts.lr ?? 1e-3);
     this.momentum = checkNumber('SGD', 'momentum', opts.momentum ?? 0, 0);
@@ -115,21 +154,44 @@ export class SGD extends Optimizer {
   }
   step(): void {
     const { idx, params, grads } = this.withGrads();
-    if (!idx.length) return;
-    if (this.momentum === 0) {
+    const cuda = this.cudaGroups();
+    if (!idx.length && !cuda.size) return;
+    if (idx.length && this.momentum === 0) {
       N().sgdStep(params, grads, null, this.lr, 0, this.dampening, this.weightDecay, this.nesterov, this.maximize, false);
-    } else {
+    } else if (idx.length) {
       // Parameters getting their first momentum buffer take buf = grad; the others the usual update.
       const isNew = idx.map((i) => this.buffers[i] === null);
       for (const first of [true, false]) {
         const js = idx.map((_, j) => j).filter((j) => isNew[j] === first);
         if (!js.length) continue;
-        const bufs = js.map((j) => (this.buffers[idx[j]] ??= zerosLikeData(this.params[idx[j]])));
+        const bufs = js.map((j) => (this.buffers[idx[j]] ??= zerosLikeData(this.params[idx[j]])) as Float32Array);
         N().sgdStep(js.map((j) => params[j]), js.map((j) => grads[j]), bufs, this.lr, this.momentum, this.dampening,
           this.weightDecay, this.nesterov, this.maximize, first);
       }
     }
+    for (const group of cuda.values()) this.stepCuda(group);
     this.stepCount++;
+  }
+  /** The update of the CUDA parameters `is` (one device), in the fused kernel. */
+  private stepCuda(is: number[]): void {
+    const op = 'SGD.step';
+    const ps = is.map((i) => this.params[i]), gs = ps.map((p) => p.grad as Tensor);
+    is.forEach((i) => {
+      const b = this.buffers[i];
+      if (b !== null && !(b instanceof Tensor && b.device === this.params[i].device)) throw stateDeviceError(op, i, this.params[i]);
+    });
+    if (this.momentum === 0) {
+      cu.sgdStep(ps, gs, null, this.lr, 0, this.dampening, this.weightDecay, this.nesterov, this.maximize, false, op);
+      return;
+    }
+    const isNew = is.map((i) => this.buffers[i] === null);
+    for (const first of [true, false]) {
+      const js = is.map((_, j) => j).filter((j) => isNew[j] === first);
+      if (!js.length) continue;
+      const bufs = js.map((j) => (this.buffers[is[j]] ??= zerosOnDevice(ps[j])) as Tensor);
+      cu.sgdStep(js.map((j) => ps[j]), js.map((j) => gs[j]), bufs, this.lr, this.momentum, this.dampening,
+        this.weightDecay, this.nesterov, this.maximize, first, op);
+    }
   }
   stateDict(): Record<string, unknown> {
     return { lr: this.lr, momentum: this.momentum, step: this.stepCount, momentumBuffers: this.buffers };
@@ -166,7 +228,9 @@ export class Adam extends Optimizer {
   readonly maximize: boolean;
   /** True for AdamW: weight decay is applied to the weights, not added to the gradient. */
   protected readonly decoupled: boolean = false;
-  private state: ({ step: number; m: Float32Array; v: Float32Array; vmax: Float32Array | null } | null)[];
+  /** Per-parameter state: Float32Arrays for CPU parameters, device tensors for CUDA ones. */
+  private state: ({ step: number; m: Float32Array | Tensor; v: Float32Array | Tensor; vmax: Float32Array | Tensor | null } | null)[];
+  private readonly name: string;
   constructor(params: Tensor[], opts: AdamOptions = {}, name = 'Adam', defaultWd = 0) {
     super(name, params, opts.lr ?? 1e-3);
     const betas = opts.betas ?? [0.9, 0.999];
@@ -180,10 +244,17 @@ export class Adam extends Optimizer {
     this.amsgrad = checkBool(name, 'amsgrad', opts.amsgrad ?? false);
     this.maximize = checkBool(name, 'maximize', opts.maximize ?? false);
     this.state = this.params.map(() => null);
+    this.name = name;
   }
   step(): void {
     const { idx, params, grads } = this.withGrads();
-    if (!idx.length) return;
+    const cuda = this.cudaGroups();
+    if (!idx.length && !cuda.size) return;
+    if (idx.length) this.stepCpu(idx, params, grads);
+    for (const group of cuda.values()) this.stepCuda(group);
+    this.stepCount++;
+  }
+  private stepCpu(idx: number[], params: Float32Array[], grads: Float32Array[]): void {
     const st = idx.map((i) => (this.state[i] ??= {
       step: 0, m: zerosLikeData(this.params[i]), v: zerosLikeData(this.params[i]),
       vmax: this.amsgrad ? zerosLikeData(this.params[i]) : null,
@@ -197,11 +268,35 @@ export class Adam extends Optimizer {
       groups.set(s.step, g);
     });
     for (const [step, js] of groups) {
-      N().adamStep(js.map((j) => params[j]), js.map((j) => grads[j]), js.map((j) => st[j].m), js.map((j) => st[j].v),
-        this.amsgrad ? js.map((j) => st[j].vmax as Float32Array) : null, this.lr, this.betas[0], this.betas[1], this.eps,
-        this.weightDecay, step, this.amsgrad, this.decoupled, this.maximize);
+      N().adamStep(js.map((j) => params[j]), js.map((j) => grads[j]), js.map((j) => st[j].m as Float32Array),
+        js.map((j) => st[j].v as Float32Array), this.amsgrad ? js.map((j) => st[j].vmax as Float32Array) : null, this.lr,
+        this.betas[0], this.betas[1], this.eps, this.weightDecay, step, this.amsgrad, this.decoupled, this.maximize);
     }
-    this.stepCount++;
+  }
+  /** The update of the CUDA parameters `is` (one device), in the fused multi-tensor kernel. */
+  private stepCuda(is: number[]): void {
+    const op = `${this.name}.step`;
+    is.forEach((i) => {
+      const m = this.state[i]?.m;
+      if (m !== undefined && !(m instanceof Tensor && m.device === this.params[i].device)) throw stateDeviceError(op, i, this.params[i]);
+    });
+    const st = is.map((i) => (this.state[i] ??= {
+      step: 0, m: zerosOnDevice(this.params[i]), v: zerosOnDevice(this.params[i]),
+      vmax: this.amsgrad ? zerosOnDevice(this.params[i]) : null,
+    }));
+    const groups = new Map<number, number[]>();
+    st.forEach((s, j) => {
+      s.step++;
+      const g = groups.get(s.step) ?? [];
+      g.push(j);
+      groups.set(s.step, g);
+    });
+    for (const [step, js] of groups) {
+      const ps = js.map((j) => this.params[is[j]]);
+      cu.adamStep(ps, ps.map((p) => p.grad as Tensor), js.map((j) => st[j].m as Tensor), js.map((j) => st[j].v as Tensor),
+        this.amsgrad ? js.map((j) => st[j].vmax as Tensor) : null, this.lr, this.betas[0], this.betas[1], this.eps,
+        this.weightDecay, step, this.amsgrad, this.decoupled, this.maximize, op);
+    }
   }
   stateDict(): Record<string, unknown> {
     return { lr: this.lr, betas: this.betas, eps: this.eps, weightDecay: this.weightDecay, state: this.state };
@@ -255,6 +350,7 @@ export class RMSprop extends Optimizer {
     this.state = this.params.map(() => null);
   }
   step(): void {
+    if (this.cudaGroups().size) throw noCudaKernel('RMSprop.step');
     const { idx, params, grads } = this.withGrads();
     if (!idx.length) return;
     const st = idx.map((i) => (this.state[i] ??= {
@@ -275,11 +371,28 @@ export class RMSprop extends Optimizer {
 /** Scales gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   checkNumber('clipGradNorm', 'maxNorm', maxNorm, 0);
-  const grads = checkParams('clipGradNorm', params).filter((p) => p.grad).map((p) => p.grad!._data as Float32Array);
-  if (!grads.length) return 0;
-  const norm = Math.sqrt(N().sumOfSquares(grads));
+  const withGrad = checkParams('clipGradNorm', params).filter((p) => p.grad).map((p) => p.grad as Tensor);
+  const grads = withGrad.filter((g) => g.device === 'cpu').map((g) => g._data as Float32Array);
+  const onDevice = withGrad.filter((g) => g.device !== 'cpu');
+  if (!grads.length && !onDevice.length) return 0;
+  let sq = grads.length ? N().sumOfSquares(grads) : 0;
+  if (onDevice.length) {
+    // Sum of squares per CUDA gradient on its device; one read back per gradient.
+    noGrad(() => {
+      for (const g of onDevice) {
+        const s2 = ops.square(g), t = ops.sum(s2);
+        sq += t.item();
+        s2.dispose();
+        t.dispose();
+      }
+    });
+  }
+  const norm = Math.sqrt(sq);
   const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) N().scaleInPlace(grads, coef);
+  if (coef < 1) {
+    if (grads.length) N().scaleInPlace(grads, coef);
+    for (const g of onDevice) cu.scalarInPlace(BINARY.mul, g, coef, 'clipGradNorm');
+  }
   return norm;
 }
 

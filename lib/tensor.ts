@@ -1,19 +1,20 @@
 // Tensor: a contiguous, row-major block of numbers with a shape, a dtype and a device, plus the
-// autograd fields. Storage is a typed array owned through a reference-counted Storage, so views
-// (reshape, flatten, squeeze...) share it; ops that change the layout (transpose, permute, slice)
-// produce a new contiguous tensor.
+// autograd fields. Storage is a typed array (CPU) or a device buffer (CUDA) owned through a
+// reference-counted Storage, so views (reshape, flatten, squeeze...) share it; ops that change the
+// layout (transpose, permute, slice) produce a new contiguous tensor.
 import { describe } from './check';
+import { deviceDownload, deviceFree, noCudaKernel, parseDevice, type Device } from './device';
 import { TsmCudaError, TsmDisposedError } from './errors';
 import type { Node } from './autograd';
 import * as ops from './ops';
+
+export type { Device } from './device';
 
 /**
  * Element type. Only `'float32'` and `'int32'` tensors exist on the CPU; `'bfloat16'`/`'float16'` are
  * CUDA mixed-precision storage types and are rejected (TypeError) by tensor creation.
  */
 export type DType = 'float32' | 'int32' | 'bfloat16' | 'float16';
-/** A device name as in PyTorch. Tensors live on the CPU; naming a CUDA device throws TsmCudaError. */
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 /** Sizes of each dim, outermost first (row-major); `[]` is a 0-d (scalar) tensor. */
 export type Shape = readonly number[];
 /** The backing array of a tensor: Float32Array for float32, Int32Array for int32. */
@@ -31,11 +32,13 @@ export function checkDType(op: string, dtype: unknown): DType {
   return dtype as DType;
 }
 
-export function checkDevice(op: string, device: unknown): 'cpu' {
+/**
+ * The canonical device of a device argument: `'cpu'` (also for undefined) or `'cuda:N'`. TypeError for
+ * an unknown device string; TsmCudaError (saying why) when CUDA is not available or N does not exist.
+ */
+export function checkDevice(op: string, device: unknown): Device {
   if (device === undefined || device === 'cpu') return 'cpu';
-  if (typeof device === 'string' && /^cuda(:\d+)?$/.test(device))
-    throw new TsmCudaError(op, `device '${device}' is not available: this build runs tensors on the CPU only (tsm.cuda.isAvailable() is false)`);
-  throw new TypeError(`${op}: device must be 'cpu' or 'cuda[:N]', got ${describe(device)}`);
+  return parseDevice(op, device);
 }
 
 export function sizeOf(shape: Shape): number {
@@ -58,32 +61,53 @@ export function checkShape(op: string, shape: unknown, name = 'shape'): number[]
 // ---------------------------------------------------------------------------------------------
 // Memory accounting and scopes (tidy)
 
-class Storage {
+/** @internal The memory behind one or more tensors (views share it). */
+export class Storage {
+  /** The elements of a CPU storage; null on a CUDA device and once released. */
   data: TypedArray | null;
+  /** The device buffer (the addon's handle) of a CUDA storage; null on the CPU and once released. */
+  handle: object | null;
   refs = 0;
   readonly bytes: number;
+  /** 'cpu' or 'cuda:N'. */
+  readonly device: Device;
   /** Allocated by uninitializedF32(): its array goes back to the pool when the storage is freed. */
   pooled = false;
-  constructor(data: TypedArray) {
+  constructor(data: TypedArray | null, device: Device = 'cpu', handle: object | null = null, bytes = 0) {
     this.data = data;
-    this.bytes = data.byteLength;
-    memoryState.bytes += this.bytes;
+    this.device = device;
+    if (data !== null) {
+      this.handle = null;
+      this.bytes = data.byteLength;
+      memoryState.bytes += this.bytes;
+    } else {
+      this.handle = handle;
+      this.bytes = bytes;
+      memoryState.cudaBytes += bytes;
+    }
     memoryState.storages++;
   }
   retain(): void {
     this.refs++;
   }
   release(): void {
-    if (--this.refs === 0 && this.data) {
+    if (--this.refs !== 0) return;
+    if (this.data) {
       if (this.pooled) recycle(this.data as Float32Array);
       this.data = null;
       memoryState.bytes -= this.bytes;
       memoryState.storages--;
+    } else if (this.handle) {
+      const h = this.handle;
+      this.handle = null;
+      memoryState.cudaBytes -= this.bytes;
+      memoryState.storages--;
+      deviceFree(h);
     }
   }
 }
 
-const memoryState = { tensors: 0, bytes: 0, storages: 0 };
+const memoryState = { tensors: 0, bytes: 0, cudaBytes: 0, storages: 0 };
 
 // ---- a pool of large float32 buffers ----
 // Training loops allocate the same large activations every step; fresh typed arrays cost a zero
@@ -135,13 +159,16 @@ export interface MemoryInfo {
   tensors: number;
   /** Bytes of live CPU storage (shared storage counted once). */
   bytes: number;
-  /** Bytes held on CUDA devices. */
+  /** Bytes of live CUDA storage (shared storage counted once; as requested, before the allocator's rounding). */
   cudaBytes: number;
 }
 
-/** Live tensor count and bytes of CPU storage (as `tf.memory()`); `cudaBytes` is always 0 here. */
+/**
+ * Live tensor count, bytes of CPU storage and bytes of CUDA storage held by tensors (as `tf.memory()`).
+ * `tsm.cuda.memoryStats()` has the caching allocator's own counters (rounded sizes, cached blocks).
+ */
 export function memory(): MemoryInfo {
-  return { tensors: memoryState.tensors, bytes: memoryState.bytes, cudaBytes: 0 };
+  return { tensors: memoryState.tensors, bytes: memoryState.bytes, cudaBytes: memoryState.cudaBytes };
 }
 
 
@@ -219,7 +246,10 @@ export function noGrad<T>(fn: () => T): T {
 export interface TensorOptions {
   /** Element type (default float32; some factories infer int32 from the data). */
   dtype?: DType;
-  /** Only `'cpu'` (default) is accepted; a CUDA device throws TsmCudaError. */
+  /**
+   * `'cpu'` (default), `'cuda'` (the current CUDA device) or `'cuda:N'`; a CUDA device throws
+   * TsmCudaError when CUDA is not available (the message says why).
+   */
   device?: Device;
   /** Record operations on this tensor for autograd (float32 only; default false). */
   requiresGrad?: boolean;
@@ -228,7 +258,9 @@ export interface TensorOptions {
 let nextId = 1;
 
 /**
- * An n-dimensional array of float32 or int32 values in row-major CPU memory, with autograd.
+ * An n-dimensional array of float32 or int32 values in row-major memory of the CPU or of a CUDA
+ * device (`device`), with autograd. Ops run on the device of their tensors (all must be on the same
+ * one); an op without a CUDA kernel yet throws TsmCudaError naming it.
  * Create tensors with {@link tensor}, {@link zeros}, {@link randn}...; free them with `dispose()`
  * or {@link tidy} (the garbage collector frees them otherwise). Ops that differentiate record
  * themselves when an input has `requiresGrad`; `backward()` fills `.grad` of the leaves.
@@ -247,8 +279,8 @@ export class Tensor {
   readonly shape: readonly number[];
   /** Element type: `'float32'` or `'int32'`. */
   readonly dtype: DType;
-  /** Always `'cpu'`. */
-  readonly device: Device = 'cpu';
+  /** Where the elements live: `'cpu'` or `'cuda:N'` (move with `to()`, `cuda()`, `cpu()`). */
+  readonly device: Device;
   /** Whether autograd records operations on this tensor; set with {@link Tensor.requiresGrad_}. */
   requiresGrad: boolean;
   /** The gradient accumulated by backward(), or null. */
@@ -257,8 +289,8 @@ export class Tensor {
   _node: Node | null = null;
   private storage: Storage | null;
 
-  /** @internal Use tsm.tensor(), tsm.zeros()... to create tensors. */
-  constructor(data: TypedArray, shape: readonly number[], dtype: DType, storage?: Storage) {
+  /** @internal Use tsm.tensor(), tsm.zeros()... to create tensors. `data` is null with a CUDA storage. */
+  constructor(data: TypedArray | null, shape: readonly number[], dtype: DType, storage?: Storage) {
     this.id = nextId++;
     // Shapes taken from other tensors are already frozen copies: share them.
     this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape.slice());
@@ -267,29 +299,51 @@ export class Tensor {
     const s = storage ?? new Storage(data);
     s.retain();
     this.storage = s;
+    this.device = s.device;
     memoryState.tensors++;
     finalizer.register(this, s, this);
     const scope = scopes[scopes.length - 1];
     if (scope) scope.add(this);
   }
 
-  /** @internal The backing typed array, or a TsmDisposedError naming `op`. */
+  /** @internal The backing typed array, or a TsmDisposedError naming `op` (TsmCudaError on a CUDA device). */
   _live(op: string): TypedArray {
     const d = this.storage?.data;
-    if (!d) throw new TsmDisposedError(`${op}: tensor #${this.id} of shape [${this.shape.join(', ')}] was used after dispose()`);
+    if (!d) throw this._noHostData(op);
     return d;
   }
 
-  /** @internal The backing typed array (contiguous, row-major). Throws after dispose. */
+  /** @internal The backing typed array (contiguous, row-major). Throws after dispose, and on a CUDA device. */
   get _data(): TypedArray {
     const d = this.storage?.data;
-    if (!d) throw new TsmDisposedError(`tensor #${this.id} of shape [${this.shape.join(', ')}] was used after dispose()`);
+    if (!d) throw this._noHostData('');
     return d;
+  }
+
+  /** @internal Why there is no host array: the tensor was disposed, or its storage is on a CUDA device. */
+  _noHostData(op: string): Error {
+    if (this.storage?.handle) {
+      // A CPU-only code path reached a CUDA tensor: name the op when it is known.
+      if (op) return noCudaKernel(op);
+      return new TsmCudaError(`tensor #${this.id} of shape [${this.shape.join(', ')}]`,
+        `it is on ${this.device} and this operation has no CUDA kernel yet; move the tensor to the CPU with .cpu()`);
+    }
+    return new TsmDisposedError(`${op ? `${op}: ` : ''}tensor #${this.id} of shape [${this.shape.join(', ')}] was used after dispose()`);
+  }
+
+  /** @internal The device buffer handle of a CUDA tensor (TsmDisposedError naming `op` after dispose). */
+  _handle(op: string): object {
+    const h = this.storage?.handle;
+    if (!h) {
+      if (this.storage?.data) throw new TypeError(`${op}: internal: tensor #${this.id} is on the CPU, not on a CUDA device`);
+      throw new TsmDisposedError(`${op}: tensor #${this.id} of shape [${this.shape.join(', ')}] was used after dispose()`);
+    }
+    return h;
   }
 
   /** @internal float32 data (throws a TypeError naming op for int32 tensors). */
   _f32(op: string, name = 'input'): Float32Array {
-    const d = this._data;
+    const d = this._live(op);
     if (!(d instanceof Float32Array))
       throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${this.dtype}`);
     return d;
@@ -298,13 +352,31 @@ export class Tensor {
   /** @internal A tensor sharing this one's storage with another shape (same element count). */
   _view(shape: readonly number[]): Tensor {
     const s = this.storage;
-    if (!s?.data) throw new TsmDisposedError(`tensor #${this.id} was used after dispose()`);
+    if (s === null || (s.data === null && s.handle === null)) throw new TsmDisposedError(`tensor #${this.id} was used after dispose()`);
     return new Tensor(s.data, shape, this.dtype, s);
+  }
+
+  /**
+   * @internal Replaces this tensor's storage with `t`'s (same shape and dtype), keeping its identity,
+   * gradient and autograd flags: how Module.to() moves parameters between devices in place. `t` is
+   * disposed; views made before keep the old storage.
+   */
+  _adoptStorage(t: Tensor): void {
+    const s = t.storage;
+    if (!s || !this.storage) throw new TsmDisposedError(`tensor #${this.id} was used after dispose()`);
+    s.retain();
+    finalizer.unregister(this);
+    this.storage.release();
+    this.storage = s;
+    (this as { device: Device }).device = s.device;
+    finalizer.register(this, s, this);
+    t.dispose();
   }
 
   /** True after `dispose()` (any further use throws TsmDisposedError). */
   get isDisposed(): boolean {
-    return !this.storage?.data;
+    const s = this.storage;
+    return s === null || (s.data === null && s.handle === null);
   }
   /** Number of elements (product of the shape; 1 for a 0-d tensor). */
   get size(): number {
@@ -332,11 +404,20 @@ export class Tensor {
   }
 
   // ---- data access ----
-  /** The elements as a new typed array (a copy). */
+  /** @internal A host copy of the elements (a download, after all queued work, for a CUDA tensor). */
+  _download(op: string): TypedArray {
+    const s = this.storage;
+    if (s?.data) return s.data.slice();
+    const h = this._handle(op);
+    const out = this.dtype === 'int32' ? new Int32Array(this.size) : new Float32Array(this.size);
+    return deviceDownload(this.device, h, out);
+  }
+  /** The elements as a new typed array (a copy; from a CUDA device, it waits for the queued work). */
   dataSync(): TypedArray {
+    if (this.device !== 'cpu') return this._download('dataSync');
     return this._live('dataSync').slice();
   }
-  /** The elements, asynchronously (resolves on the next tick on the CPU). */
+  /** The elements, asynchronously (resolves on the next tick; a CUDA tensor is copied back first). */
   async data(): Promise<TypedArray> {
     const d = this.dataSync();
     await new Promise<void>((r) => setImmediate(r));
@@ -344,7 +425,7 @@ export class Tensor {
   }
   /** Nested arrays (a number for a 0-d tensor). */
   toArray(): NestedArray {
-    const d = this._live('toArray');
+    const d = this.device !== 'cpu' ? this._download('toArray') : this._live('toArray');
     const shape = this.shape;
     if (shape.length === 0) return d[0];
     const build = (dim: number, offset: number): NestedArray[] => {
@@ -358,14 +439,20 @@ export class Tensor {
   }
   /** The value of a one-element tensor. */
   item(): number {
+    if (this.device !== 'cpu') {
+      if (this.isDisposed) this._handle('item');
+      if (this.size !== 1) throw new RangeError(`item: expected a tensor with one element, got shape [${this.shape.join(', ')}]`);
+      return this._download('item')[0];
+    }
     const d = this._live('item');
     if (this.size !== 1) throw new RangeError(`item: expected a tensor with one element, got shape [${this.shape.join(', ')}]`);
     return d[0];
   }
 
-  /** A summary such as `Tensor(shape=[2, 3], dtype=float32)`; the values are not printed. */
+  /** A summary such as `Tensor(shape=[2, 3], dtype=float32)` (and the device when not the CPU); the values are not printed. */
   toString(): string {
-    return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
+    const dev = this.device === 'cpu' ? '' : `, device=${this.device}`;
+    return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}${dev}${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
 
   // ---- autograd ----
@@ -391,9 +478,19 @@ export class Tensor {
   clone(): Tensor {
     return ops.clone(this);
   }
-  /** Converts to a dtype, or checks a device, see {@link to}. */
+  /** Moves to a device (`'cpu'`, `'cuda'`, `'cuda:N'`) or converts to a dtype, see {@link to}. */
   to(target: Device | DType): Tensor {
     return ops.to(this, target);
+  }
+  /** `to(device)` with `device` defaulting to `'cuda'` (the current CUDA device); `this` when already there. */
+  cuda(device: Device = 'cuda'): Tensor {
+    if (typeof device !== 'string' || !device.startsWith('cuda'))
+      throw new TypeError(`cuda: device must be 'cuda' or 'cuda:N', got ${describe(device)}`);
+    return ops.to(this, device);
+  }
+  /** `to('cpu')`: a copy on the CPU, or `this` when already there. */
+  cpu(): Tensor {
+    return ops.to(this, 'cpu');
   }
   /** Returns `this`: tensors are always contiguous. */
   contiguous(): Tensor {
@@ -512,4 +609,9 @@ function flatArgs(args: (number | number[])[]): number[] {
 /** @internal Creates a tensor over freshly allocated or given data (no copy). */
 export function fromData(data: TypedArray, shape: readonly number[]): Tensor {
   return new Tensor(data, shape, data instanceof Int32Array ? 'int32' : 'float32');
+}
+
+/** @internal Creates a tensor over a device buffer handle of `bytes` bytes on `device` (takes ownership). */
+export function fromDevice(handle: object, bytes: number, shape: readonly number[], dtype: DType, device: Device): Tensor {
+  return new Tensor(null, shape, dtype, new Storage(null, device, handle, bytes));
 }

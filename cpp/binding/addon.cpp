@@ -18,6 +18,7 @@ void register_ops_lstm(Napi::Env env, Napi::Object exports);
 void register_async(Napi::Env env, Napi::Object exports);
 void register_ops_cuda(Napi::Env env, Napi::Object exports);
 void register_ops_cuda_attention(Napi::Env env, Napi::Object exports);
+void register_ops_cuda_tensor(Napi::Env env, Napi::Object exports);
 #if TSM_CUDA_COMPILED
 void register_peer_cublas(Napi::Env env, Napi::Object exports);  // benchmarks only; needs CUDA headers
 #endif
@@ -148,6 +149,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_async(env, exports);
   register_ops_cuda(env, exports);
   register_ops_cuda_attention(env, exports);
+  register_ops_cuda_tensor(env, exports);
 #if TSM_CUDA_COMPILED
   register_peer_cublas(env, exports);
 #endif

@@ -286,7 +286,11 @@ Napi::Value CudaGemmLastAlgo(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-// Used by peer_cublas.cpp (benchmarks): the device pointer behind a live handle.
+// Used by ops_cuda_tensor.cpp: throws the JS error of a failed tsm_cuda_* call (RangeError for an
+// invalid argument, else an Error named 'TsmCudaError' with `call` and `status`).
+void tsm_binding_cuda_check(Napi::Env env, const char* call, tsm_status status) { cuda_check(env, call, status); }
+
+// Used by peer_cublas.cpp (benchmarks) and ops_cuda_tensor.cpp: the device pointer behind a live handle.
 void* tsm_binding_device_ptr(Napi::Env env, Napi::Value v, const char* op, const char* name, size_t* bytes) {
   DeviceBuffer* b = value_buffer(env, v, op, name);
   *bytes = b->bytes;

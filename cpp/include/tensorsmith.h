@@ -660,6 +660,86 @@ TSM_API tsm_status tsm_cuda_attention_backward(void* dq, void* dk, void* dv, con
                                                const tsm_cuda_attention_desc* desc);
 /* ---- end section: attention (cuda) ---- */
 
+/* ---- section: cuda tensor kernels (cuda/pointwise.cu, layout.cu, reduce.cu, softmax.cu, optim.cu;
+ *      stand-ins in cpp/runtime/cuda_stub.cpp) ----
+ *
+ * The kernels behind tensors on 'cuda': the contracts of the CPU kernels of the pointwise and nn
+ * sections (same op codes, formulas and NaN rules) on device memory of the current device (pointers
+ * from tsm_cuda_malloc). Element types are float32 unless said otherwise. Every call returns once
+ * its kernels are queued on the device's stream (asynchronous); tsm_cuda_memcpy_d2h or
+ * tsm_cuda_synchronize waits for them. Sizes are int64_t element counts >= 0; a pointer may be NULL
+ * when its tensor is empty. Bad arguments are TSM_ERR_INVALID_ARGUMENT, launch failures TSM_ERR_CUDA
+ * ("cuda_xxx: kernel launch failed: ..."), builds without CUDA TSM_ERR_UNSUPPORTED.
+ * One difference from the CPU kernels: sums accumulate in float32 (tree order), not in double.
+ */
+
+/* y (n) = f(x (n)), op a tsm_unary_op; y may alias x. */
+TSM_API tsm_status tsm_cuda_unary_forward(int op, float* y, const float* x, int64_t n);
+/* dx (n) = dy (n) * f'(.), reading x or y (n) as tsm_unary_backward_reads_y says (the other may be
+ * NULL); dx may alias dy. */
+TSM_API tsm_status tsm_cuda_unary_backward(int op, float* dx, const float* x, const float* y,
+                                           const float* dy, int64_t n);
+/* out (n) = a (n) op b (n), op a tsm_binary_op; out may alias a or b. */
+TSM_API tsm_status tsm_cuda_binary_same(int op, float* out, const float* a, const float* b, int64_t n);
+/* out (n) = x (n) op s, or s op x (n) when reverse != 0; out may alias x. */
+TSM_API tsm_status tsm_cuda_scalar_forward(int op, float* out, const float* x, float s, int reverse,
+                                           int64_t n);
+/* Broadcasting, as tsm_binary_forward: out contiguous with shape out_shape[ndim] (0 <= ndim <= 8);
+ * a and b read at sum_d idx[d] * stride[d] (strides >= 0, 0 on broadcast dims). out must not
+ * overlap a or b. */
+TSM_API tsm_status tsm_cuda_binary_forward(int op, float* out, const float* a, const float* b, int ndim,
+                                           const int64_t* out_shape, const int64_t* a_strides,
+                                           const int64_t* b_strides);
+/* Copy of 4-byte elements (float32 or int32) between strided views, for every idx of shape[ndim]
+ * (0 <= ndim <= 8):
+ *   dst[dst_offset + sum_d idx[d] * dst_strides[d]] = src[src_offset + sum_d idx[d] * src_strides[d]]
+ * dst_strides NULL means contiguous. Offsets and strides are in elements, >= 0; a stride of 0 in src
+ * broadcasts (expand). dst must not overlap src, and no two idx may reach the same dst element. */
+TSM_API tsm_status tsm_cuda_strided_copy(void* dst, int64_t dst_offset, const int64_t* dst_strides,
+                                         const void* src, int64_t src_offset,
+                                         const int64_t* src_strides, int ndim, const int64_t* shape);
+/* dst (n) = the 32-bit pattern `bits` (a float32's or an int32's bits). */
+TSM_API tsm_status tsm_cuda_fill32(void* dst, uint32_t bits, int64_t n);
+/* float32 -> int32 as JavaScript's Int32Array.from(x, Math.trunc): truncation toward zero, then
+ * modulo 2^32; NaN and infinities give 0. */
+TSM_API tsm_status tsm_cuda_cast_f32_i32(int32_t* dst, const float* src, int64_t n);
+/* int32 -> float32, rounded to nearest. */
+TSM_API tsm_status tsm_cuda_cast_i32_f32(float* dst, const int32_t* src, int64_t n);
+
+/* out (outer, inner) = sum over d of x (outer, dim, inner)[o, d, i] / divisor (1 for a sum, the
+ * count for a mean; dim == 0 gives 0 / divisor). Long dims with few outputs are split over blocks
+ * with a scratch buffer from the caching allocator. */
+TSM_API tsm_status tsm_cuda_sum(float* out, const float* x, int64_t outer, int64_t dim, int64_t inner,
+                                float divisor);
+/* indices (outer, inner) int32 = the index along dim of the first maximum (is_max != 0) or minimum
+ * of x (outer, dim, inner), a NaN counting as both (the first NaN wins), as tsm_arg_reduce; values
+ * (outer, inner) = the element there, or NULL. 1 <= dim < 2^31 unless outer * inner == 0. */
+TSM_API tsm_status tsm_cuda_arg_reduce(float* values, int32_t* indices, const float* x, int64_t outer,
+                                       int64_t dim, int64_t inner, int is_max);
+/* The backward of max/min over dim: dx (outer, dim, inner) = dy (outer, inner)[o, i] where
+ * indices (outer, inner)[o, i] == d, else 0. */
+TSM_API tsm_status tsm_cuda_arg_reduce_backward(float* dx, const float* dy, const int32_t* indices,
+                                                int64_t outer, int64_t dim, int64_t inner);
+/* As tsm_softmax_forward / tsm_softmax_backward, on device memory (y may alias x). */
+TSM_API tsm_status tsm_cuda_softmax_forward(float* y, const float* x, int64_t outer, int64_t dim,
+                                            int64_t inner, int log);
+TSM_API tsm_status tsm_cuda_softmax_backward(float* dx, const float* y, const float* dy, int64_t outer,
+                                             int64_t dim, int64_t inner, int log);
+/* As tsm_sgd_step / tsm_adam_step (section nn), on device memory: the lists are host arrays of
+ * device pointers. Multi-tensor: one launch per 32 tensors. Same float32 arithmetic as the CPU
+ * kernels (no FMA contraction), so a step gives the CPU step's values. */
+TSM_API tsm_status tsm_cuda_sgd_step(float* const* params, float* const* momentum_bufs,
+                                     const float* const* grads, const int64_t* sizes, int64_t count,
+                                     double lr, double momentum, double dampening, double weight_decay,
+                                     int nesterov, int maximize, int first_step);
+TSM_API tsm_status tsm_cuda_adam_step(float* const* params, float* const* exp_avg,
+                                      float* const* exp_avg_sq, float* const* max_exp_avg_sq,
+                                      const float* const* grads, const int64_t* sizes, int64_t count,
+                                      double lr, double beta1, double beta2, double eps,
+                                      double weight_decay, int64_t step, int amsgrad, int decoupled,
+                                      int maximize);
+/* ---- end section: cuda tensor kernels ---- */
+
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
  * and returns TSM_OK; it returns TSM_ERR_UNSUPPORTED only in builds without CUDA. */
 TSM_API int tsm_cuda_compiled(void);

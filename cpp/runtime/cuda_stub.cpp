@@ -1,5 +1,5 @@
 // Stand-ins for the CUDA entry points in builds without CUDA (TSM_CUDA=OFF or no nvcc). Keep in sync
-// with the "section: cuda" block of tensorsmith.h: every tsm_cuda_* function exists here and, apart
+// with the "section: cuda" and "section: cuda tensor kernels" blocks of tensorsmith.h: every tsm_cuda_* function exists here and, apart
 // from the queries, fails with TSM_ERR_UNSUPPORTED and a message naming the call.
 #include "runtime.h"
 
@@ -83,6 +83,54 @@ TSM_API tsm_status tsm_cuda_attention_backward(void*, void*, void*, const void*,
                                                const void*, const void*, const float*,
                                                const tsm_cuda_attention_desc*) {
   return unsupported("cuda_attention_backward");
+}
+// ---- section: cuda tensor kernels ----
+TSM_API tsm_status tsm_cuda_unary_forward(int, float*, const float*, int64_t) {
+  return unsupported("cuda_unary_forward");
+}
+TSM_API tsm_status tsm_cuda_unary_backward(int, float*, const float*, const float*, const float*, int64_t) {
+  return unsupported("cuda_unary_backward");
+}
+TSM_API tsm_status tsm_cuda_binary_same(int, float*, const float*, const float*, int64_t) {
+  return unsupported("cuda_binary_same");
+}
+TSM_API tsm_status tsm_cuda_scalar_forward(int, float*, const float*, float, int, int64_t) {
+  return unsupported("cuda_scalar_forward");
+}
+TSM_API tsm_status tsm_cuda_binary_forward(int, float*, const float*, const float*, int, const int64_t*,
+                                           const int64_t*, const int64_t*) {
+  return unsupported("cuda_binary_forward");
+}
+TSM_API tsm_status tsm_cuda_strided_copy(void*, int64_t, const int64_t*, const void*, int64_t, const int64_t*, int,
+                                         const int64_t*) {
+  return unsupported("cuda_strided_copy");
+}
+TSM_API tsm_status tsm_cuda_fill32(void*, uint32_t, int64_t) { return unsupported("cuda_fill32"); }
+TSM_API tsm_status tsm_cuda_cast_f32_i32(int32_t*, const float*, int64_t) { return unsupported("cuda_cast_f32_i32"); }
+TSM_API tsm_status tsm_cuda_cast_i32_f32(float*, const int32_t*, int64_t) { return unsupported("cuda_cast_i32_f32"); }
+TSM_API tsm_status tsm_cuda_sum(float*, const float*, int64_t, int64_t, int64_t, float) {
+  return unsupported("cuda_sum");
+}
+TSM_API tsm_status tsm_cuda_arg_reduce(float*, int32_t*, const float*, int64_t, int64_t, int64_t, int) {
+  return unsupported("cuda_arg_reduce");
+}
+TSM_API tsm_status tsm_cuda_arg_reduce_backward(float*, const float*, const int32_t*, int64_t, int64_t, int64_t) {
+  return unsupported("cuda_arg_reduce_backward");
+}
+TSM_API tsm_status tsm_cuda_softmax_forward(float*, const float*, int64_t, int64_t, int64_t, int) {
+  return unsupported("cuda_softmax_forward");
+}
+TSM_API tsm_status tsm_cuda_softmax_backward(float*, const float*, const float*, int64_t, int64_t, int64_t, int) {
+  return unsupported("cuda_softmax_backward");
+}
+TSM_API tsm_status tsm_cuda_sgd_step(float* const*, float* const*, const float* const*, const int64_t*, int64_t,
+                                     double, double, double, double, int, int, int) {
+  return unsupported("cuda_sgd_step");
+}
+TSM_API tsm_status tsm_cuda_adam_step(float* const*, float* const*, float* const*, float* const*,
+                                      const float* const*, const int64_t*, int64_t, double, double, double,
+                                      double, double, int64_t, int, int, int) {
+  return unsupported("cuda_adam_step");
 }
 
 }  // extern "C"

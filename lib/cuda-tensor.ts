@@ -1,0 +1,279 @@
+// The CUDA side of the tensor ops: device storage for results and thin wrappers over the tensor
+// kernels of the addon (cpp/binding/ops_cuda_tensor.cpp -> cuda/*.cu). lib/ops.ts validates the
+// arguments (one code path for both devices) and calls these when its tensors are on a CUDA device;
+// lib/gradients.ts calls the backward ones. Every kernel is queued on the device's stream and returns
+// at once; reading a result back (dataSync, item, toArray) waits for it.
+//
+// Tensors here are contiguous and row-major like on the CPU; all data pointers are the start of a
+// caching-allocator block (256-byte aligned), which the kernels' float4 paths rely on.
+import { cudaCall, deviceAlloc, deviceUpload, selectDevice, type Device } from './device';
+import { fromData, fromDevice, sizeOf, type DType, type Shape, type Tensor, type TypedArray } from './tensor';
+
+const f32bits = new Float32Array(1);
+const u32bits = new Uint32Array(f32bits.buffer);
+
+function handle(t: Tensor, op: string): object {
+  return t._handle(op);
+}
+
+/**
+ * Test switches. `poison`: fill every new device allocation with 0xFF bytes (NaN as float32, -1 as
+ * int32) before a kernel writes it, so that elements a kernel forgets to write show up in tests
+ * (the caching allocator would otherwise hand back old, plausible values).
+ */
+export const debug = { poison: false };
+
+/** An uninitialised tensor of `shape` on `device` (4-byte elements: float32 or int32). */
+export function empty(shape: Shape, device: Device, dtype: DType = 'float32'): Tensor {
+  const bytes = sizeOf(shape) * 4;
+  const h = deviceAlloc(device, bytes);
+  if (debug.poison && bytes) cudaCall((a) => a.cudaMemset(h, 0xff));
+  return fromDevice(h, bytes, shape, dtype, device);
+}
+
+/** A tensor of `shape` on `device` filled with `value` (as float32 or, for int32, truncated). */
+export function full(shape: Shape, value: number, device: Device, dtype: DType = 'float32'): Tensor {
+  const t = empty(shape, device, dtype);
+  let bits: number;
+  if (dtype === 'int32') bits = (Math.trunc(value) | 0) >>> 0;
+  else {
+    f32bits[0] = value;
+    bits = u32bits[0];
+  }
+  const n = t.size;
+  if (n) cudaCall((a) => a.cudaFill32(handle(t, 'fill'), bits, n));
+  return t;
+}
+
+/** A copy of host data on `device`. */
+export function upload(data: TypedArray, shape: Shape, device: Device): Tensor {
+  const t = empty(shape, device, data instanceof Int32Array ? 'int32' : 'float32');
+  deviceUpload(device, handle(t, 'to'), data);
+  return t;
+}
+
+/** A CPU copy of a CUDA tensor. */
+export function download(x: Tensor, op: string): Tensor {
+  return fromData(x._download(op), x.shape);
+}
+
+/** A copy of x on `device`, CUDA to CUDA (through the host when the devices differ). */
+export function copyTo(x: Tensor, device: Device, op: string): Tensor {
+  if (x.device === device) return clone(x, op);
+  return upload(x._download(op), x.shape, device);
+}
+
+/** A copy of x (same device, same dtype). */
+export function clone(x: Tensor, op = 'clone'): Tensor {
+  const y = empty(x.shape, x.device, x.dtype);
+  const bytes = x.size * 4;
+  if (bytes) cudaCall((a) => a.cudaCopy(handle(y, op), 0, handle(x, op), 0, bytes));
+  return y;
+}
+
+/** x converted to `dtype` (float32 <-> int32; truncation toward zero as on the CPU). */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  const y = empty(x.shape, x.device, dtype);
+  const n = x.size;
+  if (n) cudaCall((a) => a.cudaCast(handle(y, 'to'), handle(x, 'to'), dtype === 'int32', n));
+  return y;
+}
+
+// ---- elementwise ----
+
+export function unaryForward(code: number, x: Tensor, op: string): Tensor {
+  const y = empty(x.shape, x.device);
+  const n = x.size;
+  if (n) cudaCall((a) => a.cudaUnaryForward(code, handle(y, op), handle(x, op), n));
+  return y;
+}
+
+/** dx = dy * f'(.) from the forward input x and output y (the kernel reads the one it needs). */
+export function unaryBackward(code: number, x: Tensor, y: Tensor, dy: Tensor, op: string): Tensor {
+  const dx = empty(x.shape, x.device);
+  const n = x.size;
+  if (n) cudaCall((a) => a.cudaUnaryBackward(code, handle(dx, op), handle(x, op), handle(y, op), handle(dy, op), n));
+  return dx;
+}
+
+export function binarySame(code: number, a: Tensor, b: Tensor, op: string): Tensor {
+  const y = empty(a.shape, a.device);
+  const n = a.size;
+  if (n) cudaCall((x) => x.cudaBinarySame(code, handle(y, op), handle(a, op), handle(b, op), n));
+  return y;
+}
+
+export function binaryScalar(code: number, x: Tensor, s: number, reverse: boolean, op: string): Tensor {
+  const y = empty(x.shape, x.device);
+  const n = x.size;
+  if (n) cudaCall((a) => a.cudaScalarForward(code, handle(y, op), handle(x, op), s, reverse, n));
+  return y;
+}
+
+/** In place: x = x op s (gradient clipping). */
+export function scalarInPlace(code: number, x: Tensor, s: number, op: string): void {
+  selectDevice(x.device);
+  const n = x.size;
+  if (n) cudaCall((a) => a.cudaScalarForward(code, handle(x, op), handle(x, op), s, false, n));
+}
+
+export function binaryBroadcast(code: number, a: Tensor, b: Tensor, shape: number[], aStrides: number[],
+                                bStrides: number[], op: string): Tensor {
+  const y = empty(shape, a.device);
+  if (y.size)
+    cudaCall((x) => x.cudaBinaryForward(code, handle(y, op), handle(a, op), handle(b, op), shape, aStrides, bStrides));
+  return y;
+}
+
+// ---- layout ----
+
+/** A contiguous copy of src read through element strides from `offset` (permute, expand, slice). */
+export function stridedCopy(src: Tensor, shape: Shape, strides: number[], offset: number, op: string): Tensor {
+  const y = empty(shape, src.device, src.dtype);
+  if (y.size)
+    cudaCall((a) => a.cudaStridedCopy(handle(y, op), 0, null, handle(src, op), offset, strides, shape.slice()));
+  return y;
+}
+
+/** A zero tensor of `shape` with src (contiguous) written at `offset` through `strides` (slice backward). */
+export function scatterStrided(shape: Shape, src: Tensor, strides: number[], offset: number, op: string): Tensor {
+  const y = full(shape, 0, src.device);
+  if (src.size) {
+    const s = src.shape.slice();
+    cudaCall((a) => a.cudaStridedCopy(handle(y, op), offset, strides, handle(src, op), 0, contiguousStrides(s), s));
+  }
+  return y;
+}
+
+function contiguousStrides(shape: number[]): number[] {
+  const st = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    st[i] = acc;
+    acc *= shape[i];
+  }
+  return st;
+}
+
+// ---- reductions ----
+
+/**
+ * Sums x over `dims` (sorted, unique) keeping them as size 1, divided by `divisor` (1 for sum, the
+ * count for mean). Adjacent reduced dims are one kernel pass; separate runs are reduced one after
+ * another (the divisor applied in the last).
+ */
+export function sumKeep(x: Tensor, dims: number[], divisor: number, op: string): Tensor {
+  const shape = x.shape.slice();
+  const runs: [number, number][] = [];
+  for (const d of dims) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] === d - 1) last[1] = d;
+    else runs.push([d, d]);
+  }
+  if (runs.length === 0) {
+    // Nothing to reduce: a copy (divided), as a sum over one dim of size 1.
+    const y = empty(shape, x.device);
+    const n = x.size;
+    if (n) cudaCall((a) => a.cudaSum(handle(y, op), handle(x, op), n, 1, 1, divisor));
+    return y;
+  }
+  let cur = x;
+  for (let r = runs.length - 1; r >= 0; r--) {
+    const [s, e] = runs[r];
+    const outer = sizeOf(shape.slice(0, s)), n = sizeOf(shape.slice(s, e + 1)), inner = sizeOf(shape.slice(e + 1));
+    for (let d = s; d <= e; d++) shape[d] = 1;
+    const y = empty(shape, x.device);
+    const div = r === 0 ? divisor : 1;
+    const src = cur;
+    if (outer * inner > 0) cudaCall((a) => a.cudaSum(handle(y, op), handle(src, op), outer, n, inner, div));
+    if (cur !== x) cur.dispose();
+    cur = y;
+  }
+  return cur;
+}
+
+/** Values and int32 indices of the first max/min along the middle axis of (outer, n, inner). */
+export function argReduce(x: Tensor, outer: number, n: number, inner: number, isMax: boolean, outShape: Shape,
+                          wantValues: boolean, op: string): { values: Tensor | null; indices: Tensor } {
+  const indices = empty(outShape, x.device, 'int32');
+  const values = wantValues ? empty(outShape, x.device) : null;
+  if (outer * inner > 0)
+    cudaCall((a) => a.cudaArgReduce(values ? handle(values, op) : null, handle(indices, op), handle(x, op), outer, n,
+      inner, isMax));
+  return { values, indices };
+}
+
+/** dx (shape) = dy where indices point along the middle axis of (outer, n, inner), else 0. */
+export function argReduceBackward(dy: Tensor, indices: Tensor, outer: number, n: number, inner: number, shape: Shape,
+                                  op: string): Tensor {
+  const dx = empty(shape, dy.device);
+  if (dx.size)
+    cudaCall((a) => a.cudaArgReduceBackward(handle(dx, op), handle(dy, op), handle(indices, op), outer, n, inner));
+  return dx;
+}
+
+export function softmaxForward(x: Tensor, outer: number, n: number, inner: number, log: boolean, op: string): Tensor {
+  const y = empty(x.shape, x.device);
+  if (y.size) cudaCall((a) => a.cudaSoftmaxForward(handle(y, op), handle(x, op), outer, n, inner, log));
+  return y;
+}
+
+export function softmaxBackward(y: Tensor, dy: Tensor, outer: number, n: number, inner: number, log: boolean,
+                                op: string): Tensor {
+  const dx = empty(y.shape, y.device);
+  if (dx.size) cudaCall((a) => a.cudaSoftmaxBackward(handle(dx, op), handle(y, op), handle(dy, op), outer, n, inner, log));
+  return dx;
+}
+
+// ---- GEMM (cuda/gemm.cu, float32 SIMT: exact float32 FMAs) ----
+
+/** Arguments of gemmInto: row-major, lda/ldb/ldc and strides in elements; bias (n) or null. */
+export interface GemmCall {
+  transA: boolean;
+  transB: boolean;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  a: Tensor;
+  lda: number;
+  strideA: number;
+  b: Tensor;
+  ldb: number;
+  strideB: number;
+  c: Tensor;
+  ldc: number;
+  strideC: number;
+  beta?: number;
+  bias?: Tensor | null;
+}
+
+/** C = op(A) op(B) (+ beta C + bias) on the device; k == 0 gives bias or zeros (beta 0). */
+export function gemmInto(g: GemmCall, op: string): void {
+  if (g.batch === 0 || g.m === 0 || g.n === 0) return;
+  const c = handle(g.c, op);
+  cudaCall((x) => x.cudaGemmEx(0, g.transA, g.transB, g.batch, g.m, g.n, g.k, 1, handle(g.a, op), g.lda, g.strideA,
+    handle(g.b, op), g.ldb, g.strideB, g.beta ?? 0, c, 0, g.ldc, g.strideC, g.bias ? handle(g.bias, op) : null, 0));
+}
+
+// ---- optimizers ----
+
+export function sgdStep(params: Tensor[], grads: Tensor[], bufs: Tensor[] | null, lr: number, momentum: number,
+                        dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean,
+                        firstStep: boolean, op: string): void {
+  if (!params.length) return;
+  selectDevice(params[0].device);
+  cudaCall((a) => a.cudaSgdStep(params.map((p) => handle(p, op)), grads.map((g) => handle(g, op)),
+    bufs ? bufs.map((b) => handle(b, op)) : null, params.map((p) => p.size), lr, momentum, dampening, weightDecay,
+    nesterov, maximize, firstStep));
+}
+
+export function adamStep(params: Tensor[], grads: Tensor[], m: Tensor[], v: Tensor[], vmax: Tensor[] | null, lr: number,
+                         beta1: number, beta2: number, eps: number, weightDecay: number, step: number, amsgrad: boolean,
+                         decoupled: boolean, maximize: boolean, op: string): void {
+  if (!params.length) return;
+  selectDevice(params[0].device);
+  cudaCall((a) => a.cudaAdamStep(params.map((p) => handle(p, op)), grads.map((g) => handle(g, op)),
+    m.map((t) => handle(t, op)), v.map((t) => handle(t, op)), vmax ? vmax.map((t) => handle(t, op)) : null,
+    params.map((p) => p.size), lr, beta1, beta2, eps, weightDecay, step, amsgrad, decoupled, maximize));
+}

@@ -1,0 +1,276 @@
+// A stand-in CUDA device for testing the TypeScript layer of CUDA tensors on machines without a GPU.
+//
+// It replaces the addon's CUDA entry points (lib/cuda.ts CudaAddon, lib/device.ts CudaTensorAddon) in
+// this test process with JavaScript: device buffers are host ArrayBuffers behind opaque handle
+// objects, and each tensor kernel is computed by the CPU kernel of the same contract (the C header's
+// "cuda tensor kernels" section says each one is the CPU kernel's contract on device memory), or by a
+// plain loop where the CPU has no twin (strided copy, fill, cast, arg-reduce backward). Every access
+// is bounds-checked against the buffer, new buffers hold garbage, and freed handles are refused, so
+// a wrong size, stride, offset or handle in lib/ fails a test here.
+//
+// What it verifies: the dispatch in lib/ops.ts, lib/gradients.ts, lib/optim.ts and lib/nn.ts, the
+// shapes/strides/offsets passed to the kernels, memory accounting and dispose. What it cannot: the
+// CUDA kernels (cuda/*.cu) and the C++ binding (cpp/binding/ops_cuda_tensor.cpp) — those need a GPU.
+import { nativeAddon } from '../../lib/native-api';
+
+interface FakeBuffer {
+  bytes: number;
+  data: ArrayBuffer | null;
+}
+
+type Fn = (...args: never[]) => unknown;
+
+export interface CudaEmulator {
+  /** Restores the addon's own entry points. */
+  uninstall(): void;
+  /** Number of kernel calls by entry point name. */
+  calls: Map<string, number>;
+}
+
+const GARBAGE = 0x7fc01234; // a NaN with a payload: unwritten float32 elements show as NaN
+
+export function installCudaEmulator(): CudaEmulator {
+  const a = nativeAddon() as unknown as Record<string, Fn>;
+  const cpu = nativeAddon();
+  const saved = new Map<string, Fn>();
+  const calls = new Map<string, number>();
+  const live = new Set<FakeBuffer>();
+  let allocated = 0, reserved = 0, peak = 0, numAllocs = 0;
+
+  const set = (name: string, fn: Fn) => {
+    if (!saved.has(name)) saved.set(name, a[name]);
+    a[name] = ((...args: never[]) => {
+      calls.set(name, (calls.get(name) ?? 0) + 1);
+      return fn(...args);
+    }) as Fn;
+  };
+  const buf = (h: unknown, what: string): FakeBuffer => {
+    if (!live.has(h as FakeBuffer)) throw new TypeError(`${what}: not a live device buffer handle`);
+    return h as FakeBuffer;
+  };
+  const need = (b: FakeBuffer, bytes: number, what: string) => {
+    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > b.bytes)
+      throw new RangeError(`${what}: the buffer holds ${b.bytes} bytes, the call needs ${bytes}`);
+  };
+  /** n float32 at element offset off (bounds-checked). */
+  const f32 = (h: unknown, n: number, what: string, off = 0): Float32Array => {
+    const b = buf(h, what);
+    need(b, (off + n) * 4, what);
+    return new Float32Array(b.data as ArrayBuffer, off * 4, n);
+  };
+  const i32 = (h: unknown, n: number, what: string, off = 0): Int32Array => {
+    const b = buf(h, what);
+    need(b, (off + n) * 4, what);
+    return new Int32Array(b.data as ArrayBuffer, off * 4, n);
+  };
+  const u32 = (h: unknown, n: number, what: string, off = 0): Uint32Array => {
+    const b = buf(h, what);
+    need(b, (off + n) * 4, what);
+    return new Uint32Array(b.data as ArrayBuffer, off * 4, n);
+  };
+  const prod = (xs: number[]) => xs.reduce((p, x) => p * x, 1);
+  /** Elements a strided view reaches (0 for an empty shape). */
+  const reach = (shape: number[], strides: number[], off = 0) =>
+    shape.some((d) => d === 0) ? 0 : off + 1 + shape.reduce((s, d, i) => s + (d - 1) * strides[i], 0);
+  const contiguous = (shape: number[]) => {
+    const st = new Array<number>(shape.length);
+    let acc = 1;
+    for (let i = shape.length - 1; i >= 0; i--) { st[i] = acc; acc *= shape[i]; }
+    return st;
+  };
+  const dims = (xs: unknown, what: string): number[] => {
+    if (!Array.isArray(xs) || xs.length > 8 || xs.some((d) => !Number.isSafeInteger(d) || d < 0))
+      throw new RangeError(`${what}: expected at most 8 non-negative integers, got ${JSON.stringify(xs)}`);
+    return xs as number[];
+  };
+
+  // ---- runtime ----
+  const info = cpu.buildInfo.bind(cpu);
+  set('buildInfo', (() => {
+    const r = info();
+    return { ...r, cuda: { ...r.cuda, compiled: true, deviceCount: 1 } };
+  }) as Fn);
+  set('cudaMalloc', ((bytes: number) => {
+    const b: FakeBuffer = { bytes, data: new ArrayBuffer(Math.ceil(bytes / 4) * 4) };
+    new Uint32Array(b.data as ArrayBuffer).fill(GARBAGE);
+    live.add(b);
+    allocated += bytes;
+    reserved = Math.max(reserved, allocated);
+    peak = Math.max(peak, allocated);
+    numAllocs++;
+    return b;
+  }) as Fn);
+  set('cudaFree', ((h: unknown) => {
+    const b = buf(h, 'cudaFree');
+    live.delete(b);
+    allocated -= b.bytes;
+    b.data = null;
+  }) as Fn);
+  set('cudaBufferBytes', ((h: unknown) => buf(h, 'cudaBufferBytes').bytes) as Fn);
+  set('cudaUpload', ((h: unknown, data: ArrayBufferView, off = 0) => {
+    const b = buf(h, 'cudaUpload');
+    need(b, off + data.byteLength, 'cudaUpload');
+    new Uint8Array(b.data as ArrayBuffer, off, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }) as Fn);
+  set('cudaDownload', ((h: unknown, into: ArrayBufferView, off = 0) => {
+    const b = buf(h, 'cudaDownload');
+    need(b, off + into.byteLength, 'cudaDownload');
+    new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(new Uint8Array(b.data as ArrayBuffer, off, into.byteLength));
+  }) as Fn);
+  set('cudaMemset', ((h: unknown, v: number) => {
+    const b = buf(h, 'cudaMemset');
+    new Uint8Array(b.data as ArrayBuffer, 0, b.bytes).fill(v);
+  }) as Fn);
+  set('cudaSetDevice', ((d: number) => {
+    if (d !== 0) throw new RangeError(`cudaSetDevice: device ${d} does not exist (1 visible)`);
+  }) as Fn);
+  set('cudaSynchronize', (() => undefined) as Fn);
+  set('cudaEmptyCache', (() => { reserved = allocated; }) as Fn);
+  set('cudaMemoryStats', (() => ({
+    allocatedBytes: allocated, reservedBytes: reserved, peakAllocatedBytes: peak, numAllocs, numCacheHits: 0,
+    numDeviceAllocs: numAllocs, numOomRetries: 0,
+  })) as Fn);
+
+  // ---- GEMM: float32 only, as lib/cuda-tensor.ts uses it ----
+  set('cudaGemmEx', ((type: number, ta: boolean, tb: boolean, batch: number, m: number, n: number, k: number, alpha: number,
+    A: unknown, lda: number, sA: number, B: unknown, ldb: number, sB: number, beta: number, C: unknown, cDtype: number,
+    ldc: number, sC: number, bias: unknown, act: number) => {
+    if (type !== 0 || cDtype !== 0 || act !== 0) throw new RangeError('cudaGemmEx (emulated): only float32 without activation');
+    if (batch > 1 && sC === 0) throw new RangeError('cudaGemmEx: strideC must be > 0 when batch > 1');
+    if (batch === 0 || m === 0 || n === 0) return;
+    const span = (rows: number, cols: number, ld: number) => (rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols);
+    const spanA = ta ? span(k, m, lda) : span(m, k, lda), spanB = tb ? span(n, k, ldb) : span(k, n, ldb);
+    const a = f32(A, k ? (batch - 1) * sA + spanA : 0, 'cudaGemmEx a');
+    const b = f32(B, k ? (batch - 1) * sB + spanB : 0, 'cudaGemmEx b');
+    const c = f32(C, (batch - 1) * sC + span(m, n, ldc), 'cudaGemmEx c');
+    const bs = bias ? f32(bias, n, 'cudaGemmEx bias') : null;
+    for (let i = 0; i < batch; i++) {
+      const ci = c.subarray(i * sC);
+      cpu.sgemm(ta, tb, m, n, k, alpha, k ? a.subarray(i * sA) : new Float32Array(1), Math.max(lda, 1),
+        k ? b.subarray(i * sB) : new Float32Array(1), Math.max(ldb, 1), beta, ci, ldc, false);
+      if (bs) for (let r = 0; r < m; r++) for (let j = 0; j < n; j++) ci[r * ldc + j] = Math.fround(ci[r * ldc + j] + bs[j]);
+    }
+  }) as Fn);
+
+  // ---- tensor kernels ----
+  set('cudaUnaryForward', ((op: number, y: unknown, x: unknown, n: number) => {
+    if (n) cpu.unaryForward(op, f32(y, n, 'cudaUnaryForward y'), f32(x, n, 'cudaUnaryForward x'));
+  }) as Fn);
+  set('cudaUnaryBackward', ((op: number, dx: unknown, x: unknown, y: unknown, dy: unknown, n: number) => {
+    if (!n) return;
+    const xs = x === null ? new Float32Array(n).fill(NaN) : f32(x, n, 'cudaUnaryBackward x');
+    const ys = y === null ? new Float32Array(n).fill(NaN) : f32(y, n, 'cudaUnaryBackward y');
+    cpu.unaryBackward(op, f32(dx, n, 'cudaUnaryBackward dx'), xs, ys, f32(dy, n, 'cudaUnaryBackward dy'));
+  }) as Fn);
+  set('cudaBinarySame', ((op: number, out: unknown, x: unknown, y: unknown, n: number) => {
+    if (n) cpu.binarySame(op, f32(out, n, 'cudaBinarySame out'), f32(x, n, 'cudaBinarySame a'), f32(y, n, 'cudaBinarySame b'));
+  }) as Fn);
+  set('cudaScalarForward', ((op: number, out: unknown, x: unknown, s: number, reverse: boolean, n: number) => {
+    if (n) cpu.scalarForward(op, f32(out, n, 'cudaScalarForward out'), f32(x, n, 'cudaScalarForward x'), Math.fround(s), reverse);
+  }) as Fn);
+  set('cudaBinaryForward', ((op: number, out: unknown, x: unknown, y: unknown, shapeIn: unknown, saIn: unknown, sbIn: unknown) => {
+    const shape = dims(shapeIn, 'cudaBinaryForward outShape'), sa = dims(saIn, 'aStrides'), sb = dims(sbIn, 'bStrides');
+    if (sa.length !== shape.length || sb.length !== shape.length) throw new RangeError('cudaBinaryForward: lengths differ');
+    const n = prod(shape);
+    if (!n) return;
+    cpu.binaryForward(op, f32(out, n, 'cudaBinaryForward out'), f32(x, reach(shape, sa), 'cudaBinaryForward a'),
+      f32(y, reach(shape, sb), 'cudaBinaryForward b'), shape, sa, sb);
+  }) as Fn);
+  set('cudaStridedCopy', ((dst: unknown, doff: number, dstStrides: unknown, src: unknown, soff: number, srcStrides: unknown, shapeIn: unknown) => {
+    const shape = dims(shapeIn, 'cudaStridedCopy shape'), ss = dims(srcStrides, 'srcStrides');
+    const sd = dstStrides === null ? contiguous(shape) : dims(dstStrides, 'dstStrides');
+    if (ss.length !== shape.length || sd.length !== shape.length) throw new RangeError('cudaStridedCopy: lengths differ');
+    const n = prod(shape);
+    if (!n) return;
+    const d = u32(dst, reach(shape, sd, doff), 'cudaStridedCopy dst');
+    const s = u32(src, reach(shape, ss, soff), 'cudaStridedCopy src');
+    const idx = new Array<number>(shape.length).fill(0);
+    const written = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      let od = doff, os = soff;
+      for (let k = 0; k < shape.length; k++) { od += idx[k] * sd[k]; os += idx[k] * ss[k]; }
+      if (written.has(od)) throw new RangeError('cudaStridedCopy: two elements write the same destination');
+      written.add(od);
+      d[od] = s[os];
+      for (let k = shape.length - 1; k >= 0; k--) { if (++idx[k] < shape[k]) break; idx[k] = 0; }
+    }
+  }) as Fn);
+  set('cudaFill32', ((dst: unknown, bits: number, n: number) => {
+    if (!Number.isInteger(bits) || bits < 0 || bits > 0xffffffff) throw new RangeError('cudaFill32: bits must be in [0, 2^32)');
+    if (n) u32(dst, n, 'cudaFill32').fill(bits);
+  }) as Fn);
+  set('cudaCast', ((dst: unknown, src: unknown, toInt: boolean, n: number) => {
+    if (!n) return;
+    if (toInt) {
+      const s = f32(src, n, 'cudaCast src'), d = i32(dst, n, 'cudaCast dst');
+      for (let i = 0; i < n; i++) d[i] = Math.trunc(s[i]);
+    } else {
+      const s = i32(src, n, 'cudaCast src'), d = f32(dst, n, 'cudaCast dst');
+      for (let i = 0; i < n; i++) d[i] = s[i];
+    }
+  }) as Fn);
+  set('cudaCopy', ((dst: unknown, doff: number, src: unknown, soff: number, bytes: number) => {
+    const d = buf(dst, 'cudaCopy dst'), s = buf(src, 'cudaCopy src');
+    need(d, doff + bytes, 'cudaCopy dst');
+    need(s, soff + bytes, 'cudaCopy src');
+    new Uint8Array(d.data as ArrayBuffer, doff, bytes).set(new Uint8Array(s.data as ArrayBuffer, soff, bytes));
+  }) as Fn);
+  set('cudaSum', ((out: unknown, x: unknown, outer: number, dim: number, inner: number, divisor: number) => {
+    if (!outer || !inner) return;
+    const o = f32(out, outer * inner, 'cudaSum out');
+    if (dim) cpu.reduceForward(0, o, f32(x, outer * dim * inner, 'cudaSum x'), outer, dim, inner);
+    else o.fill(0);
+    const dv = Math.fround(divisor);
+    for (let i = 0; i < o.length; i++) o[i] = o[i] / dv;
+  }) as Fn);
+  set('cudaArgReduce', ((values: unknown, indices: unknown, x: unknown, outer: number, dim: number, inner: number, isMax: boolean) => {
+    if (!outer || !inner) return;
+    if (dim < 1) throw new RangeError('cudaArgReduce: dim must be >= 1');
+    const xs = f32(x, outer * dim * inner, 'cudaArgReduce x'), id = i32(indices, outer * inner, 'cudaArgReduce indices');
+    cpu.argReduce(id, xs, outer, dim, inner, isMax);
+    if (values !== null) {
+      const v = f32(values, outer * inner, 'cudaArgReduce values');
+      for (let o = 0; o < outer; o++)
+        for (let i = 0; i < inner; i++) v[o * inner + i] = xs[(o * dim + id[o * inner + i]) * inner + i];
+    }
+  }) as Fn);
+  set('cudaArgReduceBackward', ((dx: unknown, dy: unknown, indices: unknown, outer: number, dim: number, inner: number) => {
+    const total = outer * dim * inner;
+    if (!total) return;
+    const d = f32(dx, total, 'cudaArgReduceBackward dx'), g = f32(dy, outer * inner, 'dy'), id = i32(indices, outer * inner, 'indices');
+    for (let e = 0; e < total; e++) {
+      const o = Math.floor(e / (dim * inner)), rem = e - o * dim * inner, j = Math.floor(rem / inner), i = rem - j * inner;
+      d[e] = id[o * inner + i] === j ? g[o * inner + i] : 0;
+    }
+  }) as Fn);
+  set('cudaSoftmaxForward', ((y: unknown, x: unknown, outer: number, dim: number, inner: number, log: boolean) => {
+    const n = outer * dim * inner;
+    if (n) cpu.softmaxForward(f32(y, n, 'cudaSoftmaxForward y'), f32(x, n, 'cudaSoftmaxForward x'), outer, dim, inner, log);
+  }) as Fn);
+  set('cudaSoftmaxBackward', ((dx: unknown, y: unknown, dy: unknown, outer: number, dim: number, inner: number, log: boolean) => {
+    const n = outer * dim * inner;
+    if (n) cpu.softmaxBackward(f32(dx, n, 'dx'), f32(y, n, 'y'), f32(dy, n, 'dy'), outer, dim, inner, log);
+  }) as Fn);
+  const list = (hs: unknown, sizes: number[], what: string) => {
+    if (!Array.isArray(hs) || hs.length !== sizes.length) throw new RangeError(`${what}: expected ${sizes.length} buffers`);
+    return hs.map((h, i) => f32(h, sizes[i], `${what}[${i}]`));
+  };
+  set('cudaSgdStep', ((params: unknown, grads: unknown, bufs: unknown, sizes: number[], lr: number, momentum: number,
+    dampening: number, wd: number, nesterov: boolean, maximize: boolean, first: boolean) => {
+    cpu.sgdStep(list(params, sizes, 'params'), list(grads, sizes, 'grads'), bufs === null ? null : list(bufs, sizes, 'bufs'),
+      lr, momentum, dampening, wd, nesterov, maximize, first);
+  }) as Fn);
+  set('cudaAdamStep', ((params: unknown, grads: unknown, m: unknown, v: unknown, vmax: unknown, sizes: number[], lr: number,
+    b1: number, b2: number, eps: number, wd: number, step: number, amsgrad: boolean, decoupled: boolean, maximize: boolean) => {
+    cpu.adamStep(list(params, sizes, 'params'), list(grads, sizes, 'grads'), list(m, sizes, 'expAvg'), list(v, sizes, 'expAvgSq'),
+      vmax === null ? null : list(vmax, sizes, 'maxExpAvgSq'), lr, b1, b2, eps, wd, step, amsgrad, decoupled, maximize);
+  }) as Fn);
+
+  return {
+    calls,
+    uninstall() {
+      for (const [name, fn] of saved) a[name] = fn;
+      saved.clear();
+    },
+  };
+}

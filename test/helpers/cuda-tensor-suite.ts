@@ -1,0 +1,462 @@
+// The CUDA tensor suite: every CUDA op against the CPU on fresh random inputs with odd sizes (1, 7,
+// 1023, 65537...), outputs poisoned with NaN before each kernel (lib/cuda-tensor's debug.poison) so
+// that unwritten elements show, broadcasting, gradients, an MLP trained with SGD and Adam against
+// the CPU, device-mixing and no-kernel errors, and allocator bytes back to their baseline.
+//
+// Registered twice: by test/cuda-tensor.test.ts on a real GPU (skipped without one), and by
+// test/cuda-tensor-emulated.test.ts on the emulated device of helpers/cuda-emulator.ts (the
+// TypeScript layer against the CPU kernels, everywhere).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tsm from '../../lib/index';
+import type { Tensor } from '../../lib/index';
+import * as cu from '../../lib/cuda-tensor';
+import * as ops from '../../lib/ops';
+
+const { F, nn, optim, cuda } = tsm;
+
+let seed = (Date.now() ^ 0x51ed) >>> 0; // fresh inputs each run; printed on failure
+const seedAtStart = seed;
+function random(): number {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+function data(n: number, lo = -2, hi = 2): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = lo + (hi - lo) * random();
+  return x;
+}
+/** The same random values on the CPU and on the GPU. */
+function pair(shape: number[], lo = -2, hi = 2, requiresGrad = false): [Tensor, Tensor] {
+  const d = data(shape.reduce((a, b) => a * b, 1), lo, hi);
+  return [tsm.tensor(d, { shape, requiresGrad }), tsm.tensor(d, { shape, device: 'cuda', requiresGrad })];
+}
+
+/** Elementwise |got - want| <= atol + rtol |want|, NaN only where want is NaN; names the first miss. */
+function expectClose(got: Tensor | ArrayLike<number>, want: Tensor | ArrayLike<number>, what: string, rtol = 1e-5, atol = 1e-6): void {
+  const g = 'dataSync' in got ? got.dataSync() : got;
+  const w = 'dataSync' in want ? want.dataSync() : want;
+  if ('shape' in got && 'shape' in want) expect((got as Tensor).shape, `${what}: shape`).toEqual((want as Tensor).shape);
+  expect(g.length, `${what}: length`).toBe(w.length);
+  for (let i = 0; i < w.length; i++) {
+    const ok = Number.isNaN(w[i]) ? Number.isNaN(g[i]) : Math.abs(g[i] - w[i]) <= atol + rtol * Math.abs(w[i]);
+    if (!ok) throw new Error(`${what}: element ${i} is ${g[i]}, expected ${w[i]} (seed ${seedAtStart})`);
+  }
+}
+
+const SIZES = [1, 7, 1023, 65537];
+
+/** Registers the suite under `title`; skipped (with vitest's skip) unless `run`. */
+export function defineCudaTensorSuite(title: string, run: boolean): void {
+describe.skipIf(!run)(title, () => {
+  beforeAll(() => {
+    cu.debug.poison = true;
+  });
+  afterAll(() => {
+    cu.debug.poison = false;
+  });
+
+  it('moves data both ways, creates on the device, reports device and bytes', () => {
+    for (const n of [0, ...SIZES]) {
+      tsm.tidy(() => {
+        const base = tsm.memory().cudaBytes;
+        const [c, g] = pair([n]);
+        expect(g.device).toBe('cuda:0');
+        expect(tsm.memory().cudaBytes).toBe(base + 4 * n);
+        expect(Array.from(g.dataSync())).toEqual(Array.from(c.dataSync()));
+        const back = g.cpu();
+        expect(back.device).toBe('cpu');
+        expect(Array.from(back.dataSync())).toEqual(Array.from(c.dataSync()));
+        expect(g.cuda()).toBe(g);
+        const again = c.to('cuda:0');
+        expect(again.device).toBe('cuda:0');
+        expect(tsm.memory().cudaBytes).toBe(base + 8 * n);
+        g.dispose();
+        again.dispose();
+        expect(tsm.memory().cudaBytes).toBe(base);
+      });
+    }
+    tsm.tidy(() => {
+      const i = tsm.tensor(new Int32Array([1, -2, 2147483647]), { device: 'cuda' });
+      expect(i.dtype).toBe('int32');
+      expect(Array.from(i.dataSync())).toEqual([1, -2, 2147483647]);
+      expect(tsm.zeros([3, 5], { device: 'cuda' }).toArray()).toEqual(tsm.zeros([3, 5]).toArray());
+      expect(Array.from(tsm.ones([1023], { device: 'cuda' }).dataSync()).every((v) => v === 1)).toBe(true);
+      expect(Array.from(tsm.full([7], -2.5, { device: 'cuda' }).dataSync())).toEqual(new Array(7).fill(-2.5));
+      expect(Array.from(tsm.full([3], 7.9, { device: 'cuda', dtype: 'int32' }).dataSync())).toEqual([7, 7, 7]);
+      expect(tsm.empty([5], { device: 'cuda' }).shape).toEqual([5]);
+      expect(tsm.arange(5, undefined, 1, { device: 'cuda' }).toArray()).toEqual([0, 1, 2, 3, 4]);
+      expect(tsm.eye(2, 3, { device: 'cuda' }).toArray()).toEqual([[1, 0, 0], [0, 1, 0]]);
+      tsm.manualSeed(5);
+      const rc = tsm.randn([1023]);
+      tsm.manualSeed(5);
+      const rg = tsm.randn([1023], { device: 'cuda' });
+      expect(Array.from(rg.dataSync())).toEqual(Array.from(rc.dataSync()));
+      expect(tsm.rand([2, 3], { device: 'cuda', requiresGrad: true }).requiresGrad).toBe(true);
+      expect(tsm.tensor([[4.5]], { device: 'cuda' }).item()).toBe(4.5);
+      expect(tsm.tensor([1.7, -1.7], { device: 'cuda' }).to('int32').toArray()).toEqual([1, -1]);
+      expect(tsm.tensor(new Int32Array([3, -4]), { device: 'cuda' }).to('float32').toArray()).toEqual([3, -4]);
+    });
+  });
+
+  it('unary ops and their gradients match the CPU (odd sizes, poisoned outputs)', () => {
+    const cases: [string, (t: Tensor) => Tensor, number, number][] = [
+      ['relu', (t) => t.relu(), -2, 2], ['sigmoid', (t) => t.sigmoid(), -12, 12], ['tanh', (t) => t.tanh(), -4, 4],
+      ['gelu', (t) => t.gelu(), -4, 4], ['gelu_tanh', (t) => t.gelu('tanh'), -4, 4], ['exp', (t) => t.exp(), -5, 5],
+      ['log', (t) => t.log(), 0.05, 20], ['sqrt', (t) => t.sqrt(), 0.05, 20], ['abs', (t) => t.abs(), -2, 2],
+      ['neg', (t) => t.neg(), -2, 2], ['silu', (t) => ops.silu(t), -6, 6], ['square', (t) => t.square(), -3, 3],
+      ['reciprocal', (t) => ops.reciprocal(t), 0.1, 4], ['sin', (t) => ops.sin(t), -3, 3], ['cos', (t) => ops.cos(t), -3, 3],
+      ['rsqrt', (t) => ops.rsqrt(t), 0.05, 20], ['clamp', (t) => t.clamp(-0.5, 0.7), -2, 2],
+      ['clamp(min)', (t) => t.clamp(0.1), -2, 2], ['clamp(max)', (t) => t.clamp(null, -0.1), -2, 2],
+    ];
+    for (const [name, f, lo, hi] of cases) {
+      for (const n of SIZES) {
+        tsm.tidy(() => {
+          const [xc, xg] = pair([n], lo, hi, true);
+          const yc = f(xc), yg = f(xg);
+          expect(yg.device).toBe('cuda:0');
+          expectClose(yg, yc, `${name} forward n=${n}`, 2e-6, 1e-6);
+          const [gc, gg] = pair([n]);
+          yc.backward(gc);
+          yg.backward(gg);
+          expect(xg.grad!.device).toBe('cuda:0');
+          expectClose(xg.grad!, xc.grad!, `${name} backward n=${n}`, 1e-5, 1e-6);
+        });
+      }
+    }
+  });
+
+  it('binary ops: same shape, broadcast, scalars, comparisons, and gradients', () => {
+    const names = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
+    const differentiable = new Set(['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum']);
+    const shapes: [number[], number[]][] = [
+      [[1023], [1023]], [[65537], [65537]], [[7, 1, 5], [1, 3, 1]], [[2, 3, 4], [4]], [[1023], [1]],
+      [[5, 1], [1, 6]], [[3, 1, 7], [3, 1, 7]], [[], [2, 2]], [[2, 1, 3, 1, 2], [1, 4, 1, 5, 1]],
+    ];
+    for (const name of names) {
+      const fn = (a: Tensor | number, b: Tensor | number) => (ops as unknown as Record<string, (a: Tensor | number, b: Tensor | number) => Tensor>)[name](a, b);
+      for (const [sa, sb] of shapes) {
+        tsm.tidy(() => {
+          // pow: positive bases (log in its gradient); div: divisors away from 0 (the gradient's
+          // -a/b^2 summed over broadcast dims would otherwise cancel at float rounding).
+          const [ac, ag] = pair(sa, name === 'pow' ? 0.5 : -2, 2, differentiable.has(name));
+          const bd = data(sb.reduce((x, y) => x * y, 1), name === 'div' ? 0.5 : -2, 2);
+          // Ties, so that eq/le/ge/maximum see equal elements where the shapes allow.
+          const ad = ac.dataSync();
+          if (sa.join() === sb.join()) for (let i = 0; i < bd.length; i += 3) bd[i] = ad[i];
+          const bc = tsm.tensor(bd, { shape: sb, requiresGrad: differentiable.has(name) });
+          const bg = tsm.tensor(bd, { shape: sb, device: 'cuda', requiresGrad: differentiable.has(name) });
+          const yc = fn(ac, bc), yg = fn(ag, bg);
+          expectClose(yg, yc, `${name} [${sa}] [${sb}]`, 2e-6, 1e-6);
+          if (differentiable.has(name)) {
+            const [gc, gg] = pair(yc.shape.slice());
+            yc.backward(gc);
+            yg.backward(gg);
+            expectClose(ag.grad!, ac.grad!, `${name} [${sa}] [${sb}] grad a`, 1e-5, 1e-5);
+            expectClose(bg.grad!, bc.grad!, `${name} [${sa}] [${sb}] grad b`, 1e-5, 1e-5);
+          }
+        });
+      }
+      for (const n of SIZES) {
+        tsm.tidy(() => {
+          const [xc, xg] = pair([n], name === 'pow' ? 0.5 : -2, 2);
+          expectClose(fn(xg, 0.75), fn(xc, 0.75), `${name} scalar n=${n}`, 2e-6, 1e-6);
+          expectClose(fn(1.5, xg), fn(1.5, xc), `${name} reversed scalar n=${n}`, 2e-6, 1e-6);
+        });
+      }
+    }
+  });
+
+  it('sum and mean over dims, max/min/argmax/argmin, with gradients', () => {
+    const cases: [number[], (number | number[] | undefined)[]][] = [
+      [[65537], [undefined, 0]],
+      [[7, 1023], [undefined, 0, 1, [0, 1]]], // rows of a warp each (dim 1)
+      [[3, 5, 7], [0, 1, 2, [0, 2], [1, 2], [0, 1]]], // rows of a thread each (dim 2), columns
+      [[3, 5000], [1]],                  // rows of a block each, not split
+      [[1, 70001], [1, undefined]],      // one long row: split over blocks
+      [[70001, 3], [0]],                 // long columns: split over blocks
+      [[2, 4097, 3], [1, [0, 1]]],
+      [[4, 0, 3], [1, 0]],               // empty reductions: 0 (sum), NaN (mean)
+    ];
+    for (const [shape, dims] of cases) {
+      for (const dim of dims) {
+        for (const keep of [false, true]) {
+          tsm.tidy(() => {
+            const [xc, xg] = pair(shape, -2, 2, true);
+            const sc = xc.sum(dim, keep), sg = xg.sum(dim, keep);
+            // float32 tree sums against the CPU's double sums: error ~ sqrt(count) ulps of the terms.
+            const reduced = dim === undefined ? shape : (Array.isArray(dim) ? dim : [dim]).map((d) => shape[d]);
+            const count = reduced.reduce((a, b) => a * b, 1);
+            expectClose(sg, sc, `sum [${shape}] dim ${dim} keep ${keep}`, 1e-5, 1e-6 * Math.sqrt(count + 1));
+            const mc = xc.mean(dim, keep), mg = xg.mean(dim, keep);
+            expectClose(mg, mc, `mean [${shape}] dim ${dim}`, 1e-5, 1e-5);
+            const [gc, gg] = pair(sc.shape.slice());
+            sc.mul(gc).sum().add(mc.sum()).backward();
+            sg.mul(gg).sum().add(mg.sum()).backward();
+            expectClose(xg.grad!, xc.grad!, `sum/mean grad [${shape}] dim ${dim}`, 1e-5, 1e-6);
+          });
+        }
+      }
+    }
+    for (const [shape, dim] of [[[65537], undefined], [[7, 1023], 1], [[7, 1023], 0], [[3, 5, 7], 1], [[1023, 1], 0]] as [number[], number | undefined][]) {
+      tsm.tidy(() => {
+        const [xc, xg] = pair(shape, -2, 2, true);
+        for (const f of [(t: Tensor) => t.max(dim), (t: Tensor) => t.min(dim, true)]) {
+          const yc = f(xc), yg = f(xg);
+          expectClose(yg, yc, `max/min [${shape}] dim ${dim}`, 0, 0);
+          const [gc, gg] = pair(yc.shape.slice());
+          yc.backward(gc);
+          yg.backward(gg);
+        }
+        expectClose(xg.grad!, xc.grad!, `max/min grad [${shape}] dim ${dim}`, 0, 1e-6);
+        for (const f of [(t: Tensor) => t.argmax(dim), (t: Tensor) => t.argmin(dim)]) {
+          const ic = f(xc), ig = f(xg);
+          expect(ig.dtype).toBe('int32');
+          expect(ig.shape).toEqual(ic.shape);
+          expect(Array.from(ig.dataSync())).toEqual(Array.from(ic.dataSync()));
+        }
+      });
+    }
+    tsm.tidy(() => {
+      // Ties go to the first index; the first NaN wins both (as the CPU kernel).
+      const v = [1, 3, 3, NaN, 2, NaN, -1, -1];
+      const g = tsm.tensor(v, { device: 'cuda' }), c = tsm.tensor(v);
+      expect(g.argmax().item()).toBe(3);
+      expect(g.argmin().item()).toBe(3);
+      expect(g.slice(0, 0, 3).argmax().item()).toBe(1);
+      expect(g.slice(0, 6).argmin().item()).toBe(0);
+      expect(Number.isNaN(g.max().item())).toBe(true);
+      expect(c.argmax().item()).toBe(3);
+    });
+  });
+
+  it('softmax and logSoftmax over any dim, rows short and long, with gradients', () => {
+    const cases: [number[], number][] = [
+      [[5, 1], -1], [[9, 7], -1], [[33, 1023], -1], [[3, 1025], 1], [[2, 65537], -1], [[7, 9], 0], [[4, 33, 5], 1],
+    ];
+    for (const [shape, dim] of cases) {
+      for (const log of [false, true]) {
+        tsm.tidy(() => {
+          const [xc, xg] = pair(shape, -8, 8, true);
+          const f = (t: Tensor) => (log ? t.logSoftmax(dim) : t.softmax(dim));
+          const yc = f(xc), yg = f(xg);
+          expectClose(yg, yc, `${log ? 'logSoftmax' : 'softmax'} [${shape}] dim ${dim}`, 1e-5, 1e-6);
+          const [gc, gg] = pair(shape);
+          yc.backward(gc);
+          yg.backward(gg);
+          expectClose(xg.grad!, xc.grad!, `softmax grad [${shape}] dim ${dim} log ${log}`, 1e-4, 1e-5);
+        });
+      }
+    }
+  });
+
+  it('matmul (2-d, batched, broadcast, 1-d) and linear, with gradients', () => {
+    const cases: [number[], number[]][] = [
+      [[7, 1023], [1023, 5]], [[1, 1], [1, 1]], [[65, 33], [33, 129]], [[3, 7, 9], [3, 9, 4]], [[3, 7, 9], [9, 4]],
+      [[7, 9], [3, 9, 4]], [[2, 1, 5, 6], [1, 3, 6, 4]], [[9], [9, 4]], [[3, 7, 9], [9]], [[9], [9]], [[4, 0], [0, 3]],
+    ];
+    for (const [sa, sb] of cases) {
+      tsm.tidy(() => {
+        const [ac, ag] = pair(sa, -1, 1, true), [bc, bg] = pair(sb, -1, 1, true);
+        const yc = ac.matmul(bc), yg = ag.matmul(bg);
+        const k = sa[sa.length - 1];
+        expectClose(yg, yc, `matmul [${sa}] @ [${sb}]`, 1e-5, 1e-5 * Math.sqrt(k + 1));
+        const [gc, gg] = pair(yc.shape.slice());
+        yc.backward(gc);
+        yg.backward(gg);
+        expectClose(ag.grad!, ac.grad!, `matmul grad a [${sa}] @ [${sb}]`, 1e-4, 1e-4);
+        expectClose(bg.grad!, bc.grad!, `matmul grad b [${sa}] @ [${sb}]`, 1e-4, 1e-4);
+      });
+    }
+    for (const [xs, outF, bias] of [[[9, 7], 5, true], [[2, 3, 1023], 17, true], [[9, 7], 5, false], [[0, 7], 5, true]] as [number[], number, boolean][]) {
+      tsm.tidy(() => {
+        const inF = xs[xs.length - 1];
+        const [xc, xg] = pair(xs, -1, 1, true), [wc, wg] = pair([outF, inF], -1, 1, true), [bc, bg] = pair([outF], -1, 1, true);
+        const yc = F.linear(xc, wc, bias ? bc : null), yg = F.linear(xg, wg, bias ? bg : null);
+        expectClose(yg, yc, `linear [${xs}] -> ${outF}`, 1e-5, 1e-5);
+        const [gc, gg] = pair(yc.shape.slice());
+        yc.backward(gc);
+        yg.backward(gg);
+        expectClose(xg.grad!, xc.grad!, `linear grad x [${xs}]`, 1e-4, 1e-4);
+        expectClose(wg.grad!, wc.grad!, `linear grad w [${xs}]`, 1e-4, 1e-4);
+        if (bias) expectClose(bg.grad!, bc.grad!, `linear grad b [${xs}]`, 1e-4, 1e-4);
+      });
+    }
+  });
+
+  it('views share storage; transpose/permute/expand/slice copy on the device, with gradients', () => {
+    tsm.tidy(() => {
+      const [xc, xg] = pair([6, 35], -1, 1);
+      const before = tsm.memory().cudaBytes;
+      const v = xg.reshape(5, 42).view([-1]).unsqueeze(0).squeeze().flatten();
+      expect(tsm.memory().cudaBytes).toBe(before);
+      expect(v.contiguous()).toBe(v);
+      expectClose(v, xc.reshape(210), 'views');
+    });
+    const cases: [number[], (t: Tensor) => Tensor][] = [
+      [[7, 1023], (t) => t.transpose()],
+      [[1023, 7], (t) => t.transpose(0, 1)],
+      [[3, 65, 33], (t) => t.transpose(1, 2)],
+      [[3, 65, 33], (t) => t.transpose(0, 2)],
+      [[2, 3, 4, 5], (t) => t.permute(3, 0, 2, 1)],
+      [[2, 3, 4, 5], (t) => t.permute([1, 0, 2, 3])],
+      [[5, 1, 3], (t) => t.expand(2, 5, 4, 3)],
+      [[1], (t) => t.expand(65537)],
+      [[9, 1023], (t) => t.slice(1, 3, 1000, 7)],
+      [[9, 1023], (t) => t.slice(0, -4)],
+      [[4, 5, 6], (t) => t.slice(1, 1, 4).transpose(0, 2)],
+      [[4, 5], (t) => t.slice(1, 5, 9)],
+    ];
+    for (const [shape, f] of cases) {
+      tsm.tidy(() => {
+        const [xc, xg] = pair(shape, -2, 2, true);
+        const yc = f(xc), yg = f(xg);
+        expectClose(yg, yc, `layout [${shape}] ${f}`, 0, 0);
+        const [gc, gg] = pair(yc.shape.slice());
+        yc.backward(gc);
+        yg.backward(gg);
+        expectClose(xg.grad!, xc.grad!, `layout grad [${shape}] ${f}`, 1e-5, 1e-5);
+      });
+    }
+    tsm.tidy(() => {
+      const i = tsm.tensor(new Int32Array([1, 2, 3, 4, 5, 6]), { shape: [2, 3], device: 'cuda' });
+      expect(i.transpose().toArray()).toEqual([[1, 4], [2, 5], [3, 6]]);
+    });
+  });
+
+  it('autograd through a small MLP on CUDA matches the CPU gradients', () => {
+    tsm.tidy(() => {
+      const [w1c, w1g] = pair([16, 7], -0.5, 0.5, true), [b1c, b1g] = pair([16], -0.5, 0.5, true);
+      const [w2c, w2g] = pair([3, 16], -0.5, 0.5, true), [b2c, b2g] = pair([3], -0.5, 0.5, true);
+      const [xc, xg] = pair([9, 7]), [tc, tg] = pair([9, 3]);
+      const loss = (x: Tensor, t: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) => {
+        const h = F.linear(x, w1, b1).gelu();
+        const o = F.linear(h, w2, b2);
+        return F.mseLoss(o, t).add(o.logSoftmax(1).neg().mean()).add(h.tanh().pow(2).sum(1).mean());
+      };
+      const lc = loss(xc, tc, w1c, b1c, w2c, b2c), lg = loss(xg, tg, w1g, b1g, w2g, b2g);
+      expect(lg.device).toBe('cuda:0');
+      expectClose([lg.item()], [lc.item()], 'MLP loss', 1e-5, 1e-6);
+      lc.backward();
+      lg.backward();
+      for (const [g, c, n] of [[w1g, w1c, 'w1'], [b1g, b1c, 'b1'], [w2g, w2c, 'w2'], [b2g, b2c, 'b2']] as [Tensor, Tensor, string][]) {
+        expect(g.grad!.device).toBe('cuda:0');
+        expectClose(g.grad!, c.grad!, `MLP grad ${n}`, 1e-4, 1e-6);
+      }
+    });
+  });
+
+  it('a 2-layer MLP trains with SGD and Adam on CUDA, losses as on the CPU', () => {
+    for (const make of [
+      (p: Tensor[]) => new optim.SGD(p, { lr: 0.05, momentum: 0.9, weightDecay: 1e-3 }),
+      (p: Tensor[]) => new optim.SGD(p, { lr: 0.05, momentum: 0.9, nesterov: true }),
+      (p: Tensor[]) => new optim.Adam(p, { lr: 1e-2 }),
+      (p: Tensor[]) => new optim.AdamW(p, { lr: 1e-2, amsgrad: true }),
+    ]) {
+      const cpuModel = new nn.Sequential(new nn.Linear(7, 16), new nn.ReLU(), new nn.Linear(16, 3));
+      const gpuModel = new nn.Sequential(new nn.Linear(7, 16), new nn.ReLU(), new nn.Linear(16, 3));
+      gpuModel.loadStateDict(cpuModel.stateDict());
+      expect(gpuModel.to('cuda')).toBe(gpuModel);
+      for (const p of gpuModel.parameters()) expect(p.device).toBe('cuda:0');
+      const [xc, xg] = pair([33, 7]), [tc, tg] = pair([33, 3]);
+      const oc = make(cpuModel.parameters()), og = make(gpuModel.parameters());
+      const lossesC: number[] = [], lossesG: number[] = [];
+      for (let step = 0; step < 6; step++) {
+        for (const [model, o, x, t, out] of [[cpuModel, oc, xc, tc, lossesC], [gpuModel, og, xg, tg, lossesG]] as const) {
+          tsm.tidy(() => {
+            o.zeroGrad();
+            const l = F.mseLoss(model.forward(x), t);
+            l.backward();
+            o.step();
+            out.push(l.item());
+          });
+        }
+      }
+      for (let i = 0; i < lossesC.length; i++)
+        expect(Math.abs(lossesG[i] - lossesC[i]), `step ${i}: ${lossesG[i]} vs ${lossesC[i]} (seed ${seedAtStart})`)
+          .toBeLessThanOrEqual(1e-4 * Math.abs(lossesC[i]));
+      expect(lossesG[lossesG.length - 1]).toBeLessThan(lossesG[0]);
+      const pc = cpuModel.parameters(), pg = gpuModel.parameters();
+      pc.forEach((p, i) => expectClose(pg[i], p, `parameter ${i} after training`, 1e-4, 1e-5));
+      for (const m of [cpuModel, gpuModel]) for (const p of m.parameters()) { p.grad?.dispose(); p.dispose(); }
+      xc.dispose(); xg.dispose(); tc.dispose(); tg.dispose();
+    }
+  });
+
+  it('Module.to moves parameters and gradients in place; a stale optimizer state is a named error', () => {
+    const m = new nn.Linear(3, 2);
+    const w = m.weight;
+    const o = new optim.Adam(m.parameters());
+    tsm.tidy(() => {
+      m.forward(tsm.ones([1, 3])).sum().backward();
+      o.step();
+    });
+    const before = Array.from(w.dataSync());
+    m.to('cuda');
+    expect(m.weight).toBe(w);
+    expect(w.device).toBe('cuda:0');
+    expect(w.requiresGrad).toBe(true);
+    expect(w.grad!.device).toBe('cuda:0');
+    expect(Array.from(w.dataSync())).toEqual(before);
+    tsm.tidy(() => {
+      o.zeroGrad();
+      m.forward(tsm.ones([1, 3], { device: 'cuda' })).sum().backward();
+    });
+    expect(() => o.step()).toThrow(/^Adam\.step: params\[0\] is on cuda:0 but its optimizer state was created on another device/);
+    m.to('cpu');
+    expect(w.device).toBe('cpu');
+    expect(w.grad!.device).toBe('cpu');
+    for (const p of m.parameters()) { p.grad?.dispose(); p.dispose(); }
+  });
+
+  it('clipGradNorm scales CUDA gradients as CPU ones', () => {
+    tsm.tidy(() => {
+      const [ac, ag] = pair([1023], -1, 1, true), [bc, bg] = pair([7, 3], -1, 1, true);
+      ac.mul(3).sum().add(bc.square().sum()).backward();
+      ag.mul(3).sum().add(bg.square().sum()).backward();
+      const nc = optim.clipGradNorm([ac, bc], 1), ng = optim.clipGradNorm([ag, bg], 1);
+      expect(Math.abs(ng - nc)).toBeLessThanOrEqual(1e-5 * nc);
+      expectClose(ag.grad!, ac.grad!, 'clipped a', 1e-5, 1e-7);
+      expectClose(bg.grad!, bc.grad!, 'clipped b', 1e-5, 1e-7);
+    });
+  });
+
+  it('mixing devices, and ops without a CUDA kernel, are named errors', () => {
+    tsm.tidy(() => {
+      const g = tsm.ones([2, 3], { device: 'cuda' }), c = tsm.ones([2, 3]);
+      expect(() => g.add(c)).toThrow(/^add: expected all tensors on the same device, got cuda:0 \(a\) and cpu \(b\)$/);
+      expect(() => c.matmul(g.transpose())).toThrow(/^matmul: .*cpu \(input\) and cuda:0 \(other\)$/);
+      expect(() => F.conv2d(g.reshape(1, 1, 2, 3), tsm.ones([1, 1, 1, 1], { device: 'cuda' })))
+        .toThrow(/^conv2d: no CUDA kernel yet for this op; move the tensor to the CPU with \.cpu\(\)$/);
+      expect(() => new optim.RMSprop([g.requiresGrad_()]).step()).not.toThrow(); // no grad yet: nothing to do
+      g.sum().backward();
+      expect(() => new optim.RMSprop([g]).step()).toThrow(/^RMSprop\.step: no CUDA kernel yet/);
+    });
+  });
+
+  it('dispose, tidy and emptyCache return the allocator to its baseline', () => {
+    cuda.synchronize();
+    const base = cuda.memoryStats().allocatedBytes;
+    const baseBytes = tsm.memory().cudaBytes;
+    const kept = tsm.tidy(() => {
+      const [, x] = pair([1023, 65], -1, 1, true);
+      const y = x.matmul(x.transpose()).softmax(-1).sum(0).mean();
+      y.backward();
+      const k = x.grad!;
+      expect(cuda.memoryStats().allocatedBytes).toBeGreaterThan(base);
+      x.grad = null;
+      return k;
+    });
+    expect(tsm.memory().cudaBytes).toBe(baseBytes + kept.size * 4);
+    kept.dispose();
+    expect(tsm.memory().cudaBytes).toBe(baseBytes);
+    expect(cuda.memoryStats().allocatedBytes).toBe(base);
+    cuda.emptyCache();
+    const s = cuda.memoryStats();
+    expect(s.allocatedBytes).toBe(base);
+    expect(s.reservedBytes).toBe(s.allocatedBytes);
+  });
+});
+}
