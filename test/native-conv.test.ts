@@ -254,6 +254,8 @@ describe('conv2d', () => {
     checkConv({ ...base, N: 4, C: 4, H: 12, W: 35, OC: 6, KH: 3, KW: 5, pH: 1, pW: 2 }, true);
     checkConv({ ...base, N: 4, C: 6, H: 10, W: 19, OC: 4, KH: 3, KW: 3, sH: 2, pW: 1, dW: 2, groups: 2 }, true);
     checkConv({ ...base, N: 6, C: 1, H: 5, W: 40, OC: 3, KH: 1, KW: 7, pW: 3 }, true);
+    // a col buffer past 512 KiB per image: backward-data scatters it tap by tap
+    checkConv({ ...base, N: 4, C: 16, H: 40, W: 40, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1 }, false);
   });
 
   it('reference backward agrees with finite differences', () => {
