@@ -16,13 +16,10 @@ void ukernel_avx512_12x32(int64_t k, const float* a, const float* b, float* c, i
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  // C goes to L2 only: rows of C lie ldc apart, so with a power-of-two ldc all twelve rows map to
-  // the same L1 sets, and lines fetched into L1 now would be evicted by the A and B streams before
-  // the end of the loop uses them.
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
   }
 #pragma GCC unroll 2
   for (int64_t p = 0; p < k; ++p) {
