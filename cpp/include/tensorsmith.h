@@ -740,6 +740,67 @@ TSM_API tsm_status tsm_cuda_adam_step(float* const* params, float* const* exp_av
                                       int maximize);
 /* ---- end section: cuda tensor kernels ---- */
 
+/* ---- section: cuda nn kernels (cuda/conv.cu, cuda/pool.cu, cuda/cross_entropy.cu; stand-ins in
+ *      cpp/runtime/cuda_stub.cpp) ----
+ *
+ * The CNN's kernels on device memory of the current device: the contracts of the CPU kernels of
+ * the "conv + pooling" and "pointwise" (cross-entropy) sections, float32, contiguous NCHW, with the
+ * differences said per call. Asynchronous like the cuda tensor kernels (queued on the device's
+ * stream); bad descriptors are TSM_ERR_INVALID_ARGUMENT, launch failures TSM_ERR_CUDA, builds
+ * without CUDA TSM_ERR_UNSUPPORTED. Scratch memory (the convolution's column buffers) comes from
+ * the caching allocator and is returned before the call returns (safe: one stream per device).
+ */
+
+/* As tsm_conv2d_forward / _backward_data / _backward_weight (same descriptor and shapes): im2col
+ * into a column buffer (C*KH*KW, OH*OW) per image, then one strided-batched SGEMM per group over the
+ * images (tsm_cuda_sgemm_strided_batched, float32 FMAs), then col2im (a gather per input element,
+ * no atomics) for the data gradient; the weight gradient sums per-image GEMM products over the
+ * images in a fixed order (deterministic). Images are processed in chunks whose scratch fits in
+ * 256 MiB. dbias may be NULL. */
+TSM_API tsm_status tsm_cuda_conv2d_forward(float* y, const float* x, const float* w, const float* bias,
+                                           const tsm_conv2d_desc* d);
+TSM_API tsm_status tsm_cuda_conv2d_backward_data(float* dx, const float* dy, const float* w,
+                                                 const tsm_conv2d_desc* d);
+TSM_API tsm_status tsm_cuda_conv2d_backward_weight(float* dw, float* dbias, const float* dy,
+                                                   const float* x, const tsm_conv2d_desc* d);
+
+/* As tsm_max_pool2d_forward (same windows, NaN and tie rules, int32 indices ih*W + iw). */
+TSM_API tsm_status tsm_cuda_max_pool2d_forward(float* y, int32_t* indices, const float* x,
+                                               const tsm_pool2d_desc* d);
+/* dx (N,C,H,W) = scatter-add of dy (N,C,OH,OW) at indices, as tsm_max_pool2d_backward, but given
+ * the forward's descriptor: each input element gathers the outputs whose window holds it (in the
+ * CPU's order: bit-identical sums); an index that is not one of its window's taps (an all-padding
+ * window with dilation) is added with an atomic. Indices outside [0, H*W) are not checked (they
+ * cannot be without a synchronisation) and contribute nothing. */
+TSM_API tsm_status tsm_cuda_max_pool2d_backward(float* dx, const float* dy, const int32_t* indices,
+                                                const tsm_pool2d_desc* d);
+/* As tsm_avg_pool2d_forward / tsm_avg_pool2d_backward (ceil_mode, count_include_pad); the backward
+ * gathers per input element (no atomics, the CPU's summation order). */
+TSM_API tsm_status tsm_cuda_avg_pool2d_forward(float* y, const float* x, const tsm_pool2d_desc* d);
+TSM_API tsm_status tsm_cuda_avg_pool2d_backward(float* dx, const float* dy, const tsm_pool2d_desc* d);
+
+/* Fused softmax cross-entropy, as tsm_cross_entropy_forward plus the reduction, float32 sums:
+ *   losses (n), log_probs (n, c) as the CPU kernel; reduction 0 = none, 1 = mean, 2 = sum:
+ *   out (1) = sum of losses (sum) or sum / count (mean; NaN when every row is ignored), and
+ *   count (1) = the number of rows whose target is not ignore_index (float); both NULL for none.
+ * Targets are device memory and are not range-checked before the launch (that would need a
+ * synchronisation): a target outside [0, c) that is not ignore_index gives a NaN loss (and NaN
+ * gradients) for its row. 1 <= c; n >= 0. */
+TSM_API tsm_status tsm_cuda_cross_entropy_forward(float* losses, float* log_probs, float* out,
+                                                  float* count, const float* logits,
+                                                  const int32_t* targets, int64_t n, int64_t c,
+                                                  int64_t ignore_index, float label_smoothing,
+                                                  int reduction);
+/* dlogits (n, c) = dl_i * (exp(log_probs) - (1 - eps) onehot(t_i) - eps / c), 0 for ignored rows,
+ * with dl_i = dloss[i] (reduction none, dloss (n)), dloss[0] (sum) or dloss[0] / max(count[0], 1)
+ * (mean; count from the forward). */
+TSM_API tsm_status tsm_cuda_cross_entropy_backward(float* dlogits, const float* log_probs,
+                                                   const int32_t* targets, const float* dloss,
+                                                   const float* count, int64_t n, int64_t c,
+                                                   int64_t ignore_index, float label_smoothing,
+                                                   int reduction);
+/* ---- end section: cuda nn kernels ---- */
+
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
  * and returns TSM_OK; it returns TSM_ERR_UNSUPPORTED only in builds without CUDA. */
 TSM_API int tsm_cuda_compiled(void);

@@ -1,5 +1,5 @@
 // Stand-ins for the CUDA entry points in builds without CUDA (TSM_CUDA=OFF or no nvcc). Keep in sync
-// with the "section: cuda" and "section: cuda tensor kernels" blocks of tensorsmith.h: every tsm_cuda_* function exists here and, apart
+// with the "section: cuda", "section: cuda tensor kernels" and "section: cuda nn kernels" blocks of tensorsmith.h: every tsm_cuda_* function exists here and, apart
 // from the queries, fails with TSM_ERR_UNSUPPORTED and a message naming the call.
 #include "runtime.h"
 
@@ -131,6 +131,37 @@ TSM_API tsm_status tsm_cuda_adam_step(float* const*, float* const*, float* const
                                       const float* const*, const int64_t*, int64_t, double, double, double,
                                       double, double, int64_t, int, int, int) {
   return unsupported("cuda_adam_step");
+}
+
+// section: cuda nn kernels
+TSM_API tsm_status tsm_cuda_conv2d_forward(float*, const float*, const float*, const float*, const tsm_conv2d_desc*) {
+  return unsupported("cuda_conv2d_forward");
+}
+TSM_API tsm_status tsm_cuda_conv2d_backward_data(float*, const float*, const float*, const tsm_conv2d_desc*) {
+  return unsupported("cuda_conv2d_backward_data");
+}
+TSM_API tsm_status tsm_cuda_conv2d_backward_weight(float*, float*, const float*, const float*, const tsm_conv2d_desc*) {
+  return unsupported("cuda_conv2d_backward_weight");
+}
+TSM_API tsm_status tsm_cuda_max_pool2d_forward(float*, int32_t*, const float*, const tsm_pool2d_desc*) {
+  return unsupported("cuda_max_pool2d_forward");
+}
+TSM_API tsm_status tsm_cuda_max_pool2d_backward(float*, const float*, const int32_t*, const tsm_pool2d_desc*) {
+  return unsupported("cuda_max_pool2d_backward");
+}
+TSM_API tsm_status tsm_cuda_avg_pool2d_forward(float*, const float*, const tsm_pool2d_desc*) {
+  return unsupported("cuda_avg_pool2d_forward");
+}
+TSM_API tsm_status tsm_cuda_avg_pool2d_backward(float*, const float*, const tsm_pool2d_desc*) {
+  return unsupported("cuda_avg_pool2d_backward");
+}
+TSM_API tsm_status tsm_cuda_cross_entropy_forward(float*, float*, float*, float*, const float*, const int32_t*, int64_t,
+                                                  int64_t, int64_t, float, int) {
+  return unsupported("cuda_cross_entropy_forward");
+}
+TSM_API tsm_status tsm_cuda_cross_entropy_backward(float*, const float*, const int32_t*, const float*, const float*,
+                                                   int64_t, int64_t, int64_t, float, int) {
+  return unsupported("cuda_cross_entropy_backward");
 }
 
 }  // extern "C"
