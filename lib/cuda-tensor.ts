@@ -256,6 +256,96 @@ export function gemmInto(g: GemmCall, op: string): void {
     handle(g.b, op), g.ldb, g.strideB, g.beta ?? 0, c, 0, g.ldc, g.strideC, g.bias ? handle(g.bias, op) : null, 0));
 }
 
+// ---- nn: convolution, pooling, cross-entropy (cuda/conv.cu, pool.cu, cross_entropy.cu) ----
+
+/** conv2d's sizes as the kernels take them: N, C, H, W, OC, KH, KW, sH, sW, pH, pW, dH, dW, groups. */
+export type ConvSizes = readonly [number, number, number, number, number, number, number, number, number, number,
+  number, number, number, number];
+
+export function conv2dForward(x: Tensor, w: Tensor, b: Tensor | null, outShape: Shape, sizes: ConvSizes,
+                              op: string): Tensor {
+  const y = empty(outShape, x.device);
+  if (y.size)
+    cudaCall((a) => a.cudaConv2dForward(handle(y, op), handle(x, op), handle(w, op), b ? handle(b, op) : null, ...sizes));
+  return y;
+}
+
+export function conv2dBackwardData(dy: Tensor, w: Tensor, xShape: Shape, sizes: ConvSizes, op: string): Tensor {
+  const dx = empty(xShape, dy.device);
+  if (dx.size) cudaCall((a) => a.cudaConv2dBackwardData(handle(dx, op), handle(dy, op), handle(w, op), ...sizes));
+  return dx;
+}
+
+/** [dw, db] (db null without a bias). */
+export function conv2dBackwardWeight(dy: Tensor, x: Tensor, wShape: Shape, bias: boolean, sizes: ConvSizes,
+                                     op: string): [Tensor, Tensor | null] {
+  const dw = empty(wShape, dy.device);
+  const db = bias ? empty([wShape[0]], dy.device) : null;
+  if (dw.size)
+    cudaCall((a) => a.cudaConv2dBackwardWeight(handle(dw, op), db ? handle(db, op) : null, handle(dy, op), handle(x, op),
+      ...sizes));
+  return [dw, db];
+}
+
+/** Pooling arguments after N, C, H, W: KH, KW, sH, sW, pH, pW, (dH, dW for max), ceilMode, (countIncludePad for avg). */
+export type PoolArgs = (number | boolean)[];
+
+export function maxPool2dForward(x: Tensor, outShape: Shape, args: PoolArgs, op: string): { y: Tensor; indices: Tensor } {
+  const y = empty(outShape, x.device);
+  const indices = empty(outShape, x.device, 'int32');
+  if (y.size) cudaCall((a) => a.cudaMaxPool2dForward(handle(y, op), handle(indices, op), handle(x, op), ...x.shape, ...args));
+  return { y, indices };
+}
+
+export function maxPool2dBackward(dy: Tensor, indices: Tensor, xShape: Shape, args: PoolArgs, op: string): Tensor {
+  const dx = empty(xShape, dy.device);
+  if (dx.size)
+    cudaCall((a) => a.cudaMaxPool2dBackward(handle(dx, op), handle(dy, op), handle(indices, op), ...xShape, ...args));
+  return dx;
+}
+
+export function avgPool2dForward(x: Tensor, outShape: Shape, args: PoolArgs, op: string): Tensor {
+  const y = empty(outShape, x.device);
+  if (y.size) cudaCall((a) => a.cudaAvgPool2dForward(handle(y, op), handle(x, op), ...x.shape, ...args));
+  return y;
+}
+
+export function avgPool2dBackward(dy: Tensor, xShape: Shape, args: PoolArgs, op: string): Tensor {
+  const dx = empty(xShape, dy.device);
+  if (dx.size) cudaCall((a) => a.cudaAvgPool2dBackward(handle(dx, op), handle(dy, op), ...xShape, ...args));
+  return dx;
+}
+
+export const REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
+
+/**
+ * Fused cross-entropy of logits (rows, c) and int32 targets (rows) on the device: per-row losses
+ * (rows), the log-probabilities (rows, c) for the backward, and for 'mean'/'sum' the reduced loss
+ * (shape []) and the count of rows not ignored (shape [1]).
+ */
+export function crossEntropyForward(logits: Tensor, targets: Tensor, rows: number, c: number, ignoreIndex: number,
+                                    smoothing: number, reduction: keyof typeof REDUCTION, op: string):
+  { losses: Tensor; logProbs: Tensor; out: Tensor | null; count: Tensor | null } {
+  const dev = logits.device;
+  const losses = empty([rows], dev), logProbs = empty([rows, c], dev);
+  const out = reduction === 'none' ? null : empty([], dev);
+  const count = reduction === 'none' ? null : empty([1], dev);
+  cudaCall((a) => a.cudaCrossEntropyForward(handle(losses, op), handle(logProbs, op), out && handle(out, op),
+    count && handle(count, op), handle(logits, op), handle(targets, op), rows, c, ignoreIndex, smoothing,
+    REDUCTION[reduction]));
+  return { losses, logProbs, out, count };
+}
+
+/** dlogits (rows, c) from the saved log-probabilities; dloss (rows) for 'none', else one element. */
+export function crossEntropyBackward(logProbs: Tensor, targets: Tensor, dloss: Tensor, count: Tensor | null, rows: number,
+                                     c: number, ignoreIndex: number, smoothing: number,
+                                     reduction: keyof typeof REDUCTION, op: string): Tensor {
+  const dx = empty([rows, c], logProbs.device);
+  cudaCall((a) => a.cudaCrossEntropyBackward(handle(dx, op), handle(logProbs, op), handle(targets, op),
+    handle(dloss, op), count && handle(count, op), rows, c, ignoreIndex, smoothing, REDUCTION[reduction]));
+  return dx;
+}
+
 // ---- optimizers ----
 
 export function sgdStep(params: Tensor[], grads: Tensor[], bufs: Tensor[] | null, lr: number, momentum: number,

@@ -41,8 +41,29 @@ export interface CudaTensorAddon {
                step: number, amsgrad: boolean, decoupled: boolean, maximize: boolean): void;
 }
 
-/** The addon with the CUDA buffer and tensor-kernel entry points. */
-export type TensorAddon = CudaAddon & CudaTensorAddon;
+/**
+ * The CNN kernels of the addon (cpp/binding/ops_cuda_nn.cpp -> cuda/conv.cu, pool.cu,
+ * cross_entropy.cu): the CPU entry points' argument lists on device buffer handles. Max pooling's
+ * backward takes the forward's window (it gathers per input element); cross-entropy reduces on the
+ * device (reduction 0 none, 1 mean, 2 sum; out and count hold one float each).
+ */
+export interface CudaNnAddon {
+  cudaConv2dForward(y: Handle, x: Handle, w: Handle, bias: Handle | null, ...sizes: number[]): void;
+  cudaConv2dBackwardData(dx: Handle, dy: Handle, w: Handle, ...sizes: number[]): void;
+  cudaConv2dBackwardWeight(dw: Handle, dbias: Handle | null, dy: Handle, x: Handle, ...sizes: number[]): void;
+  cudaMaxPool2dForward(y: Handle, indices: Handle, x: Handle, ...args: (number | boolean)[]): void;
+  cudaMaxPool2dBackward(dx: Handle, dy: Handle, indices: Handle, ...args: (number | boolean)[]): void;
+  cudaAvgPool2dForward(y: Handle, x: Handle, ...args: (number | boolean)[]): void;
+  cudaAvgPool2dBackward(dx: Handle, dy: Handle, ...args: (number | boolean)[]): void;
+  cudaCrossEntropyForward(losses: Handle, logProbs: Handle, out: Handle | null, count: Handle | null, logits: Handle,
+                          targets: Handle, n: number, c: number, ignoreIndex: number, labelSmoothing: number,
+                          reduction: number): void;
+  cudaCrossEntropyBackward(dlogits: Handle, logProbs: Handle, targets: Handle, dloss: Handle, count: Handle | null,
+                           n: number, c: number, ignoreIndex: number, labelSmoothing: number, reduction: number): void;
+}
+
+/** The addon with the CUDA buffer, tensor-kernel and nn-kernel entry points. */
+export type TensorAddon = CudaAddon & CudaTensorAddon & CudaNnAddon;
 
 /** Turns the binding's plain Error named 'TsmCudaError' into the TsmCudaError class (others pass). */
 export function normaliseCudaError(e: unknown): unknown {

@@ -4,6 +4,7 @@ import type { Node } from './autograd';
 import { record } from './autograd';
 import { checkNumber, describe } from './check';
 import { nativeAddon } from './native-api';
+import * as cu from './cuda-tensor';
 import * as ops from './ops';
 import { checkTensor, empty32, normDim } from './ops';
 import { fromData, isGradEnabled, sizeOf, Tensor } from './tensor';
@@ -41,6 +42,14 @@ function check4d(op: string, x: unknown): Tensor {
   return t;
 }
 
+/** As check4d, on any device (ops with CUDA kernels). */
+function check4dAny(op: string, x: unknown): Tensor {
+  const t = ops.checkAny(op, 'input', x);
+  if (t.dtype !== 'float32') throw new TypeError(`${op}: input must be a float32 tensor, got ${t.dtype}`);
+  if (t.ndim !== 4) throw new RangeError(`${op}: expected input of rank 4 (N,C,H,W), got shape [${t.shape.join(', ')}]`);
+  return t;
+}
+
 // ---------------------------------------------------------------------------------------------
 // convolution
 
@@ -60,8 +69,9 @@ export interface Conv2dOptions {
 export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
-  check4d(op, x);
-  checkF32(op, 'weight', w);
+  check4dAny(op, x);
+  ops.checkFloatAny(op, 'weight', w);
+  ops.sameDevice(op, x, 'input', w, 'weight');
   if (w.ndim !== 4) throw new RangeError(`${op}: expected weight of rank 4 (OC, C/groups, KH, KW), got shape [${w.shape.join(', ')}]`);
   const [sH, sW] = pair(op, 'stride', opts.stride, 1, 1);
   const [pH, pW] = pair(op, 'padding', opts.padding, 0, 0);
@@ -75,15 +85,17 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOpti
   if (cg !== c / groups)
     throw new RangeError(`${op}: weight of shape [${w.shape.join(', ')}] expects ${cg * groups} input channels, got input of shape [${x.shape.join(', ')}]`);
   if (b != null) {
-    checkF32(op, 'bias', b);
+    ops.checkFloatAny(op, 'bias', b);
+    ops.sameDevice(op, x, 'input', b, 'bias');
     if (b.ndim !== 1 || b.shape[0] !== oc) throw new RangeError(`${op}: expected bias of shape [${oc}], got [${b.shape.join(', ')}]`);
   }
   const oh = Math.floor((h + 2 * pH - dH * (kh - 1) - 1) / sH) + 1;
   const ow = Math.floor((wd + 2 * pW - dW * (kw - 1) - 1) / sW) + 1;
   if (oh < 1 || ow < 1)
     throw new RangeError(`${op}: the kernel (${kh}x${kw}, dilation ${dH}x${dW}) is larger than the padded input (${h + 2 * pH}x${wd + 2 * pW})`);
-  const y = empty32([n, oc, oh, ow]);
   const args = [n, c, h, wd, oc, kh, kw, sH, sW, pH, pW, dH, dW, groups] as const;
+  if (x.device !== 'cpu') return conv2dCuda(x, w, b ?? null, [n, oc, oh, ow], args);
+  const y = empty32([n, oc, oh, ow]);
   if (y.size) N().conv2dForward(f32(y), f32(x), f32(w), b != null ? f32(b) : null, ...args);
   const backward = (dy: Tensor, node: Node): (Tensor | null)[] => {
     const [xi, wi, bi] = node.inputs as [Tensor, Tensor, Tensor | null];
@@ -102,6 +114,24 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOpti
     return [dx, dw, db];
   };
   return record(y, 'conv2d', [x, w, b ?? null], { backward });
+}
+
+/** conv2d on a CUDA device (cuda/conv.cu), its backward beside it. */
+function conv2dCuda(x: Tensor, w: Tensor, b: Tensor | null, outShape: number[], args: cu.ConvSizes): Tensor {
+  const op = 'conv2d';
+  const y = cu.conv2dForward(x, w, b, outShape, args, op);
+  const backward = (dy: Tensor, node: Node): (Tensor | null)[] => {
+    const [xi, wi, bi] = node.inputs as [Tensor, Tensor, Tensor | null];
+    const dx = xi.requiresGrad ? cu.conv2dBackwardData(dy, wi, xi.shape, args, 'backward') : null;
+    let dw: Tensor | null = null, db: Tensor | null = null;
+    if (wi.requiresGrad || (bi && bi.requiresGrad)) {
+      [dw, db] = cu.conv2dBackwardWeight(dy, xi, wi.shape, bi !== null, args, 'backward');
+      if (!wi.requiresGrad) { dw.dispose(); dw = null; }
+      if (db && !bi?.requiresGrad) { db.dispose(); db = null; }
+    }
+    return [dx, dw, db];
+  };
+  return record(y, 'conv2d', [x, w, b], { backward });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,9 +177,15 @@ function poolParams(op: string, x: Tensor, opts: Pool2dOptions | number) {
  */
 export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
   const op = 'maxPool2d';
-  check4d(op, x);
+  check4dAny(op, x);
   const p = poolParams(op, x, opts);
   const [n, c, h, w] = x.shape;
+  if (x.device !== 'cpu') {
+    const args = [p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.ceil];
+    const { y: yc, indices } = cu.maxPool2dForward(x, [n, c, p.oh, p.ow], args, op);
+    const bwd = (dy: Tensor): (Tensor | null)[] => [cu.maxPool2dBackward(dy, indices, x.shape, args, 'backward')];
+    return record(yc, 'maxPool2d', [x], { backward: bwd }, [indices]);
+  }
   const y = empty32([n, c, p.oh, p.ow]);
   const idx = fromData(new Int32Array(y.size), y.shape);
   if (y.size) N().maxPool2dForward(f32(y), idx._data as Int32Array, f32(x), n, c, h, w, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.ceil);
@@ -164,9 +200,15 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
 /** Average pooling of (N, C, H, W) to (N, C, H_out, W_out); same options and errors as {@link maxPool2d}. */
 export function avgPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
   const op = 'avgPool2d';
-  check4d(op, x);
+  check4dAny(op, x);
   const p = poolParams(op, x, opts);
   const [n, c, h, w] = x.shape;
+  if (x.device !== 'cpu') {
+    const args = [p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.ceil, p.countIncludePad];
+    const yc = cu.avgPool2dForward(x, [n, c, p.oh, p.ow], args, op);
+    const bwd = (dy: Tensor): (Tensor | null)[] => [cu.avgPool2dBackward(dy, x.shape, args, 'backward')];
+    return record(yc, 'avgPool2d', [x], { backward: bwd });
+  }
   const y = empty32([n, c, p.oh, p.ow]);
   if (y.size) N().avgPool2dForward(f32(y), f32(x), n, c, h, w, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.ceil, p.countIncludePad);
   const backward = (dy: Tensor): (Tensor | null)[] => {
@@ -322,9 +364,10 @@ export interface CrossEntropyOptions {
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
-  checkF32(op, 'input', logits);
-  checkTensor(op, 'target', target);
+  ops.checkFloatAny(op, 'input', logits);
+  ops.checkAny(op, 'target', target);
   if (target.dtype !== 'int32') throw new TypeError(`${op}: target must be an int32 tensor of class indices, got ${target.dtype}`);
+  ops.sameDevice(op, logits, 'input', target, 'target');
   if (logits.ndim < 1) throw new RangeError(`${op}: expected input of rank >= 1, got a 0-d tensor`);
   const reduction = checkReduction(op, opts.reduction);
   const ignoreIndex = opts.ignoreIndex ?? -100;
@@ -343,6 +386,8 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
   const expectTarget = logits.ndim === 1 ? [] : [logits.shape[0], ...logits.shape.slice(2)];
   if (target.shape.join(',') !== expectTarget.join(','))
     throw new RangeError(`${op}: expected target of shape [${expectTarget.join(', ')}] for input [${logits.shape.join(', ')}], got [${target.shape.join(', ')}]`);
+  if (logits.device !== 'cpu')
+    return crossEntropyCuda(logits, x, moved, target, rows, c, expectTarget, ignoreIndex, smoothing, reduction);
   const t = target._data as Int32Array;
   for (let i = 0; i < t.length; i++)
     if (t[i] !== ignoreIndex && (t[i] < 0 || t[i] >= c)) throw new RangeError(`${op}: target ${t[i]} at position ${i} is out of range [0, ${c})`);
@@ -384,6 +429,44 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
   if (x !== logits) x.dispose();
   if (!saveFor) logProbs.dispose();
   return record(out, 'crossEntropy', [logits], { backward }, saveFor ? [logProbs] : []);
+}
+
+/**
+ * crossEntropy on a CUDA device (cuda/cross_entropy.cu): the loss, its reduction and the backward on
+ * the device, no synchronisation. `x` is logits with the class dim last (a copy when `moved`).
+ * Targets on the device are not range-checked (that would read them back every step): a target
+ * outside [0, C) that is not ignoreIndex gives a NaN loss for its row.
+ */
+function crossEntropyCuda(logits: Tensor, x: Tensor, moved: boolean, target: Tensor, rows: number, c: number,
+                          expectTarget: number[], ignoreIndex: number, smoothing: number, reduction: Reduction): Tensor {
+  const op = 'crossEntropy';
+  if (c < 1) throw new RangeError(`${op}: expected at least one class, got input of shape [${logits.shape.join(', ')}]`);
+  if (!Number.isSafeInteger(ignoreIndex)) throw new TypeError(`${op}: ignoreIndex must be an integer, got ${describe(ignoreIndex)}`);
+  const r = cu.crossEntropyForward(x, target, rows, c, ignoreIndex, smoothing, reduction, op);
+  if (x !== logits) x.dispose();
+  const saveFor = isGradEnabled() && logits.requiresGrad;
+  const out = reduction === 'none' ? r.losses._view(expectTarget) : (r.out as Tensor);
+  if (reduction !== 'none') r.losses.dispose();
+  // The target is cloned for the backward (the caller may dispose theirs before it runs).
+  const tk = saveFor ? cu.clone(target, op) : null;
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    const dx = cu.crossEntropyBackward(r.logProbs, tk as Tensor, dy, r.count, rows, c, ignoreIndex, smoothing, reduction,
+      'backward');
+    if (!moved) {
+      const v = dx._view(logits.shape);
+      dx.dispose();
+      return [v];
+    }
+    const shaped = dx._view([logits.shape[0], ...logits.shape.slice(2), c]);
+    dx.dispose();
+    const perm = [0, logits.ndim - 1, ...Array.from({ length: logits.ndim - 2 }, (_, i) => i + 1)];
+    const back = ops.permute(shaped, perm);
+    shaped.dispose();
+    return [back];
+  };
+  const owned = [r.logProbs, ...(r.count ? [r.count] : []), ...(tk ? [tk] : [])];
+  if (reduction === 'none' && out !== r.losses) r.losses.dispose();
+  return record(out, 'crossEntropy', [logits], { backward }, owned);
 }
 
 // Composite losses keep their intermediates: autograd needs them, and tidy() or the garbage

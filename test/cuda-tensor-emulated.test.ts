@@ -16,6 +16,8 @@ defineCudaTensorSuite('CUDA tensors on an emulated device', true);
 it('the suite reached every tensor kernel entry point', () => {
   for (const name of ['cudaUnaryForward', 'cudaUnaryBackward', 'cudaBinarySame', 'cudaScalarForward', 'cudaBinaryForward',
     'cudaStridedCopy', 'cudaFill32', 'cudaCast', 'cudaCopy', 'cudaSum', 'cudaArgReduce', 'cudaArgReduceBackward',
-    'cudaSoftmaxForward', 'cudaSoftmaxBackward', 'cudaSgdStep', 'cudaAdamStep', 'cudaGemmEx', 'cudaUpload', 'cudaDownload'])
+    'cudaSoftmaxForward', 'cudaSoftmaxBackward', 'cudaSgdStep', 'cudaAdamStep', 'cudaGemmEx', 'cudaUpload', 'cudaDownload',
+    'cudaConv2dForward', 'cudaConv2dBackwardData', 'cudaConv2dBackwardWeight', 'cudaMaxPool2dForward', 'cudaMaxPool2dBackward',
+    'cudaAvgPool2dForward', 'cudaAvgPool2dBackward', 'cudaCrossEntropyForward', 'cudaCrossEntropyBackward'])
     expect(emulator.calls.get(name) ?? 0, name).toBeGreaterThan(0);
 });

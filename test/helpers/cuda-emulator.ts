@@ -266,6 +266,106 @@ export function installCudaEmulator(): CudaEmulator {
       vmax === null ? null : list(vmax, sizes, 'maxExpAvgSq'), lr, b1, b2, eps, wd, step, amsgrad, decoupled, maximize);
   }) as Fn);
 
+  // ---- nn kernels (cpp/binding/ops_cuda_nn.cpp): the CPU kernels of the same contract ----
+  const cpuAny = cpu as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const convOut = (sz: number[]) => {
+    const [, , h, w, , kh, kw, sH, sW, pH, pW, dH, dW] = sz;
+    return [Math.floor((h + 2 * pH - dH * (kh - 1) - 1) / sH) + 1, Math.floor((w + 2 * pW - dW * (kw - 1) - 1) / sW) + 1];
+  };
+  const convSizes = (sz: number[], what: string) => {
+    if (sz.length !== 14 || sz.some((v) => !Number.isSafeInteger(v) || v < 0))
+      throw new RangeError(`${what}: expected 14 sizes, got ${JSON.stringify(sz)}`);
+    const [n, c, h, w, oc, kh, kw, , , , , , , g] = sz;
+    const [oh, ow] = convOut(sz);
+    if (oh < 1 || ow < 1) throw new RangeError(`${what}: output would be ${oh}x${ow}`);
+    return { nx: n * c * h * w, ny: n * oc * oh * ow, nw: oc * (c / g) * kh * kw, oc };
+  };
+  set('cudaConv2dForward', ((y: unknown, x: unknown, w: unknown, b: unknown, ...sz: number[]) => {
+    const e = convSizes(sz, 'cudaConv2dForward');
+    cpuAny.conv2dForward(f32(y, e.ny, 'cudaConv2dForward y'), f32(x, e.nx, 'cudaConv2dForward x'),
+      f32(w, e.nw, 'cudaConv2dForward w'), b === null ? null : f32(b, e.oc, 'cudaConv2dForward bias'), ...sz);
+  }) as Fn);
+  set('cudaConv2dBackwardData', ((dx: unknown, dy: unknown, w: unknown, ...sz: number[]) => {
+    const e = convSizes(sz, 'cudaConv2dBackwardData');
+    cpuAny.conv2dBackwardData(f32(dx, e.nx, 'cudaConv2dBackwardData dx'), f32(dy, e.ny, 'cudaConv2dBackwardData dy'),
+      f32(w, e.nw, 'cudaConv2dBackwardData w'), ...sz);
+  }) as Fn);
+  set('cudaConv2dBackwardWeight', ((dw: unknown, db: unknown, dy: unknown, x: unknown, ...sz: number[]) => {
+    const e = convSizes(sz, 'cudaConv2dBackwardWeight');
+    cpuAny.conv2dBackwardWeight(f32(dw, e.nw, 'cudaConv2dBackwardWeight dw'),
+      db === null ? null : f32(db, e.oc, 'cudaConv2dBackwardWeight dbias'), f32(dy, e.ny, 'cudaConv2dBackwardWeight dy'),
+      f32(x, e.nx, 'cudaConv2dBackwardWeight x'), ...sz);
+  }) as Fn);
+  /** Sizes of a pooling call: N, C, H, W, KH, KW, sH, sW, pH, pW, [dH, dW,] ceil [, countIncludePad]. */
+  const poolSizes = (args: (number | boolean)[], max: boolean, what: string) => {
+    if (args.length !== (max ? 13 : 12)) throw new RangeError(`${what}: expected ${max ? 13 : 12} arguments, got ${args.length}`);
+    const [n, c, h, w, kh, kw, sH, sW, pH, pW] = args as number[];
+    const [dH, dW] = max ? (args.slice(10, 12) as number[]) : [1, 1];
+    const ceil = args[max ? 12 : 10] as boolean;
+    const oh = cpu.pool2dOutputSize(h, kh, sH, pH, dH, ceil), ow = cpu.pool2dOutputSize(w, kw, sW, pW, dW, ceil);
+    if (oh < 1 || ow < 1) throw new RangeError(`${what}: output would be ${oh}x${ow}`);
+    return { n, c, h, w, oh, ow, nx: n * c * h * w, ny: n * c * oh * ow };
+  };
+  set('cudaMaxPool2dForward', ((y: unknown, idx: unknown, x: unknown, ...args: (number | boolean)[]) => {
+    const e = poolSizes(args, true, 'cudaMaxPool2dForward');
+    cpuAny.maxPool2dForward(f32(y, e.ny, 'cudaMaxPool2dForward y'), i32(idx, e.ny, 'cudaMaxPool2dForward indices'),
+      f32(x, e.nx, 'cudaMaxPool2dForward x'), ...args);
+  }) as Fn);
+  set('cudaMaxPool2dBackward', ((dx: unknown, dy: unknown, idx: unknown, ...args: (number | boolean)[]) => {
+    const e = poolSizes(args, true, 'cudaMaxPool2dBackward');
+    cpu.maxPool2dBackward(f32(dx, e.nx, 'cudaMaxPool2dBackward dx'), f32(dy, e.ny, 'cudaMaxPool2dBackward dy'),
+      i32(idx, e.ny, 'cudaMaxPool2dBackward indices'), e.n, e.c, e.h, e.w, e.oh, e.ow);
+  }) as Fn);
+  set('cudaAvgPool2dForward', ((y: unknown, x: unknown, ...args: (number | boolean)[]) => {
+    const e = poolSizes(args, false, 'cudaAvgPool2dForward');
+    cpuAny.avgPool2dForward(f32(y, e.ny, 'cudaAvgPool2dForward y'), f32(x, e.nx, 'cudaAvgPool2dForward x'), ...args);
+  }) as Fn);
+  set('cudaAvgPool2dBackward', ((dx: unknown, dy: unknown, ...args: (number | boolean)[]) => {
+    const e = poolSizes(args, false, 'cudaAvgPool2dBackward');
+    cpuAny.avgPool2dBackward(f32(dx, e.nx, 'cudaAvgPool2dBackward dx'), f32(dy, e.ny, 'cudaAvgPool2dBackward dy'), ...args);
+  }) as Fn);
+  /** Targets with the out-of-range ones (the CUDA contract: NaN rows) replaced by ignoreIndex, and their positions. */
+  const ceTargets = (t: Int32Array, c: number, ignore: number) => {
+    const safe = Int32Array.from(t), bad: number[] = [];
+    for (let i = 0; i < t.length; i++)
+      if (t[i] !== ignore && (t[i] < 0 || t[i] >= c)) { bad.push(i); safe[i] = ignore; }
+    return { safe, bad };
+  };
+  const checkReduction = (r: number, what: string) => {
+    if (r !== 0 && r !== 1 && r !== 2) throw new RangeError(`${what}: reduction must be 0, 1 or 2, got ${r}`);
+  };
+  set('cudaCrossEntropyForward', ((losses: unknown, lp: unknown, out: unknown, count: unknown, logits: unknown,
+    targets: unknown, n: number, c: number, ignore: number, eps: number, red: number) => {
+    checkReduction(red, 'cudaCrossEntropyForward');
+    if (c < 1) throw new RangeError('cudaCrossEntropyForward: c must be >= 1');
+    const l = f32(losses, n, 'cudaCrossEntropyForward losses');
+    const { safe, bad } = ceTargets(i32(targets, n, 'cudaCrossEntropyForward targets'), c, ignore);
+    if (n) cpu.crossEntropyForward(l, f32(lp, n * c, 'cudaCrossEntropyForward logProbs'),
+      f32(logits, n * c, 'cudaCrossEntropyForward logits'), safe, n, c, ignore, Math.fround(eps));
+    for (const i of bad) l[i] = NaN;
+    if (red === 0) return;
+    const o = f32(out, 1, 'cudaCrossEntropyForward out'), k = f32(count, 1, 'cudaCrossEntropyForward count');
+    let s = 0, cnt = 0;
+    for (let i = 0; i < n; i++) { s += l[i]; if (safe[i] !== ignore || bad.includes(i)) cnt++; }
+    o[0] = red === 1 ? s / cnt : s;
+    k[0] = cnt;
+  }) as Fn);
+  set('cudaCrossEntropyBackward', ((dx: unknown, lp: unknown, targets: unknown, dloss: unknown, count: unknown, n: number,
+    c: number, ignore: number, eps: number, red: number) => {
+    checkReduction(red, 'cudaCrossEntropyBackward');
+    if (!n) return;
+    const g = f32(dx, n * c, 'cudaCrossEntropyBackward dlogits');
+    const { safe, bad } = ceTargets(i32(targets, n, 'cudaCrossEntropyBackward targets'), c, ignore);
+    const dl = new Float32Array(n);
+    if (red === 0) dl.set(f32(dloss, n, 'cudaCrossEntropyBackward dloss'));
+    else {
+      const d = f32(dloss, 1, 'cudaCrossEntropyBackward dloss')[0];
+      dl.fill(red === 1 ? d / Math.max(f32(count, 1, 'cudaCrossEntropyBackward count')[0], 1) : d);
+    }
+    cpu.crossEntropyBackward(g, f32(lp, n * c, 'cudaCrossEntropyBackward logProbs'), safe, dl, n, c, ignore, Math.fround(eps));
+    for (const i of bad) g.fill(NaN, i * c, (i + 1) * c);
+  }) as Fn);
+
   return {
     calls,
     uninstall() {

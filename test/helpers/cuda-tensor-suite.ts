@@ -423,13 +423,132 @@ describe.skipIf(!run)(title, () => {
     });
   });
 
+  it('conv2d (stride, padding, dilation, groups, bias) and its gradients match the CPU on odd shapes', () => {
+    const cases: { x: number[]; w: number[]; bias: boolean; opts: tsm.F.Conv2dOptions }[] = [
+      { x: [2, 3, 7, 9], w: [5, 3, 3, 3], bias: true, opts: {} },
+      { x: [1, 4, 11, 6], w: [6, 2, 3, 2], bias: true, opts: { stride: [2, 1], padding: [1, 2], dilation: [2, 1], groups: 2 } },
+      { x: [3, 1, 5, 5], w: [2, 1, 1, 1], bias: false, opts: { stride: 2 } },
+      { x: [2, 6, 8, 7], w: [6, 1, 3, 3], bias: true, opts: { padding: 1, groups: 6 } },
+      { x: [5, 1, 28, 28], w: [32, 1, 3, 3], bias: true, opts: {} },
+      { x: [2, 3, 4, 5], w: [3, 3, 2, 2], bias: true, opts: { padding: 1, stride: 3, dilation: 2 } },
+    ];
+    for (const k of cases) {
+      tsm.tidy(() => {
+        const what = `conv2d x [${k.x}] w [${k.w}] ${JSON.stringify(k.opts)}`;
+        const [xc, xg] = pair(k.x, -1, 1, true), [wc, wg] = pair(k.w, -1, 1, true);
+        const [bc, bg] = k.bias ? pair([k.w[0]], -1, 1, true) : [null, null];
+        const yc = F.conv2d(xc, wc, bc, k.opts), yg = F.conv2d(xg, wg, bg, k.opts);
+        expect(yg.device).toBe('cuda:0');
+        expectClose(yg, yc, `${what}: y`, 1e-4, 1e-5);
+        const [gc, gg] = pair([...yc.shape]);
+        yc.mul(gc).sum().backward();
+        yg.mul(gg).sum().backward();
+        expectClose(xg.grad!, xc.grad!, `${what}: dx`, 1e-4, 1e-5);
+        expectClose(wg.grad!, wc.grad!, `${what}: dw`, 1e-4, 1e-4);
+        if (bc && bg) expectClose(bg.grad!, bc.grad!, `${what}: db`, 1e-4, 1e-4);
+        // Only the weight needs a gradient: no data gradient is computed.
+        const [w2c, w2g] = pair(k.w, -1, 1, true);
+        F.conv2d(xg.detach(), w2g, null, k.opts).sum().backward();
+        F.conv2d(xc.detach(), w2c, null, k.opts).sum().backward();
+        expectClose(w2g.grad!, w2c.grad!, `${what}: dw alone`, 1e-4, 1e-4);
+      });
+    }
+  });
+
+  it('maxPool2d (padding, dilation, ceil mode, ties, NaN) and avgPool2d (count_include_pad) match the CPU, with gradients', () => {
+    const maxCases: [number[], tsm.F.Pool2dOptions][] = [
+      [[2, 3, 7, 9], { kernelSize: 2 }],
+      [[1, 2, 9, 8], { kernelSize: 3, stride: 2, padding: 1, ceilMode: true }],
+      [[2, 1, 10, 7], { kernelSize: [3, 2], stride: 1, padding: 1, dilation: 2 }],
+      [[1, 1, 2, 5], { kernelSize: 2, stride: 1, padding: 1, dilation: 3 }], // windows wholly in the padding
+      [[3, 2, 5, 5], { kernelSize: 5 }],
+    ];
+    for (const [shape, opts] of maxCases) {
+      tsm.tidy(() => {
+        const what = `maxPool2d [${shape}] ${JSON.stringify(opts)}`;
+        // Small integers (ties) and a few NaNs: the index rules decide the gradients.
+        const d = data(shape.reduce((a, b) => a * b, 1), 0, 4).map((v) => Math.floor(v));
+        for (let i = 5; i < d.length; i += 37) d[i] = NaN;
+        const xc = tsm.tensor(d, { shape, requiresGrad: true }), xg = tsm.tensor(d, { shape, device: 'cuda', requiresGrad: true });
+        const yc = F.maxPool2d(xc, opts), yg = F.maxPool2d(xg, opts);
+        expectClose(yg, yc, `${what}: y`, 0, 0);
+        const [gc, gg] = pair([...yc.shape]);
+        yc.mul(gc).sum().backward();
+        yg.mul(gg).sum().backward();
+        expectClose(xg.grad!, xc.grad!, `${what}: dx`, 1e-6, 1e-7);
+      });
+    }
+    const avgCases: [number[], tsm.F.Pool2dOptions][] = [
+      [[2, 3, 7, 9], { kernelSize: 2 }],
+      [[1, 2, 9, 8], { kernelSize: 3, stride: 2, padding: 1, ceilMode: true, countIncludePad: false }],
+      [[2, 1, 6, 11], { kernelSize: [3, 3], stride: [1, 2], padding: 1, ceilMode: true, countIncludePad: true }],
+    ];
+    for (const [shape, opts] of avgCases) {
+      tsm.tidy(() => {
+        const what = `avgPool2d [${shape}] ${JSON.stringify(opts)}`;
+        const [xc, xg] = pair(shape, -1, 1, true);
+        const yc = F.avgPool2d(xc, opts), yg = F.avgPool2d(xg, opts);
+        expectClose(yg, yc, `${what}: y`, 1e-6, 1e-7);
+        const [gc, gg] = pair([...yc.shape]);
+        yc.mul(gc).sum().backward();
+        yg.mul(gg).sum().backward();
+        expectClose(xg.grad!, xc.grad!, `${what}: dx`, 1e-6, 1e-7);
+      });
+    }
+  });
+
+  it('crossEntropy (mean/sum/none, ignoreIndex, label smoothing, 1-d and k-d logits) matches the CPU, with gradients', () => {
+    const cases: [number[], tsm.F.CrossEntropyOptions][] = [
+      [[64, 10], {}],
+      [[7, 3], { reduction: 'sum' }],
+      [[9, 1025], { reduction: 'none', labelSmoothing: 0.1 }],
+      [[5, 4, 3], { ignoreIndex: 2, labelSmoothing: 0.25 }],
+      [[6], {}],
+      [[4, 3], { ignoreIndex: 1 }],
+    ];
+    for (const [shape, opts] of cases) {
+      tsm.tidy(() => {
+        const what = `crossEntropy [${shape}] ${JSON.stringify(opts)}`;
+        const c = shape.length === 1 ? shape[0] : shape[1];
+        const tshape = shape.length === 1 ? [] : [shape[0], ...shape.slice(2)];
+        const t = new Int32Array(tshape.reduce((a, b) => a * b, 1)).map(() => Math.floor(random() * c));
+        if (opts.ignoreIndex !== undefined) t[0] = opts.ignoreIndex;
+        const [xc, xg] = pair(shape, -3, 3, true);
+        const tc = tsm.tensor(t, { shape: tshape }), tg = tsm.tensor(t, { shape: tshape, device: 'cuda' });
+        const lc = F.crossEntropy(xc, tc, opts), lg = F.crossEntropy(xg, tg, opts);
+        expect(lg.device).toBe('cuda:0');
+        expectClose(lg, lc, `${what}: loss`, 1e-5, 1e-6);
+        const [gc, gg] = pair([...lc.shape]);
+        lc.mul(gc).sum().backward();
+        lg.mul(gg).sum().backward();
+        expectClose(xg.grad!, xc.grad!, `${what}: dx`, 1e-5, 1e-6);
+      });
+    }
+    tsm.tidy(() => {
+      // Every target ignored: the mean is NaN as on the CPU, the gradient 0.
+      const [xc, xg] = pair([3, 4], -1, 1, true);
+      const t = new Int32Array([-100, -100, -100]);
+      const lc = F.crossEntropy(xc, tsm.tensor(t)), lg = F.crossEntropy(xg, tsm.tensor(t, { device: 'cuda' }));
+      expect(Number.isNaN(lc.item())).toBe(true);
+      expect(Number.isNaN(lg.item())).toBe(true);
+      // Device targets are not read back to be checked: an out-of-range one gives a NaN row.
+      const bad = F.crossEntropy(xg, tsm.tensor(new Int32Array([1, 4, 0]), { device: 'cuda' }), { reduction: 'none' }).dataSync();
+      expect(Number.isNaN(bad[1]) && Number.isFinite(bad[0]) && Number.isFinite(bad[2])).toBe(true);
+      expect(() => F.crossEntropy(xc, tsm.tensor(new Int32Array([1, 4, 0])))).toThrow(/^crossEntropy: target 4 at position 1 is out of range \[0, 4\)$/);
+    });
+  });
+
   it('mixing devices, and ops without a CUDA kernel, are named errors', () => {
     tsm.tidy(() => {
       const g = tsm.ones([2, 3], { device: 'cuda' }), c = tsm.ones([2, 3]);
       expect(() => g.add(c)).toThrow(/^add: expected all tensors on the same device, got cuda:0 \(a\) and cpu \(b\)$/);
       expect(() => c.matmul(g.transpose())).toThrow(/^matmul: .*cpu \(input\) and cuda:0 \(other\)$/);
-      expect(() => F.conv2d(g.reshape(1, 1, 2, 3), tsm.ones([1, 1, 1, 1], { device: 'cuda' })))
-        .toThrow(/^conv2d: no CUDA kernel yet for this op; move the tensor to the CPU with \.cpu\(\)$/);
+      expect(() => F.adaptiveAvgPool2d(g.reshape(1, 1, 2, 3), 1))
+        .toThrow(/^adaptiveAvgPool2d: no CUDA kernel yet for this op; move the tensor to the CPU with \.cpu\(\)$/);
+      expect(() => F.conv2d(g.reshape(1, 1, 2, 3), tsm.ones([1, 1, 1, 1])))
+        .toThrow(/^conv2d: expected all tensors on the same device, got cuda:0 \(input\) and cpu \(weight\)$/);
+      expect(() => F.crossEntropy(g, tsm.tensor(new Int32Array(2))))
+        .toThrow(/^crossEntropy: expected all tensors on the same device, got cuda:0 \(input\) and cpu \(target\)$/);
       expect(() => new optim.RMSprop([g.requiresGrad_()]).step()).not.toThrow(); // no grad yet: nothing to do
       g.sum().backward();
       expect(() => new optim.RMSprop([g]).step()).toThrow(/^RMSprop\.step: no CUDA kernel yet/);
