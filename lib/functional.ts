@@ -360,6 +360,9 @@ export interface CrossEntropyOptions {
 /**
  * Softmax cross-entropy from logits (N, C) or (N, C, d1, ...) and int32 class targets (N) / (N, d1...).
  * Fused: one native pass computes log-softmax and the loss; the backward is softmax - target.
+ * On a CUDA device (logits and target on the same one) the reduction runs there too; device targets
+ * are not read back to be range-checked, so an out-of-range target gives a NaN loss for its row
+ * (CPU targets: a RangeError naming the position).
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
