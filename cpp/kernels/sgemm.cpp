@@ -187,26 +187,49 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
   const int64_t nc_max = std::min<int64_t>(uk.nc, round_up(n, nr));
   const int64_t kc_max = std::min<int64_t>(uk.kc, k);
 
-  // Few rows (m <= 2 MC): split the columns instead, each thread packing its own panels of B and
-  // all of A, with no barrier at all. The shared-B path below needs two barriers per KC step and
-  // leaves a thread idle when m splits into unequal row blocks; for shapes like 128x256x2048
-  // (k/KC = 8 steps of ~40 us each) those cost more than packing A twice.
+  // Few rows (m <= 2 MC): split the columns instead, each thread packing its own panels of B, with
+  // one barrier in all (after A is packed, together, into a shared buffer). The shared-B path below
+  // needs two barriers per KC step and leaves a thread idle when m splits into unequal row blocks;
+  // for shapes like 128x256x2048 (k/KC = 8 steps of ~40 us each) those cost more. Packing A once
+  // instead of once per thread measured +10% on 128x256x2048 and +3.5-8% on the CNN's fc1 shapes
+  // (2 threads; tools/ab-addons.js, 15 of 15 rounds).
   const int64_t total_panels = ceil_div(n, nr);
   if (nt > 1 && m <= 2 * uk.mc && total_panels >= 2 * nt && ceil_div(total_panels, nt) * nr <= uk.nc) {
     bool oom = false;
+    // When all of A packed fits in a few MiB, the threads pack it once together (each a share of
+    // the (KC step, row panel) pieces) into the calling thread's slot-1 buffer, and then only read
+    // it; otherwise each thread packs all of A for itself, KC step by KC step.
+    const int64_t mpad = round_up(m, mr);
+    const bool shared_a = mpad * k <= (int64_t(1) << 20);
+    float* ashared = shared_a ? scratch(1, static_cast<size_t>(mpad * k)) : nullptr;
+    if (shared_a) {
+      if (!ashared) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
+      const int64_t steps = ceil_div(k, kc_max), mpanels = mpad / mr, pieces = steps * mpanels;
+      parallel_for(std::min<int64_t>(nt, pieces), [&](int64_t t) {
+        const int64_t nparts = std::min<int64_t>(nt, pieces);
+        for (int64_t u = pieces * t / nparts; u < pieces * (t + 1) / nparts; ++u) {
+          const int64_t step = u / mpanels, panel = u % mpanels;
+          const int64_t pc = step * kc_max, kc = std::min<int64_t>(kc_max, k - pc);
+          const int64_t i0 = panel * mr, rows = std::min<int64_t>(mr, m - i0);
+          pack_a(ashared + mpad * pc + i0 * kc, a, lda, ta, i0, rows, pc, kc, mr);
+        }
+      });
+    }
     parallel_for(nt, [&](int64_t t) {
       const int64_t p0 = total_panels * t / nt, p1 = total_panels * (t + 1) / nt;
       const int64_t j0 = p0 * nr, ncols = std::min<int64_t>(n, p1 * nr) - j0;
       // Slots 0 and 1 are the GEMM's own (see runtime.h): callers such as conv2d and attention hold
       // buffers in slots 2 and 3 while they call sgemm.
       float* bpriv = scratch(0, static_cast<size_t>(kc_max) * (p1 - p0) * nr);
-      float* apack = scratch(1, static_cast<size_t>(round_up(m, mr)) * kc_max);
-      if (!bpriv || !apack) { oom = true; return; }
+      float* apack = shared_a ? nullptr : scratch(1, static_cast<size_t>(mpad) * kc_max);
+      if (!bpriv || (!shared_a && !apack)) { oom = true; return; }
       for (int64_t pc = 0; pc < k; pc += kc_max) {
         const int64_t kc = std::min<int64_t>(kc_max, k - pc);
         pack_b_panels(bpriv, b, ldb, tb, pc, kc, j0, ncols, nr, 0, p1 - p0);
-        pack_a(apack, a, lda, ta, 0, m, pc, kc, mr);
-        macro_kernel(uk, m, kc, apack, bpriv, 0, p1 - p0, ncols, c + j0, ldc, alpha, pc == 0 ? beta : 1.0f);
+        const float* ap = apack;
+        if (shared_a) ap = ashared + mpad * pc;
+        else pack_a(apack, a, lda, ta, 0, m, pc, kc, mr);
+        macro_kernel(uk, m, kc, ap, bpriv, 0, p1 - p0, ncols, c + j0, ldc, alpha, pc == 0 ? beta : 1.0f);
       }
     });
     if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
