@@ -469,14 +469,8 @@ template <typename T, typename C>
 tsm_status launch_mma_typed(const BwdParams& p0, cudaStream_t s) {
   constexpr size_t smem = C::SMEM;
   auto kernel = attention_mma_bwd_kernel<T, C>;
-  int device = 0;
-  TSM_CUDA_TRY(cudaGetDevice(&device), "cudaGetDevice");
-  static std::atomic<uint64_t> configured{0};  // one bit per device
-  if (!(configured.load(std::memory_order_relaxed) & (uint64_t(1) << device))) {
-    TSM_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-                 "cudaFuncSetAttribute");
-    configured.fetch_or(uint64_t(1) << device);
-  }
+  static std::atomic<uint64_t> smem_set{0};  // devices where the limit is raised
+  if (tsm_status st = allow_dynamic_smem(kernel, smem, smem_set)) return st;
   BwdParams p = p0;
   p.nkb = int(ceil_div(p.lk, C::BC));
   const int64_t blocks = int64_t(p.nkb) * p.bh;

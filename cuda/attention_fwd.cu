@@ -309,14 +309,8 @@ template <typename T, typename C>
 tsm_status launch_mma_typed(const FwdParams& p0, cudaStream_t s) {
   constexpr size_t smem = size_t(C::SMEM_ELEMS) * sizeof(T);
   auto kernel = attention_mma_fwd_kernel<T, C>;
-  int device = 0;
-  TSM_CUDA_TRY(cudaGetDevice(&device), "cudaGetDevice");
-  static std::atomic<uint64_t> configured{0};  // one bit per device
-  if (!(configured.load(std::memory_order_relaxed) & (uint64_t(1) << device))) {
-    TSM_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-                 "cudaFuncSetAttribute");
-    configured.fetch_or(uint64_t(1) << device);
-  }
+  static std::atomic<uint64_t> smem_set{0};  // devices where the limit is raised
+  if (tsm_status st = allow_dynamic_smem(kernel, smem, smem_set)) return st;
   FwdParams p = p0;
   p.nqb = int(ceil_div(p.lq, C::BR));
   const int64_t blocks = int64_t(p.nqb) * p.bh;

@@ -272,14 +272,8 @@ tsm_status launch_typed(const MmaArgs& a, int batch, cudaStream_t s) {
   constexpr int B_TILE = TB ? C::TILE_K : C::TILE_MN;
   constexpr size_t smem = size_t(STAGES) * (A_TILE + B_TILE) * sizeof(T);
   auto kernel = mma_gemm_kernel<T, TA, TB>;
-  int device = 0;
-  TSM_CUDA_TRY(cudaGetDevice(&device), "cudaGetDevice");
-  static std::atomic<uint64_t> configured{0};  // one bit per device
-  if (!(configured.load(std::memory_order_relaxed) & (uint64_t(1) << device))) {
-    TSM_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-                 "cudaFuncSetAttribute");
-    configured.fetch_or(uint64_t(1) << device);
-  }
+  static std::atomic<uint64_t> smem_set{0};  // devices where the limit is raised
+  if (tsm_status st = allow_dynamic_smem(kernel, smem, smem_set)) return st;
   const int64_t tiles = ceil_div(a.m, BM) * ceil_div(a.n, BN);
   dim3 grid{unsigned(tiles), unsigned(batch)};
   kernel<<<grid, THREADS, smem, s>>>(a);

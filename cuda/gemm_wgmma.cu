@@ -327,14 +327,8 @@ tsm_status launch_typed(const GemmProblem& p, cudaStream_t s) {
   a.batched_b = p.sb != 0 && p.batch > 1;
   a.e = make_epilogue(p);
   auto kernel = wgmma_gemm_kernel<T>;
-  int device = 0;
-  TSM_CUDA_TRY(cudaGetDevice(&device), "cudaGetDevice");
-  static std::atomic<uint64_t> configured{0};
-  if (!(configured.load(std::memory_order_relaxed) & (uint64_t(1) << device))) {
-    TSM_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES),
-                 "cudaFuncSetAttribute");
-    configured.fetch_or(uint64_t(1) << device);
-  }
+  static std::atomic<uint64_t> smem_set{0};  // devices where the limit is raised
+  if (tsm_status st = allow_dynamic_smem(kernel, SMEM_BYTES, smem_set)) return st;
   const int64_t tiles = ceil_div(p.m, WBM) * ceil_div(p.n, WBN);
   if (tiles > INT32_MAX) return fail(TSM_ERR_INVALID_ARGUMENT, "cuda_gemm: too many tiles");
   dim3 grid{unsigned(tiles), unsigned(p.batch)};

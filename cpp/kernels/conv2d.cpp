@@ -318,6 +318,36 @@ void run_tiles(const GemmUkernel& uk, float* c, const float* ap, const float* bp
       uk.fn(k, ap + i0 * k, bp + j0 * k, c + i0 * npad + j0, npad, 1.0f, beta);
 }
 
+// The tables of conv_pack_b_runs_avx512: the runs of consecutive input offsets pix[q] in each
+// chunk of 16 pixels. Entry s of chunk ch reads the lanes of mask[ch * nseg + s] from
+// off[ch * nseg + s] + lane; chunks with fewer than nseg runs are padded with empty masks.
+struct PixelRuns {
+  std::vector<int32_t> off;
+  std::vector<uint16_t> mask;
+  int nseg = 0;
+  PixelRuns() = default;
+  explicit PixelRuns(const std::vector<int32_t>& pix) {
+    const int64_t npix = static_cast<int64_t>(pix.size()), nchunks = (npix + 15) / 16;
+    // a run starts at a chunk's first pixel and wherever the offsets stop being consecutive
+    auto starts = [&](int64_t q) { return q % 16 == 0 || pix[q] != pix[q - 1] + 1; };
+    for (int64_t ch = 0; ch < nchunks; ++ch) {
+      int count = 0;
+      for (int64_t q = ch * 16; q < std::min(npix, ch * 16 + 16); ++q) count += starts(q);
+      nseg = std::max(nseg, count);
+    }
+    off.assign(nchunks * nseg, 0);
+    mask.assign(nchunks * nseg, 0);
+    for (int64_t ch = 0; ch < nchunks; ++ch) {
+      int64_t e = ch * nseg - 1;  // the current run's entry
+      for (int64_t q = ch * 16; q < std::min(npix, ch * 16 + 16); ++q) {
+        const int lane = static_cast<int>(q - ch * 16);
+        if (starts(q)) off[++e] = pix[q] - lane;
+        mask[e] = static_cast<uint16_t>(mask[e] | (1u << lane));
+      }
+    }
+  }
+};
+
 // Padded copies: a padded convolution reads its input through a copy of each image's group with
 // the zeros written out, so the packers can take the fast unpadded paths (runs of pixels or
 // gathers) instead of a bounds check per element. The copy is Cg*(H+2PH)*(W+2PW) floats against
@@ -374,32 +404,7 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
   // With stride_w 1, pixels along an output row read consecutive input: chunks of 16 pixels are
   // packed with one masked load per run of consecutive offsets instead of a gather.
   const bool runs = gather && g.sw == 1;
-  std::vector<int32_t> seg_off;
-  std::vector<uint16_t> seg_mask;
-  int nseg = 0;
-  if (runs) {
-    const int64_t nchunks = (ohw + 15) / 16;
-    std::vector<std::vector<std::pair<int32_t, uint16_t>>> chunks(nchunks);
-    for (int64_t ch = 0; ch < nchunks; ++ch) {
-      const int64_t q0 = ch * 16, q1 = std::min<int64_t>(ohw, q0 + 16);
-      for (int64_t qa = q0; qa < q1;) {
-        int64_t qb = qa + 1;
-        while (qb < q1 && pix32[qb] == pix32[qb - 1] + 1) ++qb;
-        uint16_t m = 0;
-        for (int64_t q = qa; q < qb; ++q) m = static_cast<uint16_t>(m | (1u << (q - q0)));
-        chunks[ch].push_back({static_cast<int32_t>(pix32[qa] - (qa - q0)), m});
-        qa = qb;
-      }
-      nseg = std::max<int>(nseg, static_cast<int>(chunks[ch].size()));
-    }
-    seg_off.assign(nchunks * nseg, 0);
-    seg_mask.assign(nchunks * nseg, 0);
-    for (int64_t ch = 0; ch < nchunks; ++ch)
-      for (size_t i = 0; i < chunks[ch].size(); ++i) {
-        seg_off[ch * nseg + i] = chunks[ch][i].first;
-        seg_mask[ch * nseg + i] = chunks[ch][i].second;
-      }
-  }
+  const PixelRuns pr = runs ? PixelRuns(pix32) : PixelRuns();
   bool oom = false;
   parallel_for(g.n * g.g, [&](int64_t task) {
     const int64_t n = task / g.g, grp = task % g.g;
@@ -414,8 +419,8 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
       xg = buf;
     }
     if (runs)
-      conv_pack_b_runs_avx512(bpack, xg, tb.tap_off.data(), kk, seg_off.data(), seg_mask.data(),
-                              nseg, ohw);
+      conv_pack_b_runs_avx512(bpack, xg, tb.tap_off.data(), kk, pr.off.data(), pr.mask.data(),
+                              pr.nseg, ohw);
     else if (gather) conv_pack_b_gather_avx512(bpack, xg, tb.tap_off.data(), kk, pix32.data(), ohw);
     else pack_b_im2col(bpack, xg, gp, tb, uk.nr);
     run_tiles(uk, ctile, apack + grp * mpad * kk, bpack, mpad, npad, kk, 0.0f);

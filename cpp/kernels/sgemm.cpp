@@ -205,8 +205,8 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
     if (shared_a) {
       if (!ashared) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
       const int64_t steps = ceil_div(k, kc_max), mpanels = mpad / mr, pieces = steps * mpanels;
-      parallel_for(std::min<int64_t>(nt, pieces), [&](int64_t t) {
-        const int64_t nparts = std::min<int64_t>(nt, pieces);
+      const int64_t nparts = std::min<int64_t>(nt, pieces);
+      parallel_for(nparts, [&](int64_t t) {
         for (int64_t u = pieces * t / nparts; u < pieces * (t + 1) / nparts; ++u) {
           const int64_t step = u / mpanels, panel = u % mpanels;
           const int64_t pc = step * kc_max, kc = std::min<int64_t>(kc_max, k - pc);

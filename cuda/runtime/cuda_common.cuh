@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -55,3 +56,24 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
     tsm_status tsm_s_ = ::tsm::cuda::check((expr), (call));       \
     if (tsm_s_ != TSM_OK) return tsm_s_;                          \
   } while (0)
+
+namespace tsm {
+namespace cuda {
+
+// Lets `kernel` launch with `bytes` of dynamic shared memory (past the 48 KiB default) on the
+// current device. The attribute is set per device; `done` (one static per kernel instantiation,
+// owned by the caller) records the devices already set, so later calls cost one atomic load.
+template <typename Kernel>
+tsm_status allow_dynamic_smem(Kernel kernel, size_t bytes, std::atomic<uint64_t>& done) {
+  int device = 0;
+  TSM_CUDA_TRY(cudaGetDevice(&device), "cudaGetDevice");
+  const uint64_t bit = device < 64 ? uint64_t(1) << device : 0;  // devices past 64: set every time
+  if (bit != 0 && (done.load(std::memory_order_relaxed) & bit) != 0) return TSM_OK;
+  TSM_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)),
+               "cudaFuncSetAttribute");
+  done.fetch_or(bit);
+  return TSM_OK;
+}
+
+}  // namespace cuda
+}  // namespace tsm

@@ -35,7 +35,8 @@ void conv_pack_bt_gather_avx512(float* dst, const float* xg, const int32_t* tap_
 // 16-wide piece of a dx row sums its KH*KW contributions in a register and is stored once.
 void conv_col2im_rows_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
                              const DirectConvShape& s);
-// The same, tap by tap (read-modify-write of dx rows; kept for comparison).
+// The same, tap by tap (read-modify-write of dx rows): the faster order when col is too large to
+// stay in L2 while the KH*KW rows of the row-wise version stream from it.
 void conv_col2im_s1_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
                            const DirectConvShape& s);
 

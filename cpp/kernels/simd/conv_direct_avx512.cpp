@@ -7,14 +7,11 @@
 
 #include <algorithm>
 
+#include "avx512_mask.h"
 #include "conv_direct.h"
 
 namespace tsm {
 namespace {
-
-inline __mmask16 tail_mask(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
 
 // dw[o0 .. o0+OCB) for input channel c of the group, T = KH*KW taps:
 //   dw[o][c][t] = sum_n sum_oh sum_ow dy[n][o][oh][ow] * x[n][c][oh + tap_h][ow + tap_w]

@@ -6,14 +6,11 @@
 // reports AVX-512F.
 #include <immintrin.h>
 
+#include "avx512_mask.h"
 #include "pool_simd.h"
 
 namespace tsm {
 namespace {
-
-inline __mmask16 tail_mask(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
 
 // Lanes where v replaces the running maximum m: v > m or v is NaN.
 inline __mmask16 replaces(__m512 v, __m512 m) {
