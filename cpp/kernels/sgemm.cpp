@@ -15,10 +15,28 @@
 
 #include "../runtime/runtime.h"
 #include "kernels.h"
+#include "simd/gemm_pack.h"
 #include "simd/gemm_ukernel.h"
 
 namespace tsm {
+
+#if !(defined(__x86_64__) || defined(_M_X64))
+// The AVX-512 packers are x86-only; elsewhere simd_pack() is false and they are never called.
+void pack_a12_rows_avx512(float*, const float*, int64_t, int64_t) {}
+void pack_b32_trans_avx512(float*, const float*, int64_t, int64_t, int64_t) {}
+#endif
+
 namespace {
+
+// Whether the AVX-512 packers (simd/gemm_pack.h) apply: the 12x32 kernel on a CPU with AVX-512F.
+inline bool simd_pack(int mr, int nr) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return mr == 12 && nr == 32 && active_simd() == TSM_SIMD_AVX512;
+#else
+  (void)mr, (void)nr;
+  return false;
+#endif
+}
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -26,9 +44,12 @@ inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 // Pack op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels: dst[panel][p][i], zero-padded.
 void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0,
             int64_t kc, int mr) {
+  const bool fast = !trans && simd_pack(mr, 32);
   for (int64_t ir = 0; ir < mc; ir += mr) {
     const int64_t rows = std::min<int64_t>(mr, mc - ir);
-    if (!trans) {
+    if (fast && rows == mr) {
+      pack_a12_rows_avx512(dst, a + (i0 + ir) * lda + p0, lda, kc);  // 16x16 register transposes
+    } else if (!trans) {
       // A(i, p) = a[i*lda + p]: each row is contiguous in p. Walk p in the outer loop so the writes
       // are contiguous (the rows are mr sequential read streams); writing with a stride of mr floats
       // per element cost ~12% of a 1024^3 product.
@@ -62,11 +83,14 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
 // Pack op(B)[p0:p0+kc, j0 + panel range] into NR-column micro-panels: dst[panel][p][j].
 void pack_b_panels(float* dst, const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kc,
                    int64_t j0, int64_t nc, int nr, int64_t panel_begin, int64_t panel_end) {
+  const bool fast = trans && simd_pack(12, nr);
   for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
     const int64_t jr = panel * nr;
     const int64_t cols = std::min<int64_t>(nr, nc - jr);
     float* d = dst + panel * kc * nr;
-    if (!trans) {
+    if (fast) {
+      pack_b32_trans_avx512(d, b + (j0 + jr) * ldb + p0, ldb, cols, kc);  // 16x16 transposes
+    } else if (!trans) {
       // B(p, j) = b[p*ldb + j]: contiguous in j.
       for (int64_t p = 0; p < kc; ++p) {
         const float* src = b + (p0 + p) * ldb + j0 + jr;
