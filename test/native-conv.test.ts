@@ -258,6 +258,15 @@ describe('conv2d', () => {
     checkConv({ ...base, N: 4, C: 16, H: 40, W: 40, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1 }, false);
   });
 
+  it('matches the reference on the channels-last backward-weight packing (Cg a multiple of 16)', () => {
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 4, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, true);      // the CNN's conv2
+    // groups of 16 channels, strides, dilation, padding, rows wider than 16 pixels
+    checkConv({ ...base, N: 4, C: 32, H: 11, W: 21, OC: 10, KH: 3, KW: 2, sH: 2, sW: 2, pH: 1, dW: 2, groups: 2 }, true);
+    // 48 channels x 3 taps = 144 columns: the last panel's upper half has no tap
+    checkConv({ ...base, N: 4, C: 48, H: 9, W: 17, OC: 12, KH: 1, KW: 3, pW: 1 }, false);
+  });
+
   it('reference backward agrees with finite differences', () => {
     const configs: Conv[] = [
       { N: 2, C: 2, H: 5, W: 6, OC: 3, KH: 3, KW: 2, sH: 2, sW: 1, pH: 1, pW: 0, dH: 1, dW: 2, groups: 1 },

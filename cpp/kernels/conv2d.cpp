@@ -40,7 +40,10 @@ void conv_pack_bt_gather_avx512(float*, const float*, const int32_t*, int64_t, c
                                 int64_t, int64_t, int64_t) {}
 void conv_col2im_s1_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&) {}
 void conv_pack_b_runs_avx512(float*, const float*, const int64_t*, int64_t, const int32_t*,
-                             const uint16_t*, int, int64_t) {}
+                             const uint16_t*, int, int64_t, int64_t) {}
+void conv_nhwc_group_avx512(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t) {}
+void conv_pack_bt_nhwc_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&,
+                              int64_t, int64_t) {}
 void conv_col2im_rows_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&) {}
 #endif
 
@@ -196,6 +199,7 @@ DirectConvShape direct_shape(const ConvGeom& g) {
 // panels [panel][p][j], zero-padded), so im2col is fused into the packing of B, and the GEMM's
 // tiles are all full (C goes to a padded per-thread tile buffer, then to its place).
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
 
 // Taps (c, kh, kw) of one group and output pixels (oh, ow) as offsets into an image's group.
 struct ImplicitTables {
@@ -424,7 +428,7 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
     }
     if (runs)
       conv_pack_b_runs_avx512(bpack, xg, tb.tap_off.data(), kk, pr.off.data(), pr.mask.data(),
-                              pr.nseg, ohw);
+                              pr.nseg, ohw, gp.cg * gp.hw());
     else if (gather) conv_pack_b_gather_avx512(bpack, xg, tb.tap_off.data(), kk, pix32.data(), ohw);
     else pack_b_im2col(bpack, xg, gp, tb, uk.nr);
     run_tiles(uk, ctile, apack + grp * mpad * kk, bpack, mpad, npad, kk, 0.0f);
@@ -486,14 +490,21 @@ tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, 
   const int64_t part = g.g * mpad * npad;
   float* partial = static_cast<float*>(aligned_malloc(sizeof(float) * nt * part));
   if (!partial) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
-  const bool pre_pad = use_pre_pad(g);
+  // Channels-last packing: each image's group is first moved to (H, W, Cg) (with its padding), so
+  // every 16 columns of a B panel row are one contiguous 64-byte copy; the columns are ordered
+  // (tap, channel) and put back in (channel, tap) order when the partials are summed. The gather
+  // packer it replaces had 42% of conv2's samples; needs Cg % 16 == 0.
+  const bool nhwc = avx512_helpers(g) && g.cg % 16 == 0;
+  const bool pre_pad = !nhwc && use_pre_pad(g);
   const ConvGeom gp = pre_pad ? padded_geom(g) : g;  // the geometry the packer sees
   const ImplicitTables tb(gp);
-  const bool gather = tb.no_pad && avx512_helpers(gp);
+  const bool gather = !nhwc && tb.no_pad && avx512_helpers(gp);
   std::vector<int32_t> tap32(gather ? kk : 0);
   std::vector<int64_t> pix64(gather ? ohw : 0);
   for (int64_t t = 0; t < (gather ? kk : 0); ++t) tap32[t] = static_cast<int32_t>(tb.tap_off[t]);
   for (int64_t q = 0; q < (gather ? ohw : 0); ++q) pix64[q] = tb.pix_h[q] * gp.w + tb.pix_w[q];
+  const DirectConvShape ds = direct_shape(g);
+  const int64_t hp = g.h + 2 * g.ph, wp = g.w + 2 * g.pw;
   bool oom = false;
   parallel_for(nt, [&](int64_t t) {
     const int64_t n0 = g.n * t / nt, n1 = g.n * (t + 1) / nt;
@@ -510,6 +521,13 @@ tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, 
           pack_a_rows(apack, dy + (n * g.oc + grp * g.ocg) * ohw, ohw, false, g.ocg, ohw, b * ohw,
                       ktot, uk.mr);
           const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
+          if (nhwc) {
+            float* xt = scratch(0, static_cast<size_t>(hp * wp * g.cg));
+            if (!xt) { oom = true; return; }
+            conv_nhwc_group_avx512(xt, xg, g.cg, g.h, g.w, g.ph, g.pw);
+            conv_pack_bt_nhwc_avx512(bpack, xt, g.cg, wp, ds, b * ohw, ktot);
+            continue;
+          }
           if (pre_pad) {
             float* buf = scratch(0, static_cast<size_t>(gp.cg * gp.hw()));
             if (!buf) { oom = true; return; }
@@ -530,9 +548,13 @@ tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, 
     for (int64_t grp = 0; grp < g.g; ++grp)
       for (int64_t o = 0; o < g.ocg; ++o) {
         float* dst = dw + (grp * g.ocg + o) * kk;
+        const float* src = partial + (grp * mpad + o) * npad;
+        const int64_t taps = g.kh * g.kw;
         for (int64_t i = 0; i < kk; ++i) {
+          // column of weight i = (c, tap): c * taps + tap, or tap * Cg + c in channels-last order
+          const int64_t j = nhwc ? (i % taps) * g.cg + i / taps : i;
           float s = 0.0f;
-          for (int t = 0; t < nt; ++t) s += partial[t * part + (grp * mpad + o) * npad + i];
+          for (int t = 0; t < nt; ++t) s += src[t * part + j];
           dst[i] = s;
         }
       }

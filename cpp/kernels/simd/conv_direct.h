@@ -22,11 +22,22 @@ bool conv_direct_backward_weight_avx512(float* dw, const float* dy, const float*
 void conv_pack_b_gather_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
                                const int32_t* pix, int64_t ohw);
 // Forward B panels (NR = 32) for stride_w 1 without padding, from runs of consecutive pixels:
-// chunk ch (pixels 16ch .. 16ch+15) is the merge of nseg masked loads, lanes seg_mask[ch*nseg+s]
-// from xg + tap_off[t] + seg_off[ch*nseg+s] + lane; lanes in no mask are 0.
+// chunk ch (pixels 16ch .. 16ch+15) merges nseg runs, lanes seg_mask[ch*nseg+s] from
+// xg + tap_off[t] + seg_off[ch*nseg+s] + lane; lanes in no mask are 0. xg holds limit readable
+// floats (reads stay inside them; tap offsets are >= 0).
 void conv_pack_b_runs_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
                              const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
-                             int64_t ohw);
+                             int64_t ohw, int64_t limit);
+// xt ((H+2PH), (W+2PW), Cg) = one image's group xg (Cg, H, W) moved to channels-last, with zero
+// borders; Cg % 16 == 0 (16x16 transposes in registers).
+void conv_nhwc_group_avx512(float* xt, const float* xg, int64_t cg, int64_t h, int64_t w,
+                            int64_t ph, int64_t pw);
+// Backward-weight B panels (NR = 32) from the channels-last copy xt (row width wp): column
+// j = tap * Cg + c (tap = kh * KW + kw) at pixel q is xt[(oh*SH + kh*DH) * wp + ow*SW + kw*DW][c],
+// so each 16-column half of a panel row is one 64-byte copy (Cg % 16 == 0); rows at k-offset p0 of
+// panels ktot long, zero for j >= Cg*KH*KW. Any stride and dilation; padding is in xt.
+void conv_pack_bt_nhwc_avx512(float* dst, const float* xt, int64_t cg, int64_t wp,
+                              const DirectConvShape& s, int64_t p0, int64_t ktot);
 // Backward-weight B panels (NR = 32), no padding: B(q, t) = xg[pix[q] + tap_off[t]] at k-offset p0
 // of panels ktot long; zero for t >= kk.
 void conv_pack_bt_gather_avx512(float* dst, const float* xg, const int32_t* tap_off32, int64_t kk,

@@ -2,12 +2,20 @@
 //   * the direct backward-weight kernel for stride-1, unpadded convolutions with few taps per
 //     output channel (Cg*KH*KW small: the first layer of a CNN), where the GEMM's n = Cg*KH*KW is
 //     too narrow for the micro-kernel;
-//   * a gather-based packer of im2col panels and a masked col2im, for the implicit GEMM.
+//   * the packers of im2col panels (runs of consecutive pixels, or gathers) and col2im, for the
+//     implicit GEMM.
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns inside its own avx512fintrin.h (the self-initialised `__Y` of the undefined-vector
+// helpers the unpack and shuffle intrinsics use); nothing in this file reads an unset value.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
 
 #include "avx512_mask.h"
+#include "avx512_transpose.h"
 #include "conv_direct.h"
 
 namespace tsm {
@@ -109,30 +117,118 @@ void conv_pack_b_gather_avx512(float* dst, const float* xg, const int64_t* tap_o
 // seg_mask[ch*nseg + s] from xt + seg_off[ch*nseg + s] (+ lane). A run of pixels along a row reads
 // consecutive input, so a 16-pixel chunk costs one load per image row it spans instead of a
 // 16-element gather. Unused segment entries have mask 0 and load nothing.
+namespace {
+
+// The runs of chunk ch whose 16-float reads stay inside [xg, xg + limit) for every tap offset in
+// [0, max_tap] can be read with plain loads; the lanes outside a run's mask then hold neighbouring
+// input values, which the blend drops.
+inline bool chunk_in_bounds(const int32_t* o, const uint16_t* m, int nseg, int64_t max_tap,
+                            int64_t limit) {
+  for (int sg = 0; sg < nseg; ++sg)
+    if (m[sg] && (o[sg] < 0 || o[sg] + 16 + max_tap > limit)) return false;
+  return true;
+}
+
+// The 16 pixels of one chunk at tap offset xt. Fast form: plain loads blended by the run masks
+// (a masked load issues at ~1 per 3 cycles on Zen 5, a plain load and a blend at 2+ per cycle);
+// lanes in no run (past the last pixel) are zeroed. Safe form: zero-masking loads merged with OR
+// (the masks are disjoint; a merge-masking load would chain each load on the previous one).
+inline __m512 load_chunk(const float* xt, const int32_t* o, const uint16_t* m, int nseg, bool fast,
+                         __mmask16 all) {
+  if (fast) {
+    __m512 v = _mm512_loadu_ps(xt + o[0]);
+    for (int sg = 1; sg < nseg; ++sg) {
+      __m512 w = _mm512_loadu_ps(xt + o[sg]);
+      // Keep the load a plain one: GCC would otherwise fold load + blend into a merge-masking load,
+      // which waits for v and issues as slowly as the masked loads this path avoids.
+      __asm__("" : "+v"(w));
+      v = _mm512_mask_blend_ps(m[sg], v, w);
+    }
+    return all == 0xFFFF ? v : _mm512_maskz_mov_ps(all, v);
+  }
+  __m512i v = _mm512_setzero_si512();
+  for (int sg = 0; sg < nseg; ++sg) v = _mm512_or_si512(v, _mm512_maskz_loadu_epi32(m[sg], xt + o[sg]));
+  return _mm512_castsi512_ps(v);
+}
+
+inline int64_t max_offset(const int64_t* tap_off, int64_t kk) {
+  int64_t mx = 0;
+  for (int64_t t = 0; t < kk; ++t) mx = std::max(mx, tap_off[t]);
+  return mx;
+}
+
+inline __mmask16 union_mask(const uint16_t* m, int nseg) {
+  unsigned u = 0;
+  for (int sg = 0; sg < nseg; ++sg) u |= m[sg];
+  return static_cast<__mmask16>(u);
+}
+
+}  // namespace
+
 void conv_pack_b_runs_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
                              const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
-                             int64_t ohw) {
-  const int64_t nchunks = (ohw + 15) / 16;
+                             int64_t ohw, int64_t limit) {
+  const int64_t nchunks = (ohw + 15) / 16, max_tap = max_offset(tap_off, kk);
   for (int64_t j0 = 0; j0 < ohw; j0 += 32) {
     float* d = dst + (j0 / 32) * kk * 32;
     const int64_t c0 = j0 / 16, c1 = c0 + 1;
+    const bool has1 = c1 < nchunks;
     const int32_t* o0 = seg_off + c0 * nseg;
     const uint16_t* m0 = seg_mask + c0 * nseg;
-    const bool has1 = c1 < nchunks;
     const int32_t* o1 = has1 ? seg_off + c1 * nseg : o0;
     const uint16_t* m1 = has1 ? seg_mask + c1 * nseg : m0;
+    const bool f0 = chunk_in_bounds(o0, m0, nseg, max_tap, limit);
+    const bool f1 = has1 && chunk_in_bounds(o1, m1, nseg, max_tap, limit);
+    const __mmask16 a0 = union_mask(m0, nseg), a1 = union_mask(m1, nseg);
     for (int64_t t = 0; t < kk; ++t) {
       const float* xt = xg + tap_off[t];
-      // Zero-masking loads merged with OR (the masks are disjoint): a merge-masking load would
-      // chain each load on the previous one, and runs 2x slower on Zen 5.
-      __m512i v0 = _mm512_setzero_si512(), v1 = _mm512_setzero_si512();
-      for (int sg = 0; sg < nseg; ++sg)
-        v0 = _mm512_or_si512(v0, _mm512_maskz_loadu_epi32(m0[sg], xt + o0[sg]));
-      if (has1)
-        for (int sg = 0; sg < nseg; ++sg)
-          v1 = _mm512_or_si512(v1, _mm512_maskz_loadu_epi32(m1[sg], xt + o1[sg]));
-      _mm512_store_si512(d + t * 32, v0);
-      _mm512_store_si512(d + t * 32 + 16, v1);
+      _mm512_store_ps(d + t * 32, load_chunk(xt, o0, m0, nseg, f0, a0));
+      _mm512_store_ps(d + t * 32 + 16, has1 ? load_chunk(xt, o1, m1, nseg, f1, a1) : _mm512_setzero_ps());
+    }
+  }
+}
+
+void conv_nhwc_group_avx512(float* xt, const float* xg, int64_t cg, int64_t h, int64_t w,
+                            int64_t ph, int64_t pw) {
+  const int64_t wp = w + 2 * pw, hw = h * w;
+  if (ph > 0 || pw > 0)
+    for (int64_t i = 0, n = (h + 2 * ph) * wp * cg; i < n; ++i) xt[i] = 0.0f;
+  for (int64_t ih = 0; ih < h; ++ih) {
+    float* row = xt + ((ih + ph) * wp + pw) * cg;
+    for (int64_t iw = 0; iw < w; iw += 16) {
+      const int64_t npix = std::min<int64_t>(16, w - iw);
+      const __mmask16 m = tail_mask(npix);
+      for (int64_t c0 = 0; c0 < cg; c0 += 16) {
+        __m512 r[16];  // 16 channels x 16 pixels -> 16 pixels x 16 channels
+        const float* src = xg + c0 * hw + ih * w + iw;
+        for (int i = 0; i < 16; ++i)
+          r[i] = npix == 16 ? _mm512_loadu_ps(src + i * hw) : _mm512_maskz_loadu_ps(m, src + i * hw);
+        transpose16x16(r);
+        for (int64_t q = 0; q < npix; ++q) _mm512_storeu_ps(row + (iw + q) * cg + c0, r[q]);
+      }
+    }
+  }
+}
+
+void conv_pack_bt_nhwc_avx512(float* dst, const float* xt, int64_t cg, int64_t wp,
+                              const DirectConvShape& s, int64_t p0, int64_t ktot) {
+  const int64_t kk = cg * s.kh * s.kw, npanels = (kk + 31) / 32;
+  for (int64_t panel = 0; panel < npanels; ++panel) {
+    float* d = dst + panel * ktot * 32 + p0 * 32;
+    int64_t off[2];  // offset of each 16-column half (tap kh, kw; channels c0..c0+15) in xt
+    bool live[2];
+    for (int hf = 0; hf < 2; ++hf) {
+      const int64_t j0 = panel * 32 + hf * 16, tap = j0 / cg, c0 = j0 % cg;
+      live[hf] = j0 < kk;
+      off[hf] = live[hf] ? ((tap / s.kw) * s.dh * wp + (tap % s.kw) * s.dw) * cg + c0 : 0;
+    }
+    for (int64_t oh = 0, q = 0; oh < s.oh; ++oh) {
+      const float* xrow = xt + oh * s.sh * wp * cg;
+      for (int64_t ow = 0; ow < s.ow; ++ow, ++q) {
+        const float* xq = xrow + ow * s.sw * cg;
+        _mm512_store_ps(d + q * 32, live[0] ? _mm512_loadu_ps(xq + off[0]) : _mm512_setzero_ps());
+        _mm512_store_ps(d + q * 32 + 16, live[1] ? _mm512_loadu_ps(xq + off[1]) : _mm512_setzero_ps());
+      }
     }
   }
 }
