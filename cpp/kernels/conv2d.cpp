@@ -237,12 +237,12 @@ struct ImplicitTables {
 // written at k-offset p0 of panels that are ktot long.
 void pack_a_rows(float* dst, const float* a, int64_t lda, bool trans, int64_t rows, int64_t k,
                  int64_t p0, int64_t ktot, int mr) {
-  const bool fast = !trans && mr == 12 && active_simd() == TSM_SIMD_AVX512;
+  const bool fast = !trans && (mr == 12 || mr == 8) && active_simd() == TSM_SIMD_AVX512;
   for (int64_t ir = 0; ir < rows; ir += mr) {
     float* d = dst + (ir / mr) * ktot * mr + p0 * mr;
     const int64_t r = std::min<int64_t>(mr, rows - ir);
     if (fast && r == mr) {
-      pack_a12_rows_avx512(d, a + ir * lda, lda, k);  // 16x16 register transposes
+      pack_a_rows_avx512(d, a + ir * lda, lda, k, mr);  // 16x16 register transposes
     } else if (!trans) {
       for (int64_t i = 0; i < r; ++i) {
         const float* src = a + (ir + i) * lda;
@@ -395,7 +395,7 @@ bool use_implicit(const ConvGeom& g) {
 
 tsm_status forward_implicit(float* y, const float* x, const float* w, const float* bias,
                             const ConvGeom& g) {
-  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  const GemmUkernel& uk = gemm_ukernel_for_rows(active_simd(), g.ocg);
   const int64_t ohw = g.ohw(), kk = g.kk;
   const int64_t mpad = round_up(g.ocg, uk.mr), npad = round_up(ohw, uk.nr);
   float* apack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * mpad * kk));
@@ -446,7 +446,7 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
 }
 
 tsm_status backward_data_implicit(float* dx, const float* dy, const float* w, const ConvGeom& g) {
-  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  const GemmUkernel& uk = gemm_ukernel_for_rows(active_simd(), g.kk);
   const int64_t ohw = g.ohw(), kk = g.kk;
   const int64_t mpad = round_up(kk, uk.mr), npad = round_up(ohw, uk.nr);
   // A = w[g]^T (kk x ocg)
@@ -482,7 +482,7 @@ tsm_status backward_data_implicit(float* dx, const float* dy, const float* w, co
 // dw: per-thread partials over image ranges; images are taken kBatch at a time so the GEMM's k
 // (pixels) is long enough.
 tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, const ConvGeom& g) {
-  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  const GemmUkernel& uk = gemm_ukernel_for_rows(active_simd(), g.ocg);
   const int64_t ohw = g.ohw(), kk = g.kk;
   const int64_t mpad = round_up(g.ocg, uk.mr), npad = round_up(kk, uk.nr);
   const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(8, 1024 / ohw));

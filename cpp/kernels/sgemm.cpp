@@ -22,16 +22,17 @@ namespace tsm {
 
 #if !(defined(__x86_64__) || defined(_M_X64))
 // The AVX-512 packers are x86-only; elsewhere simd_pack() is false and they are never called.
-void pack_a12_rows_avx512(float*, const float*, int64_t, int64_t) {}
+void pack_a_rows_avx512(float*, const float*, int64_t, int64_t, int) {}
 void pack_b32_trans_avx512(float*, const float*, int64_t, int64_t, int64_t) {}
 #endif
 
 namespace {
 
-// Whether the AVX-512 packers (simd/gemm_pack.h) apply: the 12x32 kernel on a CPU with AVX-512F.
+// Whether the AVX-512 packers (simd/gemm_pack.h) apply: the 12x32 or 8x32 kernel on a CPU with
+// AVX-512F.
 inline bool simd_pack(int mr, int nr) {
 #if defined(__x86_64__) || defined(_M_X64)
-  return mr == 12 && nr == 32 && active_simd() == TSM_SIMD_AVX512;
+  return (mr == 12 || mr == 8) && nr == 32 && active_simd() == TSM_SIMD_AVX512;
 #else
   (void)mr, (void)nr;
   return false;
@@ -48,7 +49,7 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
   for (int64_t ir = 0; ir < mc; ir += mr) {
     const int64_t rows = std::min<int64_t>(mr, mc - ir);
     if (fast && rows == mr) {
-      pack_a12_rows_avx512(dst, a + (i0 + ir) * lda + p0, lda, kc);  // 16x16 register transposes
+      pack_a_rows_avx512(dst, a + (i0 + ir) * lda + p0, lda, kc, mr);  // 16x16 register transposes
     } else if (!trans) {
       // A(i, p) = a[i*lda + p]: each row is contiguous in p. Walk p in the outer loop so the writes
       // are contiguous (the rows are mr sequential read streams); writing with a stride of mr floats
@@ -83,7 +84,7 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
 // Pack op(B)[p0:p0+kc, j0 + panel range] into NR-column micro-panels: dst[panel][p][j].
 void pack_b_panels(float* dst, const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kc,
                    int64_t j0, int64_t nc, int nr, int64_t panel_begin, int64_t panel_end) {
-  const bool fast = trans && simd_pack(12, nr);
+  const bool fast = trans && simd_pack(8, nr);
   for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
     const int64_t jr = panel * nr;
     const int64_t cols = std::min<int64_t>(nr, nc - jr);
@@ -195,7 +196,9 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
     scale_c(c, ldc, m, n, beta);
     return TSM_OK;
   }
-  const GemmUkernel& uk = gemm_ukernel_for(active_simd());
+  // Few rows (m <= 2 MC) pick the row tile that pads least (64 rows: 8 x 8 instead of 6 x 12).
+  const GemmUkernel& uk0 = gemm_ukernel_for(active_simd());
+  const GemmUkernel& uk = m <= 2 * uk0.mc ? gemm_ukernel_for_rows(active_simd(), m) : uk0;
   const int mr = uk.mr, nr = uk.nr;
   const int nthreads = num_threads();
   // Small products are not worth waking the other threads.

@@ -1,7 +1,10 @@
-// AVX-512F GEMM micro-kernel: a 12 x 32 tile of C in 24 zmm accumulators. Per step of k: two
-// 16-float loads of B, twelve broadcasts of A, twenty-four FMAs, so loads (14) stay well under the
-// FMA count and the two FMA pipes can stay busy. 24 accumulators + 2 B vectors + 1 broadcast use 27
-// of the 32 registers. Compiled with -mavx512f; called only when cpuid reports AVX-512F.
+// AVX-512F GEMM micro-kernels: an MR x 32 tile of C in 2*MR zmm accumulators, MR = 12 or 8. Per
+// step of k: two 16-float loads of B, MR broadcasts of A, 2*MR FMAs. MR = 12 (24 accumulators + 2 B
+// vectors + 1 broadcast = 27 of the 32 registers) has the fewest loads per FMA and is the default;
+// MR = 8 (16 accumulators, still enough independent chains to cover the FMA latency on both pipes)
+// serves row counts that are multiples of 8 but not of 12, such as a batch or a channel count of
+// 64, where 12-row panels would compute 72 rows and throw 8 away. Compiled with -mavx512f; called
+// only when cpuid reports AVX-512F.
 #include <immintrin.h>
 
 #include "gemm_ukernel.h"
@@ -9,10 +12,11 @@
 namespace tsm {
 namespace {
 
-constexpr int MR = 12, NR = 32;
+constexpr int NR = 32;
 
-void ukernel_avx512_12x32(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
-                          float alpha, float beta) {
+template <int MR>
+void ukernel_avx512(int64_t k, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                    float beta) {
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -53,7 +57,12 @@ void ukernel_avx512_12x32(int64_t k, const float* a, const float* b, float* c, i
 
 // Blocking: A block 144 x 256 (144 KiB) in L2, a B micro-panel 256 x 32 (32 KiB) in L1.
 const GemmUkernel* gemm_ukernel_avx512() {
-  static const GemmUkernel k{"avx512 12x32", MR, NR, 144, 256, 4064, ukernel_avx512_12x32};
+  static const GemmUkernel k{"avx512 12x32", 12, NR, 144, 256, 4064, ukernel_avx512<12>};
+  return &k;
+}
+
+const GemmUkernel* gemm_ukernel_avx512_mr8() {
+  static const GemmUkernel k{"avx512 8x32", 8, NR, 144, 256, 4064, ukernel_avx512<8>};
   return &k;
 }
 

@@ -52,9 +52,19 @@ const GemmUkernel& gemm_ukernel_for(tsm_simd simd) {
   return gemm_ukernel_generic();
 }
 
+const GemmUkernel& gemm_ukernel_for_rows(tsm_simd simd, int64_t rows) {
+  const GemmUkernel& k = gemm_ukernel_for(simd);
+  if (k.mr == 12 && simd == TSM_SIMD_AVX512) {
+    const GemmUkernel* k8 = gemm_ukernel_avx512_mr8();
+    if (k8 && (rows + 7) / 8 * 8 < (rows + 11) / 12 * 12) return *k8;
+  }
+  return k;
+}
+
 #if !(defined(__x86_64__) || defined(_M_X64))
 const GemmUkernel* gemm_ukernel_avx2() { return nullptr; }
 const GemmUkernel* gemm_ukernel_avx512() { return nullptr; }
+const GemmUkernel* gemm_ukernel_avx512_mr8() { return nullptr; }
 #endif
 
 }  // namespace tsm

@@ -8,9 +8,9 @@
 
 namespace tsm {
 
-// d[p*12 + i] = a[i*lda + p] for i < 12, p < k (12 full rows). x86-64 only; the caller checks
-// that AVX-512F is active.
-void pack_a12_rows_avx512(float* d, const float* a, int64_t lda, int64_t k);
+// d[p*mr + i] = a[i*lda + p] for i < mr, p < k (mr = 8 or 12 full rows). x86-64 only; the caller
+// checks that AVX-512F is active.
+void pack_a_rows_avx512(float* d, const float* a, int64_t lda, int64_t k, int mr);
 
 // d[p*32 + j] = b[j*ldb + p] for j < cols, 0 for cols <= j < 32; p < k. x86-64 only.
 void pack_b32_trans_avx512(float* d, const float* b, int64_t ldb, int64_t cols, int64_t k);

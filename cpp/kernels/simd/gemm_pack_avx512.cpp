@@ -16,21 +16,20 @@
 
 namespace tsm {
 
-void pack_a12_rows_avx512(float* d, const float* a, int64_t lda, int64_t k) {
-  const __mmask16 twelve = 0x0FFF;
+void pack_a_rows_avx512(float* d, const float* a, int64_t lda, int64_t k, int mr) {
+  const __mmask16 rows = static_cast<__mmask16>((1u << mr) - 1u);
   for (int64_t p = 0; p < k; p += 16) {
     const int64_t n = k - p < 16 ? k - p : 16;
     const __mmask16 m = tail_mask(n);
     __m512 r[16];
     // masked loads only for the tail: on Zen 5 they issue at ~1 per 3 cycles even with all lanes set
-    if (n == 16)
-      for (int i = 0; i < 12; ++i) r[i] = _mm512_loadu_ps(a + i * lda + p);
-    else
-      for (int i = 0; i < 12; ++i) r[i] = _mm512_maskz_loadu_ps(m, a + i * lda + p);
-    for (int i = 12; i < 16; ++i) r[i] = _mm512_setzero_ps();
+    for (int i = 0; i < 16; ++i)
+      r[i] = i >= mr    ? _mm512_setzero_ps()
+             : n == 16 ? _mm512_loadu_ps(a + i * lda + p)
+                       : _mm512_maskz_loadu_ps(m, a + i * lda + p);
     transpose16x16(r);
-    float* dp = d + p * 12;
-    for (int64_t q = 0; q < n; ++q) _mm512_mask_storeu_ps(dp + q * 12, twelve, r[q]);
+    float* dp = d + p * mr;
+    for (int64_t q = 0; q < n; ++q) _mm512_mask_storeu_ps(dp + q * mr, rows, r[q]);
   }
 }
 

@@ -27,6 +27,11 @@ struct GemmUkernel {
 const GemmUkernel& gemm_ukernel_generic();
 const GemmUkernel* gemm_ukernel_avx2();    // nullptr when not compiled in (non-x86 builds)
 const GemmUkernel* gemm_ukernel_avx512();  // nullptr when not compiled in
+const GemmUkernel* gemm_ukernel_avx512_mr8();  // nullptr when not compiled in
 const GemmUkernel& gemm_ukernel_for(tsm_simd simd);
+// The kernel for a product whose A has `rows` rows (at most a few blocks of MC): the AVX-512 8x32
+// kernel where 8-row panels pad fewer rows than 12-row ones (64 rows: 64 instead of 72), else
+// gemm_ukernel_for(simd).
+const GemmUkernel& gemm_ukernel_for_rows(tsm_simd simd, int64_t rows);
 
 }  // namespace tsm
