@@ -258,6 +258,13 @@ describe('conv2d', () => {
     checkConv({ ...base, N: 4, C: 16, H: 40, W: 40, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1 }, false);
   });
 
+  it('matches the reference on the few-taps backward-weight (Cg*KH*KW < 12, bias as a row of ones)', () => {
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 5, C: 1, H: 17, W: 30, OC: 48, KH: 3, KW: 3, pH: 1, pW: 1 }, true); // padding, 1.5 panels
+    checkConv({ ...base, N: 4, C: 2, H: 9, W: 21, OC: 36, KH: 2, KW: 2, sH: 2, dH: 2, groups: 2 }, false);
+    checkConv({ ...base, N: 3, C: 1, H: 6, W: 40, OC: 16, KH: 1, KW: 11 }, true);               // 11 taps + the ones row
+  });
+
   it('matches the reference on the channels-last backward-weight packing (Cg a multiple of 16)', () => {
     const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
     checkConv({ ...base, N: 4, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, true);      // the CNN's conv2

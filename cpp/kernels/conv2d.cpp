@@ -42,6 +42,8 @@ void conv_col2im_s1_avx512(float*, const float*, int64_t, int64_t, const DirectC
 void conv_pack_b_runs_avx512(float*, const float*, const int64_t*, int64_t, const int32_t*,
                              const uint16_t*, int, int64_t, int64_t) {}
 void conv_nhwc_group_avx512(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t) {}
+void conv_pack_a_taps_avx512(float*, const float*, const int64_t*, int64_t, const int32_t*,
+                             const uint16_t*, int, int64_t, int, bool, int64_t) {}
 void conv_pack_bt_nhwc_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&,
                               int64_t, int64_t) {}
 void conv_col2im_rows_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&) {}
@@ -564,6 +566,84 @@ tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, 
   return TSM_OK;
 }
 
+// Backward-weight for few taps per output channel (Cg*KH*KW < 12: a CNN's first layer, C = 1),
+// where the implicit GEMM's n = Cg*KH*KW is too narrow for the 32-wide micro-kernel: the product is
+// turned around, dw^T (kk x ocg) = col (kk x pixels) * dy^T (pixels x ocg), so the taps are the
+// micro-kernel's 12 rows (zero-padded) and 32 output channels its columns; dy^T is packed by 16x16
+// register transposes, col from the forward's runs of pixels plus a transpose, with a row of ones
+// that gives the bias gradient in the same product. Threads take ranges of images and sum their
+// partials at the end.
+bool use_few_taps_bwd_weight(const ConvGeom& g) {
+  return avx512_helpers(padded_geom(g)) && g.sw == 1 && g.ocg >= 16 &&
+         g.kk < gemm_ukernel_for(TSM_SIMD_AVX512).mr;
+}
+
+tsm_status backward_weight_few_taps(float* dw, float* dbias, const float* dy, const float* x,
+                                   const ConvGeom& g) {
+  const GemmUkernel& uk = gemm_ukernel_for(TSM_SIMD_AVX512);
+  const int mr = uk.mr;
+  const int64_t ohw = g.ohw(), kk = g.kk, npanels = (g.ocg + 31) / 32, npad = npanels * 32;
+  const int64_t batch = std::max<int64_t>(1, 2048 / ohw);  // ~2K pixels of k per GEMM
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), g.n));
+  const int64_t part = g.g * mr * npad;
+  // With a spare row (kk < mr), a row of ones in col makes row kk of the product the bias gradient.
+  const bool ones = dbias && kk < mr;
+  float* partial = static_cast<float*>(aligned_malloc(sizeof(float) * nt * part));
+  if (!partial) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
+  const bool pre_pad = g.ph > 0 || g.pw > 0;
+  const ConvGeom gp = pre_pad ? padded_geom(g) : g;
+  const ImplicitTables tb(gp);
+  std::vector<int32_t> pix(ohw);
+  for (int64_t q = 0; q < ohw; ++q) pix[q] = static_cast<int32_t>(tb.pix_h[q] * gp.w + tb.pix_w[q]);
+  const PixelRuns pr(pix);
+  bool oom = false;
+  parallel_for(nt, [&](int64_t t) {
+    const int64_t n0 = g.n * t / nt, n1 = g.n * (t + 1) / nt;
+    float* acc = partial + t * part;
+    const size_t kmax = static_cast<size_t>(batch * ohw);
+    float* apack = scratch(2, kmax * mr);
+    float* bpack = scratch(3, kmax * npad);
+    if (!apack || !bpack) { oom = true; return; }
+    for (int64_t grp = 0; grp < g.g; ++grp) {
+      for (int64_t nb = n0; nb < n1; nb += batch) {
+        const int64_t nimg = std::min(batch, n1 - nb), ktot = nimg * ohw;
+        for (int64_t b = 0; b < nimg; ++b) {
+          const int64_t n = nb + b;
+          const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
+          if (pre_pad) {
+            float* buf = scratch(0, static_cast<size_t>(gp.cg * gp.hw()));
+            if (!buf) { oom = true; return; }
+            pad_group(buf, xg, g);
+            xg = buf;
+          }
+          conv_pack_a_taps_avx512(apack + b * ohw * mr, xg, tb.tap_off.data(), kk, pr.off.data(),
+                                  pr.mask.data(), pr.nseg, ohw, mr, ones, gp.cg * gp.hw());
+          const float* dyg = dy + (n * g.oc + grp * g.ocg) * ohw;
+          for (int64_t pn = 0; pn < npanels; ++pn)
+            pack_b32_trans_avx512(bpack + pn * ktot * 32 + b * ohw * 32, dyg + pn * 32 * ohw, ohw,
+                                  std::min<int64_t>(32, g.ocg - pn * 32), ohw);
+        }
+        for (int64_t pn = 0; pn < npanels; ++pn)
+          uk.fn(ktot, apack, bpack + pn * ktot * 32, acc + grp * mr * npad + pn * 32, npad, 1.0f,
+                nb == n0 ? 0.0f : 1.0f);
+      }
+    }
+  });
+  if (!oom) {
+    for (int64_t grp = 0; grp < g.g; ++grp)
+      for (int64_t o = 0; o < g.ocg; ++o)
+        for (int64_t i = 0; i < (ones ? kk + 1 : kk); ++i) {
+          float s = 0.0f;
+          for (int t = 0; t < nt; ++t) s += partial[t * part + (grp * mr + i) * npad + o];
+          if (i < kk) dw[(grp * g.ocg + o) * kk + i] = s;
+          else dbias[grp * g.ocg + o] = s;
+        }
+  }
+  aligned_free(partial);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
+  return TSM_OK;
+}
+
 // ---- forward ----
 tsm_status forward(float* y, const float* x, const float* w, const float* bias, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk;
@@ -633,6 +713,7 @@ tsm_status backward_data(float* dx, const float* dy, const float* w, const ConvG
 tsm_status backward_weight(float* dw, float* dbias, const float* dy, const float* x,
                            const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk, wsize = g.oc * kk;
+  if (use_few_taps_bwd_weight(g)) return backward_weight_few_taps(dw, dbias, dy, x, g);
   if (dbias) {
     // dbias[o] = sum over n and pixels of dy[n, o]; 16 independent partial sums per plane so the
     // compiler can vectorize without reassociating.

@@ -28,6 +28,11 @@ void conv_pack_b_gather_avx512(float* dst, const float* xg, const int64_t* tap_o
 void conv_pack_b_runs_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
                              const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
                              int64_t ohw, int64_t limit);
+// A panel (k = pixel, mr <= 16 taps per k) of the few-taps backward-weight, from the forward's runs:
+// dst[q*mr + t] = x tap t at pixel q for t < kk; 1 at t = kk when ones (the bias row); 0 above.
+void conv_pack_a_taps_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
+                             const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
+                             int64_t ohw, int mr, bool ones, int64_t limit);
 // xt ((H+2PH), (W+2PW), Cg) = one image's group xg (Cg, H, W) moved to channels-last, with zero
 // borders; Cg % 16 == 0 (16x16 transposes in registers).
 void conv_nhwc_group_avx512(float* xt, const float* xg, int64_t cg, int64_t h, int64_t w,

@@ -188,6 +188,27 @@ void conv_pack_b_runs_avx512(float* dst, const float* xg, const int64_t* tap_off
   }
 }
 
+void conv_pack_a_taps_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
+                             const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
+                             int64_t ohw, int mr, bool ones, int64_t limit) {
+  const int64_t nchunks = (ohw + 15) / 16, max_tap = max_offset(tap_off, kk);
+  const __mmask16 rows = static_cast<__mmask16>((1u << mr) - 1u);
+  for (int64_t ch = 0; ch < nchunks; ++ch) {
+    const int32_t* o = seg_off + ch * nseg;
+    const uint16_t* m = seg_mask + ch * nseg;
+    const bool fast = chunk_in_bounds(o, m, nseg, max_tap, limit);
+    const __mmask16 all = union_mask(m, nseg);
+    __m512 r[16];  // taps x 16 pixels, transposed to 16 pixel rows of mr taps
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < kk ? load_chunk(xg + tap_off[i], o, m, nseg, fast, all)
+             : (ones && i == kk) ? _mm512_set1_ps(1.0f) : _mm512_setzero_ps();
+    transpose16x16(r);
+    const int64_t npix = std::min<int64_t>(16, ohw - ch * 16);
+    float* d = dst + ch * 16 * mr;
+    for (int64_t q = 0; q < npix; ++q) _mm512_mask_storeu_ps(d + q * mr, rows, r[q]);
+  }
+}
+
 void conv_nhwc_group_avx512(float* xt, const float* xg, int64_t cg, int64_t h, int64_t w,
                             int64_t ph, int64_t pw) {
   const int64_t wp = w + 2 * pw, hw = h * w;
