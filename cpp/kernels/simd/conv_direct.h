@@ -23,11 +23,12 @@ void conv_pack_b_gather_avx512(float* dst, const float* xg, const int64_t* tap_o
                                const int32_t* pix, int64_t ohw);
 // Forward B panels (NR = 32) for stride_w 1 without padding, from runs of consecutive pixels:
 // chunk ch (pixels 16ch .. 16ch+15) merges nseg runs, lanes seg_mask[ch*nseg+s] from
-// xg + tap_off[t] + seg_off[ch*nseg+s] + lane; lanes in no mask are 0. xg holds limit readable
-// floats (reads stay inside them; tap offsets are >= 0).
+// xg + tap_off[t] + seg_off[ch*nseg+s] + lane; lanes in no mask are 0. Only the panels of pixels
+// [j_begin, j_end) (multiples of 32), written from dst on. xg holds limit readable floats (reads
+// stay inside them; tap offsets are >= 0).
 void conv_pack_b_runs_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
                              const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
-                             int64_t ohw, int64_t limit);
+                             int64_t ohw, int64_t j_begin, int64_t j_end, int64_t limit);
 // A panel (k = pixel, mr <= 16 taps per k) of the few-taps backward-weight, from the forward's runs:
 // dst[q*mr + t] = x tap t at pixel q for t < kk; 1 at t = kk when ones (the bias row); 0 above.
 void conv_pack_a_taps_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,

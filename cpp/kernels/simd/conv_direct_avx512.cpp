@@ -167,10 +167,10 @@ inline __mmask16 union_mask(const uint16_t* m, int nseg) {
 
 void conv_pack_b_runs_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
                              const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
-                             int64_t ohw, int64_t limit) {
+                             int64_t ohw, int64_t j_begin, int64_t j_end, int64_t limit) {
   const int64_t nchunks = (ohw + 15) / 16, max_tap = max_offset(tap_off, kk);
-  for (int64_t j0 = 0; j0 < ohw; j0 += 32) {
-    float* d = dst + (j0 / 32) * kk * 32;
+  for (int64_t j0 = j_begin; j0 < std::min(j_end, ohw); j0 += 32) {
+    float* d = dst + ((j0 - j_begin) / 32) * kk * 32;
     const int64_t c0 = j0 / 16, c1 = c0 + 1;
     const bool has1 = c1 < nchunks;
     const int32_t* o0 = seg_off + c0 * nseg;
