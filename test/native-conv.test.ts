@@ -265,13 +265,17 @@ describe('conv2d', () => {
     checkConv({ ...base, N: 3, C: 1, H: 6, W: 40, OC: 16, KH: 1, KW: 11 }, true);               // 11 taps + the ones row
   });
 
-  it('matches the reference on the channels-last backward-weight packing (Cg a multiple of 16)', () => {
+  it('matches the reference on the channels-last backward paths (Cg a multiple of 16 or 32)', () => {
     const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
     checkConv({ ...base, N: 4, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, true);      // the CNN's conv2
     // groups of 16 channels, strides, dilation, padding, rows wider than 16 pixels
     checkConv({ ...base, N: 4, C: 32, H: 11, W: 21, OC: 10, KH: 3, KW: 2, sH: 2, sW: 2, pH: 1, dW: 2, groups: 2 }, true);
     // 48 channels x 3 taps = 144 columns: the last panel's upper half has no tap
     checkConv({ ...base, N: 4, C: 48, H: 9, W: 17, OC: 12, KH: 1, KW: 3, pW: 1 }, false);
+    // backward-data straight into a channels-last dx (stride 1, Cg a multiple of 32): padding,
+    // dilation, groups, an odd number of output channels (the GEMM's k), 2 blocks of 32 channels
+    checkConv({ ...base, N: 4, C: 64, H: 10, W: 18, OC: 26, KH: 3, KW: 3, pH: 1, pW: 2, dH: 2, groups: 2 }, true);
+    checkConv({ ...base, N: 2, C: 64, H: 7, W: 30, OC: 5, KH: 2, KW: 4, dW: 3 }, false);
   });
 
   it('reference backward agrees with finite differences', () => {

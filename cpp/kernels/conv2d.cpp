@@ -42,6 +42,7 @@ void conv_col2im_s1_avx512(float*, const float*, int64_t, int64_t, const DirectC
 void conv_pack_b_runs_avx512(float*, const float*, const int64_t*, int64_t, const int32_t*,
                              const uint16_t*, int, int64_t, int64_t, int64_t, int64_t) {}
 void conv_nhwc_group_avx512(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t) {}
+void conv_nchw_from_nhwc_avx512(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t) {}
 void conv_pack_a_taps_avx512(float*, const float*, const int64_t*, int64_t, const int32_t*,
                              const uint16_t*, int, int64_t, int, bool, int64_t) {}
 void conv_pack_bt_nhwc_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&,
@@ -694,8 +695,82 @@ tsm_status forward(float* y, const float* x, const float* w, const float* bias, 
 }
 
 // ---- backward data ----
+// Channels-last backward-data without col2im (stride 1, Cg % 32 == 0). Output pixels are counted on
+// the padded input's grid: q = oh * Wp + ow for ow < Wp (the Wp - OW extra columns carry dy = 0), so
+// tap (kh, kw) sends pixel q to row q + kh*DH*Wp + kw*DW of dxt ((H+2PH) x (W+2PW) rows of Cg
+// channels) for every q, across output rows too. The GEMM dy^T (pixels x ocg) * w (ocg x (tap, c))
+// then accumulates each 12 x 32 tile (12 consecutive pixels, 32 channels of one tap) straight into
+// dxt with ldc = Cg and beta = 1: no col buffer, no col2im. The padded border of dxt is dropped when
+// it is moved back to (Cg, H, W). Costs (Wp/OW - 1) more rows in the GEMM (18% for the CNN's
+// conv2, 4% for a 56x56 layer with padding 1).
+bool use_nhwc_bwd_data(const ConvGeom& g) {
+  return avx512_helpers(padded_geom(g)) && g.sh == 1 && g.sw == 1 && g.cg % 32 == 0 &&
+         gemm_ukernel_for(TSM_SIMD_AVX512).mr == 12;
+}
+
+tsm_status backward_data_nhwc(float* dx, const float* dy, const float* w, const ConvGeom& g) {
+  const GemmUkernel& uk = gemm_ukernel_for(TSM_SIMD_AVX512);
+  const int mr = uk.mr;
+  const int64_t ohw = g.ohw(), kk = g.kk, taps = g.kh * g.kw, cb = g.cg / 32;
+  const int64_t hp = g.h + 2 * g.ph, wp = g.w + 2 * g.pw;
+  const int64_t mv = g.oh * wp, mpad = round_up(mv, mr);
+  const int64_t max_off = (g.kh - 1) * g.dh * wp + (g.kw - 1) * g.dw;
+  const int64_t rows_t = std::max(hp * wp, mpad + max_off);  // dxt rows, with slack for the padding
+  // B panels, per group, tap and block of 32 channels: B(o, j) = w[o][c0 + j][tap], ocg x 32.
+  const int64_t bpanel = g.ocg * 32;
+  float* bpack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * taps * cb * bpanel));
+  if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
+  for (int64_t grp = 0; grp < g.g; ++grp)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t b = 0; b < cb; ++b) {
+        float* d = bpack + ((grp * taps + t) * cb + b) * bpanel;
+        for (int64_t o = 0; o < g.ocg; ++o)
+          for (int64_t j = 0; j < 32; ++j)
+            d[o * 32 + j] = w[(grp * g.ocg + o) * kk + (b * 32 + j) * taps + t];
+      }
+  bool oom = false;
+  parallel_for(g.n * g.g, [&](int64_t task) {
+    const int64_t n = task / g.g, grp = task % g.g;
+    float* dyw = scratch(0, static_cast<size_t>(g.ocg * mpad));  // dy rows widened to Wp
+    float* apack = scratch(2, static_cast<size_t>(g.ocg * mpad));
+    float* xt = scratch(3, static_cast<size_t>(rows_t * g.cg));
+    if (!dyw || !apack || !xt) { oom = true; return; }
+    const float* dyg = dy + (n * g.oc + grp * g.ocg) * ohw;
+    for (int64_t o = 0; o < g.ocg; ++o) {
+      float* d = dyw + o * mpad;
+      const float* s = dyg + o * ohw;
+      for (int64_t oh = 0; oh < g.oh; ++oh, d += wp, s += g.ow) {
+        int64_t ow = 0;
+        for (; ow < g.ow; ++ow) d[ow] = s[ow];
+        for (; ow < wp; ++ow) d[ow] = 0.0f;
+      }
+      for (int64_t q = mv; q < mpad; ++q) dyw[o * mpad + q] = 0.0f;
+    }
+    // A panels: A(q, o) = dyw[o][q], 12 pixels per k (mr is 12: the constant lets the copy vectorize)
+    for (int64_t i0 = 0; i0 < mpad; i0 += 12) {
+      float* d = apack + i0 * g.ocg;
+      for (int64_t o = 0; o < g.ocg; ++o)
+        for (int i = 0; i < 12; ++i) d[o * 12 + i] = dyw[o * mpad + i0 + i];
+    }
+    std::memset(xt, 0, sizeof(float) * rows_t * g.cg);
+    const float* bg = bpack + grp * taps * cb * bpanel;
+    for (int64_t i0 = 0; i0 < mpad; i0 += mr)
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t off = (t / g.kw) * g.dh * wp + (t % g.kw) * g.dw;
+        for (int64_t b = 0; b < cb; ++b)
+          uk.fn(g.ocg, apack + i0 * g.ocg, bg + (t * cb + b) * bpanel, xt + (i0 + off) * g.cg + b * 32,
+                g.cg, 1.0f, 1.0f);
+      }
+    conv_nchw_from_nhwc_avx512(dx + (n * g.c + grp * g.cg) * g.hw(), xt, g.cg, g.h, g.w, g.ph, g.pw);
+  });
+  aligned_free(bpack);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
+  return TSM_OK;
+}
+
 tsm_status backward_data(float* dx, const float* dy, const float* w, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk;
+  if (use_implicit(g) && use_nhwc_bwd_data(g)) return backward_data_nhwc(dx, dy, w, g);
   if (use_implicit(g)) return backward_data_implicit(dx, dy, w, g);
   const bool pw = g.pointwise();
   auto one = [&](int64_t n, int64_t grp) -> bool {

@@ -38,6 +38,9 @@ void conv_pack_a_taps_avx512(float* dst, const float* xg, const int64_t* tap_off
 // borders; Cg % 16 == 0 (16x16 transposes in registers).
 void conv_nhwc_group_avx512(float* xt, const float* xg, int64_t cg, int64_t h, int64_t w,
                             int64_t ph, int64_t pw);
+// dxg (Cg, H, W) = the interior of xt ((H+2PH), (W+2PW), Cg), back to channels-first; Cg % 16 == 0.
+void conv_nchw_from_nhwc_avx512(float* dxg, const float* xt, int64_t cg, int64_t h, int64_t w,
+                                int64_t ph, int64_t pw);
 // Backward-weight B panels (NR = 32) from the channels-last copy xt (row width wp): column
 // j = tap * Cg + c (tap = kh * KW + kw) at pixel q is xt[(oh*SH + kh*DH) * wp + ow*SW + kw*DW][c],
 // so each 16-column half of a panel row is one 64-byte copy (Cg % 16 == 0); rows at k-offset p0 of
