@@ -9,7 +9,10 @@
 //   cp build/Release/tensorsmith.node /tmp/a.node      # build A
 //   ...change, rebuild...
 //   node tools/ab-addons.js /tmp/a.node build/Release/tensorsmith.node \
-//        sgemm:NN:1024:1024:1024 conv:64:32:13:64:3:0 [--threads 2] [--rounds 15]
+//        sgemm:NN:1024:1024:1024 conv:64:32:13:64:3:0 [--threads 2] [--rounds 15] [--cold]
+//
+// --cold writes through a 64 MiB buffer before every timed call, so the operands come from DRAM as
+// they do inside a training step (where other layers ran in between), not from the caches.
 //
 // Cases: sgemm:<NN|NT|TN|TT>:m:n:k, and conv:N:C:H:OC:K:pad (square images, stride 1) which times
 // the forward, backward-data and backward-weight passes.
@@ -30,7 +33,17 @@ const opt = (name, def) => {
   if (!Number.isInteger(v) || v < 1) usage(`--${name} needs a positive integer`);
   return v;
 };
+const coldAt = args.indexOf('--cold');
+const cold = coldAt >= 0;
+if (cold) args.splice(coldAt, 1);
 const threads = opt('threads', 2), rounds = opt('rounds', 15);
+const flushBuf = cold ? new Float32Array(16 << 20) : null;
+let flushSum = 0;
+const flush = () => {
+  if (!flushBuf) return;
+  for (let i = 0; i < flushBuf.length; i += 16) flushBuf[i] += 1;
+  flushSum += flushBuf[flushBuf.length - 16];
+};
 if (args.length < 3) usage('two addon files and at least one case are needed');
 const load = (f) => {
   const m = { exports: {} };
@@ -72,13 +85,14 @@ const median = (v) => v.slice().sort((p, q) => p - q)[v.length >> 1];
 for (const c of args.slice(2).flatMap(cases)) {
   const outA = new Float32Array(c.size), outB = new Float32Array(c.size);
   c.run(A, outA); c.run(B, outB); // warm-up
-  const reps = Math.max(3, Math.min(20, Math.round(1e9 / c.flop)));
+  const reps = cold ? 5 : Math.max(3, Math.min(20, Math.round(1e9 / c.flop)));
   const ta = [], tb = [];
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 ? [[A, ta, outA], [B, tb, outB]] : [[B, tb, outB], [A, ta, outA]];
     for (const [L, times, out] of order) {
       let best = Infinity;
       for (let i = 0; i < reps; i++) {
+        flush();
         const t0 = performance.now();
         c.run(L, out);
         best = Math.min(best, performance.now() - t0);
