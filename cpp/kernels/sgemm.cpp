@@ -281,16 +281,37 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                       n_panels * (t + 1) / pack_tasks);
       });
       bool oom = false;
-      parallel_for(n_ic * nsplit, [&](int64_t task) {
-        const int64_t ib = task / nsplit, part = task % nsplit;
-        const int64_t ic = ib * mc;
-        const int64_t rows = std::min<int64_t>(mc, m - ic);
-        float* apack = scratch(1, static_cast<size_t>(round_up(rows, mr)) * kc);
-        if (!apack) { oom = true; return; }
-        pack_a(apack, a, lda, ta, ic, rows, pc, kc, mr);
-        macro_kernel(uk, rows, kc, apack, bpack, n_panels * part / nsplit,
-                     n_panels * (part + 1) / nsplit, nc, c + ic * ldc + jc, ldc, alpha, beta_eff);
-      });
+      if (nsplit == 1 && nt > 1) {
+        // Each thread takes an equal share of the rows (a multiple of MR), cut into blocks of at
+        // most MC: equal blocks handed out in turn left one thread up to a block's worth of rows
+        // short (2048 rows: 15 blocks of 132 and one of 68).
+        parallel_for(nt, [&](int64_t t) {
+          const int64_t r0 = std::min(m, round_up(m * t / nt, mr));
+          const int64_t r1 = t + 1 == nt ? m : std::min(m, round_up(m * (t + 1) / nt, mr));
+          if (r0 >= r1) return;
+          const int64_t nb = ceil_div(r1 - r0, uk.mc);
+          const int64_t mct = round_up(ceil_div(r1 - r0, nb), mr);
+          float* apack = scratch(1, static_cast<size_t>(mct) * kc);
+          if (!apack) { oom = true; return; }
+          for (int64_t ic = r0; ic < r1; ic += mct) {
+            const int64_t rows = std::min<int64_t>(mct, r1 - ic);
+            pack_a(apack, a, lda, ta, ic, rows, pc, kc, mr);
+            macro_kernel(uk, rows, kc, apack, bpack, 0, n_panels, nc, c + ic * ldc + jc, ldc, alpha,
+                         beta_eff);
+          }
+        });
+      } else {
+        parallel_for(n_ic * nsplit, [&](int64_t task) {
+          const int64_t ib = task / nsplit, part = task % nsplit;
+          const int64_t ic = ib * mc;
+          const int64_t rows = std::min<int64_t>(mc, m - ic);
+          float* apack = scratch(1, static_cast<size_t>(round_up(rows, mr)) * kc);
+          if (!apack) { oom = true; return; }
+          pack_a(apack, a, lda, ta, ic, rows, pc, kc, mr);
+          macro_kernel(uk, rows, kc, apack, bpack, n_panels * part / nsplit,
+                       n_panels * (part + 1) / nsplit, nc, c + ic * ldc + jc, ldc, alpha, beta_eff);
+        });
+      }
       if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
     }
   }
