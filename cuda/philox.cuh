@@ -21,7 +21,9 @@ struct Philox4 {
 __host__ __device__ __forceinline__ Philox4 philox4x32_10(uint64_t block, uint64_t seed) {
   uint32_t c0 = uint32_t(block), c1 = uint32_t(block >> 32), c2 = 0u, c3 = 0u;
   uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+#ifdef __CUDA_ARCH__
 #pragma unroll
+#endif
   for (int r = 0; r < 10; ++r) {
     if (r > 0) {
       k0 += 0x9E3779B9u;
