@@ -73,9 +73,10 @@ describe.skipIf(!available)('CUDA norm kernels at scale (GPU)', () => {
       maxErr(yg, yc, 1e-4, 5e-5, 'batchNorm y');
       maxErr(rmg, rmc, 1e-5, 1e-6, 'running_mean');
       maxErr(rvg, rvc, 1e-4, 1e-6, 'running_var');
-      yc.square().sum().backward();
-      yg.square().sum().backward();
-      maxErr(xg.grad!, xc.grad!, 1e-3, 1e-3, 'batchNorm dx');
+      const [gc, gg] = pair(shape);
+      yc.mul(gc).sum().backward();
+      yg.mul(gg).sum().backward();
+      maxErr(xg.grad!, xc.grad!, 1e-3, 2e-4, 'batchNorm dx');
       maxErr(F.batchNorm(xg, rmg, rvg, null, null, { training: false }), F.batchNorm(xc, rmc, rvc, null, null, { training: false }),
         1e-5, 1e-6, 'batchNorm eval y');
     });
