@@ -5,6 +5,7 @@ import { record } from './autograd';
 import { checkNumber, describe } from './check';
 import { nativeAddon } from './native-api';
 import * as cu from './cuda-tensor';
+import * as cn from './cuda-norm';
 import * as ops from './ops';
 import { checkTensor, empty32, normDim } from './ops';
 import { fromData, isGradEnabled, sizeOf, Tensor } from './tensor';
@@ -222,10 +223,16 @@ export function avgPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
 /** Average pooling of (N, C, H, W) to (N, C, oh, ow) with windows chosen as PyTorch's adaptive_avg_pool2d. */
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   const op = 'adaptiveAvgPool2d';
-  check4d(op, x);
+  check4dAny(op, x);
   const [oh, ow] = pair(op, 'outputSize', outputSize, NaN, 1);
   const [n, c, h, w] = x.shape;
   if (n * c * oh * ow > 2 ** 31 - 1) throw new RangeError(`${op}: output [${n}, ${c}, ${oh}, ${ow}] has more than 2^31-1 elements`);
+  if (x.device !== 'cpu') {
+    // cuda/adaptive_pool.cu: the CPU's windows and float sums (bit-identical), backward a gather.
+    const yc = cn.adaptiveAvgPool2dForward(x, oh, ow, op);
+    const bwd = (dy: Tensor): (Tensor | null)[] => [cn.adaptiveAvgPool2dBackward(dy, x.shape, 'backward')];
+    return record(yc, 'adaptiveAvgPool2d', [x], { backward: bwd });
+  }
   const y = empty32([n, c, oh, ow]);
   if (y.size) N().adaptiveAvgPool2dForward(f32(y), f32(x), n, c, h, w, oh, ow);
   const backward = (dy: Tensor): (Tensor | null)[] => {
@@ -244,7 +251,12 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   ops.checkFloatAny('dropout', 'input', x);
   checkNumber('dropout', 'p', p, 0, 1);
   if (!training || p === 0) return ops.clone(x);
-  checkF32('dropout', 'input', x); // the mask is drawn on the CPU: no CUDA kernel yet
+  if (x.device !== 'cpu') {
+    // cuda/dropout.cu draws the CPU's Philox stream: the same (seed, offset) gives the same mask.
+    const [s, o] = ops.nextRng(x.size);
+    const { y: yc, mask: mc } = cn.dropoutForward(x, p, s, o, 'dropout');
+    return record(yc, 'dropout', [x], { mask: mc }, [mc]);
+  }
   const y = empty32(x.shape);
   const mask = empty32(x.shape);
   const [seed, offset] = ops.nextRng(x.size);
@@ -255,14 +267,20 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
 /** Layer normalisation over the trailing dims given by normalizedShape. */
 export function layerNorm(x: Tensor, normalizedShape: number[] | number, w?: Tensor | null, b?: Tensor | null, eps = 1e-5): Tensor {
   const op = 'layerNorm';
-  checkF32(op, 'input', x);
+  ops.checkFloatAny(op, 'input', x);
   const ns = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
   if (!Array.isArray(ns) || ns.length === 0 || ns.length > x.ndim || ns.some((d, i) => d !== x.shape[x.ndim - ns.length + i]))
     throw new RangeError(`${op}: normalizedShape ${describe(normalizedShape)} must match the trailing dims of input shape [${x.shape.join(', ')}]`);
   const cols = sizeOf(ns), rows = x.size / Math.max(cols, 1);
-  for (const [name, t] of [['weight', w], ['bias', b]] as const)
-    if (t != null && (checkF32(op, name, t).size !== cols))
+  for (const [name, t] of [['weight', w], ['bias', b]] as const) {
+    if (t == null) continue;
+    ops.checkFloatAny(op, name, t);
+    ops.sameDevice(op, x, 'input', t, name);
+    if (t.size !== cols)
       throw new RangeError(`${op}: ${name} must have ${cols} elements (shape [${ns.join(', ')}]), got shape [${t.shape.join(', ')}]`);
+  }
+  if (!(typeof eps === 'number' && eps >= 0)) throw new RangeError(`${op}: eps must be a number >= 0, got ${describe(eps)}`);
+  if (x.device !== 'cpu') return layerNormCuda(x, w ?? null, b ?? null, rows, cols, eps);
   const y = empty32(x.shape);
   const mean = empty32([rows]), rstd = empty32([rows]);
   if (x.size) N().layerNormForward(f32(y), f32(mean), f32(rstd), f32(x), w ? f32(w) : null, b ? f32(b) : null, rows, cols, eps);
@@ -275,6 +293,18 @@ export function layerNorm(x: Tensor, normalizedShape: number[] | number, w?: Ten
   return record(y, 'layerNorm', [x, w ?? null, b ?? null], { backward }, [mean, rstd]);
 }
 
+/** layerNorm on a CUDA device (cuda/norm.cu); gradients only for the inputs that require them. */
+function layerNormCuda(x: Tensor, w: Tensor | null, b: Tensor | null, rows: number, cols: number, eps: number): Tensor {
+  const op = 'layerNorm';
+  const { y, mean, rstd } = cn.layerNormForward(x, w, b, rows, cols, eps, op);
+  const backward = (dy: Tensor, node: Node): (Tensor | null)[] => {
+    const [xi, wi, bi] = node.inputs as [Tensor, Tensor | null, Tensor | null];
+    return cn.layerNormBackward(dy, xi, mean, rstd, wi, rows, cols,
+      [xi.requiresGrad, !!wi?.requiresGrad, !!bi?.requiresGrad], wi ? wi.shape : null, bi ? bi.shape : null, 'backward');
+  };
+  return record(y, 'layerNorm', [x, w, b], { backward }, [mean, rstd]);
+}
+
 /** Options of {@link batchNorm}. */
 export interface BatchNormOptions {
   /** Use batch statistics and update the running ones (default true); false uses the running statistics. */
@@ -283,6 +313,11 @@ export interface BatchNormOptions {
   momentum?: number;
   /** Added to the variance (default 1e-5). */
   eps?: number;
+  /**
+   * An int32 tensor of one element on the input's device, incremented by one when training
+   * (nn.BatchNorm2d's `num_batches_tracked`; on a CUDA device the kernel increments it, no read-back).
+   */
+  numBatchesTracked?: Tensor | null;
 }
 
 /** Batch normalisation over (N, C, ...) per channel; running stats updated in place when training. */
@@ -290,20 +325,34 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
                           b?: Tensor | null, opts: BatchNormOptions = {}): Tensor {
   const op = 'batchNorm';
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
-  checkF32(op, 'input', x);
+  ops.checkFloatAny(op, 'input', x);
   if (x.ndim < 2) throw new RangeError(`${op}: expected input of rank >= 2 (N, C, ...), got shape [${x.shape.join(', ')}]`);
   const training = opts.training ?? true;
   const [n, c] = x.shape;
   const hw = sizeOf(x.shape.slice(2));
-  for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', w], ['bias', b]] as const)
-    if (t != null && checkF32(op, name, t).size !== c)
-      throw new RangeError(`${op}: ${name} must have ${c} elements, got shape [${t.shape.join(', ')}]`);
+  for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', w], ['bias', b]] as const) {
+    if (t == null) continue;
+    ops.checkFloatAny(op, name, t);
+    ops.sameDevice(op, x, 'input', t, name);
+    if (t.size !== c) throw new RangeError(`${op}: ${name} must have ${c} elements, got shape [${t.shape.join(', ')}]`);
+  }
   if (!training && (!runningMean || !runningVar)) throw new RangeError(`${op}: evaluation mode needs runningMean and runningVar`);
   if (training && n * hw <= 1) throw new RangeError(`${op}: training needs more than one value per channel, got input shape [${x.shape.join(', ')}]`);
+  const momentum = checkNumber(op, 'momentum', opts.momentum ?? 0.1, 0, 1);
+  const eps = checkNumber(op, 'eps', opts.eps ?? 1e-5, 0);
+  const nbt = opts.numBatchesTracked ?? null;
+  if (nbt !== null) {
+    ops.checkAny(op, 'numBatchesTracked', nbt);
+    if (nbt.dtype !== 'int32' || nbt.size !== 1)
+      throw new TypeError(`${op}: numBatchesTracked must be an int32 tensor of one element, got ${nbt.dtype} of shape [${nbt.shape.join(', ')}]`);
+    ops.sameDevice(op, x, 'input', nbt, 'numBatchesTracked');
+  }
+  if (x.device !== 'cpu') return batchNormCuda(x, runningMean, runningVar, w ?? null, b ?? null, n, c, hw, training, momentum, eps, nbt);
+  if (training && nbt) (nbt._data as Int32Array)[0]++;
   const y = empty32(x.shape);
   const sm = empty32([c]), si = empty32([c]);
   N().batchNormForward(f32(y), f32(sm), f32(si), runningMean ? f32(runningMean) : null, runningVar ? f32(runningVar) : null,
-    f32(x), w ? f32(w) : null, b ? f32(b) : null, n, c, hw, training, opts.momentum ?? 0.1, opts.eps ?? 1e-5);
+    f32(x), w ? f32(w) : null, b ? f32(b) : null, n, c, hw, training, momentum, eps);
   const backward = (dy: Tensor): (Tensor | null)[] => {
     const dx = empty32(x.shape);
     const dw = w ? empty32(w.shape) : null, db = b ? empty32(b.shape) : null;
@@ -313,14 +362,33 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   return record(y, 'batchNorm', [x, w ?? null, b ?? null], { backward }, [sm, si]);
 }
 
+/** batchNorm on a CUDA device (cuda/norm.cu): running stats and the counter updated on the device. */
+function batchNormCuda(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, w: Tensor | null, b: Tensor | null,
+                       n: number, c: number, hw: number, training: boolean, momentum: number, eps: number,
+                       nbt: Tensor | null): Tensor {
+  const op = 'batchNorm';
+  const { y, saveMean, saveInvstd } = cn.batchNormForward(x, runningMean, runningVar, w, b, n, c, hw, training, momentum,
+    eps, nbt, op);
+  const backward = (dy: Tensor, node: Node): (Tensor | null)[] => {
+    const [xi, wi, bi] = node.inputs as [Tensor, Tensor | null, Tensor | null];
+    return cn.batchNormBackward(dy, xi, saveMean, saveInvstd, wi, n, c, hw, training,
+      [xi.requiresGrad, !!wi?.requiresGrad, !!bi?.requiresGrad], wi ? wi.shape : null, bi ? bi.shape : null, 'backward');
+  };
+  return record(y, 'batchNorm', [x, w, b], { backward }, [saveMean, saveInvstd]);
+}
+
 /** Rows of weight selected by int32 indices: out shape = [...indices.shape, dim]. */
 export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | null = null): Tensor {
   const op = 'embedding';
-  checkTensor(op, 'indices', indices);
+  ops.checkAny(op, 'indices', indices);
   if (indices.dtype !== 'int32') throw new TypeError(`${op}: indices must be an int32 tensor, got ${indices.dtype}`);
-  checkF32(op, 'weight', weight);
+  ops.checkFloatAny(op, 'weight', weight);
+  ops.sameDevice(op, weight, 'weight', indices, 'indices');
   if (weight.ndim !== 2) throw new RangeError(`${op}: expected weight of rank 2 (num, dim), got shape [${weight.shape.join(', ')}]`);
   const [num, dim] = weight.shape;
+  if (paddingIdx !== null && (!Number.isInteger(paddingIdx) || paddingIdx < 0 || paddingIdx >= num))
+    throw new RangeError(`${op}: paddingIdx must be null or an integer in [0, ${num}), got ${describe(paddingIdx)}`);
+  if (weight.device !== 'cpu') return embeddingCuda(indices, weight, paddingIdx);
   const idx = indices._data as Int32Array;
   const y = empty32([...indices.shape, dim]);
   for (let i = 0; i < idx.length; i++)
@@ -332,6 +400,22 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | 
     return [null, dw];
   };
   return record(y, 'embedding', [null, weight], { backward });
+}
+
+/**
+ * embedding on a CUDA device (cuda/embedding.cu). Device indices are not read back to be
+ * range-checked (that needs a synchronisation every step): an index outside [0, num) gives a NaN
+ * output row and contributes no gradient. The backward sorts the positions by row on the device and
+ * sums each row's gradients in position order (the CPU's sums, no atomics). The indices are cloned
+ * for the backward (the caller may dispose theirs before it runs).
+ */
+function embeddingCuda(indices: Tensor, weight: Tensor, paddingIdx: number | null): Tensor {
+  const op = 'embedding';
+  const y = cn.embeddingForward(indices, weight, op);
+  const keepIdx = isGradEnabled() && weight.requiresGrad ? cu.clone(indices, op) : null;
+  const backward = (dy: Tensor): (Tensor | null)[] =>
+    [null, cn.embeddingBackward(dy, keepIdx as Tensor, weight.shape, paddingIdx ?? -1, 'backward')];
+  return record(y, 'embedding', [null, weight], { backward }, keepIdx ? [keepIdx] : []);
 }
 
 // ---------------------------------------------------------------------------------------------

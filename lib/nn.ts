@@ -521,9 +521,9 @@ export class BatchNorm2d extends Module {
   }
   forward(x: Tensor): Tensor {
     if (x.ndim !== 4) throw new RangeError(`BatchNorm2d: expected input of rank 4 (N,C,H,W), got shape [${x.shape.join(', ')}]`);
-    if (this.training) (this.num_batches_tracked._data as Int32Array)[0]++;
+    // F.batchNorm increments num_batches_tracked when training (on a CUDA device, the kernel does).
     return F.batchNorm(x, this.running_mean, this.running_var, this.weight, this.bias,
-      { training: this.training, momentum: this.momentum, eps: this.eps });
+      { training: this.training, momentum: this.momentum, eps: this.eps, numBatchesTracked: this.num_batches_tracked });
   }
 }
 

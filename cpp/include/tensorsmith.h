@@ -801,6 +801,70 @@ TSM_API tsm_status tsm_cuda_cross_entropy_backward(float* dlogits, const float* 
                                                    int reduction);
 /* ---- end section: cuda nn kernels ---- */
 
+/* ---- section: cuda norm kernels (cuda/norm.cu, cuda/embedding.cu, cuda/dropout.cu,
+ *      cuda/adaptive_pool.cu; stand-ins in cpp/runtime/cuda_stub.cpp) ----
+ *
+ * Normalisation, embedding, dropout and adaptive pooling on device memory of the current device:
+ * the contracts of the CPU kernels of the same names (float32, contiguous), asynchronous on the
+ * device's stream, with the differences said per call. Statistics are float32 sums (the CPU sums
+ * in double): results agree with the CPU to rounding. Bad sizes are TSM_ERR_INVALID_ARGUMENT,
+ * launch failures TSM_ERR_CUDA, builds without CUDA TSM_ERR_UNSUPPORTED. Scratch memory comes
+ * from the caching allocator and is returned before the call returns (one stream per device).
+ */
+
+/* As tsm_layer_norm_forward: y, x (rows, cols); mean, rstd (rows); w, b (cols) or NULL. A warp
+ * per row up to 1024 columns, a block per row above. */
+TSM_API tsm_status tsm_cuda_layer_norm_forward(float* y, float* mean, float* rstd, const float* x,
+                                               const float* w, const float* b, int64_t rows,
+                                               int64_t cols, float eps);
+/* As tsm_layer_norm_backward; dx, dw, db may each be NULL. dw/db: per-chunk column partials in a
+ * fixed row order, then a second pass over the chunks (no atomics, deterministic). */
+TSM_API tsm_status tsm_cuda_layer_norm_backward(float* dx, float* dw, float* db, const float* dy,
+                                                const float* x, const float* mean, const float* rstd,
+                                                const float* w, int64_t rows, int64_t cols);
+
+/* As tsm_batch_norm_forward (x, y (n, c, hw); training: batch statistics, running stats updated
+ * with momentum and the unbiased variance; eval: running stats), plus num_batches_tracked: an
+ * int32 on the device incremented by one when training (NULL: none), so that nn.BatchNorm2d
+ * needs no read-back. A block per channel. */
+TSM_API tsm_status tsm_cuda_batch_norm_forward(float* y, float* save_mean, float* save_invstd,
+                                               float* running_mean, float* running_var,
+                                               const float* x, const float* w, const float* b,
+                                               int64_t n, int64_t c, int64_t hw, int training,
+                                               float momentum, float eps,
+                                               int32_t* num_batches_tracked);
+/* As tsm_batch_norm_backward; dx, dw, db may each be NULL. A block per channel (no atomics). */
+TSM_API tsm_status tsm_cuda_batch_norm_backward(float* dx, float* dw, float* db, const float* dy,
+                                                const float* x, const float* save_mean,
+                                                const float* save_invstd, const float* w,
+                                                int64_t n, int64_t c, int64_t hw, int training);
+
+/* As tsm_embedding_forward, except that device indices are not range-checked (that would need a
+ * synchronisation): the output row of an index outside [0, num_embeddings) is NaN. */
+TSM_API tsm_status tsm_cuda_embedding_forward(float* y, const int32_t* indices, const float* weight,
+                                              int64_t n, int64_t num_embeddings, int64_t dim);
+/* As tsm_embedding_backward (padding_idx -1 or a row that gets no gradient): the positions are
+ * sorted by row with a stable LSD radix sort on the device, then each element of dweight sums its
+ * row's dy rows in position order — the CPU kernel's sums, bit for bit, no float atomics. An
+ * out-of-range index contributes nothing. */
+TSM_API tsm_status tsm_cuda_embedding_backward(float* dweight, const float* dy,
+                                               const int32_t* indices, int64_t n,
+                                               int64_t num_embeddings, int64_t dim,
+                                               int64_t padding_idx);
+
+/* As tsm_dropout_forward: the same Philox4x32-10 stream (tsm_rng_uniform's), so the same
+ * (seed, offset) gives the CPU's mask and output bit for bit. */
+TSM_API tsm_status tsm_cuda_dropout_forward(float* y, float* mask, const float* x, double p,
+                                            uint64_t seed, uint64_t offset, int64_t n);
+
+/* As tsm_adaptive_avg_pool2d_forward / _backward (same windows, same float sums; the backward
+ * gathers per input element in the CPU's order: bit-identical, no atomics). */
+TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_forward(float* y, const float* x,
+                                                        const tsm_pool2d_shape* s);
+TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_backward(float* dx, const float* dy,
+                                                         const tsm_pool2d_shape* s);
+/* ---- end section: cuda norm kernels ---- */
+
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
  * and returns TSM_OK; it returns TSM_ERR_UNSUPPORTED only in builds without CUDA. */
 TSM_API int tsm_cuda_compiled(void);

@@ -164,4 +164,37 @@ TSM_API tsm_status tsm_cuda_cross_entropy_backward(float*, const float*, const i
   return unsupported("cuda_cross_entropy_backward");
 }
 
+// section: cuda norm kernels (tensorsmith.h "section: cuda norm kernels")
+TSM_API tsm_status tsm_cuda_layer_norm_forward(float*, float*, float*, const float*, const float*, const float*, int64_t,
+                                               int64_t, float) {
+  return unsupported("cuda_layer_norm_forward");
+}
+TSM_API tsm_status tsm_cuda_layer_norm_backward(float*, float*, float*, const float*, const float*, const float*,
+                                                const float*, const float*, int64_t, int64_t) {
+  return unsupported("cuda_layer_norm_backward");
+}
+TSM_API tsm_status tsm_cuda_batch_norm_forward(float*, float*, float*, float*, float*, const float*, const float*,
+                                               const float*, int64_t, int64_t, int64_t, int, float, float, int32_t*) {
+  return unsupported("cuda_batch_norm_forward");
+}
+TSM_API tsm_status tsm_cuda_batch_norm_backward(float*, float*, float*, const float*, const float*, const float*,
+                                                const float*, const float*, int64_t, int64_t, int64_t, int) {
+  return unsupported("cuda_batch_norm_backward");
+}
+TSM_API tsm_status tsm_cuda_embedding_forward(float*, const int32_t*, const float*, int64_t, int64_t, int64_t) {
+  return unsupported("cuda_embedding_forward");
+}
+TSM_API tsm_status tsm_cuda_embedding_backward(float*, const float*, const int32_t*, int64_t, int64_t, int64_t, int64_t) {
+  return unsupported("cuda_embedding_backward");
+}
+TSM_API tsm_status tsm_cuda_dropout_forward(float*, float*, const float*, double, uint64_t, uint64_t, int64_t) {
+  return unsupported("cuda_dropout_forward");
+}
+TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_forward(float*, const float*, const tsm_pool2d_shape*) {
+  return unsupported("cuda_adaptive_avg_pool2d_forward");
+}
+TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_backward(float*, const float*, const tsm_pool2d_shape*) {
+  return unsupported("cuda_adaptive_avg_pool2d_backward");
+}
+
 }  // extern "C"

@@ -366,6 +366,84 @@ export function installCudaEmulator(): CudaEmulator {
     for (const i of bad) g.fill(NaN, i * c, (i + 1) * c);
   }) as Fn);
 
+  // ---- norm kernels (cpp/binding/ops_cuda_norm.cpp): the CPU kernels of the same contract, with
+  // the CUDA-only rules emulated (NaN rows and no gradient for out-of-range embedding indices, the
+  // on-device num_batches_tracked counter) ----
+  const opt = (h: unknown, n: number, what: string) => (h === null ? null : f32(h, n, what));
+  set('cudaLayerNormForward', ((y: unknown, mean: unknown, rstd: unknown, x: unknown, w: unknown, b: unknown, rows: number,
+    cols: number, eps: number) => {
+    if (!rows) return;
+    const n = rows * cols;
+    cpu.layerNormForward(f32(y, n, 'cudaLayerNormForward y'), f32(mean, rows, 'cudaLayerNormForward mean'),
+      f32(rstd, rows, 'cudaLayerNormForward rstd'), f32(x, n, 'cudaLayerNormForward x'), opt(w, cols, 'cudaLayerNormForward weight'),
+      opt(b, cols, 'cudaLayerNormForward bias'), rows, cols, Math.fround(eps));
+  }) as Fn);
+  set('cudaLayerNormBackward', ((dx: unknown, dw: unknown, db: unknown, dy: unknown, x: unknown, mean: unknown, rstd: unknown,
+    w: unknown, rows: number, cols: number) => {
+    const n = rows * cols;
+    if (!cols) return;
+    const dxs = dx === null ? new Float32Array(n) : f32(dx, n, 'cudaLayerNormBackward dx');
+    cpu.layerNormBackward(dxs, opt(dw, cols, 'cudaLayerNormBackward dweight'), opt(db, cols, 'cudaLayerNormBackward dbias'),
+      f32(dy, n, 'cudaLayerNormBackward dy'), f32(x, n, 'cudaLayerNormBackward x'), f32(mean, rows, 'cudaLayerNormBackward mean'),
+      f32(rstd, rows, 'cudaLayerNormBackward rstd'), opt(w, cols, 'cudaLayerNormBackward weight'), rows, cols);
+  }) as Fn);
+  set('cudaBatchNormForward', ((y: unknown, sm: unknown, si: unknown, rm: unknown, rv: unknown, x: unknown, w: unknown,
+    b: unknown, n: number, c: number, hw: number, training: boolean, momentum: number, eps: number, nbt: unknown) => {
+    const total = n * c * hw;
+    if (training && nbt !== null) i32(nbt, 1, 'cudaBatchNormForward numBatchesTracked')[0]++;
+    if (!c) return;
+    cpu.batchNormForward(f32(y, total, 'cudaBatchNormForward y'), f32(sm, c, 'cudaBatchNormForward saveMean'),
+      f32(si, c, 'cudaBatchNormForward saveInvstd'), opt(rm, c, 'cudaBatchNormForward runningMean'),
+      opt(rv, c, 'cudaBatchNormForward runningVar'), f32(x, total, 'cudaBatchNormForward x'), opt(w, c, 'cudaBatchNormForward weight'),
+      opt(b, c, 'cudaBatchNormForward bias'), n, c, hw, training, Math.fround(momentum), Math.fround(eps));
+  }) as Fn);
+  set('cudaBatchNormBackward', ((dx: unknown, dw: unknown, db: unknown, dy: unknown, x: unknown, sm: unknown, si: unknown,
+    w: unknown, n: number, c: number, hw: number, training: boolean) => {
+    const total = n * c * hw;
+    if (!c) return;
+    const dxs = dx === null ? new Float32Array(total) : f32(dx, total, 'cudaBatchNormBackward dx');
+    cpu.batchNormBackward(dxs, opt(dw, c, 'cudaBatchNormBackward dweight'), opt(db, c, 'cudaBatchNormBackward dbias'),
+      f32(dy, total, 'cudaBatchNormBackward dy'), f32(x, total, 'cudaBatchNormBackward x'), f32(sm, c, 'cudaBatchNormBackward saveMean'),
+      f32(si, c, 'cudaBatchNormBackward saveInvstd'), opt(w, c, 'cudaBatchNormBackward weight'), n, c, hw, training);
+  }) as Fn);
+  set('cudaEmbeddingForward', ((y: unknown, indices: unknown, weight: unknown, n: number, num: number, dim: number) => {
+    if (!n || !dim) return;
+    const idx = i32(indices, n, 'cudaEmbeddingForward indices');
+    const safe = Int32Array.from(idx, (v) => (v >= 0 && v < num ? v : 0));
+    const ys = f32(y, n * dim, 'cudaEmbeddingForward y');
+    if (num) cpu.embeddingForward(ys, safe, f32(weight, num * dim, 'cudaEmbeddingForward weight'), num, dim);
+    for (let i = 0; i < n; i++) if (!(idx[i] >= 0 && idx[i] < num)) ys.fill(NaN, i * dim, (i + 1) * dim);
+  }) as Fn);
+  set('cudaEmbeddingBackward', ((dweight: unknown, dy: unknown, indices: unknown, n: number, num: number, dim: number,
+    pad: number) => {
+    if (!num || !dim) return;
+    if (!Number.isInteger(pad) || pad < -1 || pad >= num) throw new RangeError(`cudaEmbeddingBackward: bad paddingIdx ${pad}`);
+    const idx = i32(indices, n, 'cudaEmbeddingBackward indices'), g = f32(dy, n * dim, 'cudaEmbeddingBackward dy');
+    // Out-of-range positions contribute nothing: the CPU kernel on the others, in order.
+    const keep: number[] = [];
+    for (let i = 0; i < n; i++) if (idx[i] >= 0 && idx[i] < num) keep.push(i);
+    const ki = Int32Array.from(keep, (i) => idx[i]);
+    const kg = new Float32Array(keep.length * dim);
+    keep.forEach((i, j) => kg.set(g.subarray(i * dim, (i + 1) * dim), j * dim));
+    cpu.embeddingBackward(f32(dweight, num * dim, 'cudaEmbeddingBackward dweight'), kg, ki, num, dim, pad);
+  }) as Fn);
+  set('cudaDropoutForward', ((y: unknown, mask: unknown, x: unknown, p: number, seed: number, offset: number, n: number) => {
+    if (!n) return;
+    if (y === mask || x === mask) throw new RangeError('cudaDropoutForward: mask must not share memory with x or y');
+    cpu.dropoutForward(f32(y, n, 'cudaDropoutForward y'), f32(mask, n, 'cudaDropoutForward mask'), f32(x, n, 'cudaDropoutForward x'),
+      p, seed, offset);
+  }) as Fn);
+  set('cudaAdaptiveAvgPool2dForward', ((y: unknown, x: unknown, n: number, c: number, h: number, w: number, oh: number, ow: number) => {
+    if (!(n * c)) return;
+    cpu.adaptiveAvgPool2dForward(f32(y, n * c * oh * ow, 'cudaAdaptiveAvgPool2dForward y'),
+      f32(x, n * c * h * w, 'cudaAdaptiveAvgPool2dForward x'), n, c, h, w, oh, ow);
+  }) as Fn);
+  set('cudaAdaptiveAvgPool2dBackward', ((dx: unknown, dy: unknown, n: number, c: number, h: number, w: number, oh: number, ow: number) => {
+    if (!(n * c)) return;
+    cpu.adaptiveAvgPool2dBackward(f32(dx, n * c * h * w, 'cudaAdaptiveAvgPool2dBackward dx'),
+      f32(dy, n * c * oh * ow, 'cudaAdaptiveAvgPool2dBackward dy'), n, c, h, w, oh, ow);
+  }) as Fn);
+
   return {
     calls,
     uninstall() {

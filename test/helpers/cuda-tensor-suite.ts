@@ -538,13 +538,255 @@ describe.skipIf(!run)(title, () => {
     });
   });
 
+  it('layerNorm (warp and block rows, with/without affine, multi-dim shapes) matches the CPU, with gradients', () => {
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[7, 5], [5], true, true],
+      [[3, 4, 1023], [1023], true, true],   // a warp per row, longest
+      [[2, 1500], [1500], true, false],     // a block per row
+      [[300, 40], [40], true, true],        // many rows: dw/db in several chunks + a second pass
+      [[2, 3, 4], [3, 4], false, true],
+      [[9, 33], [33], false, false],
+      [[1, 1], [1], true, true],
+    ];
+    for (const [shape, ns, hasW, hasB] of cases) {
+      tsm.tidy(() => {
+        const what = `layerNorm [${shape}] over [${ns}] w ${hasW} b ${hasB}`;
+        const [xc, xg] = pair(shape, -3, 3, true);
+        const [wc, wg] = hasW ? pair(ns, 0.5, 1.5, true) : [null, null];
+        const [bc, bg] = hasB ? pair(ns, -1, 1, true) : [null, null];
+        const yc = F.layerNorm(xc, ns, wc, bc, 1e-5), yg = F.layerNorm(xg, ns, wg, bg, 1e-5);
+        expect(yg.device).toBe('cuda:0');
+        expectClose(yg, yc, `${what}: y`, 1e-4, 1e-5);
+        const [gc, gg] = pair(shape);
+        yc.mul(gc).sum().backward();
+        yg.mul(gg).sum().backward();
+        expectClose(xg.grad!, xc.grad!, `${what}: dx`, 1e-3, 1e-4);
+        if (wc && wg) expectClose(wg.grad!, wc.grad!, `${what}: dw`, 1e-4, 1e-4);
+        if (bc && bg) expectClose(bg.grad!, bc.grad!, `${what}: db`, 1e-4, 1e-4);
+        if (wc && wg) {
+          // Only the weight needs a gradient: no dx.
+          const [w2c, w2g] = pair(ns, 0.5, 1.5, true);
+          F.layerNorm(xc.detach(), ns, w2c).mul(gc).sum().backward();
+          F.layerNorm(xg.detach(), ns, w2g).mul(gg).sum().backward();
+          expectClose(w2g.grad!, w2c.grad!, `${what}: dw alone`, 1e-4, 1e-4);
+        }
+      });
+    }
+    expect(() => F.layerNorm(tsm.ones([2, 3], { device: 'cuda' }), 3, tsm.ones([3])))
+      .toThrow(/^layerNorm: expected all tensors on the same device, got cuda:0 \(input\) and cpu \(weight\)$/);
+  });
+
+  it('batchNorm / nn.BatchNorm2d: training (running stats, counter) and eval match the CPU, with gradients', () => {
+    for (const [shape, affine] of [[[4, 3, 5, 7], true], [[2, 5, 1, 1], true], [[3, 2, 9, 33], false]] as [number[], boolean][]) {
+      tsm.tidy(() => {
+        const what = `BatchNorm2d [${shape}] affine ${affine}`;
+        const c = shape[1];
+        const mc = new nn.BatchNorm2d(c, { affine, momentum: 0.2 }), mg = new nn.BatchNorm2d(c, { affine, momentum: 0.2 });
+        if (affine) {
+          mc.weight!.grad = null;
+          tsm.noGrad(() => {
+            const w = data(c, 0.5, 1.5), b = data(c, -1, 1);
+            (mc.weight!._data as Float32Array).set(w);
+            (mc.bias!._data as Float32Array).set(b);
+          });
+        }
+        mg.loadStateDict(mc.stateDict());
+        mg.to('cuda');
+        for (let step = 0; step < 2; step++) {
+          const [xc, xg] = pair(shape, -2, 3, true);
+          const yc = mc.forward(xc), yg = mg.forward(xg);
+          expect(yg.device).toBe('cuda:0');
+          expectClose(yg, yc, `${what} step ${step}: y`, 1e-4, 1e-5);
+          const [gc, gg] = pair(shape);
+          yc.mul(gc).sum().backward();
+          yg.mul(gg).sum().backward();
+          expectClose(xg.grad!, xc.grad!, `${what} step ${step}: dx`, 1e-3, 1e-4);
+          if (affine) {
+            expectClose(mg.weight!.grad!, mc.weight!.grad!, `${what} step ${step}: dw`, 1e-4, 1e-4);
+            expectClose(mg.bias!.grad!, mc.bias!.grad!, `${what} step ${step}: db`, 1e-4, 1e-4);
+            mc.zeroGrad();
+            mg.zeroGrad();
+          }
+        }
+        expectClose(mg.running_mean, mc.running_mean, `${what}: running_mean`, 1e-5, 1e-6);
+        expectClose(mg.running_var, mc.running_var, `${what}: running_var`, 1e-4, 1e-6);
+        expect(mg.num_batches_tracked.device).toBe('cuda:0');
+        expect(mg.num_batches_tracked.item()).toBe(2);
+        expect(mc.num_batches_tracked.item()).toBe(2);
+        mc.eval();
+        mg.eval();
+        const [xc, xg] = pair(shape, -2, 3, true);
+        const yc = mc.forward(xc), yg = mg.forward(xg);
+        expectClose(yg, yc, `${what} eval: y`, 1e-5, 1e-6);
+        const [gc, gg] = pair(shape);
+        yc.mul(gc).sum().backward();
+        yg.mul(gg).sum().backward();
+        expectClose(xg.grad!, xc.grad!, `${what} eval: dx`, 1e-5, 1e-6);
+        expect(mg.num_batches_tracked.item()).toBe(2);
+        for (const m of [mc, mg]) for (const p of [...m.parameters(), m.running_mean, m.running_var, m.num_batches_tracked]) { p.grad?.dispose(); p.dispose(); }
+      });
+    }
+    tsm.tidy(() => {
+      // F.batchNorm on (N, C, L), no running stats.
+      const [xc, xg] = pair([8, 3, 5], -1, 1, true);
+      const yc = F.batchNorm(xc, null, null), yg = F.batchNorm(xg, null, null);
+      expectClose(yg, yc, 'batchNorm (N, C, L): y', 1e-4, 1e-5);
+      const [gc, gg] = pair([8, 3, 5]);
+      yc.mul(gc).sum().backward();
+      yg.mul(gg).sum().backward();
+      expectClose(xg.grad!, xc.grad!, 'batchNorm (N, C, L): dx', 1e-3, 1e-4);
+    });
+  });
+
+  it('embedding / nn.Embedding (paddingIdx, repeats, 1-3 radix passes) gives the CPU rows and gradients exactly', () => {
+    for (const [num, dim, ishape, pad] of [[11, 7, [5, 9], 3], [50000, 5, [3000], null], [70000, 3, [2, 700], 69999], [1, 4, [6], null]] as
+      [number, number, number[], number | null][]) {
+      tsm.tidy(() => {
+        const what = `embedding num ${num} dim ${dim} indices [${ishape}] pad ${pad}`;
+        const n = ishape.reduce((a, b) => a * b, 1);
+        // Repeats: draw from a small set of rows half of the time.
+        const idx = new Int32Array(n).map(() => (random() < 0.5 ? Math.floor(random() * Math.min(num, 5)) : Math.floor(random() * num)));
+        if (pad !== null) idx[0] = pad;
+        const [wc, wg] = pair([num, dim], -1, 1, true);
+        const ic = tsm.tensor(idx, { shape: ishape }), ig = tsm.tensor(idx, { shape: ishape, device: 'cuda' });
+        const yc = F.embedding(ic, wc, pad), yg = F.embedding(ig, wg, pad);
+        expect(yg.shape).toEqual([...ishape, dim]);
+        expectClose(yg, yc, `${what}: y`, 0, 0);
+        const [gc, gg] = pair([...ishape, dim]);
+        yc.mul(gc).sum().backward();
+        ig.dispose(); // the backward keeps its own copy of the indices
+        yg.mul(gg).sum().backward();
+        expectClose(wg.grad!, wc.grad!, `${what}: dweight`, 0, 0);
+      });
+    }
+    tsm.tidy(() => {
+      const mc = new nn.Embedding(6, 4, { paddingIdx: 0 }), mg = new nn.Embedding(6, 4, { paddingIdx: 0 });
+      mg.loadStateDict(mc.stateDict());
+      mg.to('cuda');
+      const idx = new Int32Array([0, 5, 5, 2, 0, 1]);
+      const lc = mc.forward(tsm.tensor(idx, { shape: [2, 3] })).tanh().sum();
+      const lg = mg.forward(tsm.tensor(idx, { shape: [2, 3], device: 'cuda' })).tanh().sum();
+      expectClose([lg.item()], [lc.item()], 'nn.Embedding loss', 1e-6, 1e-6);
+      lc.backward();
+      lg.backward();
+      expectClose(mg.weight.grad!, mc.weight.grad!, 'nn.Embedding dweight', 1e-6, 1e-7);
+      expect(Array.from(mg.weight.grad!.dataSync().subarray(0, 4))).toEqual([0, 0, 0, 0]);
+      // Device indices are not read back to be checked: an out-of-range one gives a NaN row and no gradient.
+      const [wc, wg] = pair([6, 4], -1, 1, true);
+      const yg = F.embedding(tsm.tensor(new Int32Array([1, 9, -1, 1]), { device: 'cuda' }), wg);
+      const yv = yg.dataSync();
+      expect(Array.from(yv.subarray(4, 12)).every(Number.isNaN)).toBe(true);
+      expect(Array.from(yv.subarray(0, 4)).every(Number.isFinite) && Array.from(yv.subarray(12)).every(Number.isFinite)).toBe(true);
+      yg.slice(0, 0, 1).sum().add(yg.slice(0, 3, 4).sum()).backward();
+      F.embedding(tsm.tensor(new Int32Array([1, 1])), wc).sum().backward();
+      expectClose(wg.grad!, wc.grad!, 'embedding with out-of-range device indices: dweight', 0, 0);
+      expect(() => F.embedding(tsm.tensor(new Int32Array([1, 9])), wc)).toThrow(/^embedding: index 9 at position 1 is out of range \[0, 6\)$/);
+      expect(() => F.embedding(tsm.tensor(new Int32Array([1])), wg))
+        .toThrow(/^embedding: expected all tensors on the same device, got cuda:0 \(weight\) and cpu \(indices\)$/);
+    });
+  });
+
+  it('dropout draws the CPU mask bit for bit for the same seed (odd sizes and offsets), with gradients', () => {
+    for (const n of [1, 7, 1023, 65537]) {
+      for (const p of [0.1, 0.5, 0.9, 1]) {
+        tsm.tidy(() => {
+          const [xc, xg] = pair([n], -2, 2, true);
+          const skip = Math.floor(random() * 13); // a counter offset that is not a multiple of anything
+          tsm.manualSeed(1234 + n);
+          tsm.rand([skip]);
+          const yc = F.dropout(xc, p, true);
+          tsm.manualSeed(1234 + n);
+          tsm.rand([skip]);
+          const yg = F.dropout(xg, p, true);
+          expect(yg.device).toBe('cuda:0');
+          expectClose(yg, yc, `dropout n=${n} p=${p}: y`, 0, 0);
+          const [gc, gg] = pair([n]);
+          yc.mul(gc).sum().backward();
+          yg.mul(gg).sum().backward();
+          expectClose(xg.grad!, xc.grad!, `dropout n=${n} p=${p}: dx`, 0, 0);
+        });
+      }
+    }
+    tsm.tidy(() => {
+      const [xc, xg] = pair([5, 7]);
+      expectClose(F.dropout(xg, 0.5, false), xc, 'dropout eval', 0, 0);
+      const d = new nn.Dropout(0.25);
+      tsm.manualSeed(9);
+      const a = d.forward(xc);
+      tsm.manualSeed(9);
+      const b = d.forward(xg);
+      expectClose(b, a, 'nn.Dropout', 0, 0);
+    });
+  });
+
+  it('adaptiveAvgPool2d / nn.AdaptiveAvgPool2d (shrinking, overlapping, identity, growing windows) match the CPU exactly', () => {
+    const cases: [number[], tsm.F.Pair][] = [
+      [[2, 3, 7, 9], [3, 4]], [[1, 2, 5, 5], 1], [[2, 1, 4, 6], [4, 6]], [[1, 1, 3, 2], [5, 7]], [[3, 2, 10, 13], [4, 5]],
+    ];
+    for (const [shape, out] of cases) {
+      tsm.tidy(() => {
+        const what = `adaptiveAvgPool2d [${shape}] -> ${JSON.stringify(out)}`;
+        const [xc, xg] = pair(shape, -1, 1, true);
+        const yc = F.adaptiveAvgPool2d(xc, out), yg = F.adaptiveAvgPool2d(xg, out);
+        expect(yg.device).toBe('cuda:0');
+        expectClose(yg, yc, `${what}: y`, 0, 0);
+        const [gc, gg] = pair([...yc.shape]);
+        yc.mul(gc).sum().backward();
+        yg.mul(gg).sum().backward();
+        expectClose(xg.grad!, xc.grad!, `${what}: dx`, 0, 0);
+      });
+    }
+    tsm.tidy(() => {
+      const m = new nn.AdaptiveAvgPool2d([2, 2]);
+      const [xc, xg] = pair([1, 3, 5, 4]);
+      expectClose(m.forward(xg), m.forward(xc), 'nn.AdaptiveAvgPool2d', 0, 0);
+    });
+  });
+
+  it('a small CNN (BatchNorm2d, AdaptiveAvgPool2d, Dropout) and an Embedding + LayerNorm model train on CUDA as on the CPU', () => {
+    const cnn = () => new nn.Sequential(new nn.Conv2d(2, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU(),
+      new nn.AdaptiveAvgPool2d(2), new nn.Flatten(), new nn.Dropout(0.3), new nn.Linear(16, 3));
+    const txt = () => new nn.Sequential(new nn.Embedding(20, 8, { paddingIdx: 0 }), new nn.LayerNorm(8), new nn.Flatten(),
+      new nn.Linear(40, 3));
+    const [xc, xg] = pair([6, 2, 5, 5]);
+    const idx = new Int32Array(30).map(() => Math.floor(random() * 20));
+    const ic = tsm.tensor(idx, { shape: [6, 5] }), ig = tsm.tensor(idx, { shape: [6, 5], device: 'cuda' });
+    const t = new Int32Array(6).map(() => Math.floor(random() * 3));
+    const tc = tsm.tensor(t), tg = tsm.tensor(t, { device: 'cuda' });
+    for (const [make, inC, inG] of [[cnn, xc, xg], [txt, ic, ig]] as const) {
+      const mc = make(), mg = make();
+      mg.loadStateDict(mc.stateDict());
+      mg.to('cuda');
+      const oc = new optim.Adam(mc.parameters(), { lr: 1e-2 }), og = new optim.Adam(mg.parameters(), { lr: 1e-2 });
+      for (let step = 0; step < 4; step++) {
+        const losses: number[] = [];
+        for (const [m, o, x, tt] of [[mc, oc, inC, tc], [mg, og, inG, tg]] as const) {
+          tsm.tidy(() => {
+            tsm.manualSeed(500 + step);
+            o.zeroGrad();
+            const l = F.crossEntropy(m.forward(x), tt);
+            l.backward();
+            o.step();
+            losses.push(l.item());
+          });
+        }
+        expect(Math.abs(losses[1] - losses[0]), `step ${step}: ${losses[1]} vs ${losses[0]} (seed ${seedAtStart})`)
+          .toBeLessThanOrEqual(1e-4 * Math.abs(losses[0]) + 1e-5);
+      }
+      const pc = mc.stateDict(), pg = mg.stateDict();
+      for (const k of Object.keys(pc)) expectClose(pg[k], pc[k], `${k} after training`, 1e-3, 1e-4);
+      for (const m of [mc, mg]) for (const p of Object.values(m.stateDict())) { p.grad?.dispose(); p.dispose(); }
+    }
+    for (const x of [xc, xg, ic, ig, tc, tg]) x.dispose();
+  });
+
   it('mixing devices, and ops without a CUDA kernel, are named errors', () => {
     tsm.tidy(() => {
       const g = tsm.ones([2, 3], { device: 'cuda' }), c = tsm.ones([2, 3]);
       expect(() => g.add(c)).toThrow(/^add: expected all tensors on the same device, got cuda:0 \(a\) and cpu \(b\)$/);
       expect(() => c.matmul(g.transpose())).toThrow(/^matmul: .*cpu \(input\) and cuda:0 \(other\)$/);
-      expect(() => F.adaptiveAvgPool2d(g.reshape(1, 1, 2, 3), 1))
-        .toThrow(/^adaptiveAvgPool2d: no CUDA kernel yet for this op; move the tensor to the CPU with \.cpu\(\)$/);
+      expect(() => F.nllLoss(g.logSoftmax(1), tsm.tensor(new Int32Array(2), { device: 'cuda' })))
+        .toThrow(/^nllLoss: no CUDA kernel yet for this op; move the tensor to the CPU with \.cpu\(\)$/);
       expect(() => F.conv2d(g.reshape(1, 1, 2, 3), tsm.ones([1, 1, 1, 1])))
         .toThrow(/^conv2d: expected all tensors on the same device, got cuda:0 \(input\) and cpu \(weight\)$/);
       expect(() => F.crossEntropy(g, tsm.tensor(new Int32Array(2))))
