@@ -18,6 +18,8 @@ it('the suite reached every tensor kernel entry point', () => {
     'cudaStridedCopy', 'cudaFill32', 'cudaCast', 'cudaCopy', 'cudaSum', 'cudaArgReduce', 'cudaArgReduceBackward',
     'cudaSoftmaxForward', 'cudaSoftmaxBackward', 'cudaSgdStep', 'cudaAdamStep', 'cudaGemmEx', 'cudaUpload', 'cudaDownload',
     'cudaConv2dForward', 'cudaConv2dBackwardData', 'cudaConv2dBackwardWeight', 'cudaMaxPool2dForward', 'cudaMaxPool2dBackward',
-    'cudaAvgPool2dForward', 'cudaAvgPool2dBackward', 'cudaCrossEntropyForward', 'cudaCrossEntropyBackward'])
+    'cudaAvgPool2dForward', 'cudaAvgPool2dBackward', 'cudaCrossEntropyForward', 'cudaCrossEntropyBackward',
+    'cudaLstmForward', 'cudaLstmBackward', 'cudaGather', 'cudaGatherBackward', 'cudaIndexSelect', 'cudaIndexSelectBackward',
+    'cudaWhere', 'cudaAttentionForward', 'cudaAttentionBackward'])
     expect(emulator.calls.get(name) ?? 0, name).toBeGreaterThan(0);
 });
