@@ -9,7 +9,13 @@
 //                 of 1 .. a few hundred; a sort-based backward would be the fix beyond that).
 //   index_select: row r of dx sums the dy rows at the positions of r, taken from a CSR list
 //                 (row_start, positions) that lib/ builds on the host from the index.
+#ifdef TSM_SEQ_EMULATE
+// Host emulation (test/emu/seq_emu.cpp): C++ with each CUDA thread run in turn; see the shim.
+#include "../test/emu/seq_emu_shim.h"
+#else
 #include "tensor_common.cuh"
+#define TSM_SEQ_LAUNCH(kernel, grid, block, st) kernel<<<(grid), (block), 0, (st)>>>
+#endif
 
 namespace tsm {
 namespace cuda {
@@ -189,7 +195,7 @@ TSM_API tsm_status tsm_cuda_gather(void* out, const void* x, const int32_t* inde
   cudaStream_t st = stream(op);
   if (!st) return TSM_ERR_CUDA;
   // With x empty every index is out of range: out gets the bad-index bits (x is never read).
-  gather_kernel<<<grid_for(ni), kThreads, 0, st>>>(static_cast<uint32_t*>(out), static_cast<const uint32_t*>(x), index,
+  TSM_SEQ_LAUNCH(gather_kernel, grid_for(ni), kThreads, st)(static_cast<uint32_t*>(out), static_cast<const uint32_t*>(x), index,
                                                    ndim, copy_dims(ndim, index_shape),
                                                    contiguous_strides(ndim, x_shape), dim, x_shape[dim], ni);
   return check_launch(op);
@@ -205,7 +211,7 @@ TSM_API tsm_status tsm_cuda_gather_backward(float* dx, const float* dy, const in
   cudaStream_t st = stream(op);
   if (!st) return TSM_ERR_CUDA;
   // An empty index shape: no dy element, every dx element is 0 (the inside test fails or m == 0).
-  gather_backward_kernel<<<grid_for(nx), kThreads, 0, st>>>(dx, dy, index, ndim, copy_dims(ndim, x_shape),
+  TSM_SEQ_LAUNCH(gather_backward_kernel, grid_for(nx), kThreads, st)(dx, dy, index, ndim, copy_dims(ndim, x_shape),
                                                             copy_dims(ndim, index_shape),
                                                             contiguous_strides(ndim, index_shape), dim, nx);
   return check_launch(op);
@@ -221,7 +227,7 @@ TSM_API tsm_status tsm_cuda_index_select(void* out, const void* x, const int32_t
   if (!out || !index || (!x && n > 0)) return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: a pointer is NULL", op);
   cudaStream_t st = stream(op);
   if (!st) return TSM_ERR_CUDA;
-  index_select_kernel<<<grid_for(total), kThreads, 0, st>>>(static_cast<uint32_t*>(out),
+  TSM_SEQ_LAUNCH(index_select_kernel, grid_for(total), kThreads, st)(static_cast<uint32_t*>(out),
                                                             static_cast<const uint32_t*>(x), index, outer, n, k, inner);
   return check_launch(op);
 }
@@ -239,7 +245,7 @@ TSM_API tsm_status tsm_cuda_index_select_backward(float* dx, const float* dy, co
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: a pointer is NULL", op);
   cudaStream_t st = stream(op);
   if (!st) return TSM_ERR_CUDA;
-  index_select_backward_kernel<<<grid_for(total), kThreads, 0, st>>>(dx, dy, row_start, positions, outer, n, k, inner);
+  TSM_SEQ_LAUNCH(index_select_backward_kernel, grid_for(total), kThreads, st)(dx, dy, row_start, positions, outer, n, k, inner);
   return check_launch(op);
 }
 
@@ -266,7 +272,7 @@ TSM_API tsm_status tsm_cuda_where(void* out, const void* cond, int cond_is_int, 
     as.v[d] = a_strides[d];
     bs.v[d] = b_strides[d];
   }
-  where_kernel<<<grid_for(total), kThreads, 0, st>>>(static_cast<uint32_t*>(out), static_cast<const uint32_t*>(cond),
+  TSM_SEQ_LAUNCH(where_kernel, grid_for(total), kThreads, st)(static_cast<uint32_t*>(out), static_cast<const uint32_t*>(cond),
                                                      cond_is_int, static_cast<const uint32_t*>(a),
                                                      static_cast<const uint32_t*>(b), ndim, sh, cs, as, bs, total);
   return check_launch(op);

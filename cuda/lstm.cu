@@ -23,7 +23,13 @@
 // nonlinearities as the CPU the results agree with the CPU to rounding. A persistent kernel that
 // keeps W_hh in shared memory/registers across steps (cuDNN's approach) would remove the per-step
 // launches and W_hh traffic; that is the next step once a GPU can measure it.
+#ifdef TSM_SEQ_EMULATE
+// Host emulation (test/emu/seq_emu.cpp): C++ with each CUDA thread run in turn; see the shim.
+#include "../test/emu/seq_emu_shim.h"
+#else
 #include "tensor_common.cuh"
+#define TSM_SEQ_LAUNCH(kernel, grid, block, st) kernel<<<(grid), (block), 0, (st)>>>
+#endif
 
 namespace tsm {
 namespace cuda {
@@ -148,7 +154,7 @@ tsm_status check_dims(const char* op, int64_t T, int64_t B, int64_t I, int64_t H
 
 tsm_status launch_copy(float* dst, const float* src, int64_t n, cudaStream_t st, const char* op) {
   if (!dst || n <= 0) return TSM_OK;
-  copy_or_zero_kernel<<<grid_for(n), kThreads, 0, st>>>(dst, src, n);
+  TSM_SEQ_LAUNCH(copy_or_zero_kernel, grid_for(n), kThreads, st)(dst, src, n);
   return check_launch(op);
 }
 
@@ -193,7 +199,7 @@ TSM_API tsm_status tsm_cuda_lstm_forward(float* y, float* h_n, float* c_n, float
       if (tsm_status s = tsm_cuda_sgemm(0, 1, B, G, H, 1.f, h_prev, ld_hp, w_hh, H, 1.f, g_t, ldg)) return s;
     const float* c_prev = t > 0 ? cs + row(t - 1, 0) * H : c0;
     const int64_t ldcp = t > 0 ? ldh : H;
-    lstm_cell_forward_kernel<<<grid_for(BH), kThreads, 0, st>>>(g_t, cs + row(t, 0) * H, y + row(t, 0) * H, c_prev,
+    TSM_SEQ_LAUNCH(lstm_cell_forward_kernel, grid_for(BH), kThreads, st)(g_t, cs + row(t, 0) * H, y + row(t, 0) * H, c_prev,
                                                                 b_ih, b_hh, B, H, ldg, ldcp, ldh);
     if (tsm_status s = check_launch(op)) return s;
   }
@@ -250,7 +256,7 @@ TSM_API tsm_status tsm_cuda_lstm_backward(float* dx, float* dh0, float* dc0, flo
     }
     const float* c_prev = t > 0 ? cs + row(t - 1, 0) * H : c0;
     const int64_t ldcp = t > 0 ? ldh : H;
-    lstm_cell_backward_kernel<<<grid_for(BH), kThreads, 0, st>>>(
+    TSM_SEQ_LAUNCH(lstm_cell_backward_kernel, grid_for(BH), kThreads, st)(
         dgates.p + row(t, 0) * G, dc.p, dh_src, dy ? dy + row(t, 0) * H : nullptr, gates + row(t, 0) * G,
         cs + row(t, 0) * H, c_prev, B, H, ldg, ldcp, ldh);
     if (tsm_status s = check_launch(op)) return s;
@@ -267,7 +273,7 @@ TSM_API tsm_status tsm_cuda_lstm_backward(float* dx, float* dh0, float* dc0, flo
   if (dw_hh) {
     Scratch hprev(op);
     if (tsm_status s = hprev.alloc(rows * H)) return s;
-    lstm_shift_h_kernel<<<grid_for(rows * H), kThreads, 0, st>>>(hprev.p, y, h0, T, B, H, bf ? 1 : 0);
+    TSM_SEQ_LAUNCH(lstm_shift_h_kernel, grid_for(rows * H), kThreads, st)(hprev.p, y, h0, T, B, H, bf ? 1 : 0);
     if (tsm_status s = check_launch(op)) return s;
     if (tsm_status s = tsm_cuda_sgemm(1, 0, G, H, rows, 1.f, dgates.p, G, hprev.p, H, 0.f, dw_hh, H)) return s;
   }
