@@ -721,6 +721,41 @@ describe.skipIf(!run)(title, () => {
     }
   });
 
+  it('an LSTM sequence model (LSTM -> Linear -> crossEntropy over gathered steps) trains with Adam on CUDA as on the CPU', () => {
+    const make = () => {
+      const lstm = new nn.LSTM({ inputSize: 5, hiddenSize: 12, numLayers: 2, batchFirst: true });
+      const head = new nn.Linear(12, 4);
+      return { lstm, head, params: [...lstm.parameters(), ...head.parameters()] };
+    };
+    const c = make(), g = make();
+    g.lstm.loadStateDict(c.lstm.stateDict());
+    g.head.loadStateDict(c.head.stateDict());
+    g.lstm.to('cuda');
+    g.head.to('cuda');
+    const [xc, xg] = pair([3, 6, 5], -1, 1);
+    const t = new Int32Array(6).map(() => Math.floor(random() * 4));
+    const steps = [5, 0, 2];
+    const loss = (m: typeof c, x: Tensor, dev: 'cpu' | 'cuda') => {
+      const [out] = m.lstm.forward(x);
+      const last = ops.indexSelect(out, 1, steps);                 // (3, 3, 12): chosen steps
+      const flat = ops.cat([last.reshape(9, 12), ops.stack([out.slice(1, 1, 2).reshape(3, 12)], 0).reshape(3, 12)], 0);
+      const logits = m.head.forward(flat);                         // (12, 4)
+      const tgt = tsm.tensor(Int32Array.from({ length: 12 }, (_, i) => t[i % 6]), { device: dev });
+      return F.crossEntropy(logits, tgt);
+    };
+    const oc = new optim.Adam(c.params, { lr: 1e-2 }), og = new optim.Adam(g.params, { lr: 1e-2 });
+    const lc: number[] = [], lg: number[] = [];
+    for (let step = 0; step < 5; step++) {
+      tsm.tidy(() => { oc.zeroGrad(); const l = loss(c, xc, 'cpu'); l.backward(); oc.step(); lc.push(l.item()); });
+      tsm.tidy(() => { og.zeroGrad(); const l = loss(g, xg, 'cuda'); l.backward(); og.step(); lg.push(l.item()); });
+    }
+    lc.forEach((v, i) => expect(Math.abs(lg[i] - v), `step ${i}: ${lg[i]} vs ${v} (seed ${seedAtStart})`).toBeLessThanOrEqual(1e-4 * Math.abs(v) + 1e-6));
+    expect(lg[lg.length - 1]).toBeLessThan(lg[0]);
+    c.params.forEach((p, i) => expectClose(g.params[i], p, `LSTM model parameter ${i} after training`, 1e-4, 1e-5));
+    for (const m of [c, g]) for (const p of m.params) { p.grad?.dispose(); p.dispose(); }
+    xc.dispose(); xg.dispose();
+  });
+
   it('scaledDotProductAttention on CUDA (fused: plain, causal, Lq != Lk, 3-d; composed: masks) and MultiheadAttention match the CPU', () => {
     const cases: { q: number[]; k: number[]; opts: tsm.F.ScaledDotProductAttentionOptions; mask?: 'bool' | 'float' }[] = [
       { q: [2, 3, 5, 8], k: [2, 3, 5, 8], opts: {} },
