@@ -10,6 +10,8 @@
 //
 // The Lq x Lk score matrix is never materialised: the kernel keeps the log-sum-exp of each score
 // row (B, H, Lq) and the backward recomputes the scores tile by tile.
+// CUDA tensors go to lib/attention-cuda.ts after the same checks (the fused GPU kernel without a
+// mask, composed device ops with one).
 import type { Node } from './autograd';
 import { record } from './autograd';
 import { checkNumber, describe } from './check';
