@@ -592,6 +592,9 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
 function whereCuda(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
   const op = 'where';
   const dev = cond.device;
+  // The kernel reads 4-byte conditions: float32 (compared as a float) or int32.
+  if (cond.dtype !== 'float32' && cond.dtype !== 'int32')
+    throw new TypeError(`${op}: a CUDA condition must be float32 or int32, got ${cond.dtype}`);
   if (typeof a !== 'number') sameDevice(op, cond, 'condition', checkFloatAny(op, 'input', a), 'input');
   if (typeof b !== 'number') sameDevice(op, cond, 'condition', checkFloatAny(op, 'other', b), 'other');
   const ta = typeof a === 'number' ? cu.full([], a, dev) : a;
@@ -1057,6 +1060,8 @@ export function cat(tensors: Tensor[], dim = 0): Tensor {
   const outShape = first.shape.slice();
   outShape[d] = tensors.reduce((s, t) => s + t.shape[d], 0);
   if (first.device !== 'cpu') {
+    if (first.dtype !== 'float32' && first.dtype !== 'int32')
+      throw new TypeError(`${op}: CUDA tensors must be float32 or int32, got ${first.dtype}`);
     // One strided copy per tensor into its columns of the output (cuda/layout.cu); the gradient
     // rule (slices of dy) runs on the device as is.
     const yc = cuSeq.cat(tensors, outShape, d, op);
