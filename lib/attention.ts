@@ -10,13 +10,16 @@
 //
 // The Lq x Lk score matrix is never materialised: the kernel keeps the log-sum-exp of each score
 // row (B, H, Lq) and the backward recomputes the scores tile by tile.
+// CUDA tensors go to lib/attention-cuda.ts after the same checks (the fused GPU kernel without a
+// mask, composed device ops with one).
 import type { Node } from './autograd';
 import { record } from './autograd';
 import { checkNumber, describe } from './check';
 import type { OpName } from './gradients';
 import { nativeAddon, type NativeAddon } from './native-api';
 import * as ops from './ops';
-import { checkTensor, empty32 } from './ops';
+import { scaledDotProductAttentionCuda } from './attention-cuda';
+import { checkAny, empty32, sameDevice } from './ops';
 import type { Tensor } from './tensor';
 
 type F32 = Float32Array;
@@ -81,9 +84,12 @@ function maskStrides(op: string, m: Tensor, target: number[]): [number, number, 
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: ScaledDotProductAttentionOptions = {}): Tensor {
   const op = 'scaledDotProductAttention';
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${opts}`);
-  checkTensor(op, 'query', q);
-  checkTensor(op, 'key', k);
-  checkTensor(op, 'value', v);
+  // Any device: CUDA tensors go to lib/attention-cuda.ts after the same checks.
+  checkAny(op, 'query', q);
+  checkAny(op, 'key', k);
+  checkAny(op, 'value', v);
+  sameDevice(op, q, 'query', k, 'key');
+  sameDevice(op, q, 'query', v, 'value');
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: options must be an object, got ${describe(opts)}`);
   for (const [name, t] of [['query', q], ['key', k], ['value', v]] as const) {
     if (t.dtype !== 'float32') throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
@@ -111,12 +117,14 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   let maskData: Mask = null;
   let st: [number, number, number, number] = [0, 0, 0, 0];
   if (mask !== null) {
-    checkTensor(op, 'attnMask', mask);
+    checkAny(op, 'attnMask', mask);
+    sameDevice(op, q, 'query', mask, 'attnMask');
     if (mask.dtype !== 'float32' && mask.dtype !== 'int32')
       throw new TypeError(`${op}: attnMask must be int32 (boolean) or float32 (additive), got ${mask.dtype}`);
     st = maskStrides(op, mask, [B, H, Lq, Lk]);
-    maskData = mask._data as Float32Array | Int32Array;
+    if (mask.device === 'cpu') maskData = mask._data as Float32Array | Int32Array;
   }
+  if (q.device !== 'cpu') return scaledDotProductAttentionCuda(q, k, v, { B, H, Lq, Lk, D, scale, isCausal, dropoutP, mask });
   const y = empty32(q.shape);
   const lse = empty32([B, H, Lq]);
   const [seed, offset] = dropoutP > 0 ? ops.nextRng(B * H * Lq * Lk) : [0, 0];

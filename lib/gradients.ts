@@ -6,6 +6,7 @@
 // ones that call native kernels directly have a CUDA branch (dy.device !== 'cpu').
 import type { Node } from './autograd';
 import * as cu from './cuda-tensor';
+import * as cuSeq from './cuda-seq';
 import type { Device } from './device';
 import { nativeAddon } from './native-api';
 import * as ops from './ops';
@@ -331,10 +332,23 @@ export const GRADIENTS: Record<OpName, GradRule> = {
 
   toDevice: (dy, node) => [ops.to(dy, node.saved.device as Device)],
 
-  gather: (dy, node) => [scatterAdd(node.saved.shape as number[], node.saved.offsets as Int32Array, dy)],
+  gather: (dy, node) => {
+    if (dy.device !== 'cpu')
+      return [cuSeq.gatherBackward(dy, T(node.saved.index), node.saved.shape as number[], node.saved.dim as number, 'backward')];
+    return [scatterAdd(node.saved.shape as number[], node.saved.offsets as Int32Array, dy)];
+  },
 
   indexSelect: (dy, node) => {
     const { idx, outer, n, inner } = node.saved as { idx: Int32Array; outer: number; n: number; inner: number };
+    if (dy.device !== 'cpu') {
+      // Positions grouped by row (host CSR), then a gather per dx element: deterministic, no atomics.
+      const { rowStart, positions } = cuSeq.indexRows(idx, n);
+      const rs = cu.upload(rowStart, [n + 1], dy.device), ps = cu.upload(positions, [positions.length], dy.device);
+      const dx = cuSeq.indexSelectBackward(dy, rs, ps, node.saved.shape as number[], outer, n, inner, 'backward');
+      rs.dispose();
+      ps.dispose();
+      return [dx];
+    }
     const out = new Float32Array(sizeOf(node.saved.shape as number[]));
     const g = f32(dy);
     for (let o = 0; o < outer; o++)

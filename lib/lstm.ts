@@ -8,7 +8,9 @@ import { GRADIENTS, type OpName } from './gradients';
 import { nativeAddon, type NativeAddon } from './native-api';
 import { Module, parameter } from './nn';
 import * as ops from './ops';
-import { checkTensor, empty32 } from './ops';
+import * as cuSeq from './cuda-seq';
+import { deviceMismatch } from './device';
+import { checkAny, empty32 } from './ops';
 import { Tensor } from './tensor';
 
 type F32 = Float32Array;
@@ -33,8 +35,9 @@ const f32 = (t: Tensor) => t._data as Float32Array;
 // in gradients.ts has an 'lstm' entry, the node borrows a name whose rule only dispatches to it.
 const LSTM_OP = ('lstm' in GRADIENTS ? 'lstm' : 'conv2d') as OpName;
 
-function checkF32(op: string, name: string, t: unknown, shape: number[]): Tensor {
-  const x = checkTensor(op, name, t);
+function checkF32(op: string, name: string, t: unknown, shape: number[], device?: string): Tensor {
+  const x = checkAny(op, name, t);
+  if (device !== undefined && x.device !== device) throw deviceMismatch(op, device as Tensor['device'], 'input', x.device, name);
   if (x.dtype !== 'float32') throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${x.dtype}`);
   if (x.shape.length !== shape.length || x.shape.some((d, i) => d !== shape[i]))
     throw new RangeError(`${op}: expected ${name} of shape [${shape.join(', ')}], got [${x.shape.join(', ')}]`);
@@ -59,23 +62,25 @@ export interface LstmLayerResult {
 export function lstmLayer(x: Tensor, h0: Tensor | null, c0: Tensor | null, wIh: Tensor, wHh: Tensor,
                           bIh: Tensor | null, bHh: Tensor | null, batchFirst = false): LstmLayerResult {
   const op = 'lstm';
-  const xt = checkTensor(op, 'input', x);
+  const xt = checkAny(op, 'input', x);
   if (xt.dtype !== 'float32') throw new TypeError(`${op}: input must be a float32 tensor, got ${xt.dtype}`);
   if (xt.ndim !== 3)
     throw new RangeError(`${op}: expected input of rank 3 (${batchFirst ? 'B, T, I' : 'T, B, I'}), got shape [${xt.shape.join(', ')}]`);
-  const w = checkTensor(op, 'weight_hh', wHh);
+  const w = checkAny(op, 'weight_hh', wHh);
   if (w.ndim !== 2 || w.shape[0] % 4 !== 0 || w.shape[0] !== 4 * w.shape[1])
     throw new RangeError(`${op}: expected weight_hh of shape [4H, H], got [${w.shape.join(', ')}]`);
   const H = w.shape[1];
   const [T, B] = batchFirst ? [xt.shape[1], xt.shape[0]] : [xt.shape[0], xt.shape[1]];
   const I = xt.shape[2];
-  checkF32(op, 'weight_hh', wHh, [4 * H, H]);
-  checkF32(op, 'weight_ih', wIh, [4 * H, I]);
-  if (bIh != null) checkF32(op, 'bias_ih', bIh, [4 * H]);
-  if (bHh != null) checkF32(op, 'bias_hh', bHh, [4 * H]);
-  if (h0 != null) checkF32(op, 'h0', h0, [B, H]);
-  if (c0 != null) checkF32(op, 'c0', c0, [B, H]);
+  const dev = xt.device;
+  checkF32(op, 'weight_hh', wHh, [4 * H, H], dev);
+  checkF32(op, 'weight_ih', wIh, [4 * H, I], dev);
+  if (bIh != null) checkF32(op, 'bias_ih', bIh, [4 * H], dev);
+  if (bHh != null) checkF32(op, 'bias_hh', bHh, [4 * H], dev);
+  if (h0 != null) checkF32(op, 'h0', h0, [B, H], dev);
+  if (c0 != null) checkF32(op, 'c0', c0, [B, H], dev);
   const TBH = T * B * H, BH = B * H;
+  if (dev !== 'cpu') return lstmLayerCuda(xt, h0, c0, wIh, wHh, bIh, bHh, { T, B, I, H, batchFirst });
   // y, hN, cN as rows of one tensor (T*B + 2B, H), so one autograd node; sliced by rows below.
   const packed = empty32([T * B + 2 * B, H]);
   const gates = empty32([T * B, 4 * H]);
@@ -109,6 +114,33 @@ export function lstmLayer(x: Tensor, h0: Tensor | null, c0: Tensor | null, wIh: 
   const hN = part(TBH, TBH + BH, [B, H]);
   const cN = part(TBH + BH, TBH + 2 * BH, [B, H]);
   if (!packed.requiresGrad) packed.dispose(); // no graph holds it (inference)
+  return { output, hN, cN };
+}
+
+/**
+ * lstmLayer on a CUDA device (cuda/lstm.cu): the same packed output node and saved tensors as the
+ * CPU path, the native backward through time as its gradient rule.
+ */
+function lstmLayerCuda(x: Tensor, h0: Tensor | null, c0: Tensor | null, wIh: Tensor, wHh: Tensor, bIh: Tensor | null,
+                       bHh: Tensor | null, s: cuSeq.LstmSizes): LstmLayerResult {
+  const op = 'lstm';
+  const { T, B, H, batchFirst } = s;
+  const TBH = T * B * H, BH = B * H;
+  const { packed, gates, cs } = cuSeq.lstmForward(x, h0, c0, wIh, wHh, bIh, bHh, s, op);
+  const backward = (dPacked: Tensor, node: Node): (Tensor | null)[] =>
+    cuSeq.lstmBackward(dPacked, node.inputs, node.inputs.map((t) => !!t && t.requiresGrad), packed, gates, cs, s,
+      'backward');
+  record(packed, LSTM_OP, [x, h0, c0, wIh, wHh, bIh, bHh], { backward }, [gates, cs]);
+  const part = (start: number, end: number, shape: number[]) => {
+    const sl = ops.slice(packed, 0, start / H, end / H);
+    const r = ops.reshape(sl, shape);
+    sl.dispose();
+    return r;
+  };
+  const output = part(0, TBH, batchFirst ? [B, T, H] : [T, B, H]);
+  const hN = part(TBH, TBH + BH, [B, H]);
+  const cN = part(TBH + BH, TBH + 2 * BH, [B, H]);
+  if (!packed.requiresGrad) packed.dispose();
   return { output, hN, cN };
 }
 
@@ -186,7 +218,7 @@ export class LSTM extends Module {
 
   forward(x: Tensor, state?: [Tensor, Tensor] | null): [Tensor, [Tensor, Tensor]] {
     const op = 'LSTM.forward';
-    const xt = checkTensor(op, 'input', x);
+    const xt = checkAny(op, 'input', x);
     if (xt.dtype !== 'float32') throw new TypeError(`${op}: input must be a float32 tensor, got ${xt.dtype}`);
     if (xt.ndim !== 2 && xt.ndim !== 3)
       throw new RangeError(`${op}: expected input of rank 3 (${this.batchFirst ? 'B, T, I' : 'T, B, I'}) or 2 (T, I), got shape [${xt.shape.join(', ')}]`);
@@ -201,8 +233,8 @@ export class LSTM extends Module {
       if (!Array.isArray(state) || state.length !== 2)
         throw new TypeError(`${op}: state must be [h0, c0], got ${describe(state)}`);
       const want = unbatched ? [L, H] : [L, B, H];
-      h0 = checkF32(op, 'h0', state[0], want);
-      c0 = checkF32(op, 'c0', state[1], want);
+      h0 = checkF32(op, 'h0', state[0], want, xt.device);
+      c0 = checkF32(op, 'c0', state[1], want, xt.device);
       if (unbatched) {
         h0 = ops.reshape(h0, [L, 1, H]);
         c0 = ops.reshape(c0, [L, 1, H]);

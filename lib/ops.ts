@@ -9,6 +9,7 @@
 import { backward as autogradBackward, record } from './autograd';
 import { describe } from './check';
 import * as cu from './cuda-tensor';
+import * as cuSeq from './cuda-seq';
 import { deviceMismatch, noCudaKernel } from './device';
 import { TsmDisposedError } from './errors';
 import { nativeAddon } from './native-api';
@@ -562,6 +563,9 @@ export function clamp(x: Tensor, min?: number | null, max?: number | null): Tens
 
 /** cond ? a : b, broadcasting all three. */
 export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  checkAny('where', 'condition', cond);
+  const onDevice = (t: Tensor | number) => t instanceof Tensor && !t.isDisposed && t.device !== 'cpu';
+  if (onDevice(cond) || onDevice(a) || onDevice(b)) return whereCuda(cond, a, b);
   checkTensor('where', 'condition', cond);
   const ta = typeof a === 'number' ? full([], a) : checkFloat('where', 'input', a);
   const tb = typeof b === 'number' ? full([], b) : checkFloat('where', 'other', b);
@@ -582,6 +586,25 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
     }
   }
   return record(fromData(out, shape), 'where', [typeof a === 'number' ? null : ta, typeof b === 'number' ? null : tb], { cond });
+}
+
+/** where on a CUDA device (cuda/index.cu): the same validation, broadcasting and gradient node. */
+function whereCuda(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  const op = 'where';
+  const dev = cond.device;
+  // The kernel reads 4-byte conditions: float32 (compared as a float) or int32.
+  if (cond.dtype !== 'float32' && cond.dtype !== 'int32')
+    throw new TypeError(`${op}: a CUDA condition must be float32 or int32, got ${cond.dtype}`);
+  if (typeof a !== 'number') sameDevice(op, cond, 'condition', checkFloatAny(op, 'input', a), 'input');
+  if (typeof b !== 'number') sameDevice(op, cond, 'condition', checkFloatAny(op, 'other', b), 'other');
+  const ta = typeof a === 'number' ? cu.full([], a, dev) : a;
+  const tb = typeof b === 'number' ? cu.full([], b, dev) : b;
+  const shape = broadcastShapes(op, broadcastShapes(op, cond.shape, ta.shape), tb.shape);
+  const y = cuSeq.where(cond, ta, tb, shape, broadcastStrides(cond.shape, shape), broadcastStrides(ta.shape, shape),
+    broadcastStrides(tb.shape, shape), op);
+  if (typeof a === 'number') ta.dispose();
+  if (typeof b === 'number') tb.dispose();
+  return record(y, 'where', [typeof a === 'number' ? null : ta, typeof b === 'number' ? null : tb], { cond });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1025,16 +1048,26 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
 export function cat(tensors: Tensor[], dim = 0): Tensor {
   const op = 'cat';
   if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError(`${op}: expected a non-empty array of tensors, got ${describe(tensors)}`);
-  tensors.forEach((t, i) => checkTensor(op, `tensors[${i}]`, t));
+  tensors.forEach((t, i) => checkAny(op, `tensors[${i}]`, t));
   const first = tensors[0];
   const d = normDim(op, dim, first.ndim);
   for (const [i, t] of tensors.entries()) {
+    if (t.device !== first.device) throw deviceMismatch(op, first.device, 'tensors[0]', t.device, `tensors[${i}]`);
     if (t.dtype !== first.dtype) throw new TypeError(`${op}: tensors[${i}] has dtype ${t.dtype}, expected ${first.dtype}`);
     if (t.ndim !== first.ndim || t.shape.some((s, j) => j !== d && s !== first.shape[j]))
       throw new RangeError(`${op}: tensors[${i}] has shape [${t.shape.join(', ')}], incompatible with [${first.shape.join(', ')}] along dim ${d}`);
   }
   const outShape = first.shape.slice();
   outShape[d] = tensors.reduce((s, t) => s + t.shape[d], 0);
+  if (first.device !== 'cpu') {
+    if (first.dtype !== 'float32' && first.dtype !== 'int32')
+      throw new TypeError(`${op}: CUDA tensors must be float32 or int32, got ${first.dtype}`);
+    // One strided copy per tensor into its columns of the output (cuda/layout.cu); the gradient
+    // rule (slices of dy) runs on the device as is.
+    const yc = cuSeq.cat(tensors, outShape, d, op);
+    if (first.dtype !== 'float32') return yc;
+    return record(yc, 'cat', tensors, { dim: d, sizes: tensors.map((t) => t.shape[d]) });
+  }
   const outer = sizeOf(first.shape.slice(0, d));
   const inner = sizeOf(first.shape.slice(d + 1));
   const n = sizeOf(outShape);
@@ -1055,7 +1088,7 @@ export function cat(tensors: Tensor[], dim = 0): Tensor {
 /** Stacks same-shape tensors along a new `dim`. */
 export function stack(tensors: Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError(`stack: expected a non-empty array of tensors, got ${describe(tensors)}`);
-  tensors.forEach((t, i) => checkTensor('stack', `tensors[${i}]`, t));
+  tensors.forEach((t, i) => checkAny('stack', `tensors[${i}]`, t));
   const d = normDim('stack', dim, tensors[0].ndim + 1);
   for (const [i, t] of tensors.entries())
     if (!sameShape(t.shape, tensors[0].shape))
@@ -1075,6 +1108,7 @@ function checkIndexTensor(op: string, index: Tensor | number[]): Int32Array {
 /** out[i][j] = x[index[i][j]][j] (dim 0) etc., as torch.gather. */
 export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   const op = 'gather';
+  if (checkAny(op, 'input', x).device !== 'cpu') return gatherCuda(x, dim, index);
   checkTensor(op, 'input', x);
   checkTensor(op, 'index', index);
   if (index.dtype !== 'int32') throw new TypeError(`${op}: index must be an int32 tensor, got ${index.dtype}`);
@@ -1102,9 +1136,65 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   return x.dtype === 'float32' ? record(y, 'gather', [x], { offsets, shape: x.shape }) : y;
 }
 
+/**
+ * gather on a CUDA device: the index (int32, on x's device) is read back once to be range-checked
+ * with the CPU's messages (a synchronisation), then cuda/index.cu gathers; the backward is a
+ * deterministic scatter-add (lib/gradients.ts).
+ */
+function gatherCuda(x: Tensor, dim: number, index: Tensor): Tensor {
+  const op = 'gather';
+  checkAny(op, 'index', index);
+  sameDevice(op, x, 'input', index, 'index');
+  if (index.dtype !== 'int32') throw new TypeError(`${op}: index must be an int32 tensor, got ${index.dtype}`);
+  const d = normDim(op, dim, x.ndim);
+  if (index.ndim !== x.ndim) throw new RangeError(`${op}: index must have the input's rank ${x.ndim}, got shape [${index.shape.join(', ')}]`);
+  for (let i = 0; i < x.ndim; i++)
+    if (i !== d && index.shape[i] > x.shape[i])
+      throw new RangeError(`${op}: index shape [${index.shape.join(', ')}] exceeds input shape [${x.shape.join(', ')}] at dim ${i}`);
+  if (x.ndim === 0) throw new RangeError(`${op}: expected an input of rank >= 1, got a 0-d tensor`);
+  const id = index.size ? (index._download(op) as Int32Array) : new Int32Array(0);
+  for (let i = 0; i < id.length; i++)
+    if (id[i] < 0 || id[i] >= x.shape[d]) throw new RangeError(`${op}: index ${id[i]} is out of range for dim ${d} of size ${x.shape[d]}`);
+  const y = cuSeq.gather(x, d, index, op);
+  if (x.dtype !== 'float32') return y;
+  // The node owns a copy of the index (the caller may dispose its own before the backward).
+  const saved = x.requiresGrad ? cu.clone(index, op) : index;
+  return record(y, 'gather', [x], { index: saved, dim: d, shape: x.shape }, saved === index ? [] : [saved]);
+}
+
+/**
+ * indexSelect on a CUDA device: the index may be a number[], a CPU int32 tensor or an int32 tensor
+ * on x's device (read back once to be checked); the backward groups positions by row on the host
+ * (CSR) for a deterministic, atomic-free scatter-add.
+ */
+function indexSelectCuda(x: Tensor, dim: number, index: Tensor | number[]): Tensor {
+  const op = 'index';
+  const d = normDim(op, dim, x.ndim);
+  let idx: Int32Array;
+  let dIndex: Tensor | null = null;
+  if (Array.isArray(index)) idx = Int32Array.from(index);
+  else {
+    checkAny(op, 'index', index);
+    if (index.dtype !== 'int32') throw new TypeError(`${op}: index must be an int32 tensor, got ${index.dtype}`);
+    if (index.device !== 'cpu') sameDevice(op, x, 'input', index, 'index');
+    idx = index.device === 'cpu' ? (index._data as Int32Array) : index.size ? (index._download(op) as Int32Array) : new Int32Array(0);
+    if (index.device !== 'cpu' && index.ndim === 1) dIndex = index;
+  }
+  const [outer, n, inner] = splitAt(x.shape, d);
+  for (let i = 0; i < idx.length; i++)
+    if (idx[i] < -n || idx[i] >= n) throw new RangeError(`${op}: index ${idx[i]} is out of range for dim ${d} of size ${n}`);
+  const outShape = x.shape.slice();
+  outShape[d] = idx.length;
+  const di = dIndex ?? cu.upload(Int32Array.from(idx), [idx.length], x.device);
+  const y = cuSeq.indexSelect(x, di, outShape, outer, n, inner, op);
+  if (di !== dIndex) di.dispose();
+  return x.dtype === 'float32' ? record(y, 'indexSelect', [x], { idx: Int32Array.from(idx), outer, n, inner, shape: x.shape }) : y;
+}
+
 /** Rows of x along dim selected by an int32 index (torch.index_select). */
 export function indexSelect(x: Tensor, dim: number, index: Tensor | number[]): Tensor {
   const op = 'index';
+  if (checkAny(op, 'input', x).device !== 'cpu') return indexSelectCuda(x, dim, index);
   checkTensor(op, 'input', x);
   const d = normDim(op, dim, x.ndim);
   const idx = checkIndexTensor(op, index);

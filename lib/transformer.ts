@@ -111,7 +111,8 @@ export class MultiheadAttention extends Module {
     if (opts.needWeights) throw new RangeError(`${op}: needWeights is not supported (the fused kernel never forms the weights); pass needWeights: false`);
     const E = this.embedDim, H = this.numHeads, Dh = this.headDim;
     for (const [name, t] of [['query', query], ['key', key], ['value', value]] as const) {
-      ops.checkTensor(op, name, t);
+      ops.checkAny(op, name, t); // CUDA tensors: projections and attention run on the device
+      ops.sameDevice(op, query, 'query', t, name);
       if (t.ndim !== 3 || t.shape[2] !== E)
         throw new RangeError(`${op}: expected ${name} of shape ${this.batchFirst ? '(N, L, E)' : '(L, N, E)'} with E = ${E}, got ${shapeStr(t)}`);
     }
@@ -133,7 +134,23 @@ export class MultiheadAttention extends Module {
     const q = heads(F.linear(q0, w(0), b(0)), L);
     const k = heads(F.linear(k0, w(1), b(1)), S);
     const v = heads(F.linear(v0, w(2), b(2)), S);
-    const mask = this.combineMasks(opts, N, L, S);
+    // Masks are combined on the host (small, (N, S) / (L, S)); on a CUDA device the result is uploaded.
+    const copies: Tensor[] = [];
+    const onHost = (m: Tensor | null | undefined) => {
+      if (!(m instanceof Tensor) || m.device === 'cpu') return m;
+      const c = m.cpu();
+      copies.push(c);
+      return c;
+    };
+    const hostOpts = q0.device === 'cpu' ? opts
+      : { ...opts, keyPaddingMask: onHost(opts.keyPaddingMask), attnMask: onHost(opts.attnMask) };
+    const hostMask = this.combineMasks(hostOpts, N, L, S);
+    let mask = hostMask;
+    if (hostMask && q0.device !== 'cpu') {
+      mask = hostMask.to(q0.device);
+      hostMask.dispose();
+    }
+    copies.forEach((c) => c.dispose());
     const o = scaledDotProductAttention(q, k, v, {
       attnMask: mask, isCausal: opts.isCausal ?? false, dropoutP: this.training ? this.dropout : 0,
     }); // (N, H, L, Dh)
@@ -417,7 +434,7 @@ export class LearnedPositionalEmbedding extends Module {
 }
 
 function addPositions(op: string, x: Tensor, table: Tensor, batchFirst: boolean): Tensor {
-  ops.checkTensor(op, 'input', x);
+  ops.checkAny(op, 'input', x);
   const [maxLen, d] = table.shape;
   if (x.ndim !== 3 || x.shape[2] !== d)
     throw new RangeError(`${op}: expected input of shape ${batchFirst ? '(N, L, dModel)' : '(L, N, dModel)'} with dModel = ${d}, got ${shapeStr(x)}`);

@@ -20,6 +20,8 @@ it('the suite reached every tensor kernel entry point', () => {
     'cudaConv2dForward', 'cudaConv2dBackwardData', 'cudaConv2dBackwardWeight', 'cudaMaxPool2dForward', 'cudaMaxPool2dBackward',
     'cudaAvgPool2dForward', 'cudaAvgPool2dBackward', 'cudaCrossEntropyForward', 'cudaCrossEntropyBackward',
     'cudaLayerNormForward', 'cudaLayerNormBackward', 'cudaBatchNormForward', 'cudaBatchNormBackward', 'cudaEmbeddingForward',
-    'cudaEmbeddingBackward', 'cudaDropoutForward', 'cudaAdaptiveAvgPool2dForward', 'cudaAdaptiveAvgPool2dBackward'])
+    'cudaEmbeddingBackward', 'cudaDropoutForward', 'cudaAdaptiveAvgPool2dForward', 'cudaAdaptiveAvgPool2dBackward',
+    'cudaLstmForward', 'cudaLstmBackward', 'cudaGather', 'cudaGatherBackward', 'cudaIndexSelect', 'cudaIndexSelectBackward',
+    'cudaWhere', 'cudaAttentionForward', 'cudaAttentionBackward'])
     expect(emulator.calls.get(name) ?? 0, name).toBeGreaterThan(0);
 });

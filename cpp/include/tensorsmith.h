@@ -864,6 +864,69 @@ TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_forward(float* y, const float* x
 TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_backward(float* dx, const float* dy,
                                                          const tsm_pool2d_shape* s);
 /* ---- end section: cuda norm kernels ---- */
+/* ---- section: cuda sequence kernels (cuda/lstm.cu, cuda/index.cu; stand-ins in
+ *      cpp/runtime/cuda_stub.cpp) ----
+ *
+ * The LSTM and the index ops of CUDA tensors on device memory of the current device, asynchronous
+ * like the cuda tensor kernels. Bad arguments are TSM_ERR_INVALID_ARGUMENT, launch failures
+ * TSM_ERR_CUDA, builds without CUDA TSM_ERR_UNSUPPORTED. Scratch memory comes from the caching
+ * allocator and is returned before the call returns (safe: one stream per device).
+ */
+
+/* As tsm_lstm_forward (same arguments, layouts and saved gates/cs), on device memory: the input
+ * product of all steps as one SGEMM (tsm_cuda_sgemm, float32 FMAs), then per step the recurrent
+ * SGEMM (accumulated into the step's gate rows) and one fused cell kernel (bias, sigmoid/tanh,
+ * c_t, h_t, activations saved). Nonlinearities as the CPU's (clamped exp): results agree with the
+ * CPU to float32 rounding. */
+TSM_API tsm_status tsm_cuda_lstm_forward(float* y, float* h_n, float* c_n, float* gates, float* cs,
+                                         const float* x, const float* h0, const float* c0,
+                                         const float* w_ih, const float* w_hh, const float* b_ih,
+                                         const float* b_hh, int64_t T, int64_t B, int64_t I,
+                                         int64_t H, int batch_first);
+/* As tsm_lstm_backward, on device memory: per step (t = T-1 .. 0) the SGEMM dh = dG_{t+1} W_hh and
+ * one fused cell-backward kernel (dy_t added, gate gradients, dc_{t-1}); then dx = dG W_ih,
+ * dW_ih = dG^T X, dW_hh = dG^T H_prev (one SGEMM each over all steps) and the bias sums
+ * (tsm_cuda_sum). No atomics: deterministic. Scratch: (T*B, 4H) + (T*B, H) + 2 (B, H) floats. */
+TSM_API tsm_status tsm_cuda_lstm_backward(float* dx, float* dh0, float* dc0, float* dw_ih,
+                                          float* dw_hh, float* db_ih, float* db_hh, const float* dy,
+                                          const float* dh_n, const float* dc_n, const float* x,
+                                          const float* h0, const float* c0, const float* w_ih,
+                                          const float* w_hh, const float* y, const float* gates,
+                                          const float* cs, int64_t T, int64_t B, int64_t I,
+                                          int64_t H, int batch_first);
+
+/* Gather of 4-byte elements (float32 or int32), as torch.gather: for every position p of
+ * index_shape[ndim] (1 <= ndim <= 8, index_shape[k] <= x_shape[k] for k != dim),
+ *   out[p] = x[p with p[dim] replaced by index[p]]       (x, index, out contiguous)
+ * An index outside [0, x_shape[dim]) is not an error on the device (checking needs a
+ * synchronisation; lib/ checks on the host): out[p] gets the bits 0x7FC00000 (NaN as float32). */
+TSM_API tsm_status tsm_cuda_gather(void* out, const void* x, const int32_t* index, int ndim,
+                                   const int64_t* x_shape, const int64_t* index_shape, int dim);
+/* dx (x_shape) = the scatter-add of dy (index_shape) at the positions gather read: a thread per dx
+ * element sums, in index order along dim, the dy elements whose index names it (no atomics,
+ * deterministic, the CPU's order; cost x elements * index_shape[dim]). float32. */
+TSM_API tsm_status tsm_cuda_gather_backward(float* dx, const float* dy, const int32_t* index, int ndim,
+                                            const int64_t* x_shape, const int64_t* index_shape,
+                                            int dim);
+/* index_select of 4-byte elements: out (outer, k, inner)[o, i, j] = x (outer, n, inner)[o, r, j]
+ * with r = index[i] (+ n when negative). An index outside [-n, n) gives 0x7FC00000 bits. */
+TSM_API tsm_status tsm_cuda_index_select(void* out, const void* x, const int32_t* index, int64_t outer,
+                                         int64_t n, int64_t k, int64_t inner);
+/* Its backward, float32: dx (outer, n, inner)[o, r, j] = sum over the positions i of row r, in
+ * increasing order, of dy (outer, k, inner)[o, i, j]. The positions come grouped by row, CSR
+ * style: row r's are positions[row_start[r] .. row_start[r + 1]) (int32, device memory; the
+ * caller builds them from the index, sorted ascending within a row). Deterministic, no atomics. */
+TSM_API tsm_status tsm_cuda_index_select_backward(float* dx, const float* dy, const int32_t* row_start,
+                                                  const int32_t* positions, int64_t outer, int64_t n,
+                                                  int64_t k, int64_t inner);
+/* where with broadcasting, 4-byte elements: out (shape, contiguous) = cond != 0 ? a : b, each of
+ * cond, a, b read at sum_d idx[d] * strides[d] (0 on broadcast dims), 0 <= ndim <= 8. cond is
+ * float32 (cond_is_int == 0: compared as a float, so -0 is false and NaN true) or int32. */
+TSM_API tsm_status tsm_cuda_where(void* out, const void* cond, int cond_is_int, const void* a,
+                                  const void* b, int ndim, const int64_t* shape,
+                                  const int64_t* cond_strides, const int64_t* a_strides,
+                                  const int64_t* b_strides);
+/* ---- end section: cuda sequence kernels ---- */
 
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
  * and returns TSM_OK; it returns TSM_ERR_UNSUPPORTED only in builds without CUDA. */

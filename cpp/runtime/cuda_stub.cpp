@@ -195,6 +195,35 @@ TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_forward(float*, const float*, co
 }
 TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_backward(float*, const float*, const tsm_pool2d_shape*) {
   return unsupported("cuda_adaptive_avg_pool2d_backward");
+// ---- section: cuda sequence kernels ----
+TSM_API tsm_status tsm_cuda_lstm_forward(float*, float*, float*, float*, float*, const float*, const float*,
+                                         const float*, const float*, const float*, const float*, const float*,
+                                         int64_t, int64_t, int64_t, int64_t, int) {
+  return unsupported("cuda_lstm_forward");
+}
+TSM_API tsm_status tsm_cuda_lstm_backward(float*, float*, float*, float*, float*, float*, float*, const float*,
+                                          const float*, const float*, const float*, const float*, const float*,
+                                          const float*, const float*, const float*, const float*, const float*,
+                                          int64_t, int64_t, int64_t, int64_t, int) {
+  return unsupported("cuda_lstm_backward");
+}
+TSM_API tsm_status tsm_cuda_gather(void*, const void*, const int32_t*, int, const int64_t*, const int64_t*, int) {
+  return unsupported("cuda_gather");
+}
+TSM_API tsm_status tsm_cuda_gather_backward(float*, const float*, const int32_t*, int, const int64_t*,
+                                            const int64_t*, int) {
+  return unsupported("cuda_gather_backward");
+}
+TSM_API tsm_status tsm_cuda_index_select(void*, const void*, const int32_t*, int64_t, int64_t, int64_t, int64_t) {
+  return unsupported("cuda_index_select");
+}
+TSM_API tsm_status tsm_cuda_index_select_backward(float*, const float*, const int32_t*, const int32_t*, int64_t,
+                                                  int64_t, int64_t, int64_t) {
+  return unsupported("cuda_index_select_backward");
+}
+TSM_API tsm_status tsm_cuda_where(void*, const void*, int, const void*, const void*, int, const int64_t*,
+                                  const int64_t*, const int64_t*, const int64_t*) {
+  return unsupported("cuda_where");
 }
 
 }  // extern "C"

@@ -442,6 +442,133 @@ export function installCudaEmulator(): CudaEmulator {
     if (!(n * c)) return;
     cpu.adaptiveAvgPool2dBackward(f32(dx, n * c * h * w, 'cudaAdaptiveAvgPool2dBackward dx'),
       f32(dy, n * c * oh * ow, 'cudaAdaptiveAvgPool2dBackward dy'), n, c, h, w, oh, ow);
+  // ---- sequence kernels (cpp/binding/ops_cuda_seq.cpp): the CPU LSTM, plain loops for the index ops ----
+  const nf = (h: unknown, n: number, what: string) => (h === null ? null : f32(h, n, what));
+  set('cudaLstmForward', ((packed: unknown, gates: unknown, cs: unknown, x: unknown, h0: unknown, c0: unknown, wIh: unknown,
+    wHh: unknown, bIh: unknown, bHh: unknown, T: number, B: number, I: number, H: number, bf: boolean) => {
+    const TBH = T * B * H, BH = B * H, G = 4 * H, w = 'cudaLstmForward';
+    const p = f32(packed, TBH + 2 * BH, `${w} packed`);
+    cpuAny.lstmForward(p.subarray(0, TBH), p.subarray(TBH, TBH + BH), p.subarray(TBH + BH, TBH + 2 * BH),
+      f32(gates, T * B * G, `${w} gates`), f32(cs, TBH, `${w} cs`), f32(x, T * B * I, `${w} x`), nf(h0, BH, `${w} h0`),
+      nf(c0, BH, `${w} c0`), f32(wIh, G * I, `${w} wIh`), f32(wHh, G * H, `${w} wHh`), nf(bIh, G, `${w} bIh`),
+      nf(bHh, G, `${w} bHh`), T, B, I, H, bf);
+  }) as Fn);
+  set('cudaLstmBackward', ((dx: unknown, dh0: unknown, dc0: unknown, dwIh: unknown, dwHh: unknown, dbIh: unknown, dbHh: unknown,
+    dPacked: unknown, x: unknown, h0: unknown, c0: unknown, wIh: unknown, wHh: unknown, packed: unknown, gates: unknown,
+    cs: unknown, T: number, B: number, I: number, H: number, bf: boolean) => {
+    const TBH = T * B * H, BH = B * H, G = 4 * H, w = 'cudaLstmBackward';
+    const dp = f32(dPacked, TBH + 2 * BH, `${w} dPacked`), p = f32(packed, TBH + 2 * BH, `${w} packed`);
+    cpuAny.lstmBackward(nf(dx, T * B * I, `${w} dx`), nf(dh0, BH, `${w} dh0`), nf(dc0, BH, `${w} dc0`),
+      nf(dwIh, G * I, `${w} dwIh`), nf(dwHh, G * H, `${w} dwHh`), nf(dbIh, G, `${w} dbIh`), nf(dbHh, G, `${w} dbHh`),
+      dp.subarray(0, TBH), dp.subarray(TBH, TBH + BH), dp.subarray(TBH + BH), f32(x, T * B * I, `${w} x`),
+      nf(h0, BH, `${w} h0`), nf(c0, BH, `${w} c0`), f32(wIh, G * I, `${w} wIh`), f32(wHh, G * H, `${w} wHh`),
+      p.subarray(0, TBH), f32(gates, T * B * G, `${w} gates`), f32(cs, TBH, `${w} cs`), T, B, I, H, bf);
+  }) as Fn);
+  const BAD_INDEX = 0x7fc00000; // the CUDA contract: an out-of-range index gives these bits
+  /** Offsets into x (shape xs) of every element of an index of shape is along dim (-1: out of range). */
+  const gatherOffsets = (id: Int32Array, xs: number[], is: number[], dim: number) => {
+    const xst = contiguous(xs), pos = new Array<number>(is.length).fill(0), out = new Array<number>(id.length);
+    for (let e = 0; e < id.length; e++) {
+      let o = 0;
+      for (let k = 0; k < is.length; k++) o += (k === dim ? id[e] : pos[k]) * xst[k];
+      out[e] = id[e] >= 0 && id[e] < xs[dim] ? o : -1;
+      for (let k = is.length - 1; k >= 0; k--) { if (++pos[k] < is[k]) break; pos[k] = 0; }
+    }
+    return out;
+  };
+  const gatherShapes = (xsIn: unknown, isIn: unknown, dim: number, what: string) => {
+    const xs = dims(xsIn, `${what} xShape`), is = dims(isIn, `${what} indexShape`);
+    if (xs.length !== is.length || !xs.length || dim < 0 || dim >= xs.length || is.some((d, k) => k !== dim && d > xs[k]))
+      throw new RangeError(`${what}: shapes [${xs}] / [${is}] with dim ${dim} do not fit`);
+    return { xs, is };
+  };
+  set('cudaGather', ((out: unknown, x: unknown, index: unknown, xsIn: unknown, isIn: unknown, dim: number) => {
+    const { xs, is } = gatherShapes(xsIn, isIn, dim, 'cudaGather');
+    const n = prod(is);
+    if (!n) return;
+    const o = u32(out, n, 'cudaGather out'), xd = u32(x, prod(xs), 'cudaGather x');
+    gatherOffsets(i32(index, n, 'cudaGather index'), xs, is, dim).forEach((off, e) => { o[e] = off < 0 ? BAD_INDEX : xd[off]; });
+  }) as Fn);
+  set('cudaGatherBackward', ((dx: unknown, dy: unknown, index: unknown, xsIn: unknown, isIn: unknown, dim: number) => {
+    const { xs, is } = gatherShapes(xsIn, isIn, dim, 'cudaGatherBackward');
+    const nx = prod(xs), n = prod(is);
+    if (!nx) return;
+    const d = f32(dx, nx, 'cudaGatherBackward dx').fill(0), g = f32(dy, n, 'cudaGatherBackward dy');
+    gatherOffsets(i32(index, n, 'cudaGatherBackward index'), xs, is, dim).forEach((off, e) => { if (off >= 0) d[off] += g[e]; });
+  }) as Fn);
+  set('cudaIndexSelect', ((out: unknown, x: unknown, index: unknown, outer: number, n: number, k: number, inner: number) => {
+    const total = outer * k * inner;
+    if (!total) return;
+    const o = u32(out, total, 'cudaIndexSelect out'), xd = u32(x, outer * n * inner, 'cudaIndexSelect x');
+    const id = i32(index, k, 'cudaIndexSelect index');
+    for (let a = 0; a < outer; a++)
+      for (let i = 0; i < k; i++) {
+        const r = id[i] < 0 ? id[i] + n : id[i];
+        for (let j = 0; j < inner; j++) o[(a * k + i) * inner + j] = r >= 0 && r < n ? xd[(a * n + r) * inner + j] : BAD_INDEX;
+      }
+  }) as Fn);
+  set('cudaIndexSelectBackward', ((dx: unknown, dy: unknown, rowStart: unknown, positions: unknown, outer: number, n: number,
+    k: number, inner: number) => {
+    const total = outer * n * inner;
+    if (!total) return;
+    const d = f32(dx, total, 'cudaIndexSelectBackward dx'), g = f32(dy, outer * k * inner, 'cudaIndexSelectBackward dy');
+    const rs = i32(rowStart, n + 1, 'cudaIndexSelectBackward rowStart'), ps = i32(positions, k, 'cudaIndexSelectBackward positions');
+    if (rs[0] !== 0 || rs[n] !== k) throw new RangeError('cudaIndexSelectBackward: rowStart must run from 0 to k');
+    for (let r = 0; r < n; r++) {
+      if (rs[r + 1] < rs[r]) throw new RangeError('cudaIndexSelectBackward: rowStart must not decrease');
+      for (let q = rs[r]; q < rs[r + 1]; q++)
+        if (ps[q] < 0 || ps[q] >= k || (q > rs[r] && ps[q] <= ps[q - 1]))
+          throw new RangeError('cudaIndexSelectBackward: positions must be in [0, k) and increase within a row');
+    }
+    for (let a = 0; a < outer; a++)
+      for (let r = 0; r < n; r++)
+        for (let j = 0; j < inner; j++) {
+          let sum = 0;
+          for (let q = rs[r]; q < rs[r + 1]; q++) sum = Math.fround(sum + g[(a * k + ps[q]) * inner + j]);
+          d[(a * n + r) * inner + j] = sum;
+        }
+  }) as Fn);
+  set('cudaWhere', ((out: unknown, cond: unknown, condIsInt: boolean, x: unknown, y: unknown, shapeIn: unknown, csIn: unknown,
+    asIn: unknown, bsIn: unknown) => {
+    const shape = dims(shapeIn, 'cudaWhere shape'), cs = dims(csIn, 'condStrides'), as = dims(asIn, 'aStrides'), bs = dims(bsIn, 'bStrides');
+    if (cs.length !== shape.length || as.length !== shape.length || bs.length !== shape.length)
+      throw new RangeError('cudaWhere: lengths differ');
+    const n = prod(shape);
+    if (!n) return;
+    const o = u32(out, n, 'cudaWhere out');
+    const c = condIsInt ? i32(cond, reach(shape, cs), 'cudaWhere cond') : f32(cond, reach(shape, cs), 'cudaWhere cond');
+    const a = u32(x, reach(shape, as), 'cudaWhere a'), b = u32(y, reach(shape, bs), 'cudaWhere b');
+    const idx = new Array<number>(shape.length).fill(0);
+    for (let e = 0; e < n; e++) {
+      let co = 0, ao = 0, bo = 0;
+      for (let k = 0; k < shape.length; k++) { co += idx[k] * cs[k]; ao += idx[k] * as[k]; bo += idx[k] * bs[k]; }
+      o[e] = c[co] !== 0 ? a[ao] : b[bo];
+      for (let k = shape.length - 1; k >= 0; k--) { if (++idx[k] < shape[k]) break; idx[k] = 0; }
+    }
+  }) as Fn);
+  // ---- fused attention (cpp/binding/ops_cuda_attention.cpp), float32 without key lengths, as
+  // lib/attention-cuda.ts calls it: the CPU fused kernel of the same contract ----
+  const attnCheck = (what: string, keyLengths: unknown, dtype: number, algo: number, D: number) => {
+    if (keyLengths !== null) throw new RangeError(`${what} (emulated): key lengths are not emulated`);
+    if (dtype !== 0 || algo !== 0) throw new RangeError(`${what} (emulated): only float32 with algo auto`);
+    if (D < 1 || D > 256) throw new RangeError(`${what}: D must be in [1, 256], got ${D}`);
+  };
+  set('cudaAttentionForward', ((o: unknown, lse: unknown, q: unknown, k: unknown, v: unknown, kl: unknown, B: number, H: number,
+    Lq: number, Lk: number, D: number, dtype: number, scale: number, isCausal: boolean, algo: number) => {
+    attnCheck('cudaAttentionForward', kl, dtype, algo, D);
+    const w = 'cudaAttentionForward';
+    cpuAny.attentionForward(f32(o, B * H * Lq * D, `${w} o`), f32(lse, B * H * Lq, `${w} lse`), f32(q, B * H * Lq * D, `${w} q`),
+      f32(k, B * H * Lk * D, `${w} k`), f32(v, B * H * Lk * D, `${w} v`), null, 0, 0, 0, 0, B, H, Lq, Lk, D, scale, isCausal,
+      0, 0, 0);
+  }) as Fn);
+  set('cudaAttentionBackward', ((dq: unknown, dk: unknown, dv: unknown, dout: unknown, q: unknown, k: unknown, v: unknown,
+    o: unknown, lse: unknown, kl: unknown, B: number, H: number, Lq: number, Lk: number, D: number, dtype: number,
+    scale: number, isCausal: boolean, algo: number) => {
+    attnCheck('cudaAttentionBackward', kl, dtype, algo, D);
+    const w = 'cudaAttentionBackward', nq = B * H * Lq * D, nk = B * H * Lk * D;
+    cpuAny.attentionBackward(f32(dq, nq, `${w} dq`), f32(dk, nk, `${w} dk`), f32(dv, nk, `${w} dv`), f32(dout, nq, `${w} dout`),
+      f32(q, nq, `${w} q`), f32(k, nk, `${w} k`), f32(v, nk, `${w} v`), f32(o, nq, `${w} o`), f32(lse, B * H * Lq, `${w} lse`),
+      null, 0, 0, 0, 0, B, H, Lq, Lk, D, scale, isCausal, 0, 0, 0);
   }) as Fn);
 
   return {

@@ -11,6 +11,7 @@ import * as tsm from '../../lib/index';
 import type { Tensor } from '../../lib/index';
 import * as cu from '../../lib/cuda-tensor';
 import * as ops from '../../lib/ops';
+import { lstmLayer } from '../../lib/lstm';
 
 const { F, nn, optim, cuda } = tsm;
 
@@ -778,6 +779,279 @@ describe.skipIf(!run)(title, () => {
       for (const m of [mc, mg]) for (const p of Object.values(m.stateDict())) { p.grad?.dispose(); p.dispose(); }
     }
     for (const x of [xc, xg, ic, ig, tc, tg]) x.dispose();
+  });
+
+  it('cat and stack (any dim, int32, empty parts) match the CPU, with gradients', () => {
+    const cases: [number[][], number][] = [
+      [[[2, 3, 4], [2, 5, 4], [2, 1, 4]], 1], [[[3, 7], [4, 7]], 0], [[[3, 7], [3, 1023]], -1], [[[5], [0], [2]], 0],
+      [[[2, 0, 3], [2, 2, 3]], 1],
+    ];
+    for (const [shapes, dim] of cases) {
+      tsm.tidy(() => {
+        const ps = shapes.map((sh) => pair(sh, -2, 2, true));
+        const yc = ops.cat(ps.map((p) => p[0]), dim), yg = ops.cat(ps.map((p) => p[1]), dim);
+        expect(yg.device).toBe('cuda:0');
+        expectClose(yg, yc, `cat ${JSON.stringify(shapes)} dim ${dim}`, 0, 0);
+        const [gc, gg] = pair(yc.shape.slice());
+        yc.mul(gc).sum().backward();
+        yg.mul(gg).sum().backward();
+        ps.forEach(([c, g], i) => expectClose(g.grad!, c.grad!, `cat grad ${i} ${JSON.stringify(shapes)}`, 0, 0));
+      });
+    }
+    for (const dim of [0, 1, 2, -1]) {
+      tsm.tidy(() => {
+        const ps = [0, 1, 2].map(() => pair([3, 5], -2, 2, true));
+        const yc = ops.stack(ps.map((p) => p[0]), dim), yg = ops.stack(ps.map((p) => p[1]), dim);
+        expectClose(yg, yc, `stack dim ${dim}`, 0, 0);
+        yc.sum().backward();
+        yg.mul(1).sum().backward();
+        ps.forEach(([c, g], i) => expectClose(g.grad!, c.grad!, `stack grad ${i} dim ${dim}`, 0, 0));
+      });
+    }
+    tsm.tidy(() => {
+      const a = tsm.tensor(new Int32Array([1, 2, 3, 4]), { shape: [2, 2], device: 'cuda' });
+      const b = tsm.tensor(new Int32Array([5, 6]), { shape: [2, 1], device: 'cuda' });
+      const y = ops.cat([a, b], 1);
+      expect(y.dtype).toBe('int32');
+      expect(y.toArray()).toEqual([[1, 2, 5], [3, 4, 6]]);
+      expect(() => ops.cat([a, tsm.ones([2, 2], { dtype: 'int32' })], 0))
+        .toThrow(/^cat: expected all tensors on the same device, got cuda:0 \(tensors\[0\]\) and cpu \(tensors\[1\]\)$/);
+    });
+  });
+
+  it('gather and indexSelect (repeated and negative indices) match the CPU, with scatter-add gradients', () => {
+    const gcases: [number[], number, number[]][] = [[[5, 7], 1, [5, 3]], [[5, 7], 0, [9, 7]], [[3, 4, 6], 2, [2, 4, 11]],
+      [[3, 4, 6], 1, [3, 8, 5]], [[1023], 0, [4097]]];
+    for (const [xs, dim, is] of gcases) {
+      tsm.tidy(() => {
+        const d = ((dim % xs.length) + xs.length) % xs.length;
+        const idx = new Int32Array(is.reduce((a, b) => a * b, 1)).map(() => Math.floor(random() * xs[d]));
+        const [xc, xg] = pair(xs, -2, 2, true);
+        const ic = tsm.tensor(idx, { shape: is }), ig = tsm.tensor(idx, { shape: is, device: 'cuda' });
+        const yc = ops.gather(xc, dim, ic), yg = ops.gather(xg, dim, ig);
+        expectClose(yg, yc, `gather [${xs}] dim ${dim} index [${is}]`, 0, 0);
+        ig.dispose(); // the node keeps its own copy
+        const [gc, gg] = pair(is);
+        yc.mul(gc).sum().backward();
+        yg.mul(gg).sum().backward();
+        expectClose(xg.grad!, xc.grad!, `gather grad [${xs}] dim ${dim}`, 0, 0);
+      });
+    }
+    tsm.tidy(() => {
+      const xi = tsm.tensor(new Int32Array([1, 2, 3, 4, 5, 6]), { shape: [2, 3], device: 'cuda' });
+      expect(ops.gather(xi, 1, tsm.tensor(new Int32Array([2, 0]), { shape: [2, 1], device: 'cuda' })).toArray()).toEqual([[3], [4]]);
+      const xg = tsm.ones([2, 3], { device: 'cuda' });
+      expect(() => ops.gather(xg, 1, tsm.tensor(new Int32Array([0, 3]), { shape: [2, 1], device: 'cuda' })))
+        .toThrow(/^gather: index 3 is out of range for dim 1 of size 3$/);
+      expect(() => ops.gather(xg, 1, tsm.tensor(new Int32Array([0, 1]), { shape: [2, 1] })))
+        .toThrow(/^gather: expected all tensors on the same device, got cuda:0 \(input\) and cpu \(index\)$/);
+    });
+    const icases: [number[], number, number[]][] = [[[10, 7], 0, [3, -1, 3, 0, 9, 3]], [[4, 9, 5], 1, [8, -9, 2, 2]],
+      [[6, 1023], 1, [5, 1022, 0]], [[5, 3], 0, []], [[7], 0, [6, 6, 6, 1]]];
+    for (const [xs, dim, idx] of icases) {
+      for (const kind of ['array', 'cpu', 'cuda'] as const) {
+        tsm.tidy(() => {
+          const [xc, xg] = pair(xs, -2, 2, true);
+          const index = kind === 'array' ? idx : tsm.tensor(Int32Array.from(idx), { device: kind === 'cuda' ? 'cuda' : 'cpu' });
+          const yc = ops.indexSelect(xc, dim, idx), yg = ops.indexSelect(xg, dim, index);
+          expectClose(yg, yc, `indexSelect [${xs}] dim ${dim} [${idx}] (${kind})`, 0, 0);
+          const [gc, gg] = pair(yc.shape.slice());
+          yc.mul(gc).sum().backward();
+          yg.mul(gg).sum().backward();
+          expectClose(xg.grad!, xc.grad!, `indexSelect grad [${xs}] dim ${dim} (${kind})`, 0, 0);
+        });
+      }
+    }
+    tsm.tidy(() => {
+      const x = tsm.tensor([[1, 2], [3, 4], [5, 6]], { device: 'cuda' });
+      expect(x.index([2, 0]).toArray()).toEqual([[5, 6], [1, 2]]);
+      expect(() => x.index([3])).toThrow(/^index: index 3 is out of range for dim 0 of size 3$/);
+    });
+  });
+
+  it('where (broadcast, int32 and float conditions, scalars) matches the CPU, with gradients', () => {
+    const cases: [number[], number[], number[]][] = [[[7, 5], [7, 5], [7, 5]], [[3, 1, 5], [4, 1], [5]], [[1023], [1], [1023]],
+      [[2, 1, 3, 1], [1, 4, 1, 5], [2, 4, 3, 5]], [[], [3, 2], [2]]];
+    for (const [cs, as, bs] of cases) {
+      for (const intCond of [false, true]) {
+        tsm.tidy(() => {
+          const n = cs.reduce((a, b) => a * b, 1);
+          const cd = Float32Array.from({ length: n }, (_, i) => (i % 5 === 3 ? -0 : i % 7 === 2 ? NaN : random() < 0.5 ? 0 : random() - 0.5));
+          const cc = intCond ? tsm.tensor(Int32Array.from(cd, (v) => (Number.isNaN(v) ? 1 : Math.sign(v))), { shape: cs })
+            : tsm.tensor(cd, { shape: cs });
+          const cg = cc.to('cuda');
+          const [ac, ag] = pair(as, -2, 2, true), [bc, bg] = pair(bs, -2, 2, true);
+          const yc = ops.where(cc, ac, bc), yg = ops.where(cg, ag, bg);
+          expectClose(yg, yc, `where [${cs}] [${as}] [${bs}] int ${intCond}`, 0, 0);
+          const [gc, gg] = pair(yc.shape.slice());
+          yc.mul(gc).sum().backward();
+          yg.mul(gg).sum().backward();
+          expectClose(ag.grad!, ac.grad!, `where grad a [${cs}] [${as}] [${bs}]`, 1e-6, 1e-6);
+          expectClose(bg.grad!, bc.grad!, `where grad b [${cs}] [${as}] [${bs}]`, 1e-6, 1e-6);
+          expectClose(ops.where(cg, ag, 2.5), ops.where(cc, ac, 2.5), 'where scalar b', 0, 0);
+          expectClose(ops.where(cg, -1, bg), ops.where(cc, -1, bc), 'where scalar a', 0, 0);
+        });
+      }
+    }
+    tsm.tidy(() => {
+      expect(() => ops.where(tsm.ones([2], { device: 'cuda' }), tsm.ones([2]), 0))
+        .toThrow(/^where: expected all tensors on the same device, got cuda:0 \(condition\) and cpu \(input\)$/);
+    });
+  });
+
+  it('the LSTM (functional and nn.LSTM: h0/c0, batchFirst, no bias, 2 layers, unbatched) matches the CPU, with gradients', () => {
+    const tol = { r: 1e-4, a: 1e-5 };
+    const cases: { T: number; B: number; I: number; H: number; bf: boolean; state: boolean; bias: boolean }[] = [
+      { T: 5, B: 3, I: 4, H: 7, bf: false, state: true, bias: true },
+      { T: 6, B: 2, I: 9, H: 5, bf: true, state: true, bias: true },
+      { T: 1, B: 4, I: 3, H: 33, bf: false, state: false, bias: false },
+      { T: 9, B: 1, I: 1, H: 2, bf: true, state: false, bias: true },
+    ];
+    for (const k of cases) {
+      tsm.tidy(() => {
+        const what = `lstm ${JSON.stringify(k)}`;
+        const G = 4 * k.H, s = 1 / Math.sqrt(k.H);
+        const [xc, xg] = pair(k.bf ? [k.B, k.T, k.I] : [k.T, k.B, k.I], -1, 1, true);
+        const [h0c, h0g] = pair([k.B, k.H], -1, 1, true), [c0c, c0g] = pair([k.B, k.H], -1, 1, true);
+        const [wic, wig] = pair([G, k.I], -s, s, true), [whc, whg] = pair([G, k.H], -s, s, true);
+        const [bic, big] = pair([G], -s, s, true), [bhc, bhg] = pair([G], -s, s, true);
+        const run = (x: Tensor, h0: Tensor, c0: Tensor, wi: Tensor, wh: Tensor, bi: Tensor, bh: Tensor) =>
+          lstmLayer(x, k.state ? h0 : null, k.state ? c0 : null, wi, wh, k.bias ? bi : null, k.bias ? bh : null, k.bf);
+        const rc = run(xc, h0c, c0c, wic, whc, bic, bhc), rg = run(xg, h0g, c0g, wig, whg, big, bhg);
+        expect(rg.output.device).toBe('cuda:0');
+        expectClose(rg.output, rc.output, `${what}: output`, tol.r, tol.a);
+        expectClose(rg.hN, rc.hN, `${what}: hN`, tol.r, tol.a);
+        expectClose(rg.cN, rc.cN, `${what}: cN`, tol.r, tol.a);
+        const [gyc, gyg] = pair(rc.output.shape.slice()), [ghc, ghg] = pair([k.B, k.H]), [gcc, gcg] = pair([k.B, k.H]);
+        rc.output.mul(gyc).sum().add(rc.hN.mul(ghc).sum()).add(rc.cN.mul(gcc).sum()).backward();
+        rg.output.mul(gyg).sum().add(rg.hN.mul(ghg).sum()).add(rg.cN.mul(gcg).sum()).backward();
+        const named: [string, Tensor, Tensor][] = [['x', xg, xc], ['wIh', wig, wic], ['wHh', whg, whc]];
+        if (k.state) named.push(['h0', h0g, h0c], ['c0', c0g, c0c]);
+        if (k.bias) named.push(['bIh', big, bic], ['bHh', bhg, bhc]);
+        for (const [n, g, c] of named) {
+          expect(g.grad!.device, `${what}: d${n} device`).toBe('cuda:0');
+          expectClose(g.grad!, c.grad!, `${what}: d${n}`, 1e-4, 1e-4);
+        }
+        // Only the weights need gradients (the input is detached): no dx is computed.
+        const [w2c, w2g] = pair([G, k.H], -s, s, true);
+        lstmLayer(xg.detach(), null, null, wig.detach(), w2g, null, null, k.bf).output.sum().backward();
+        lstmLayer(xc.detach(), null, null, wic.detach(), w2c, null, null, k.bf).output.sum().backward();
+        expectClose(w2g.grad!, w2c.grad!, `${what}: dwHh alone`, 1e-4, 1e-4);
+      });
+    }
+    for (const [batchFirst, unbatched] of [[true, false], [false, false], [false, true]] as const) {
+      const cpuM = new nn.LSTM({ inputSize: 6, hiddenSize: 8, numLayers: 2, batchFirst });
+      const gpuM = new nn.LSTM({ inputSize: 6, hiddenSize: 8, numLayers: 2, batchFirst });
+      gpuM.loadStateDict(cpuM.stateDict());
+      gpuM.to('cuda');
+      tsm.tidy(() => {
+        const what = `nn.LSTM batchFirst ${batchFirst} unbatched ${unbatched}`;
+        const [xc, xg] = pair(unbatched ? [5, 6] : batchFirst ? [3, 5, 6] : [5, 3, 6], -1, 1);
+        const st = unbatched ? [2, 8] : [2, 3, 8];
+        const [hc, hg] = pair(st, -1, 1), [cc, cg] = pair(st, -1, 1);
+        const [oc, [hnc, cnc]] = cpuM.forward(xc, [hc, cc]);
+        const [og, [hng, cng]] = gpuM.forward(xg, [hg, cg]);
+        expectClose(og, oc, `${what}: output`, tol.r, tol.a);
+        expectClose(hng, hnc, `${what}: hN`, tol.r, tol.a);
+        expectClose(cng, cnc, `${what}: cN`, tol.r, tol.a);
+        oc.square().sum().add(hnc.sum()).add(cnc.mean()).backward();
+        og.square().sum().add(hng.sum()).add(cng.mean()).backward();
+        const pc = cpuM.namedParameters(), pg = gpuM.namedParameters();
+        pc.forEach(([n, p], i) => expectClose(pg[i][1].grad!, p.grad!, `${what}: grad ${n}`, 1e-4, 1e-4));
+      });
+      for (const m of [cpuM, gpuM]) for (const p of m.parameters()) { p.grad?.dispose(); p.dispose(); }
+    }
+  });
+
+  it('an LSTM sequence model (LSTM -> Linear -> crossEntropy over gathered steps) trains with Adam on CUDA as on the CPU', () => {
+    const make = () => {
+      const lstm = new nn.LSTM({ inputSize: 5, hiddenSize: 12, numLayers: 2, batchFirst: true });
+      const head = new nn.Linear(12, 4);
+      return { lstm, head, params: [...lstm.parameters(), ...head.parameters()] };
+    };
+    const c = make(), g = make();
+    g.lstm.loadStateDict(c.lstm.stateDict());
+    g.head.loadStateDict(c.head.stateDict());
+    g.lstm.to('cuda');
+    g.head.to('cuda');
+    const [xc, xg] = pair([3, 6, 5], -1, 1);
+    const t = new Int32Array(6).map(() => Math.floor(random() * 4));
+    const steps = [5, 0, 2];
+    const loss = (m: typeof c, x: Tensor, dev: 'cpu' | 'cuda') => {
+      const [out] = m.lstm.forward(x);
+      const last = ops.indexSelect(out, 1, steps);                 // (3, 3, 12): chosen steps
+      const flat = ops.cat([last.reshape(9, 12), ops.stack([out.slice(1, 1, 2).reshape(3, 12)], 0).reshape(3, 12)], 0);
+      const logits = m.head.forward(flat);                         // (12, 4)
+      const tgt = tsm.tensor(Int32Array.from({ length: 12 }, (_, i) => t[i % 6]), { device: dev });
+      return F.crossEntropy(logits, tgt);
+    };
+    const oc = new optim.Adam(c.params, { lr: 1e-2 }), og = new optim.Adam(g.params, { lr: 1e-2 });
+    const lc: number[] = [], lg: number[] = [];
+    for (let step = 0; step < 5; step++) {
+      tsm.tidy(() => { oc.zeroGrad(); const l = loss(c, xc, 'cpu'); l.backward(); oc.step(); lc.push(l.item()); });
+      tsm.tidy(() => { og.zeroGrad(); const l = loss(g, xg, 'cuda'); l.backward(); og.step(); lg.push(l.item()); });
+    }
+    lc.forEach((v, i) => expect(Math.abs(lg[i] - v), `step ${i}: ${lg[i]} vs ${v} (seed ${seedAtStart})`).toBeLessThanOrEqual(1e-4 * Math.abs(v) + 1e-6));
+    expect(lg[lg.length - 1]).toBeLessThan(lg[0]);
+    c.params.forEach((p, i) => expectClose(g.params[i], p, `LSTM model parameter ${i} after training`, 1e-4, 1e-5));
+    for (const m of [c, g]) for (const p of m.params) { p.grad?.dispose(); p.dispose(); }
+    xc.dispose(); xg.dispose();
+  });
+
+  it('scaledDotProductAttention on CUDA (fused: plain, causal, Lq != Lk, 3-d; composed: masks) and MultiheadAttention match the CPU', () => {
+    const cases: { q: number[]; k: number[]; opts: tsm.F.ScaledDotProductAttentionOptions; mask?: 'bool' | 'float' }[] = [
+      { q: [2, 3, 5, 8], k: [2, 3, 5, 8], opts: {} },
+      { q: [1, 2, 7, 16], k: [1, 2, 7, 16], opts: { isCausal: true } },
+      { q: [2, 1, 3, 5], k: [2, 1, 9, 5], opts: { scale: 0.3 } },
+      { q: [4, 6, 8], k: [4, 10, 8], opts: { isCausal: true } },
+      { q: [2, 2, 4, 8], k: [2, 2, 6, 8], opts: {}, mask: 'bool' },
+      { q: [2, 2, 4, 8], k: [2, 2, 6, 8], opts: { isCausal: true }, mask: 'float' },
+    ];
+    for (const c of cases) {
+      tsm.tidy(() => {
+        const what = `sdpa q [${c.q}] k [${c.k}] ${JSON.stringify(c.opts)} mask ${c.mask ?? 'none'}`;
+        const [qc, qg] = pair(c.q, -1, 1, true), [kc, kg] = pair(c.k, -1, 1, true), [vc, vg] = pair(c.k, -1, 1, true);
+        let mc: Tensor | null = null, mg: Tensor | null = null;
+        if (c.mask) {
+          const Lq = c.q[c.q.length - 2], Lk = c.k[c.k.length - 2];
+          const shape = [c.q[0], 1, Lq, Lk];
+          const m = new Float32Array(c.q[0] * Lq * Lk).map(() => (random() < 0.3 ? 0 : 1));
+          m.fill(0, 0, Lk); // query 0 of batch 0 sees no key: a zero row, zero gradients
+          mc = c.mask === 'bool' ? tsm.tensor(Int32Array.from(m), { shape }) : tsm.tensor(m.map((v) => (v ? random() : -Infinity)), { shape });
+          mg = mc.to('cuda');
+        }
+        const yc = F.scaledDotProductAttention(qc, kc, vc, { ...c.opts, attnMask: mc });
+        const yg = F.scaledDotProductAttention(qg, kg, vg, { ...c.opts, attnMask: mg });
+        expect(yg.device).toBe('cuda:0');
+        expectClose(yg, yc, `${what}: out`, 1e-4, 1e-5);
+        const [gc, gg] = pair(yc.shape.slice());
+        yc.mul(gc).sum().backward();
+        yg.mul(gg).sum().backward();
+        expectClose(qg.grad!, qc.grad!, `${what}: dq`, 1e-4, 1e-5);
+        expectClose(kg.grad!, kc.grad!, `${what}: dk`, 1e-4, 1e-5);
+        expectClose(vg.grad!, vc.grad!, `${what}: dv`, 1e-4, 1e-5);
+      });
+    }
+    const cpuM = new nn.MultiheadAttention({ embedDim: 12, numHeads: 3, batchFirst: true });
+    const gpuM = new nn.MultiheadAttention({ embedDim: 12, numHeads: 3, batchFirst: true });
+    gpuM.loadStateDict(cpuM.stateDict());
+    gpuM.to('cuda');
+    for (const padded of [false, true]) {
+      tsm.tidy(() => {
+        const [xc, xg] = pair([2, 5, 12], -1, 1, true);
+        const kpm = padded ? tsm.tensor(new Int32Array([0, 0, 0, 1, 1, 0, 0, 0, 0, 0]), { shape: [2, 5] }) : null;
+        const [oc] = cpuM.forward(xc, xc, xc, { keyPaddingMask: kpm, isCausal: !padded });
+        const [og] = gpuM.forward(xg, xg, xg, { keyPaddingMask: kpm ? kpm.to('cuda') : null, isCausal: !padded });
+        expectClose(og, oc, `MultiheadAttention padded ${padded}: out`, 1e-4, 1e-5);
+        oc.square().sum().backward();
+        og.square().sum().backward();
+        expectClose(xg.grad!, xc.grad!, `MultiheadAttention padded ${padded}: dx`, 1e-4, 1e-5);
+        const pc = cpuM.namedParameters(), pg = gpuM.namedParameters();
+        pc.forEach(([n, p], i) => expectClose(pg[i][1].grad!, p.grad!, `MultiheadAttention: grad ${n}`, 1e-4, 1e-5));
+      });
+      for (const m of [cpuM, gpuM]) for (const p of m.parameters()) { p.grad?.dispose(); p.grad = null; }
+    }
+    for (const m of [cpuM, gpuM]) for (const p of m.parameters()) p.dispose();
   });
 
   it('mixing devices, and ops without a CUDA kernel, are named errors', () => {

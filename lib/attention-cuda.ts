@@ -1,0 +1,113 @@
+// F.scaledDotProductAttention for tensors on a CUDA device (lib/attention.ts dispatches here after
+// seeing a CUDA query). Two paths:
+//
+//   fused     no attnMask, dropoutP == 0, D <= 256: the fused kernels bound as tsm.cuda.attention /
+//             attentionBackward (cuda/attention_fwd.cu, attention_bwd.cu), float32 storage, so the
+//             'auto' algo runs the general CUDA-core kernel (the tensor-core path is bf16/f16 only);
+//             isCausal is the kernel's own mask. The Lq x Lk scores are never stored; lse (B, H, Lq)
+//             is kept for the backward, which recomputes the scores.
+//   composed  an attnMask (boolean int32 or additive float32, broadcast to (B, H, Lq, Lk)), dropout,
+//             or D > 256: matmul, where/add, a max-shifted exp, sum, div, matmul — ops that all run on
+//             the device, with autograd from their own rules. It stores the (B, H, Lq, Lk) scores
+//             and probabilities (O(L^2) memory). A query whose every key is masked gets a zero
+//             output and zero gradients, as the CPU's fused kernel (PyTorch gives NaN). Dropout uses
+//             F.dropout on the probabilities: its random stream is not the CPU kernel's.
+// Why not express the masks in the fused kernel: it takes only causal + key lengths (a suffix
+// padding per batch); an arbitrary mask needs a mask operand in the kernel (future work).
+import type { Node } from './autograd';
+import { record } from './autograd';
+import * as cu from './cuda-tensor';
+import { cudaCall, type TensorAddon } from './device';
+import type { CudaAttentionAddon } from './cuda-attention';
+import * as F from './functional';
+import * as ops from './ops';
+import { noGrad, type Tensor } from './tensor';
+
+type GradRule = (dy: Tensor, node: Node) => (Tensor | null)[];
+
+const call = <T>(fn: (a: TensorAddon & CudaAttentionAddon) => T): T =>
+  cudaCall((a) => fn(a as TensorAddon & CudaAttentionAddon));
+
+/** Checked arguments of one call (lib/attention.ts validates before dispatching). */
+export interface SdpaCall {
+  B: number;
+  H: number;
+  Lq: number;
+  Lk: number;
+  D: number;
+  scale: number;
+  isCausal: boolean;
+  dropoutP: number;
+  mask: Tensor | null;
+}
+
+/** Largest head dimension of the fused general kernel. */
+const FUSED_MAX_D = 256;
+
+export function scaledDotProductAttentionCuda(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall): Tensor {
+  const op = 'scaledDotProductAttention';
+  if (c.mask === null && c.dropoutP === 0 && c.D >= 1 && c.D <= FUSED_MAX_D) return fused(q, k, v, c, op);
+  return composed(q, k, v, c);
+}
+
+function fused(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall, op: string): Tensor {
+  const { B, H, Lq, Lk, D, scale, isCausal } = c;
+  const o = cu.empty(q.shape, q.device);
+  const lse = cu.empty([B, H, Lq], q.device);
+  // dtype 0 = float32; algo 0 = auto (the general kernel for float32).
+  call((a) => a.cudaAttentionForward(o._handle(op), lse._handle(op), q._handle(op), k._handle(op), v._handle(op), null, B,
+    H, Lq, Lk, D, 0, scale, isCausal, 0));
+  const backward: GradRule = (dy, node) => {
+    const [qi, ki, vi] = node.inputs as [Tensor, Tensor, Tensor];
+    const dq = cu.empty(qi.shape, dy.device), dk = cu.empty(ki.shape, dy.device), dv = cu.empty(vi.shape, dy.device);
+    const bop = 'backward';
+    call((a) => a.cudaAttentionBackward(dq._handle(bop), dk._handle(bop), dv._handle(bop), dy._handle(bop),
+      qi._handle(bop), ki._handle(bop), vi._handle(bop), o._handle(bop), lse._handle(bop), null, B, H, Lq, Lk, D, 0, scale,
+      isCausal, 0));
+    return [dq, dk, dv].map((g, i) => {
+      if ((node.inputs[i] as Tensor).requiresGrad) return g;
+      g.dispose();
+      return null;
+    });
+  };
+  return record(o, 'attention', [q, k, v], { backward }, [lse]);
+}
+
+function composed(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall): Tensor {
+  const { B, H, Lq, Lk, D, scale, isCausal, dropoutP, mask } = c;
+  const tmp: Tensor[] = [];
+  const t = (x: Tensor) => {
+    tmp.push(x);
+    return x;
+  };
+  // Work in (B, H, L, D) views; the result takes q's shape back.
+  const q4 = t(ops.reshape(q, [B, H, Lq, D])), k4 = t(ops.reshape(k, [B, H, Lk, D])), v4 = t(ops.reshape(v, [B, H, Lk, D]));
+  let s = t(ops.mul(t(ops.matmul(q4, t(ops.transpose(k4, -2, -1)))), scale));
+  if (isCausal) {
+    const allow = new Int32Array(Lq * Lk);
+    for (let i = 0; i < Lq; i++) for (let j = 0; j <= i && j < Lk; j++) allow[i * Lk + j] = 1;
+    s = t(ops.where(t(cu.upload(allow, [Lq, Lk], q.device)), s, -Infinity));
+  }
+  if (mask) s = t(mask.dtype === 'int32' ? ops.where(mask, s, -Infinity) : ops.add(s, mask));
+  // softmax along keys with the row max as a constant shift; rows with no key left give 0 (not NaN).
+  const shift = noGrad(() => {
+    const m = ops.max(s, -1, true);
+    const r = ops.where(ops.eq(m, -Infinity), 0, m);
+    m.dispose();
+    return r;
+  });
+  tmp.push(shift);
+  const e = t(ops.exp(t(ops.sub(s, shift))));
+  const den = t(ops.sum(e, -1, true));
+  const safe = t(ops.where(t(noGrad(() => ops.eq(den, 0))), 1, den));
+  let p = t(ops.div(e, safe));
+  if (dropoutP > 0) p = t(F.dropout(p, dropoutP, true));
+  const o4 = ops.matmul(p, v4);
+  const out = ops.reshape(o4, q.shape.slice());
+  // Intermediates the graph holds stay alive through it; dispose only when no graph was recorded.
+  if (!out.requiresGrad) {
+    for (const x of tmp) if (x !== q && x !== k && x !== v && x !== mask) x.dispose();
+    if (o4 !== out) o4.dispose();
+  }
+  return out;
+}
