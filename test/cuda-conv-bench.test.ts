@@ -2,7 +2,7 @@
 // message where there is none, and its validation (our GPU result against our CPU kernels) passes on
 // the emulated device of helpers/cuda-emulator.ts (whose conv kernels are the CPU kernels) and fails,
 // naming the result, when a kernel writes a wrong element or leaves one unwritten. The real GPU run
-// (and the comparison with cuDNN) is device call 6 of cuda/README.md.
+// (and the comparison with cuDNN) is device call 8 of cuda/README.md.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
