@@ -20,6 +20,7 @@ const BENCHMARKS: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   overhead: () => import('./overhead'),
   'cuda-gemm': () => import('./cuda-gemm'),
   'cuda-attention': () => import('./cuda-attention'),
+  'cuda-conv': () => import('./cuda-conv'),
 };
 
 function parseArgs(argv: string[]) {

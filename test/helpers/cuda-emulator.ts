@@ -442,6 +442,7 @@ export function installCudaEmulator(): CudaEmulator {
     if (!(n * c)) return;
     cpu.adaptiveAvgPool2dBackward(f32(dx, n * c * h * w, 'cudaAdaptiveAvgPool2dBackward dx'),
       f32(dy, n * c * oh * ow, 'cudaAdaptiveAvgPool2dBackward dy'), n, c, h, w, oh, ow);
+  }) as Fn);
   // ---- sequence kernels (cpp/binding/ops_cuda_seq.cpp): the CPU LSTM, plain loops for the index ops ----
   const nf = (h: unknown, n: number, what: string) => (h === null ? null : f32(h, n, what));
   set('cudaLstmForward', ((packed: unknown, gates: unknown, cs: unknown, x: unknown, h0: unknown, c0: unknown, wIh: unknown,
