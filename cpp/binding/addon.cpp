@@ -20,6 +20,7 @@ void register_ops_cuda(Napi::Env env, Napi::Object exports);
 void register_ops_cuda_attention(Napi::Env env, Napi::Object exports);
 void register_ops_cuda_tensor(Napi::Env env, Napi::Object exports);
 void register_ops_cuda_nn(Napi::Env env, Napi::Object exports);
+void register_ops_cuda_amp(Napi::Env env, Napi::Object exports);
 #if TSM_CUDA_COMPILED
 void register_peer_cublas(Napi::Env env, Napi::Object exports);  // benchmarks only; needs CUDA headers
 #endif
@@ -152,6 +153,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_ops_cuda_attention(env, exports);
   register_ops_cuda_tensor(env, exports);
   register_ops_cuda_nn(env, exports);
+  register_ops_cuda_amp(env, exports);
 #if TSM_CUDA_COMPILED
   register_peer_cublas(env, exports);
 #endif

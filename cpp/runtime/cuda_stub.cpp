@@ -164,4 +164,12 @@ TSM_API tsm_status tsm_cuda_cross_entropy_backward(float*, const float*, const i
   return unsupported("cuda_cross_entropy_backward");
 }
 
+// section: mixed precision (cuda)
+TSM_API tsm_status tsm_cuda_cast_float(void*, tsm_cuda_dtype, const void*, tsm_cuda_dtype, int64_t) {
+  return unsupported("cuda_cast_float");
+}
+TSM_API tsm_status tsm_cuda_amp_unscale(float* const*, const int64_t*, int64_t, float, float*) {
+  return unsupported("cuda_amp_unscale");
+}
+
 }  // extern "C"
