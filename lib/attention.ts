@@ -19,8 +19,9 @@ import type { OpName } from './gradients';
 import { nativeAddon, type NativeAddon } from './native-api';
 import * as ops from './ops';
 import { scaledDotProductAttentionCuda } from './attention-cuda';
+import { autocastAttention, autocastDtype } from './autocast';
 import { checkAny, empty32, sameDevice } from './ops';
-import type { Tensor } from './tensor';
+import { Tensor } from './tensor';
 
 type F32 = Float32Array;
 type Mask = Float32Array | Int32Array | Uint8Array | null;
@@ -83,6 +84,10 @@ function maskStrides(op: string, m: Tensor, target: number[]): [number, number, 
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: ScaledDotProductAttentionOptions = {}): Tensor {
   const op = 'scaledDotProductAttention';
+  // Inside tsm.autocast on a CUDA device: the fused CUDA kernel in bfloat16/float16 (lib/autocast.ts).
+  const lp = q instanceof Tensor && q.device !== 'cpu' ? autocastDtype(q.device) : null;
+  const ac = lp ? autocastAttention(q, k, v, opts, lp) : null;
+  if (ac) return ac;
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${opts}`);
   // Any device: CUDA tensors go to lib/attention-cuda.ts after the same checks.
   checkAny(op, 'query', q);

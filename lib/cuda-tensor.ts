@@ -7,6 +7,8 @@
 // Tensors here are contiguous and row-major like on the CPU; all data pointers are the start of a
 // caching-allocator block (256-byte aligned), which the kernels' float4 paths rely on.
 import { cudaCall, deviceAlloc, deviceUpload, selectDevice, type Device } from './device';
+import type { CudaAttentionAddon } from './cuda-attention';
+import { is16 } from './half';
 import { fromData, fromDevice, sizeOf, type DType, type Shape, type Tensor, type TypedArray } from './tensor';
 
 const f32bits = new Float32Array(1);
@@ -23,9 +25,17 @@ function handle(t: Tensor, op: string): object {
  */
 export const debug = { poison: false };
 
-/** An uninitialised tensor of `shape` on `device` (4-byte elements: float32 or int32). */
+/** Bytes of one element: 2 for bfloat16/float16, 4 for float32/int32. */
+export function elemBytes(dtype: DType): number {
+  return is16(dtype) ? 2 : 4;
+}
+
+/** The tsm_cuda_dtype code of a floating dtype: 0 float32, 1 bfloat16, 2 float16. */
+export const CUDA_DTYPE: Record<string, number> = { float32: 0, bfloat16: 1, float16: 2 };
+
+/** An uninitialised tensor of `shape` on `device` (4-byte elements for float32/int32, 2-byte for bfloat16/float16). */
 export function empty(shape: Shape, device: Device, dtype: DType = 'float32'): Tensor {
-  const bytes = sizeOf(shape) * 4;
+  const bytes = sizeOf(shape) * elemBytes(dtype);
   const h = deviceAlloc(device, bytes);
   if (debug.poison && bytes) cudaCall((a) => a.cudaMemset(h, 0xff));
   return fromDevice(h, bytes, shape, dtype, device);
@@ -33,6 +43,13 @@ export function empty(shape: Shape, device: Device, dtype: DType = 'float32'): T
 
 /** A tensor of `shape` on `device` filled with `value` (as float32 or, for int32, truncated). */
 export function full(shape: Shape, value: number, device: Device, dtype: DType = 'float32'): Tensor {
+  if (is16(dtype)) {
+    // A float32 fill, then the cast kernel (rounds the value as a cast would).
+    const f = full(shape, value, device, 'float32');
+    const h = cast(f, dtype);
+    f.dispose();
+    return h;
+  }
   const t = empty(shape, device, dtype);
   let bits: number;
   if (dtype === 'int32') bits = (Math.trunc(value) | 0) >>> 0;
@@ -45,38 +62,76 @@ export function full(shape: Shape, value: number, device: Device, dtype: DType =
   return t;
 }
 
-/** A copy of host data on `device`. */
-export function upload(data: TypedArray, shape: Shape, device: Device): Tensor {
-  const t = empty(shape, device, data instanceof Int32Array ? 'int32' : 'float32');
+/** A copy of host data on `device` (a Uint16Array holds the bits of `dtype`, bfloat16 or float16). */
+export function upload(data: TypedArray | Uint16Array, shape: Shape, device: Device, dtype?: DType): Tensor {
+  const t = empty(shape, device, data instanceof Uint16Array ? (dtype ?? 'bfloat16') : data instanceof Int32Array ? 'int32' : 'float32');
   deviceUpload(device, handle(t, 'to'), data);
   return t;
 }
 
 /** A CPU copy of a CUDA tensor. */
 export function download(x: Tensor, op: string): Tensor {
-  return fromData(x._download(op), x.shape);
+  return fromData(x._download(op), x.shape, x.dtype);
 }
 
 /** A copy of x on `device`, CUDA to CUDA (through the host when the devices differ). */
 export function copyTo(x: Tensor, device: Device, op: string): Tensor {
   if (x.device === device) return clone(x, op);
-  return upload(x._download(op), x.shape, device);
+  return upload(x._download(op), x.shape, device, x.dtype);
 }
 
 /** A copy of x (same device, same dtype). */
 export function clone(x: Tensor, op = 'clone'): Tensor {
   const y = empty(x.shape, x.device, x.dtype);
-  const bytes = x.size * 4;
+  const bytes = x.size * elemBytes(x.dtype);
   if (bytes) cudaCall((a) => a.cudaCopy(handle(y, op), 0, handle(x, op), 0, bytes));
   return y;
 }
 
-/** x converted to `dtype` (float32 <-> int32; truncation toward zero as on the CPU). */
+/**
+ * x converted to `dtype`: float32 <-> int32 truncates toward zero as on the CPU; to and from
+ * bfloat16/float16 through cuda/cast16.cu (round to nearest even; int32 goes through float32).
+ */
 export function cast(x: Tensor, dtype: DType): Tensor {
+  if (is16(dtype) || is16(x.dtype)) {
+    if (x.dtype === 'int32' || dtype === 'int32') {
+      const f = cast(x, 'float32');
+      const r = cast(f, dtype);
+      f.dispose();
+      return r;
+    }
+    const y16 = empty(x.shape, x.device, dtype);
+    const n16 = x.size;
+    if (n16)
+      cudaCall((a) => (a as unknown as CudaAmpAddon).cudaCastFloat(handle(y16, 'to'), CUDA_DTYPE[dtype], handle(x, 'to'),
+        CUDA_DTYPE[x.dtype], n16));
+    return y16;
+  }
   const y = empty(x.shape, x.device, dtype);
   const n = x.size;
   if (n) cudaCall((a) => a.cudaCast(handle(y, 'to'), handle(x, 'to'), dtype === 'int32', n));
   return y;
+}
+
+/** The mixed-precision entry points of the addon (cpp/binding/ops_cuda_amp.cpp -> cuda/cast16.cu). */
+export interface CudaAmpAddon {
+  /** dst (n) = src (n) converted; dtypes 0 float32, 1 bfloat16, 2 float16. */
+  cudaCastFloat(dst: object, dstDtype: number, src: object, srcDtype: number, n: number): void;
+  /** grads[t] *= invScale in place; foundInf (one float) = 1 when any element was NaN or Inf (never cleared). */
+  cudaAmpUnscale(grads: object[], sizes: number[], invScale: number, foundInf: object): void;
+}
+
+/** Runs fn on the addon's fused-attention entry points (lib/cuda-attention.ts), CUDA failures as TsmCudaError. */
+export function cudaCallAttention<T>(fn: (a: CudaAttentionAddon) => T): T {
+  return cudaCall((a) => fn(a as unknown as CudaAttentionAddon));
+}
+
+/** GradScaler: every grad (float32, one device) *= invScale in place; `foundInf` ([1] float32) set to 1 on NaN/Inf. */
+export function ampUnscale(grads: Tensor[], invScale: number, foundInf: Tensor, op: string): void {
+  if (!grads.length) return;
+  selectDevice(foundInf.device);
+  cudaCall((a) => (a as unknown as CudaAmpAddon).cudaAmpUnscale(grads.map((g) => handle(g, op)), grads.map((g) => g.size),
+    invScale, handle(foundInf, op)));
 }
 
 // ---- elementwise ----
@@ -246,13 +301,15 @@ export interface GemmCall {
   strideC: number;
   beta?: number;
   bias?: Tensor | null;
+  /** tsm_cuda_gemm_type: 0 float32 SIMT (default), 2 bfloat16, 3 float16 (A and B of that dtype; C float32). */
+  type?: number;
 }
 
 /** C = op(A) op(B) (+ beta C + bias) on the device; k == 0 gives bias or zeros (beta 0). */
 export function gemmInto(g: GemmCall, op: string): void {
   if (g.batch === 0 || g.m === 0 || g.n === 0) return;
   const c = handle(g.c, op);
-  cudaCall((x) => x.cudaGemmEx(0, g.transA, g.transB, g.batch, g.m, g.n, g.k, 1, handle(g.a, op), g.lda, g.strideA,
+  cudaCall((x) => x.cudaGemmEx(g.type ?? 0, g.transA, g.transB, g.batch, g.m, g.n, g.k, 1, handle(g.a, op), g.lda, g.strideA,
     handle(g.b, op), g.ldb, g.strideB, g.beta ?? 0, c, 0, g.ldc, g.strideC, g.bias ? handle(g.bias, op) : null, 0));
 }
 

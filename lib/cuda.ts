@@ -410,71 +410,8 @@ export function lastGemmAlgo(): GemmAlgo {
   return ALGOS[native((a) => a.cudaGemmLastAlgo())] ?? 'auto';
 }
 
-// ---- 16-bit float conversions (host side), for filling and reading bf16/f16 buffers ----
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** float32 -> bfloat16 bits, round to nearest even (NaN stays NaN). */
-export function toBfloat16(x: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; ++i) {
-    f32[0] = x[i];
-    const u = u32[0];
-    if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff) !== 0) { out[i] = 0x7fc0; continue; }
-    out[i] = (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
-  }
-  return out;
-}
-
-/** bfloat16 bits -> float32 (exact). */
-export function fromBfloat16(h: Uint16Array): Float32Array {
-  const out = new Float32Array(h.length);
-  const ou = new Uint32Array(out.buffer);
-  for (let i = 0; i < h.length; ++i) ou[i] = h[i] << 16;
-  return out;
-}
-
-/** float32 -> float16 bits, round to nearest even, overflow to Inf. */
-export function toFloat16(x: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; ++i) {
-    f32[0] = x[i];
-    const u = u32[0];
-    const sign = (u >>> 16) & 0x8000;
-    const exp = (u >>> 23) & 0xff;
-    let mant = u & 0x7fffff;
-    if (exp === 0xff) { out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); continue; }
-    let e = exp - 127 + 15;
-    if (e >= 0x1f) { out[i] = sign | 0x7c00; continue; }
-    if (e <= 0) {
-      if (e < -10) { out[i] = sign; continue; }
-      mant |= 0x800000;
-      const shift = 14 - e;
-      const half = 1 << (shift - 1);
-      let r = mant >>> shift;
-      const rem = mant & ((1 << shift) - 1);
-      if (rem > half || (rem === half && (r & 1))) r++;
-      out[i] = sign | r;
-      continue;
-    }
-    let r = mant >>> 13;
-    const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) { r++; if (r === 0x400) { r = 0; e++; } }
-    out[i] = e >= 0x1f ? sign | 0x7c00 : sign | (e << 10) | r;
-  }
-  return out;
-}
-
-/** float16 bits -> float32 (exact; subnormals, Inf and NaN kept). */
-export function fromFloat16(h: Uint16Array): Float32Array {
-  const out = new Float32Array(h.length);
-  for (let i = 0; i < h.length; ++i) {
-    const v = h[i], s = v & 0x8000 ? -1 : 1, e = (v >>> 10) & 0x1f, m = v & 0x3ff;
-    out[i] = e === 0 ? s * m * 2 ** -24 : e === 0x1f ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return out;
-}
+// ---- 16-bit float conversions (host side), for filling and reading bf16/f16 buffers (lib/half.ts) ----
+export { toBfloat16, fromBfloat16, toFloat16, fromFloat16 } from './half';
 
 // ---- fused attention on device buffers (lib/cuda-attention.ts) ----
 export {

@@ -16,7 +16,8 @@ export type OpName =
   | 'identity' | 'unary' | 'binary' | 'binaryScalar' | 'clamp' | 'where' | 'sum' | 'mean' | 'maxMin' | 'softmax'
   | 'matmul' | 'linear' | 'reshape' | 'permute' | 'expand' | 'slice' | 'cat' | 'gather' | 'indexSelect' | 'toDevice'
   | 'conv2d' | 'maxPool2d' | 'avgPool2d' | 'adaptiveAvgPool2d' | 'dropout' | 'layerNorm' | 'batchNorm'
-  | 'embedding' | 'crossEntropy' | 'binaryCrossEntropy' | 'attention' | 'lstm';
+  | 'embedding' | 'crossEntropy' | 'binaryCrossEntropy' | 'attention' | 'lstm'
+  | 'autocast';
 
 type GradRule = (dy: Tensor, node: Node) => (Tensor | null)[];
 
@@ -372,4 +373,6 @@ export const GRADIENTS: Record<OpName, GradRule> = {
   binaryCrossEntropy: (dy, node) => (node.saved.backward as GradRule)(dy, node),
   attention: (dy, node) => (node.saved.backward as GradRule)(dy, node),
   lstm: (dy, node) => (node.saved.backward as GradRule)(dy, node),
+  // matmul/linear/attention inside tsm.autocast (lib/autocast.ts): 16-bit GEMMs, float32 gradients.
+  autocast: (dy, node) => (node.saved.backward as GradRule)(dy, node),
 };

@@ -24,6 +24,10 @@ export * as callbacks from './callbacks';
 export * as data from './data';
 export * as plot from './plot';
 export { setDetectAnomaly, isAnomalyEnabled, detectAnomaly, TsmAnomalyError } from './anomaly';
+export { autocast, isAutocastEnabled, getAutocastDtype } from './autocast';
+export type { AutocastOptions, AutocastDtype, AutocastDeviceType } from './autocast';
+export { GradScaler } from './grad-scaler';
+export type { GradScalerOptions, GradScalerState } from './grad-scaler';
 export { sgemmAsync } from './async';
 export { History } from './training';
 export type {

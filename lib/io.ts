@@ -21,7 +21,7 @@ export interface SaveOptions {
   metadata?: Record<string, string>;
 }
 
-/** Serialises a state dict (name -> float32/int32 tensor) to safetensors bytes. */
+/** Serialises a state dict (name -> float32/int32/bfloat16/float16 tensor; F32/I32/BF16/F16 entries) to safetensors bytes. */
 export function serialize(stateDict: Record<string, Tensor>, opts: SaveOptions = {}): Buffer {
   if (typeof stateDict !== 'object' || stateDict === null) throw new TypeError(`io.save: stateDict must be an object of tensors, got ${describe(stateDict)}`);
   const header: Record<string, unknown> = {};
@@ -37,9 +37,11 @@ export function serialize(stateDict: Record<string, Tensor>, opts: SaveOptions =
     if (name === '__metadata__') throw new RangeError('io.save: "__metadata__" is reserved and cannot name a tensor');
     const t = stateDict[name];
     if (!(t instanceof Tensor)) throw new TypeError(`io.save: ${name} must be a Tensor, got ${describe(t)}`);
-    const data = t.device === 'cpu' ? t._data : t.dataSync();  // a CUDA tensor is copied back first
+    // The stored elements (bits for bfloat16/float16); a CUDA tensor is copied back first.
+    const data = t.device === 'cpu' ? t._data : t._download('io.save');
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    header[name] = { dtype: t.dtype === 'int32' ? 'I32' : 'F32', shape: t.shape.slice(), data_offsets: [offset, offset + bytes.length] };
+    const dtype = t.dtype === 'int32' ? 'I32' : t.dtype === 'bfloat16' ? 'BF16' : t.dtype === 'float16' ? 'F16' : 'F32';
+    header[name] = { dtype, shape: t.shape.slice(), data_offsets: [offset, offset + bytes.length] };
     parts.push(bytes);
     offset += bytes.length;
   }

@@ -12,6 +12,8 @@ import * as cu from './cuda-tensor';
 import * as cuSeq from './cuda-seq';
 import { deviceMismatch, noCudaKernel } from './device';
 import { TsmDisposedError } from './errors';
+import { autocastMatmul, autocastLinear, autocastDtype } from './autocast';
+import { decode16, encode16, is16 } from './half';
 import { nativeAddon } from './native-api';
 import {
   checkDType, checkDevice, checkShape, fromData, keep, noGrad, sizeOf, Tensor, uninitializedF32,
@@ -43,15 +45,30 @@ export const backward = autogradBackward;
 export function checkTensor(op: string, name: string, t: unknown): Tensor {
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${describe(t)}`);
   if (t.isDisposed) throw new TsmDisposedError(`${op}: ${name} (tensor #${t.id} of shape [${t.shape.join(', ')}]) was used after dispose()`);
+  if (is16(t.dtype)) throw no16(op, name, t);
   if (t.device !== 'cpu') throw noCudaKernel(op);
   return t;
 }
 
-/** A live tensor on any device (ops that have CUDA kernels). */
+/** A live tensor on any device (ops that have CUDA kernels); TypeError for a bfloat16/float16 tensor. */
 export function checkAny(op: string, name: string, t: unknown): Tensor {
+  const x = checkAnyDtype(op, name, t);
+  if (is16(x.dtype)) throw no16(op, name, x);
+  return x;
+}
+
+/** A live tensor of any dtype on any device: the ops that 16-bit tensors support (casts, moves, views). */
+export function checkAnyDtype(op: string, name: string, t: unknown): Tensor {
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${describe(t)}`);
   if (t.isDisposed) throw new TsmDisposedError(`${op}: ${name} (tensor #${t.id} of shape [${t.shape.join(', ')}]) was used after dispose()`);
   return t;
+}
+
+/** The error of an op given a 16-bit tensor: only casts, moves, views and reads take them. */
+function no16(op: string, name: string, t: Tensor): TypeError {
+  return new TypeError(`${op}: ${name} is a ${t.dtype} tensor and ${op} has no ${t.dtype} kernel (bfloat16/float16 ` +
+    `tensors are storage: casts, device moves, views and reads); cast it to float32 first with .to('float32'), ` +
+    `or use tsm.autocast for mixed-precision matmul/linear/attention`);
 }
 
 function checkFloat(op: string, name: string, t: unknown): Tensor {
@@ -213,8 +230,9 @@ export function tensor(data: NestedArray | TypedArray | Float64Array, opts: Tens
     }
     dtype ??= 'float32';
   }
-  const arr = dtype === 'int32' ? Int32Array.from(flat, (v) => Math.trunc(v)) : Float32Array.from(flat);
-  const t = device === 'cpu' ? fromData(arr, shape) : cu.upload(arr, shape, device);
+  const arr = dtype === 'int32' ? Int32Array.from(flat, (v) => Math.trunc(v))
+    : is16(dtype) ? encode16(dtype, flat instanceof Float32Array ? flat : Float32Array.from(flat)) : Float32Array.from(flat);
+  const t = device === 'cpu' ? fromData(arr, shape, dtype) : cu.upload(arr, shape, device, dtype);
   if (opts.requiresGrad) t.requiresGrad_(true);
   return t;
 }
@@ -230,6 +248,13 @@ function filled(op: string, shape: unknown, value: number, opts: TensorOptions):
     return d;
   }
   const n = sizeOf(s);
+  if (is16(dtype)) {
+    const bits = new Uint16Array(n);
+    if (!Object.is(value, 0)) bits.fill(encode16(dtype, [value])[0]);
+    const h = fromData(bits, s, dtype);
+    if (opts.requiresGrad) h.requiresGrad_(true);
+    return h;
+  }
   const arr = dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
   if (value !== 0) arr.fill(value);
   const t = fromData(arr, s);
@@ -253,13 +278,22 @@ export function zerosLike(t: Tensor): Tensor { return filled('zerosLike', t.shap
 /** Ones with the shape, dtype and device of `t`. */
 export function onesLike(t: Tensor): Tensor { return filled('onesLike', t.shape.slice(), 1, { dtype: t.dtype, device: t.device }); }
 
+/** A 16-bit creation on the CPU: made as float32, then cast (rounded to nearest even). */
+function via32(opts: TensorOptions, make: (o: TensorOptions) => Tensor): Tensor {
+  const f = make({ ...opts, dtype: 'float32', requiresGrad: false });
+  const h = to(f, opts.dtype as DType);
+  f.dispose();
+  if (opts.requiresGrad) h.requiresGrad_(true);
+  return h;
+}
+
 /** Host-made creations (arange, eye, rand...) on a CUDA device: made on the CPU, then uploaded. */
 function onDevice(op: string, opts: TensorOptions, make: (cpuOpts: TensorOptions) => Tensor): Tensor {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
   const device = checkDevice(op, opts.device);
   if (device === 'cpu') return make(opts);
   const t = make({ ...opts, device: 'cpu', requiresGrad: false });
-  const d = cu.upload(t._data, t.shape, device);
+  const d = cu.upload(t._data, t.shape, device, t.dtype);
   t.dispose();
   if (opts.requiresGrad) d.requiresGrad_(true);
   return d;
@@ -271,6 +305,7 @@ function onDevice(op: string, opts: TensorOptions, make: (cpuOpts: TensorOptions
  */
 export function arange(start: number, end?: number, step = 1, opts: TensorOptions = {}): Tensor {
   if (opts?.device !== undefined && opts.device !== 'cpu') return onDevice('arange', opts, (o) => arange(start, end, step, o));
+  if (is16(opts?.dtype ?? '')) return via32(opts, (o) => arange(start, end, step, o));
   if (end === undefined) [start, end] = [0, start];
   for (const [n, v] of [['start', start], ['end', end], ['step', step]] as const)
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`arange: ${n} must be a finite number, got ${describe(v)}`);
@@ -286,6 +321,7 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
 /** An (n, m) identity matrix (m defaults to n). */
 export function eye(n: number, m: number = n, opts: TensorOptions = {}): Tensor {
   if (opts?.device !== undefined && opts.device !== 'cpu') return onDevice('eye', opts, (o) => eye(n, m, o));
+  if (is16(opts?.dtype ?? '')) return via32(opts, (o) => eye(n, m, o));
   const t = filled('eye', [n, m], 0, opts);
   const d = t._data;
   for (let i = 0; i < Math.min(n, m); i++) d[i * m + i] = 1;
@@ -327,6 +363,7 @@ export function nextRng(n: number): [number, number] {
  */
 export function rand(shape: number[], opts: TensorOptions & { low?: number; high?: number } = {}): Tensor {
   if (opts?.device !== undefined && opts.device !== 'cpu') return onDevice('rand', opts, (o) => rand(shape, o));
+  if (is16(opts?.dtype ?? '')) return via32(opts, (o) => rand(shape, o));
   const t = filled('rand', shape, 0, { ...opts, dtype: 'float32', requiresGrad: false });
   const [seed, off] = nextRng(t.size);
   if (t.size) N().rngUniform(t._data as Float32Array, seed, off, opts.low ?? 0, opts.high ?? 1);
@@ -337,6 +374,7 @@ export function rand(shape: number[], opts: TensorOptions & { low?: number; high
 /** float32 normal samples N(mean, std^2) (default N(0, 1)) from the seeded generator (uploaded for a CUDA device). */
 export function randn(shape: number[], opts: TensorOptions & { mean?: number; std?: number } = {}): Tensor {
   if (opts?.device !== undefined && opts.device !== 'cpu') return onDevice('randn', opts, (o) => randn(shape, o));
+  if (is16(opts?.dtype ?? '')) return via32(opts, (o) => randn(shape, o));
   const t = filled('randn', shape, 0, { ...opts, dtype: 'float32', requiresGrad: false });
   const [seed, off] = nextRng(t.size);
   if (t.size) N().rngNormal(t._data as Float32Array, seed, off, opts.mean ?? 0, opts.std ?? 1);
@@ -375,8 +413,8 @@ export function randperm(n: number): Tensor {
 
 /** A copy with its own storage; differentiable for float32. */
 export function clone(x: Tensor): Tensor {
-  checkAny('clone', 'input', x);
-  const out = x.device !== 'cpu' ? cu.clone(x) : fromData(x._data.slice(), x.shape);
+  checkAnyDtype('clone', 'input', x);
+  const out = x.device !== 'cpu' ? cu.clone(x) : fromData(x._data.slice(), x.shape, x.dtype);
   return x.dtype === 'float32' ? record(out, 'identity', [x]) : out;
 }
 
@@ -392,18 +430,21 @@ export function clone(x: Tensor): Tensor {
  * ```
  */
 export function to(x: Tensor, target: Device | DType): Tensor {
-  checkAny('to', 'input', x);
+  checkAnyDtype('to', 'input', x);
   if (target === 'cpu' || (typeof target === 'string' && target.startsWith('cuda'))) {
     const device = checkDevice('to', target);
     if (device === x.device) return x;
-    const y = device === 'cpu' ? cu.download(x, 'to') : x.device === 'cpu' ? cu.upload(x._data, x.shape, device) : cu.copyTo(x, device, 'to');
+    const y = device === 'cpu' ? cu.download(x, 'to') : x.device === 'cpu' ? cu.upload(x._data, x.shape, device, x.dtype) : cu.copyTo(x, device, 'to');
     return x.dtype === 'float32' ? record(y, 'toDevice', [x], { device: x.device }) : y;
   }
   const dtype = checkDType('to', target);
   if (dtype === x.dtype) return x;
   if (x.device !== 'cpu') return cu.cast(x, dtype);
-  if (dtype === 'int32') return fromData(Int32Array.from(x._data, (v) => Math.trunc(v)), x.shape);
-  return fromData(Float32Array.from(x._data), x.shape);
+  // 16-bit values go through float32 (exact); float32 -> 16 bits rounds to nearest even.
+  const src = is16(x.dtype) ? decode16(x.dtype, x._bits('to')) : x._data;
+  if (is16(dtype)) return fromData(encode16(dtype, src), x.shape, dtype);
+  if (dtype === 'int32') return fromData(Int32Array.from(src, (v) => Math.trunc(v)), x.shape);
+  return fromData(src === x._data ? Float32Array.from(src) : src, x.shape);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -806,7 +847,17 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const batchA = a2.shape.slice(0, -2), batchB = b2.shape.slice(0, -2);
   const batch = broadcastShapes(op, batchA, batchB);
   const outShape = [...batch, m, n];
-  if (a.device !== 'cpu') return finishMatmul(a, b, a2, b2, matmulCuda(a2, b2, batchA, batchB, batch, m, n, k), outShape);
+  if (a.device !== 'cpu') {
+    // Inside tsm.autocast on a CUDA device: 16-bit operands, float32 accumulation and result (lib/autocast.ts).
+    const lp = autocastDtype(a.device);
+    const r = lp ? autocastMatmul(a, b, lp) : null;
+    if (r) {
+      if (a2 !== a) a2.dispose();
+      if (b2 !== b) b2.dispose();
+      return r;
+    }
+    return finishMatmul(a, b, a2, b2, matmulCuda(a2, b2, batchA, batchB, batch, m, n, k), outShape);
+  }
   const y = empty32(outShape);
   const nb = sizeOf(batch);
   if (y.size > 0) {
@@ -900,6 +951,10 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   const rows = x.size / Math.max(inF, 1);
   const outShape = [...x.shape.slice(0, -1), outF];
   if (x.device !== 'cpu') {
+    // Inside tsm.autocast on a CUDA device: 16-bit operands, float32 accumulation and result (lib/autocast.ts).
+    const lp = autocastDtype(x.device);
+    const r = lp ? autocastLinear(x, w, b ?? null, lp) : null;
+    if (r) return r;
     let yc: Tensor;
     if (rows === 0 || outF === 0 || inF === 0) {
       // Nothing to multiply: the bias broadcast over the rows, or zeros.
@@ -928,7 +983,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
 
 /** Same data with a new shape (shares storage); one dim may be -1 (inferred). RangeError when the element count differs. */
 export function reshape(x: Tensor, shape: number[]): Tensor {
-  checkAny('reshape', 'input', x);
+  checkAnyDtype('reshape', 'input', x);
   if (!Array.isArray(shape)) throw new TypeError(`reshape: shape must be an array, got ${describe(shape)}`);
   const infer = shape.indexOf(-1);
   if (shape.filter((d) => d === -1).length > 1) throw new RangeError(`reshape: only one dimension can be -1, got [${shape.join(', ')}]`);
@@ -948,7 +1003,7 @@ export function reshape(x: Tensor, shape: number[]): Tensor {
 
 /** Merges dims startDim..endDim (inclusive, default all) into one; a 0-d tensor becomes shape [1]. */
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
-  checkAny('flatten', 'input', x);
+  checkAnyDtype('flatten', 'input', x);
   if (x.ndim === 0) return reshape(x, [1]);
   const s = normDim('flatten', startDim, x.ndim, 'startDim');
   const e = normDim('flatten', endDim, x.ndim, 'endDim');
@@ -958,7 +1013,7 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
 
 /** Removes size-1 dims (all, or only `dim`; a `dim` whose size is not 1 leaves the shape unchanged). */
 export function squeeze(x: Tensor, dim?: number): Tensor {
-  checkAny('squeeze', 'input', x);
+  checkAnyDtype('squeeze', 'input', x);
   if (dim === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
   const d = normDim('squeeze', dim, x.ndim);
   if (x.ndim === 0 || x.shape[d] !== 1) return reshape(x, x.shape.slice());
@@ -967,7 +1022,7 @@ export function squeeze(x: Tensor, dim?: number): Tensor {
 
 /** Inserts a size-1 dim at `dim` (in [-ndim-1, ndim]). */
 export function unsqueeze(x: Tensor, dim: number): Tensor {
-  checkAny('unsqueeze', 'input', x);
+  checkAnyDtype('unsqueeze', 'input', x);
   const d = normDim('unsqueeze', dim, x.ndim + 1);
   const s = x.shape.slice();
   s.splice(d, 0, 1);

@@ -5,19 +5,25 @@
 import { describe } from './check';
 import { deviceDownload, deviceFree, noCudaKernel, parseDevice, type Device } from './device';
 import { TsmCudaError, TsmDisposedError } from './errors';
+import { decode16, is16 } from './half';
 import type { Node } from './autograd';
 import * as ops from './ops';
 
 export type { Device } from './device';
 
 /**
- * Element type. Only `'float32'` and `'int32'` tensors exist on the CPU; `'bfloat16'`/`'float16'` are
- * CUDA mixed-precision storage types and are rejected (TypeError) by tensor creation.
+ * Element type. `'bfloat16'` and `'float16'` are storage types (on the CPU a Uint16Array of bits, on
+ * CUDA 2-byte elements): they can be created, cast (`to`), moved between devices, reshaped, read
+ * (`dataSync()` gives a Float32Array of the values), saved and printed; other ops throw a TypeError
+ * asking for a cast to float32. Mixed-precision compute goes through {@link autocast}.
  */
 export type DType = 'float32' | 'int32' | 'bfloat16' | 'float16';
 /** Sizes of each dim, outermost first (row-major); `[]` is a 0-d (scalar) tensor. */
 export type Shape = readonly number[];
-/** The backing array of a tensor: Float32Array for float32, Int32Array for int32. */
+/**
+ * The backing array of a tensor: Float32Array for float32, Int32Array for int32 (internally also a
+ * Uint16Array of bits for bfloat16/float16; `dataSync()` returns their values as a Float32Array).
+ */
 export type TypedArray = Float32Array | Int32Array;
 /** Nested JS arrays of numbers (booleans become 1/0), as accepted by {@link tensor} and returned by {@link Tensor.toArray}. */
 export type NestedArray = number | boolean | NestedArray[];
@@ -27,8 +33,6 @@ export const DTYPES: readonly DType[] = ['float32', 'int32', 'bfloat16', 'float1
 export function checkDType(op: string, dtype: unknown): DType {
   if (typeof dtype !== 'string' || !(DTYPES as readonly string[]).includes(dtype))
     throw new TypeError(`${op}: dtype must be one of ${DTYPES.join(', ')}, got ${describe(dtype)}`);
-  if (dtype === 'bfloat16' || dtype === 'float16')
-    throw new TypeError(`${op}: dtype '${dtype}' is storage for mixed precision on CUDA and is not available on the CPU yet; use 'float32'`);
   return dtype as DType;
 }
 
@@ -63,8 +67,8 @@ export function checkShape(op: string, shape: unknown, name = 'shape'): number[]
 
 /** @internal The memory behind one or more tensors (views share it). */
 export class Storage {
-  /** The elements of a CPU storage; null on a CUDA device and once released. */
-  data: TypedArray | null;
+  /** The elements of a CPU storage (a Uint16Array of bits for 16-bit dtypes); null on a CUDA device and once released. */
+  data: TypedArray | Uint16Array | null;
   /** The device buffer (the addon's handle) of a CUDA storage; null on the CPU and once released. */
   handle: object | null;
   refs = 0;
@@ -73,7 +77,7 @@ export class Storage {
   readonly device: Device;
   /** Allocated by uninitializedF32(): its array goes back to the pool when the storage is freed. */
   pooled = false;
-  constructor(data: TypedArray | null, device: Device = 'cpu', handle: object | null = null, bytes = 0) {
+  constructor(data: TypedArray | Uint16Array | null, device: Device = 'cpu', handle: object | null = null, bytes = 0) {
     this.data = data;
     this.device = device;
     if (data !== null) {
@@ -277,7 +281,7 @@ export class Tensor {
   readonly id: number;
   /** Size of each dim, outermost first. */
   readonly shape: readonly number[];
-  /** Element type: `'float32'` or `'int32'`. */
+  /** Element type: `'float32'`, `'int32'`, or the 16-bit storage types `'bfloat16'`/`'float16'`. */
   readonly dtype: DType;
   /** Where the elements live: `'cpu'` or `'cuda:N'` (move with `to()`, `cuda()`, `cpu()`). */
   readonly device: Device;
@@ -290,7 +294,7 @@ export class Tensor {
   private storage: Storage | null;
 
   /** @internal Use tsm.tensor(), tsm.zeros()... to create tensors. `data` is null with a CUDA storage. */
-  constructor(data: TypedArray | null, shape: readonly number[], dtype: DType, storage?: Storage) {
+  constructor(data: TypedArray | Uint16Array | null, shape: readonly number[], dtype: DType, storage?: Storage) {
     this.id = nextId++;
     // Shapes taken from other tensors are already frozen copies: share them.
     this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape.slice());
@@ -310,13 +314,21 @@ export class Tensor {
   _live(op: string): TypedArray {
     const d = this.storage?.data;
     if (!d) throw this._noHostData(op);
-    return d;
+    return d as TypedArray;
   }
 
   /** @internal The backing typed array (contiguous, row-major). Throws after dispose, and on a CUDA device. */
   get _data(): TypedArray {
     const d = this.storage?.data;
     if (!d) throw this._noHostData('');
+    return d as TypedArray;
+  }
+
+  /** @internal The Uint16Array of bits of a bfloat16/float16 tensor on the CPU (TypeError naming op otherwise). */
+  _bits(op: string): Uint16Array {
+    const d = this.storage?.data;
+    if (!d) throw this._noHostData(op);
+    if (!(d instanceof Uint16Array)) throw new TypeError(`${op}: internal: tensor #${this.id} is ${this.dtype}, not a 16-bit tensor`);
     return d;
   }
 
@@ -407,13 +419,23 @@ export class Tensor {
   /** @internal A host copy of the elements (a download, after all queued work, for a CUDA tensor). */
   _download(op: string): TypedArray {
     const s = this.storage;
-    if (s?.data) return s.data.slice();
+    if (s?.data) return s.data.slice() as TypedArray;
     const h = this._handle(op);
-    const out = this.dtype === 'int32' ? new Int32Array(this.size) : new Float32Array(this.size);
-    return deviceDownload(this.device, h, out);
+    const out = this.dtype === 'int32' ? new Int32Array(this.size) : is16(this.dtype) ? new Uint16Array(this.size) : new Float32Array(this.size);
+    return deviceDownload(this.device, h, out) as TypedArray;
   }
-  /** The elements as a new typed array (a copy; from a CUDA device, it waits for the queued work). */
+  /** @internal The element values on the host: the array itself for a CPU float32/int32 tensor, else a new one. */
+  _values(op: string): Float32Array | Int32Array {
+    const d = this.device !== 'cpu' ? this._download(op) : this._live(op);
+    return is16(this.dtype) ? decode16(this.dtype, d as unknown as Uint16Array) : d;
+  }
+  /**
+   * The elements as a new typed array (a copy; from a CUDA device, it waits for the queued work):
+   * Float32Array for float32, Int32Array for int32, and a Float32Array of the values (exact) for
+   * bfloat16/float16.
+   */
   dataSync(): TypedArray {
+    if (is16(this.dtype)) return this._values('dataSync');
     if (this.device !== 'cpu') return this._download('dataSync');
     return this._live('dataSync').slice();
   }
@@ -425,7 +447,7 @@ export class Tensor {
   }
   /** Nested arrays (a number for a 0-d tensor). */
   toArray(): NestedArray {
-    const d = this.device !== 'cpu' ? this._download('toArray') : this._live('toArray');
+    const d = this._values('toArray');
     const shape = this.shape;
     if (shape.length === 0) return d[0];
     const build = (dim: number, offset: number): NestedArray[] => {
@@ -442,9 +464,9 @@ export class Tensor {
     if (this.device !== 'cpu') {
       if (this.isDisposed) this._handle('item');
       if (this.size !== 1) throw new RangeError(`item: expected a tensor with one element, got shape [${this.shape.join(', ')}]`);
-      return this._download('item')[0];
+      return this._values('item')[0];
     }
-    const d = this._live('item');
+    const d = is16(this.dtype) ? this._values('item') : this._live('item');
     if (this.size !== 1) throw new RangeError(`item: expected a tensor with one element, got shape [${this.shape.join(', ')}]`);
     return d[0];
   }
@@ -606,8 +628,15 @@ function flatArgs(args: (number | number[])[]): number[] {
   return args as number[];
 }
 
-/** @internal Creates a tensor over freshly allocated or given data (no copy). */
-export function fromData(data: TypedArray, shape: readonly number[]): Tensor {
+/**
+ * @internal Creates a tensor over freshly allocated or given data (no copy). A Uint16Array holds the
+ * bits of `dtype` ('bfloat16' or 'float16', required then).
+ */
+export function fromData(data: TypedArray | Uint16Array, shape: readonly number[], dtype?: DType): Tensor {
+  if (data instanceof Uint16Array) {
+    if (dtype === undefined || !is16(dtype)) throw new TypeError(`internal: a Uint16Array needs dtype 'bfloat16' or 'float16', got ${dtype}`);
+    return new Tensor(data, shape, dtype);
+  }
   return new Tensor(data, shape, data instanceof Int32Array ? 'int32' : 'float32');
 }
 

@@ -22,6 +22,7 @@ void register_ops_cuda_tensor(Napi::Env env, Napi::Object exports);
 void register_ops_cuda_nn(Napi::Env env, Napi::Object exports);
 void register_ops_cuda_norm(Napi::Env env, Napi::Object exports);
 void register_ops_cuda_seq(Napi::Env env, Napi::Object exports);
+void register_ops_cuda_amp(Napi::Env env, Napi::Object exports);
 #if TSM_CUDA_COMPILED
 void register_peer_cublas(Napi::Env env, Napi::Object exports);  // benchmarks only; needs CUDA headers
 #endif
@@ -156,6 +157,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_ops_cuda_nn(env, exports);
   register_ops_cuda_norm(env, exports);
   register_ops_cuda_seq(env, exports);
+  register_ops_cuda_amp(env, exports);
 #if TSM_CUDA_COMPILED
   register_peer_cublas(env, exports);
 #endif

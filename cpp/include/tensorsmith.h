@@ -928,6 +928,30 @@ TSM_API tsm_status tsm_cuda_where(void* out, const void* cond, int cond_is_int, 
                                   const int64_t* b_strides);
 /* ---- end section: cuda sequence kernels ---- */
 
+/* ---- section: mixed precision (cuda) (cuda/cast16.cu; stand-ins in cpp/runtime/cuda_stub.cpp) ----
+ *
+ * Casts between the floating storage types of tsm_cuda_dtype, and the GradScaler's unscale step.
+ * Device memory of the current device; asynchronous on its stream like the other tensor kernels.
+ *
+ * tsm_cuda_cast_float: dst (n) = src (n) converted from src_dtype to dst_dtype (any of F32, BF16,
+ *   F16; equal types copy). To 16 bits: round to nearest, ties to even; float16 overflows to +-Inf
+ *   and keeps subnormals (values below half the smallest subnormal go to +-0); NaN becomes 0x7FC0
+ *   (bfloat16) or sign | 0x7E00 (float16). To float32: exact; a float16 NaN becomes 0x7FC00000, a
+ *   bfloat16 NaN keeps its bits (shifted). bfloat16 <-> float16 goes through float32. These are the
+ *   bits of the host conversions in lib/half.ts, so device and host casts agree bit for bit.
+ *   dst must not overlap src unless dst == src and both types have the same size.
+ */
+TSM_API tsm_status tsm_cuda_cast_float(void* dst, tsm_cuda_dtype dst_dtype, const void* src,
+                                       tsm_cuda_dtype src_dtype, int64_t n);
+/* GradScaler unscale (PyTorch's _amp_foreach_non_finite_check_and_unscale_): for every tensor t of
+ * the list and every i < sizes[t]: if grads[t][i] is NaN or +-Inf, *found_inf = 1.0f; then
+ * grads[t][i] *= inv_scale (in place, float32). *found_inf (one float in device memory) is only ever
+ * set to 1, never cleared: zero it before the first call of a step. count >= 0; a tensor with
+ * size 0 may have a NULL pointer. Up to 32 tensors per kernel launch. */
+TSM_API tsm_status tsm_cuda_amp_unscale(float* const* grads, const int64_t* sizes, int64_t count,
+                                        float inv_scale, float* found_inf);
+/* ---- end section: mixed precision (cuda) ---- */
+
 /* CUDA, when compiled in. tsm_cuda_device_count sets *count to 0 when no driver or GPU is present
  * and returns TSM_OK; it returns TSM_ERR_UNSUPPORTED only in builds without CUDA. */
 TSM_API int tsm_cuda_compiled(void);

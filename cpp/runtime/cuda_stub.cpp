@@ -195,6 +195,7 @@ TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_forward(float*, const float*, co
 }
 TSM_API tsm_status tsm_cuda_adaptive_avg_pool2d_backward(float*, const float*, const tsm_pool2d_shape*) {
   return unsupported("cuda_adaptive_avg_pool2d_backward");
+}
 // ---- section: cuda sequence kernels ----
 TSM_API tsm_status tsm_cuda_lstm_forward(float*, float*, float*, float*, float*, const float*, const float*,
                                          const float*, const float*, const float*, const float*, const float*,
@@ -224,6 +225,13 @@ TSM_API tsm_status tsm_cuda_index_select_backward(float*, const float*, const in
 TSM_API tsm_status tsm_cuda_where(void*, const void*, int, const void*, const void*, int, const int64_t*,
                                   const int64_t*, const int64_t*, const int64_t*) {
   return unsupported("cuda_where");
+}
+// section: mixed precision (cuda)
+TSM_API tsm_status tsm_cuda_cast_float(void*, tsm_cuda_dtype, const void*, tsm_cuda_dtype, int64_t) {
+  return unsupported("cuda_cast_float");
+}
+TSM_API tsm_status tsm_cuda_amp_unscale(float* const*, const int64_t*, int64_t, float, float*) {
+  return unsupported("cuda_amp_unscale");
 }
 
 }  // extern "C"

@@ -11,6 +11,7 @@
 // What it verifies: the dispatch in lib/ops.ts, lib/gradients.ts, lib/optim.ts and lib/nn.ts, the
 // shapes/strides/offsets passed to the kernels, memory accounting and dispose. What it cannot: the
 // CUDA kernels (cuda/*.cu) and the C++ binding (cpp/binding/ops_cuda_tensor.cpp) — those need a GPU.
+import { decode16, encode16, type Dtype16 } from '../../lib/half';
 import { nativeAddon } from '../../lib/native-api';
 
 interface FakeBuffer {
@@ -67,6 +68,20 @@ export function installCudaEmulator(): CudaEmulator {
     const b = buf(h, what);
     need(b, (off + n) * 4, what);
     return new Uint32Array(b.data as ArrayBuffer, off * 4, n);
+  };
+  const u16 = (h: unknown, n: number, what: string, off = 0): Uint16Array => {
+    const b = buf(h, what);
+    need(b, (off + n) * 2, what);
+    return new Uint16Array(b.data as ArrayBuffer, off * 2, n);
+  };
+  const DT16: Record<number, Dtype16> = { 1: 'bfloat16', 2: 'float16' };
+  /** n values of a float32 (dtype 0) or 16-bit (1 bfloat16, 2 float16) buffer, decoded to float32 (a copy for 16 bits). */
+  const floats = (h: unknown, dtype: number, n: number, what: string): Float32Array =>
+    dtype === 0 ? f32(h, n, what) : decode16(DT16[dtype], u16(h, n, what));
+  /** Writes float32 values into a float32 or 16-bit buffer (rounded to nearest even, as cuda/cast16.cu). */
+  const store = (h: unknown, dtype: number, vals: Float32Array, what: string) => {
+    if (dtype === 0) f32(h, vals.length, what).set(vals);
+    else u16(h, vals.length, what).set(encode16(DT16[dtype], vals));
   };
   const prod = (xs: number[]) => xs.reduce((p, x) => p * x, 1);
   /** Elements a strided view reaches (0 for an empty shape). */
@@ -131,17 +146,20 @@ export function installCudaEmulator(): CudaEmulator {
     numDeviceAllocs: numAllocs, numOomRetries: 0,
   })) as Fn);
 
-  // ---- GEMM: float32 only, as lib/cuda-tensor.ts uses it ----
+  // ---- GEMM: float32 (type 0), and bfloat16/float16 inputs (types 2/3: 16-bit A and B decoded to
+  // float32 exactly, products exact in float32, float32 accumulation) with a float32 C, no activation ----
   set('cudaGemmEx', ((type: number, ta: boolean, tb: boolean, batch: number, m: number, n: number, k: number, alpha: number,
     A: unknown, lda: number, sA: number, B: unknown, ldb: number, sB: number, beta: number, C: unknown, cDtype: number,
     ldc: number, sC: number, bias: unknown, act: number) => {
-    if (type !== 0 || cDtype !== 0 || act !== 0) throw new RangeError('cudaGemmEx (emulated): only float32 without activation');
+    if ((type !== 0 && type !== 2 && type !== 3) || cDtype !== 0 || act !== 0)
+      throw new RangeError('cudaGemmEx (emulated): only float32/bfloat16/float16 inputs, a float32 C, no activation');
+    const inDtype = type === 0 ? 0 : type - 1;
     if (batch > 1 && sC === 0) throw new RangeError('cudaGemmEx: strideC must be > 0 when batch > 1');
     if (batch === 0 || m === 0 || n === 0) return;
     const span = (rows: number, cols: number, ld: number) => (rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols);
     const spanA = ta ? span(k, m, lda) : span(m, k, lda), spanB = tb ? span(n, k, ldb) : span(k, n, ldb);
-    const a = f32(A, k ? (batch - 1) * sA + spanA : 0, 'cudaGemmEx a');
-    const b = f32(B, k ? (batch - 1) * sB + spanB : 0, 'cudaGemmEx b');
+    const a = floats(A, inDtype, k ? (batch - 1) * sA + spanA : 0, 'cudaGemmEx a');
+    const b = floats(B, inDtype, k ? (batch - 1) * sB + spanB : 0, 'cudaGemmEx b');
     const c = f32(C, (batch - 1) * sC + span(m, n, ldc), 'cudaGemmEx c');
     const bs = bias ? f32(bias, n, 'cudaGemmEx bias') : null;
     for (let i = 0; i < batch; i++) {
@@ -547,29 +565,56 @@ export function installCudaEmulator(): CudaEmulator {
       for (let k = shape.length - 1; k >= 0; k--) { if (++idx[k] < shape[k]) break; idx[k] = 0; }
     }
   }) as Fn);
-  // ---- fused attention (cpp/binding/ops_cuda_attention.cpp), float32 without key lengths, as
-  // lib/attention-cuda.ts calls it: the CPU fused kernel of the same contract ----
-  const attnCheck = (what: string, keyLengths: unknown, dtype: number, algo: number, D: number) => {
-    if (keyLengths !== null) throw new RangeError(`${what} (emulated): key lengths are not emulated`);
-    if (dtype !== 0 || algo !== 0) throw new RangeError(`${what} (emulated): only float32 with algo auto`);
-    if (D < 1 || D > 256) throw new RangeError(`${what}: D must be in [1, 256], got ${D}`);
+  // ---- mixed precision (cpp/binding/ops_cuda_amp.cpp -> cuda/cast16.cu) ----
+  const dtypeCode = (d: number, what: string) => {
+    if (d !== 0 && d !== 1 && d !== 2) throw new RangeError(`${what} must be 0, 1 or 2, got ${d}`);
+    return d;
   };
-  set('cudaAttentionForward', ((o: unknown, lse: unknown, q: unknown, k: unknown, v: unknown, kl: unknown, B: number, H: number,
-    Lq: number, Lk: number, D: number, dtype: number, scale: number, isCausal: boolean, algo: number) => {
-    attnCheck('cudaAttentionForward', kl, dtype, algo, D);
-    const w = 'cudaAttentionForward';
-    cpuAny.attentionForward(f32(o, B * H * Lq * D, `${w} o`), f32(lse, B * H * Lq, `${w} lse`), f32(q, B * H * Lq * D, `${w} q`),
-      f32(k, B * H * Lk * D, `${w} k`), f32(v, B * H * Lk * D, `${w} v`), null, 0, 0, 0, 0, B, H, Lq, Lk, D, scale, isCausal,
+  set('cudaCastFloat', ((dst: unknown, dd: number, src: unknown, sd: number, n: number) => {
+    dtypeCode(dd, 'cudaCastFloat: dstDtype');
+    dtypeCode(sd, 'cudaCastFloat: srcDtype');
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('cudaCastFloat: n must be >= 0');
+    if (n) store(dst, dd, Float32Array.from(floats(src, sd, n, 'cudaCastFloat src')), 'cudaCastFloat dst');
+  }) as Fn);
+  set('cudaAmpUnscale', ((grads: unknown, sizes: number[], inv: number, flag: unknown) => {
+    const gs = list(grads, sizes, 'cudaAmpUnscale grads');
+    const f = f32(flag, 1, 'cudaAmpUnscale foundInf');
+    const s = Math.fround(inv);
+    for (const g of gs)
+      for (let i = 0; i < g.length; i++) {
+        if (!Number.isFinite(g[i])) f[0] = 1;
+        g[i] = g[i] * s;
+      }
+  }) as Fn);
+
+  // ---- fused attention (cpp/binding/ops_cuda_attention.cpp): the CPU kernel on the decoded inputs,
+  // outputs rounded to the storage dtype; float32 lse. No key-length mask (lib/ does not pass one). ----
+  const attnCpu = cpu as unknown as Record<string, (...args: unknown[]) => void>;
+  set('cudaAttentionForward', ((o: unknown, lse: unknown, q: unknown, k: unknown, v: unknown, kl: unknown, B: number,
+    H: number, Lq: number, Lk: number, D: number, dtype: number, scale: number, causal: boolean) => {
+    if (kl !== null) throw new RangeError('cudaAttentionForward (emulated): keyLengths is not emulated');
+    dtypeCode(dtype, 'cudaAttentionForward: dtype');
+    const nq = B * H * Lq * D, nk = B * H * Lk * D;
+    const out = new Float32Array(nq);
+    attnCpu.attentionForward(out, f32(lse, B * H * Lq, 'cudaAttentionForward lse'), floats(q, dtype, nq, 'q'),
+      floats(k, dtype, nk, 'k'), floats(v, dtype, nk, 'v'), null, 0, 0, 0, 0, B, H, Lq, Lk, D, Math.fround(scale), causal,
       0, 0, 0);
+    store(o, dtype, out, 'cudaAttentionForward o');
   }) as Fn);
   set('cudaAttentionBackward', ((dq: unknown, dk: unknown, dv: unknown, dout: unknown, q: unknown, k: unknown, v: unknown,
     o: unknown, lse: unknown, kl: unknown, B: number, H: number, Lq: number, Lk: number, D: number, dtype: number,
-    scale: number, isCausal: boolean, algo: number) => {
-    attnCheck('cudaAttentionBackward', kl, dtype, algo, D);
-    const w = 'cudaAttentionBackward', nq = B * H * Lq * D, nk = B * H * Lk * D;
-    cpuAny.attentionBackward(f32(dq, nq, `${w} dq`), f32(dk, nk, `${w} dk`), f32(dv, nk, `${w} dv`), f32(dout, nq, `${w} dout`),
-      f32(q, nq, `${w} q`), f32(k, nk, `${w} k`), f32(v, nk, `${w} v`), f32(o, nq, `${w} o`), f32(lse, B * H * Lq, `${w} lse`),
-      null, 0, 0, 0, 0, B, H, Lq, Lk, D, scale, isCausal, 0, 0, 0);
+    scale: number, causal: boolean) => {
+    if (kl !== null) throw new RangeError('cudaAttentionBackward (emulated): keyLengths is not emulated');
+    dtypeCode(dtype, 'cudaAttentionBackward: dtype');
+    const nq = B * H * Lq * D, nk = B * H * Lk * D;
+    const gq = new Float32Array(nq), gk = new Float32Array(nk), gv = new Float32Array(nk);
+    attnCpu.attentionBackward(gq, gk, gv, floats(dout, dtype, nq, 'dout'), floats(q, dtype, nq, 'q'),
+      floats(k, dtype, nk, 'k'), floats(v, dtype, nk, 'v'), floats(o, dtype, nq, 'o'),
+      f32(lse, B * H * Lq, 'cudaAttentionBackward lse'), null, 0, 0, 0, 0, B, H, Lq, Lk, D, Math.fround(scale), causal, 0,
+      0, 0);
+    store(dq, dtype, gq, 'cudaAttentionBackward dq');
+    store(dk, dtype, gk, 'cudaAttentionBackward dk');
+    store(dv, dtype, gv, 'cudaAttentionBackward dv');
   }) as Fn);
 
   return {
