@@ -346,10 +346,28 @@ void launch_impl(dim3 grid, dim3 block, size_t smem, F&& body) {
   g_launches_active.fetch_sub(1);
 }
 
+// Grid-stride test: when g_grid_cap > 0, launches of kernels that loop over their work with
+// gridDim (every kernel except those listed in fixed_grid()) get at most g_grid_cap blocks in x, as
+// a GPU-sized cap (kMaxBlocks) would give them on inputs millions of elements long.
+inline std::atomic<unsigned> g_grid_cap{0};
+inline bool fixed_grid(const char* name) {
+  static const char* const fixed[] = {"sgemm_kernel", "sgd_kernel", "adam_kernel", "sum_cols_kernel", "ce_reduce_kernel"};
+  for (const char* f : fixed)
+    if (std::strcmp(name, f) == 0) return true;
+  return false;
+}
+
 struct Launch {
   dim3 grid, block;
   size_t smem;
+  const char* name = "";
   Launch(dim3 g, dim3 b, size_t s = 0, cudaStream_t = nullptr) : grid(g), block(b), smem(s) {}
+  Launch& named(const char* n) {
+    name = n;
+    const unsigned cap = g_grid_cap.load();
+    if (cap && grid.x > cap && !fixed_grid(n)) grid.x = cap;
+    return *this;
+  }
   template <typename K>
   auto run(K k) const {
     return [k, g = grid, b = block, s = smem](auto... args) { launch_impl(g, b, s, [&] { k(args...); }); };

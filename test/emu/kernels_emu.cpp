@@ -34,6 +34,7 @@
 
 namespace tsm_emu {
 int64_t live_allocations();
+void set_grid_cap(unsigned cap);  // 0: grids as launched; else grid-stride kernels get <= cap blocks
 }
 
 namespace {
@@ -85,7 +86,18 @@ struct Group {
 Group* g_group = nullptr;
 
 // Records one case. ok == false prints the description (up to a limit).
-bool report(bool ok, const std::string& what) {
+std::string fmt(const char* f, ...);
+
+// Each case runs with grid-stride kernels capped to 1-3 blocks or uncapped (chosen at random), so
+// that their loops over gridDim are exercised at small sizes.
+unsigned g_cap = 0;
+void new_cap() {
+  g_cap = irand(0, 1) ? 0 : unsigned(irand(1, 3));
+  tsm_emu::set_grid_cap(g_cap);
+}
+
+bool report(bool ok, const std::string& what_) {
+  const std::string what = g_cap ? what_ + fmt(" [grid cap %u]", g_cap) : what_;
   g_group->cases++;
   static const bool verbose = std::getenv("TSM_EMU_VERBOSE") != nullptr;
   static auto last = std::chrono::steady_clock::now();
@@ -165,6 +177,7 @@ const float kSentinel = 12345.f;
 // K = 0, the fused epilogue (bias, ReLU, GELU).
 void gemm_case(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, bool misalign, bool bcast_a,
                bool bcast_b, float alpha, float beta, bool bias, int act, bool use_ex) {
+  new_cap();
   const int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
   const int64_t lda = std::max<int64_t>(1, ac) + (irand(0, 1) ? irand(0, 5) : 0);
   const int64_t ldb = std::max<int64_t>(1, bc) + (irand(0, 1) ? irand(0, 5) : 0);
@@ -260,6 +273,7 @@ void test_sgemm() {
 // Convolution (conv.cu, with the SGEMM): forward, backward data, backward weight + bias against
 // the CPU kernels, random geometries (groups, strides, padding, dilation, 1x1, kernel = input).
 void conv_case(const tsm_conv2d_desc& d, bool bias) {
+  new_cap();
   int64_t oh = 0, ow = 0;
   if (tsm_conv2d_output_size(&oh, &ow, &d) != TSM_OK || oh < 1 || ow < 1) return;
   const size_t nx = size_t(d.n * d.c * d.h * d.w), nw = size_t(d.oc * (d.c / d.groups) * d.kh * d.kw),
@@ -335,6 +349,7 @@ void test_conv() {
 // ignore_index, label smoothing, all rows ignored, out-of-range targets (NaN), c = 1, n = 0,
 // against the CPU kernel (float64 sums there, float32 here).
 void ce_case(int64_t n, int64_t c, float eps, int reduction, int64_t ignore, double p_ignore, bool bad_target) {
+  new_cap();
   Buf<float> logits(Z(n * c), mis(true)), lp(Z(n * c)), losses(Z(n)), out(1), count(1),
       dl(size_t(reduction == 0 ? n : 1)), dlog(size_t(n * c));
   Buf<int32_t> t(Z(n));
@@ -414,6 +429,7 @@ void test_cross_entropy() {
 // Reductions (reduce.cu): sum (thread / warp / block per row, split rows, columns, split columns,
 // float4 and scalar), arg max/min with NaN and ties, and the backward.
 void sum_case(int64_t outer, int64_t dim, int64_t inner, bool misalign) {
+  new_cap();
   const size_t total = size_t(outer * dim * inner);
   Buf<float> x(total, mis(misalign)), out(Z(outer * inner), mis(misalign));
   x.randomize();
@@ -443,6 +459,7 @@ void sum_case(int64_t outer, int64_t dim, int64_t inner, bool misalign) {
 }
 
 void arg_case(int64_t outer, int64_t dim, int64_t inner, int is_max, int special) {
+  new_cap();
   const size_t total = size_t(outer * dim * inner);
   Buf<float> x(total, mis(true)), vals(Z(outer * inner)), dy(Z(outer * inner)), dx(total);
   Buf<int32_t> idx(Z(outer * inner));
@@ -511,6 +528,7 @@ void test_reduce() {
 // Softmax and log-softmax (softmax.cu): warp per row (dim <= 1024), block per row, columns; forward
 // and backward against the CPU kernels; -inf entries and rows of -inf.
 void softmax_case(int64_t outer, int64_t dim, int64_t inner, int log, int special) {
+  new_cap();
   const size_t total = size_t(outer * dim * inner);
   Buf<float> x(total, mis(true)), y(total, mis(true)), dy(total), dx(total);
   x.randomize(-5.f, 5.f);
@@ -552,6 +570,7 @@ void test_softmax() {
 // Pooling (pool.cu): max (values, indices, NaN, dilation, ceil_mode, padding) and average
 // (count_include_pad, ceil_mode), forward and backward, bit-exact against the CPU kernels.
 void pool_case(const tsm_pool2d_desc& d0, bool nan, bool ties) {
+  new_cap();
   tsm_pool2d_desc d = d0;
   const int64_t oh = tsm_pool2d_output_size(d.h, d.kh, d.stride_h, d.pad_h, d.dil_h, d.ceil_mode);
   const int64_t ow = tsm_pool2d_output_size(d.w, d.kw, d.stride_w, d.pad_w, d.dil_w, d.ceil_mode);
@@ -636,6 +655,7 @@ void test_pool() {
 // Optimizers (optim.cu): SGD and Adam/AdamW, many tensors (more than 32: several launches), sizes
 // 0, 1, odd, > 4096 (several chunks), bit-exact against the CPU kernels.
 void optim_case(int count, bool adam, int variant) {
+  new_cap();
   std::vector<int64_t> sizes(Z(count));
   for (auto& s : sizes) s = pick<int64_t>({0, 1, 3, 4, 17, 100, 4096, 4097, 9000});
   std::vector<std::unique_ptr<Buf<float>>> p, m, v, vm, g;
@@ -725,6 +745,7 @@ void test_pointwise() {
   for (int op = 0; op < 16; ++op)
     for (int64_t n : sizes) {
       if (!g_full && n > 8 && (op % 3)) continue;
+      new_cap();
       Buf<float> x(Z(n), mis(true)), y(Z(n), mis(true)), dy(Z(n), mis(true)), dx(Z(n), mis(true));
       for (int64_t i = 0; i < n; ++i) x[size_t(i)] = (op == 6 || op == 7 || op == 15) ? frand(-0.2f, 3.f) : frand(-4.f, 4.f);
       if (n > 2) { x[0] = kNaN; x[1] = INFINITY; x[2] = -0.f; }
@@ -745,6 +766,7 @@ void test_pointwise() {
   for (int op = 0; op < 13; ++op)
     for (int64_t n : sizes) {
       if (!g_full && n > 8 && (op % 3)) continue;
+      new_cap();
       Buf<float> a(Z(n), mis(true)), b(Z(n), mis(true)), out(Z(n), mis(true));
       for (int64_t i = 0; i < n; ++i) {
         a[size_t(i)] = float(irand(-3, 3)) * (irand(0, 1) ? 1.f : 0.5f);
@@ -771,6 +793,7 @@ void test_pointwise() {
   // Broadcasting.
   const int nb = g_full ? 120 : 30;
   for (int it = 0; it < nb; ++it) {
+    new_cap();
     const int nd = int(irand(0, 8));
     std::vector<int64_t> shape(Z(nd)), sa(Z(nd)), sb(Z(nd));
     int64_t total = 1;
@@ -803,6 +826,7 @@ void test_pointwise() {
   }
   // fill and casts
   for (int64_t n : sizes) {
+    new_cap();
     Buf<float> f(Z(n), mis(true));
     Buf<int32_t> iv(Z(n), mis(true));
     f.fill(kNaN);
@@ -836,6 +860,7 @@ void test_pointwise() {
 void test_layout() {
   const int n = g_full ? 150 : 40;
   for (int it = 0; it < n; ++it) {
+    new_cap();
     const int nd = int(irand(0, it % 5 == 0 ? 8 : 4));
     std::vector<int64_t> shape(Z(nd));
     int64_t total = 1;

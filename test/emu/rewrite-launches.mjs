@@ -1,7 +1,7 @@
 // Copies .cu files for the host emulation (test/emu/cuda_host.h) with every kernel launch
 //   name<targs><<<grid, block, smem, stream>>>(args)
 // rewritten to
-//   ::tsm_emu::Launch(grid, block, smem, stream).run([](auto... a_) { name<targs>(a_...); })(args)
+//   ::tsm_emu::Launch(grid, block, smem, stream).named("name").run([](auto... a_) { name<targs>(a_...); })(args)
 // Nothing else changes; a #line directive keeps diagnostics pointing at the original file and lines.
 //   node test/emu/rewrite-launches.mjs OUT_DIR file.cu...
 import * as fs from 'node:fs';
@@ -14,7 +14,8 @@ export function rewriteLaunches(src) {
   let count = 0;
   const out = src.replace(launch, (_m, kernel, cfg) => {
     count++;
-    return `::tsm_emu::Launch(${cfg}).run([](auto... tsm_a_) { ${kernel}(tsm_a_...); })(`;
+    const name = kernel.replace(/<.*$/, '').replace(/^.*::/, '');
+    return `::tsm_emu::Launch(${cfg}).named("${name}").run([](auto... tsm_a_) { ${kernel}(tsm_a_...); })(`;
   });
   if (out.includes('<<<')) throw new Error('a launch was not rewritten: ' + out.split('\n').find((l) => l.includes('<<<')));
   return { out, count };
