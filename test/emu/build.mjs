@@ -86,7 +86,8 @@ export async function build({ jobs = 2 } = {}) {
   // The CUDA kernels, emulated.
   for (const g of gen) {
     const base = path.basename(g, '.cu');
-    add(g, path.join(outDir, 'obj', `cu_${base}.o`), [...common, ...san, '-x', 'c++', '-include', path.join(root, 'test', 'emu', 'cuda_host.h')],
+    add(g, path.join(outDir, 'obj', `cu_${base}.o`), [...common, ...san, '-DTSM_EMU_CONV_SCRATCH_BYTES=::tsm_emu::conv_scratch_bytes()', '-x', 'c++', '-include',
+        path.join(root, 'test', 'emu', 'cuda_host.h')],
       newestHdr, path.join(root, 'cuda', `${base}.cu`));
   }
   add(path.join(root, 'test', 'emu', 'cuda_host_runtime.cpp'), path.join(outDir, 'obj', 'cuda_host_runtime.o'), [...common, ...san], newestHdr);

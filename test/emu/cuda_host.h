@@ -374,6 +374,10 @@ struct Launch {
   }
 };
 
+// The convolution's scratch budget under emulation (cuda/conv.cu, TSM_EMU_CONV_SCRATCH_BYTES).
+inline std::atomic<int64_t> g_conv_scratch_bytes{int64_t(256) << 20};
+inline int64_t conv_scratch_bytes() { return g_conv_scratch_bytes.load(); }
+
 inline uint64_t launches() { return g_launch_count.load(); }
 
 }  // namespace tsm_emu

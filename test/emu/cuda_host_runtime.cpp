@@ -19,6 +19,7 @@ std::mutex g_alloc_mu;
 std::unordered_map<void*, size_t> g_allocs;
 int64_t g_live_bytes = 0, g_peak_bytes = 0;
 void set_grid_cap(unsigned cap) { g_grid_cap.store(cap); }
+void set_conv_scratch_bytes(int64_t b) { g_conv_scratch_bytes.store(b); }
 int64_t live_allocations() {
   std::lock_guard<std::mutex> lk(g_alloc_mu);
   return int64_t(g_allocs.size());

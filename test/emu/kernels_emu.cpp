@@ -35,6 +35,7 @@
 namespace tsm_emu {
 int64_t live_allocations();
 void set_grid_cap(unsigned cap);  // 0: grids as launched; else grid-stride kernels get <= cap blocks
+void set_conv_scratch_bytes(int64_t bytes);  // cuda/conv.cu's chunk budget (256 MiB on the GPU)
 }
 
 namespace {
@@ -249,10 +250,12 @@ void gemm_case(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k,
 
 void test_sgemm() {
   const std::vector<std::array<int64_t, 3>> shapes_quick = {
-      {1, 1, 1}, {5, 3, 7}, {17, 33, 16}, {4, 8, 0}, {128, 128, 17}, {129, 131, 33}, {64, 200, 5}, {3, 130, 48}};
+      {1, 1, 1}, {5, 3, 7}, {17, 33, 16}, {4, 8, 0}, {128, 128, 17}, {129, 131, 33}, {64, 200, 5}, {3, 130, 48},
+      {1100, 260, 2}};  // 9 x 3 tiles: the raster groups of 8 tile rows and a partial last group
   const std::vector<std::array<int64_t, 3>> shapes_full = {
       {2, 2, 2},   {1, 128, 16}, {128, 1, 16},   {127, 129, 15}, {130, 257, 40}, {256, 128, 64}, {31, 65, 100},
-      {200, 3, 9}, {6, 6, 1},    {33, 17, 31},   {1, 300, 2},    {300, 1, 3},    {140, 140, 32}};
+      {200, 3, 9}, {6, 6, 1},    {33, 17, 31},   {1, 300, 2},    {300, 1, 3},    {140, 140, 32},
+      {2100, 130, 3}, {1300, 300, 2}};
   std::vector<std::array<int64_t, 3>> shapes = shapes_quick;
   if (g_full) shapes.insert(shapes.end(), shapes_full.begin(), shapes_full.end());
   for (const auto& sh : shapes)
@@ -287,12 +290,18 @@ void conv_case(const tsm_conv2d_desc& d, bool bias) {
   dx.fill(kNaN);
   dw.fill(kNaN);
   db.fill(kNaN);
+  // Scratch budget: the GPU's (all images in one chunk) or one that fits 1 or 2 images (the chunk
+  // loops, with a shorter last chunk); the weight gradient's per-image scratch also holds dw.
+  const int64_t per_image = d.c * d.kh * d.kw * oh * ow, wlen = nw;
+  const int chunking = int(irand(0, 2));
+  tsm_emu::set_conv_scratch_bytes(chunking == 0 ? int64_t(256) << 20 : 4 * (per_image + wlen) * chunking);
   std::vector<float> ry(ny), rdx(nx), rdw(nw), rdb(Z(d.oc));
   const std::string what = fmt("n %" PRId64 " c %" PRId64 " h %" PRId64 " w %" PRId64 " oc %" PRId64 " k %" PRId64 "x%" PRId64
                                " stride %" PRId64 ",%" PRId64 " pad %" PRId64 ",%" PRId64 " dil %" PRId64 ",%" PRId64
                                " groups %" PRId64 " bias %d",
                                d.n, d.c, d.h, d.w, d.oc, d.kh, d.kw, d.stride_h, d.stride_w, d.pad_h, d.pad_w, d.dil_h,
-                               d.dil_w, d.groups, int(bias));
+                               d.dil_w, d.groups, int(bias)) +
+                           fmt(" scratch %s", chunking == 0 ? "256 MiB" : chunking == 1 ? "1 image" : "2 images");
   if (tsm_conv2d_forward(ry.data(), x.p, w.p, bias ? b.p : nullptr, &d) != TSM_OK ||
       tsm_conv2d_backward_data(rdx.data(), dy.p, w.p, &d) != TSM_OK ||
       tsm_conv2d_backward_weight(rdw.data(), bias ? rdb.data() : nullptr, dy.p, x.p, &d) != TSM_OK) {
@@ -321,6 +330,7 @@ void test_conv() {
       {2, 1, 8, 8, 4, 3, 3, 1, 1, 0, 0, 1, 1, 1},  {1, 3, 7, 5, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1},
       {2, 2, 5, 5, 3, 5, 5, 1, 1, 0, 0, 1, 1, 1},  {1, 4, 9, 9, 4, 2, 2, 3, 3, 0, 0, 1, 1, 2},
       {3, 4, 6, 7, 6, 3, 3, 2, 1, 1, 2, 2, 1, 2},  {1, 2, 4, 4, 2, 3, 3, 1, 1, 2, 2, 2, 2, 1},
+      {5, 2, 4, 5, 3, 3, 2, 1, 2, 1, 1, 1, 1, 1},
   };
   for (const auto& d : fixed) conv_case(d, true);
   const int n = g_full ? 60 : 14;
@@ -355,6 +365,7 @@ void ce_case(int64_t n, int64_t c, float eps, int reduction, int64_t ignore, dou
   Buf<int32_t> t(Z(n));
   logits.randomize(-4.f, 4.f);
   if (n * c > 3 && irand(0, 2) == 0) logits[size_t(irand(0, n * c - 1))] = -INFINITY;  // one -inf logit
+  if (n * c > 3 && irand(0, 3) == 0) logits[size_t(irand(0, n * c - 1))] = kNaN;       // a NaN row
   for (int64_t i = 0; i < n; ++i) t[size_t(i)] = frand(0.f, 1.f) < p_ignore ? int32_t(ignore) : int32_t(irand(0, c - 1));
   if (bad_target && n > 0) t[size_t(n - 1)] = int32_t(c);  // out of range: NaN loss and gradient for that row
   dl.randomize();
@@ -538,16 +549,20 @@ void softmax_case(int64_t outer, int64_t dim, int64_t inner, int log, int specia
       if (irand(0, 4) == 0) x[i] = -INFINITY;
   if (special == 2)
     for (size_t i = 0; i < total; ++i) x[i] = 300.f + frand();  // large values: the max must be subtracted
+  if ((special == 3 || special == 4) && total > 0)  // a NaN or a +inf in some rows (the whole row becomes NaN)
+    for (int k = 0; k < 3; ++k) x[size_t(irand(0, int64_t(total) - 1))] = special == 3 ? kNaN : INFINITY;
   y.fill(kNaN);
   dx.fill(kNaN);
-  const std::string what = fmt("outer %" PRId64 " dim %" PRId64 " inner %" PRId64 " log %d special %d", outer, dim, inner,
-                               log, special);
+  const bool alias = irand(0, 2) == 0;  // in place: y = x
+  const std::string what = fmt("outer %" PRId64 " dim %" PRId64 " inner %" PRId64 " log %d special %d%s", outer, dim, inner,
+                               log, special, alias ? " in place" : "");
   std::vector<float> ry(total), rdx(total);
   if (tsm_softmax_forward(ry.data(), x.p, outer, dim, inner, log) != TSM_OK) {
     report(false, what + ": CPU reference failed");
     return;
   }
-  if (!check_status(tsm_cuda_softmax_forward(y.p, x.p, outer, dim, inner, log), "forward " + what)) return;
+  if (alias) std::memcpy(y.p, x.p, total * 4);
+  if (!check_status(tsm_cuda_softmax_forward(y.p, alias ? y.p : x.p, outer, dim, inner, log), "forward " + what)) return;
   std::string e = compare(y.p, ry, 1e-6, 1e-5);
   report(e.empty(), "forward " + what + ": " + e);
   if (tsm_softmax_backward(rdx.data(), ry.data(), dy.p, outer, dim, inner, log) != TSM_OK) return;
@@ -560,10 +575,10 @@ void test_softmax() {
   const std::vector<std::array<int64_t, 3>> shapes = {{1, 1, 1}, {3, 5, 1}, {2, 32, 1}, {5, 33, 1}, {2, 1024, 1}, {2, 1025, 1},
                                                       {1, 3000, 1}, {2, 7, 3}, {1, 40, 33}, {0, 5, 1}, {2, 0, 1}, {9, 100, 1}};
   for (const auto& s : shapes)
-    for (int log = 0; log < 2; ++log) softmax_case(s[0], s[1], s[2], log, int(irand(0, 2)));
+    for (int log = 0; log < 2; ++log) softmax_case(s[0], s[1], s[2], log, int(irand(0, 4)));
   if (g_full)
     for (int i = 0; i < 20; ++i)
-      softmax_case(irand(1, 10), irand(1, 2500), pick<int64_t>({1, 1, 2, 5}), int(irand(0, 1)), int(irand(0, 2)));
+      softmax_case(irand(1, 10), irand(1, 2500), pick<int64_t>({1, 1, 2, 5}), int(irand(0, 1)), int(irand(0, 4)));
 }
 
 // =============================================================================================
@@ -630,6 +645,32 @@ void test_pool() {
   pool_case({1, 1, 9, 9, 3, 3, 2, 2, 1, 1, 2, 2, 1, 1}, false, true);
   pool_case({1, 1, 5, 5, 2, 2, 3, 3, 1, 1, 3, 3, 1, 1}, false, false);  // dilation: all-padding windows possible
   pool_case({1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1}, false, false);
+  // All-padding windows (h = 1, dilation 2): every window's index is element 5 of its plane, which
+  // is none of its taps. dx[5] must be the CPU's sum in window order, ((1 + 1e8) - 1e8) = 0; the
+  // atomic pass that added such indices summed them in whatever order threads ran (1 ulp off the
+  // CPU, not reproducible; here 1 instead of 0).
+  for (int rep = 0; rep < 12; ++rep) {
+    new_cap();
+    const tsm_pool2d_desc d{1, 8, 1, 6, 2, 2, 3, 3, 1, 1, 2, 1, 1, 1};
+    Buf<float> x(48), dy(24), dx(48);
+    Buf<int32_t> idx(24);
+    x.randomize();
+    for (int i = 0; i < 24; ++i) dy[size_t(i)] = i % 3 == 0 ? 1.f : i % 3 == 1 ? 1e8f : -1e8f;
+    std::vector<float> ry(24), rdx(48);
+    std::vector<int32_t> ridx(24);
+    tsm_pool2d_shape sh{1, 8, 1, 6, 1, 3};
+    std::string e;
+    if (tsm_max_pool2d_forward(ry.data(), ridx.data(), x.p, &d) != TSM_OK || tsm_pool2d_output_size(6, 2, 3, 1, 1, 1) != 3 ||
+        tsm_max_pool2d_backward(rdx.data(), dy.p, ridx.data(), &sh) != TSM_OK)
+      e = "CPU reference failed";
+    if (e.empty() && check_status(tsm_cuda_max_pool2d_forward(dx.p, idx.p, x.p, &d), "stray forward")) {
+      e = compare_i32(idx.p, ridx.data(), 24);
+      dx.fill(kNaN);
+      if (e.empty() && check_status(tsm_cuda_max_pool2d_backward(dx.p, dy.p, idx.p, &d), "stray backward"))
+        e = compare_exact(dx.p, rdx.data(), 48);
+    }
+    report(e.empty(), "max backward, all-padding windows (h 1 w 6 k 2x2 s 3 p 1 dil 2,1 ceil): " + e);
+  }
   const int n = g_full ? 150 : 30;
   for (int i = 0; i < n; ++i) {
     tsm_pool2d_desc d{};
