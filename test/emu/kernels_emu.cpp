@@ -796,13 +796,17 @@ void test_pointwise() {
       std::vector<float> ry(Z(n)), rdx(Z(n));
       tsm_unary_forward(op, ry.data(), x.p, n);
       const std::string what = fmt("unary op %d n %" PRId64 " offsets %zu/%zu", op, n, x.off, y.off);
-      if (!check_status(tsm_cuda_unary_forward(op, y.p, x.p, n), what)) continue;
+      // In place (y = x, dx = dy) for a third of the cases.
+      const bool alias = irand(0, 2) == 0;
+      if (alias) std::memcpy(y.p, x.p, size_t(n) * 4);
+      if (!check_status(tsm_cuda_unary_forward(op, y.p, alias ? y.p : x.p, n), what)) continue;
       std::string e = compare(y.p, ry, 1e-6, 2e-6);
-      report(e.empty(), "forward " + what + ": " + e);
+      report(e.empty(), "forward " + what + (alias ? " in place" : "") + ": " + e);
       tsm_unary_backward(op, rdx.data(), x.p, ry.data(), dy.p, n);
-      if (!check_status(tsm_cuda_unary_backward(op, dx.p, x.p, ry.data(), dy.p, n), "backward " + what)) continue;
+      if (alias) std::memcpy(dx.p, dy.p, size_t(n) * 4);
+      if (!check_status(tsm_cuda_unary_backward(op, dx.p, x.p, ry.data(), alias ? dx.p : dy.p, n), "backward " + what)) continue;
       e = compare(dx.p, rdx, 1e-6, 2e-6);
-      report(e.empty(), "backward " + what + ": " + e);
+      report(e.empty(), "backward " + what + (alias ? " in place" : "") + ": " + e);
     }
   for (int op = 0; op < 13; ++op)
     for (int64_t n : sizes) {
@@ -819,9 +823,11 @@ void test_pointwise() {
       tsm_binary_forward(op, ref.data(), a.p, b.p, 1, &shp, &st, &st);
       out.fill(kNaN);
       const std::string what = fmt("binary op %d n %" PRId64 " offsets %zu/%zu/%zu", op, n, a.off, b.off, out.off);
-      if (!check_status(tsm_cuda_binary_same(op, out.p, a.p, b.p, n), what)) continue;
+      const int alias = int(irand(0, 2));  // 0: out separate, 1: out = a, 2: out = b
+      if (alias) std::memcpy(out.p, alias == 1 ? a.p : b.p, size_t(n) * 4);
+      if (!check_status(tsm_cuda_binary_same(op, out.p, alias == 1 ? out.p : a.p, alias == 2 ? out.p : b.p, n), what)) continue;
       std::string e = compare(out.p, ref, 1e-6, 2e-6);
-      report(e.empty(), "same " + what + ": " + e);
+      report(e.empty(), "same " + what + (alias ? fmt(" in place (out = %s)", alias == 1 ? "a" : "b") : "") + ": " + e);
       for (int rev = 0; rev < 2; ++rev) {
         const float s = pick<float>({2.f, -0.5f, 0.f, kNaN});
         tsm_scalar_forward(op, ref.data(), a.p, s, rev, n);
