@@ -1,7 +1,8 @@
 // Builds the host emulation of the CUDA kernels (test/emu/kernels_emu.cpp) into build/cuda-emu/:
 //   - the kernels' .cu files, launches rewritten (rewrite-launches.mjs), compiled as C++ with
 //     -include test/emu/cuda_host.h under AddressSanitizer + UBSan;
-//   - the CPU core (cpp/runtime, cpp/kernels: the references of the same contracts), -O2, no sanitizer;
+//   - the CPU core (cpp/runtime, cpp/kernels: the references of the same contracts), -O2, no sanitizer
+//     (or the CMake build's objects of it, when they are up to date);
 //   - the runtime stand-ins (cuda_host_runtime.cpp) and the test driver.
 // Objects are cached and rebuilt when a source or header they depend on is newer.
 //   node test/emu/build.mjs [-j N]          prints the path of the binary
@@ -98,7 +99,15 @@ export async function build({ jobs = 2 } = {}) {
   const cpuSrc = [...glob(path.join(root, 'cpp', 'runtime'), /\.cpp$/).filter((f) => !f.endsWith('cuda_stub.cpp')),
     ...glob(path.join(root, 'cpp', 'kernels'), /\.cpp$/), ...glob(path.join(root, 'cpp', 'kernels', 'simd'), /_generic\.cpp$/),
     ...(x86 ? glob(path.join(root, 'cpp', 'kernels', 'simd'), /_(avx2|avx512)\.cpp$/) : glob(path.join(root, 'cpp', 'kernels', 'simd'), /_neon\.cpp$/))];
+  // The normal CMake build's objects of the CPU core (build/CMakeFiles/tsm_core.dir) when they are all
+  // there and up to date: saves compiling the core a second time.
+  const cmakeObj = (s) => path.join(root, 'build', 'CMakeFiles', 'tsm_core.dir', `${path.relative(root, s)}.o`);
+  const reuse = cpuSrc.every((s) => mtime(cmakeObj(s)) >= Math.max(mtime(s), newestCpuHdr));
   for (const s of cpuSrc) {
+    if (reuse) {
+      objs.push(cmakeObj(s));
+      continue;
+    }
     const isa = s.endsWith('_avx2.cpp') ? ['-mavx2', '-mfma'] : s.endsWith('_avx512.cpp') ? ['-mavx512f', '-mavx2', '-mfma'] : [];
     add(s, path.join(outDir, 'obj', `cpu_${path.basename(s, '.cpp')}.o`), [...cpu, ...isa], newestCpuHdr);
   }
