@@ -71,7 +71,8 @@ export async function build({ jobs = 2 } = {}) {
   const gen = rewriteFiles(path.join(outDir, 'src'), kernelFiles);
   const headers = [...glob(path.join(root, 'cuda'), /\.cuh$/), ...glob(path.join(root, 'cuda', 'runtime'), /\.cuh$/),
     path.join(root, 'cpp', 'include', 'tensorsmith.h'), path.join(root, 'cpp', 'runtime', 'runtime.h'),
-    path.join(root, 'test', 'emu', 'cuda_host.h'), path.join(root, 'test', 'emu', 'build.mjs')];
+    path.join(root, 'test', 'emu', 'cuda_host.h'), path.join(root, 'test', 'emu', 'build.mjs'),
+    path.join(root, 'test', 'emu', 'rewrite-launches.mjs')];
   const cpuHeaders = [...glob(path.join(root, 'cpp', 'kernels'), /\.h$/), ...glob(path.join(root, 'cpp', 'kernels', 'simd'), /\.h$/),
     path.join(root, 'cpp', 'include', 'tensorsmith.h'), path.join(root, 'cpp', 'runtime', 'runtime.h')];
   const newestHdr = Math.max(...headers.map(mtime));
