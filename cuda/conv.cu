@@ -26,7 +26,12 @@ namespace cuda {
 namespace {
 
 constexpr int64_t kMaxDim = int64_t(1) << 40;
+#ifndef TSM_EMU_CONV_SCRATCH_BYTES
 constexpr int64_t kScratchBytes = int64_t(256) << 20;  // column buffers + partial products per chunk
+#else
+// Host emulation (test/emu): a budget the tests set, so that the image-chunk loops run at test sizes.
+#define kScratchBytes (TSM_EMU_CONV_SCRATCH_BYTES)
+#endif
 
 struct Geom {
   int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow;

@@ -9,9 +9,9 @@
 // Forward: one thread per output element, the CPU's window loop verbatim (first in-bounds tap, then
 // `v > max || isnan(v)` replaces, so the last NaN wins and ties keep the first), hence identical
 // values and indices. Backward: one thread per *input* element gathers the outputs whose window
-// holds it, in the CPU's (oh, ow) order, so sums are bit-identical and need no atomics; max
-// pooling's rare all-padding windows (only with dilation) point outside their taps and are added by
-// a second pass with atomics.
+// holds it, in the CPU's (oh, ow) order, so sums are bit-identical and need no atomics; when max
+// pooling has all-padding windows (only with dilation), whose indices point outside their taps, one
+// thread per plane scatters in the CPU's order instead (rare; slower, still bit-identical).
 #include <climits>
 
 #include "tensor_common.cuh"
@@ -93,13 +93,6 @@ __global__ void max_fwd_kernel(float* __restrict__ y, int32_t* __restrict__ idx,
   }
 }
 
-// Whether flat index q (in [0, H*W)) is a tap of output (oh, ow)'s window.
-__device__ __forceinline__ bool is_tap(const PGeom& g, int64_t oh, int64_t ow, int64_t q) {
-  const int64_t ih = q / g.w, iw = q - ih * g.w;
-  const int64_t th = ih - (oh * g.sh - g.ph), tw = iw - (ow * g.sw - g.pw);
-  return th >= 0 && tw >= 0 && th % g.dh == 0 && tw % g.dw == 0 && th / g.dh < g.kh && tw / g.dw < g.kw;
-}
-
 // dx (one thread per element) = sum of dy over the outputs whose index points here and whose window
 // has this element as a tap, in (oh, ow) order.
 __global__ void max_bwd_gather_kernel(float* __restrict__ dx, const float* __restrict__ dy,
@@ -126,17 +119,34 @@ __global__ void max_bwd_gather_kernel(float* __restrict__ dx, const float* __res
   }
 }
 
-// The outputs whose index is not a tap of their window (all-padding windows): atomics, after the
-// gather pass on the same stream.
-__global__ void max_bwd_stray_kernel(float* __restrict__ dx, const float* __restrict__ dy,
-                                     const int32_t* __restrict__ idx, PGeom g) {
-  const int64_t hw = g.h * g.w, ohw = g.oh * g.ow, total = g.n * g.c * ohw, stride = grid_threads();
-  for (int64_t e = global_thread(); e < total; e += stride) {
-    const int64_t q = idx[e];
-    if (q < 0 || q >= hw) continue;
-    const int64_t plane = e / ohw, pos = e - plane * ohw;
-    const int64_t oh = pos / g.ow, ow = pos - oh * g.ow;
-    if (!is_tap(g, oh, ow, q)) atomicAdd(dx + plane * hw + q, dy[e]);
+// Whether some output row (or column) has no tap inside the input: with dilation a window can lie
+// entirely in the padding; its index then points at an element that is not one of its taps, which
+// the gather above cannot see.
+bool has_empty_window(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int64_t out) {
+  for (int64_t o = 0; o < out; ++o) {
+    const int64_t start = o * s - p;
+    bool any = false;
+    for (int64_t j = 0; j < k && !any; ++j) any = start + j * d >= 0 && start + j * d < in;
+    if (!any) return true;
+  }
+  return false;
+}
+
+// When some windows are all padding: one thread per plane scatters dy in the CPU's (oh, ow) order,
+// so the sums stay bit-identical to the CPU (an atomic pass for the stray indices would add them
+// after the gathered ones, in another order: results 1 ulp off, and not deterministic).
+__global__ void max_bwd_scatter_kernel(float* __restrict__ dx, const float* __restrict__ dy,
+                                       const int32_t* __restrict__ idx, PGeom g) {
+  const int64_t hw = g.h * g.w, ohw = g.oh * g.ow, planes = g.n * g.c, stride = grid_threads();
+  for (int64_t plane = global_thread(); plane < planes; plane += stride) {
+    float* dxp = dx + plane * hw;
+    const float* dyp = dy + plane * ohw;
+    const int32_t* ip = idx + plane * ohw;
+    for (int64_t q = 0; q < hw; ++q) dxp[q] = 0.f;
+    for (int64_t i = 0; i < ohw; ++i) {
+      const int64_t q = ip[i];
+      if (q >= 0 && q < hw) dxp[q] += dyp[i];
+    }
   }
 }
 
@@ -229,14 +239,13 @@ TSM_API tsm_status tsm_cuda_max_pool2d_backward(float* dx, const float* dy, cons
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", name, !dx ? "dx" : !dy ? "dy" : "indices");
   cudaStream_t st = stream(name);
   if (!st) return TSM_ERR_CUDA;
-  max_bwd_gather_kernel<<<grid_for(g.n * g.c * g.h * g.w), kThreads, 0, st>>>(dx, dy, indices, g);
-  if (tsm_status s = check_launch(name)) return s;
   // Without dilation every window has an in-bounds tap (0 <= pad <= kernel/2), so no index strays.
-  if (g.dh > 1 || g.dw > 1) {
-    max_bwd_stray_kernel<<<grid_for(g.n * g.c * g.oh * g.ow), kThreads, 0, st>>>(dx, dy, indices, g);
-    return check_launch(name);
-  }
-  return TSM_OK;
+  if ((g.dh > 1 && has_empty_window(g.h, g.kh, g.sh, g.ph, g.dh, g.oh)) ||
+      (g.dw > 1 && has_empty_window(g.w, g.kw, g.sw, g.pw, g.dw, g.ow)))
+    max_bwd_scatter_kernel<<<grid_for(g.n * g.c), kThreads, 0, st>>>(dx, dy, indices, g);
+  else
+    max_bwd_gather_kernel<<<grid_for(g.n * g.c * g.h * g.w), kThreads, 0, st>>>(dx, dy, indices, g);
+  return check_launch(name);
 }
 
 TSM_API tsm_status tsm_cuda_avg_pool2d_forward(float* y, const float* x, const tsm_pool2d_desc* d) {
