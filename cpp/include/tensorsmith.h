@@ -769,8 +769,8 @@ TSM_API tsm_status tsm_cuda_max_pool2d_forward(float* y, int32_t* indices, const
                                                const tsm_pool2d_desc* d);
 /* dx (N,C,H,W) = scatter-add of dy (N,C,OH,OW) at indices, as tsm_max_pool2d_backward, but given
  * the forward's descriptor: each input element gathers the outputs whose window holds it (in the
- * CPU's order: bit-identical sums); an index that is not one of its window's taps (an all-padding
- * window with dilation) is added with an atomic. Indices outside [0, H*W) are not checked (they
+ * CPU's order: bit-identical sums); when a window lies entirely in the padding (dilation only),
+ * one thread per plane scatters in the CPU's order instead. Indices outside [0, H*W) are not checked (they
  * cannot be without a synchronisation) and contribute nothing. */
 TSM_API tsm_status tsm_cuda_max_pool2d_backward(float* dx, const float* dy, const int32_t* indices,
                                                 const tsm_pool2d_desc* d);
