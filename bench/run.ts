@@ -21,6 +21,7 @@ const BENCHMARKS: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   'cuda-gemm': () => import('./cuda-gemm'),
   'cuda-attention': () => import('./cuda-attention'),
   'cuda-conv': () => import('./cuda-conv'),
+  'cuda-train': () => import('./cuda-train'),
 };
 
 function parseArgs(argv: string[]) {

@@ -6,7 +6,10 @@
 //      npx tsx examples/char-lm-lstm.ts --steps 300 --hidden 128 --temperature 0.8 --top-k 5
 //   flags: --epochs N --steps N (stop after N steps) --hidden N --embed N --seq-len N --batch N
 //          --lr X --seed N --generate N (characters) --prime TEXT --temperature X --top-k N
-//          --val-chars N (evaluate on the first N validation characters) --save FILE
+//          --val-chars N (evaluate on the first N validation characters) --save FILE --device cuda
+// With --device cuda the model is moved before the optimizer is built; each batch is cut on the CPU
+// and moved; embedding, LSTM, linear, cross-entropy, the gradient clipping and Adam run on the device.
+// Per step two numbers come back: the gradient norm (clipGradNorm) and the loss for the progress bar.
 import * as tsm from '../lib/index';
 import { LSTM } from '../lib/lstm';
 import { ProgressBar } from '../lib/progress';
@@ -50,6 +53,10 @@ export interface CharLmOptions {
   topK?: number;
   verbose?: boolean;
   save?: string | null;
+  /** Where the model and the batches live (default 'cpu'). */
+  device?: tsm.Device;
+  /** Called after each optimizer step with the step's loss (tests count device work per step). */
+  onStep?: (step: number, loss: number) => void;
 }
 
 export interface CharLmResult {
@@ -59,6 +66,8 @@ export interface CharLmResult {
   unigramPerplexity: number;
   steps: number;
   sample: string;
+  /** The loss of every training step. */
+  losses: number[];
 }
 
 
@@ -67,11 +76,12 @@ export function perplexity(model: CharLstm, ids: Int32Array, seqLen: number, bat
   model.eval();
   let nll = 0, count = 0;
   tsm.noGrad(() => {
+    const device = model.fc.weight.device;
     for (const { x, y } of lmBatches(ids, { seqLen, batchSize })) {
       tsm.tidy(() => {
-        const [logits] = model.forward(x);
+        const [logits] = model.forward(x.to(device));
         const n = y.size;
-        nll += tsm.F.crossEntropy(logits.reshape([n, -1]), y.reshape([n])).item() * n;
+        nll += tsm.F.crossEntropy(logits.reshape([n, -1]), y.to(device).reshape([n])).item() * n;
         count += n;
       });
       x.dispose();
@@ -89,17 +99,18 @@ export function generate(model: CharLstm, vocab: CharVocab, prime: string, n: nu
   if (!(temperature > 0)) throw new RangeError(`generate: temperature must be > 0, got ${temperature}`);
   const rnd = seededRandom(opts.seed ?? 0);
   model.eval();
+  const device = model.fc.weight.device;
   let out = '';
   tsm.noGrad(() => {
     let ids = vocab.encode(prime.length ? prime : '\n');
     let state: [tsm.Tensor, tsm.Tensor] | undefined;
     for (let i = 0; i < n; i++) {
       const next = tsm.tidy(() => {
-        const [logits, st] = model.forward(tsm.tensor(ids, { shape: [1, ids.length] }), state);
+        const [logits, st] = model.forward(tsm.tensor(ids, { shape: [1, ids.length], device }), state);
         if (state) { state[0].dispose(); state[1].dispose(); }
         state = [tsm.keep(st[0]), tsm.keep(st[1])];
-        const d = logits.dataSync() as Float32Array;
-        const V = vocab.size, last = d.subarray(d.length - V);
+        const V = vocab.size, T = logits.shape[1];
+        const last = logits.slice(1, T - 1, T).dataSync() as Float32Array; // only the last step's V logits come back
         return sampleLogits(last, temperature, topK, rnd, [vocab.padIndex, vocab.unkIndex]);
       });
       out += vocab.tokens[next];
@@ -120,7 +131,9 @@ export async function trainCharLm(opts: CharLmOptions = {}): Promise<CharLmResul
   const vocab = CharVocab.build(train);
   const trainIds = vocab.encode(train);
   const valIds = vocab.encode(opts.valChars ? val.slice(0, opts.valChars) : val);
+  const device = opts.device ?? 'cpu';
   const model = new CharLstm(vocab.size, embed, hidden);
+  model.to(device); // before the optimizer, which keeps its state beside the parameters
   const optimizer = new tsm.optim.Adam(model.parameters(), { lr });
   const unigram = unigramPerplexity(trainIds, valIds, vocab.size);
   const perEpoch = Math.ceil(lmWindowCount(trainIds.length, seqLen) / batchSize);
@@ -129,9 +142,10 @@ export async function trainCharLm(opts: CharLmOptions = {}): Promise<CharLmResul
     const info = tsm.buildInfo();
     console.log(`tensorsmith ${info.version} (${info.simd}, ${info.threads} threads): char LSTM on Moby Dick, ` +
       `${vocab.size} symbols, ${trainIds.length} training / ${valIds.length} validation characters, ` +
-      `${model.numParameters()} parameters; unigram perplexity ${unigram.toFixed(2)}`);
+      `${model.numParameters()} parameters (${device}); unigram perplexity ${unigram.toFixed(2)}`);
   }
   let steps = 0;
+  const losses: number[] = [];
   for (let epoch = 0; epoch < epochs && steps < maxSteps; epoch++) {
     const total = Math.min(perEpoch, maxSteps - steps);
     const bar = verbose ? new ProgressBar({ total, label: `epoch ${epoch + 1}/${epochs} ` }) : null;
@@ -140,8 +154,8 @@ export async function trainCharLm(opts: CharLmOptions = {}): Promise<CharLmResul
       if (steps >= maxSteps) { x.dispose(); y.dispose(); break; }
       const loss = tsm.tidy(() => {
         optimizer.zeroGrad();
-        const [logits] = model.forward(x);
-        const l = tsm.F.crossEntropy(logits.reshape([y.size, -1]), y.reshape([y.size]));
+        const [logits] = model.forward(x.to(device)); // the batch moves after it was cut on the CPU
+        const l = tsm.F.crossEntropy(logits.reshape([y.size, -1]), y.to(device).reshape([y.size]));
         l.backward();
         tsm.optim.clipGradNorm(model.parameters(), 1.0);
         optimizer.step();
@@ -150,8 +164,10 @@ export async function trainCharLm(opts: CharLmOptions = {}): Promise<CharLmResul
       x.dispose();
       y.dispose();
       lossSum += loss;
+      losses.push(loss);
       n++;
       steps++;
+      opts.onStep?.(steps, loss);
       bar?.update(n, { loss: lossSum / n }, n * batchSize * seqLen);
     }
     bar?.finish({ loss: lossSum / Math.max(n, 1), ppl: Math.exp(lossSum / Math.max(n, 1)) }, n * batchSize * seqLen);
@@ -168,7 +184,7 @@ export async function trainCharLm(opts: CharLmOptions = {}): Promise<CharLmResul
     vocab.save(`${opts.save}.vocab.json`);
     if (verbose) console.log(`saved ${opts.save} and ${opts.save}.vocab.json`);
   }
-  return { model, vocab, valPerplexity, unigramPerplexity: unigram, steps, sample: sampleText };
+  return { model, vocab, valPerplexity, unigramPerplexity: unigram, steps, sample: sampleText, losses };
 }
 
 function arg(name: string): string | undefined {
@@ -182,6 +198,7 @@ if (require.main === module) {
     epochs: num('epochs'), steps: num('steps'), hidden: num('hidden'), embed: num('embed'), seqLen: num('seq-len'),
     batchSize: num('batch'), lr: num('lr'), seed: num('seed'), valChars: num('val-chars'), generate: num('generate'),
     prime: arg('prime'), temperature: num('temperature'), topK: num('top-k'), save: arg('save') ?? null,
+    device: arg('device') as tsm.Device | undefined,
   }).catch((err) => {
     console.error(err);
     process.exitCode = 1;

@@ -6,6 +6,7 @@
 // confusion matrix, then predicts on new text.
 // Run: npx tsx examples/spam-embedding.ts                 (all 6,046 mails, 8 epochs)
 //   flags: --epochs N --batch N --lr X --embed N --max-len N (words per mail) --limit N --seed N --save FILE
+//          --device cuda   (model, batches, loss and Adam on the GPU; the loss comes back once per step)
 import * as tsm from '../lib/index';
 import { ProgressBar } from '../lib/progress';
 import { classificationBatches, type WordVocab } from '../lib/text';
@@ -26,15 +27,10 @@ export class SpamEmbeddingBag extends nn.Module {
   }
   /** tokens (B, T) int32 with 0 as padding -> spam probability (B). */
   forward(tokens: tsm.Tensor): tsm.Tensor {
-    // The padding row of the embedding is zero, so the sum over T skips it; divide by the real length.
-    const td = tokens.dataSync(), [B, T] = tokens.shape;
-    const len = new Float32Array(B);
-    for (let b = 0; b < B; b++) {
-      let n = 0;
-      for (let t = 0; t < T; t++) if (td[b * T + t] !== 0) n++;
-      len[b] = Math.max(n, 1);
-    }
-    const bag = tsm.div(this.embedding.forward(tokens).sum(1), tsm.tensor(len, { shape: [B, 1] }));
+    // The padding row of the embedding is zero, so the sum over T skips it; divide by the real length
+    // (the count of non-zero tokens, at least 1), computed where the tokens are: no read back.
+    const len = tsm.where(tokens, 1, 0).sum(1, true).clamp(1, null);
+    const bag = tsm.div(this.embedding.forward(tokens).sum(1), len);
     return this.fc2.forward(this.fc1.forward(bag).relu()).reshape([-1]).sigmoid();
   }
 }
@@ -49,14 +45,20 @@ export interface SpamEmbeddingOptions {
   seed?: number;
   verbose?: boolean;
   save?: string | null;
+  /** Where the model and the batches live (default 'cpu'). */
+  device?: tsm.Device;
+  /** Called after each optimizer step with the step's loss (tests count device work per step). */
+  onStep?: (step: number, loss: number) => void;
 }
 
-export async function trainSpamEmbedding(opts: SpamEmbeddingOptions = {}): Promise<{ model: SpamEmbeddingBag; vocab: WordVocab; test: BinaryReport; testLoss: number; predictions: number[] }> {
+export async function trainSpamEmbedding(opts: SpamEmbeddingOptions = {}): Promise<{ model: SpamEmbeddingBag; vocab: WordVocab; test: BinaryReport; testLoss: number; predictions: number[]; losses: number[] }> {
   const epochs = opts.epochs ?? 8, batchSize = opts.batchSize ?? 32, lr = opts.lr ?? 5e-3;
   const maxLen = opts.maxLen ?? 400, seed = opts.seed ?? 0, verbose = opts.verbose ?? true;
   tsm.manualSeed(seed);
   const data = prepareSpamData({ seed, limit: opts.limit });
+  const device = opts.device ?? 'cpu';
   const model = new SpamEmbeddingBag(data.vocab.size, opts.embed ?? 32);
+  model.to(device); // before the optimizer, which keeps its state beside the parameters
   const optimizer = new tsm.optim.Adam(model.parameters(), { lr });
   if (verbose) {
     const info = tsm.buildInfo();
@@ -65,6 +67,7 @@ export async function trainSpamEmbedding(opts: SpamEmbeddingOptions = {}): Promi
       `${maxLen} words per mail, ${model.numParameters()} parameters`);
   }
   const steps = Math.ceil(data.train.seqs.length / batchSize);
+  const losses: number[] = [];
   for (let epoch = 0; epoch < epochs; epoch++) {
     const bar = verbose ? new ProgressBar({ total: steps, label: `epoch ${epoch + 1}/${epochs} ` }) : null;
     let lossSum = 0, n = 0, seen = 0;
@@ -72,7 +75,7 @@ export async function trainSpamEmbedding(opts: SpamEmbeddingOptions = {}): Promi
       { batchSize, maxLen, padding: 'post', truncating: 'post', shuffle: true, seed: seed * 1000 + epoch })) {
       const loss = tsm.tidy(() => {
         optimizer.zeroGrad();
-        const l = bceLoss(model.forward(x), y);
+        const l = bceLoss(model.forward(x.to(device)), y.to(device)); // the batch moves after it was padded on the CPU
         l.backward();
         optimizer.step();
         return l.item();
@@ -82,11 +85,13 @@ export async function trainSpamEmbedding(opts: SpamEmbeddingOptions = {}): Promi
       y.dispose();
       lossSum += loss;
       n++;
+      losses.push(loss);
+      opts.onStep?.(losses.length, loss);
       bar?.update(n, { loss: lossSum / n }, seen);
     }
     bar?.finish({ loss: lossSum / n }, seen);
   }
-  return { model, vocab: data.vocab, ...reportSpamClassifier(model, data, maxLen, opts.save ?? null, verbose) };
+  return { model, vocab: data.vocab, losses, ...reportSpamClassifier(model, data, maxLen, opts.save ?? null, verbose) };
 }
 
 function arg(name: string): string | undefined {
@@ -98,7 +103,7 @@ const num = (name: string) => (arg(name) !== undefined ? Number(arg(name)) : und
 if (require.main === module) {
   trainSpamEmbedding({
     epochs: num('epochs'), batchSize: num('batch'), lr: num('lr'), embed: num('embed'), maxLen: num('max-len'),
-    limit: num('limit'), seed: num('seed'), save: arg('save') ?? null,
+    limit: num('limit'), seed: num('seed'), save: arg('save') ?? null, device: arg('device') as tsm.Device | undefined,
   }).catch((err) => {
     console.error(err);
     process.exitCode = 1;

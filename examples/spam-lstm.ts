@@ -7,7 +7,11 @@
 // Run: npx tsx examples/spam-lstm.ts                      (all 6,046 mails, 4 epochs)
 //      npx tsx examples/spam-lstm.ts --limit 2000 --epochs 2 --max-len 100
 //   flags: --epochs N --batch N --lr X --embed N --hidden N --max-len N (words per mail) --limit N
-//          --seed N --save FILE
+//          --seed N --save FILE --device cuda
+// With --device cuda the model is moved before the optimizer is built; each batch is padded on the
+// CPU and moved; embedding, LSTM, linear, sigmoid, the loss, the gradient clipping and Adam run on
+// the device. Per step two reads come back: the gradient norm (clipGradNorm) and one array holding
+// the batch's probabilities and the loss (for the accuracy and the progress bar).
 import * as tsm from '../lib/index';
 import { LSTM } from '../lib/lstm';
 import { ProgressBar } from '../lib/progress';
@@ -47,6 +51,10 @@ export interface SpamLstmOptions {
   seed?: number;
   verbose?: boolean;
   save?: string | null;
+  /** Where the model and the batches live (default 'cpu'). */
+  device?: tsm.Device;
+  /** Called after each optimizer step with the step's loss (tests count device work per step). */
+  onStep?: (step: number, loss: number) => void;
 }
 
 const PAD = { padding: 'pre', truncating: 'post' } as const;
@@ -55,12 +63,13 @@ const PAD = { padding: 'pre', truncating: 'post' } as const;
 export function predictProbs(model: tsm.nn.Module & { forward(x: tsm.Tensor): tsm.Tensor }, seqs: Int32Array[], maxLen: number,
                              batchSize = 256): Float32Array {
   model.eval();
+  const device = model.parameters()[0]?.device ?? 'cpu';
   const out = new Float32Array(seqs.length);
   tsm.noGrad(() => {
     for (let s = 0; s < seqs.length; s += batchSize)
       tsm.tidy(() => {
         const x = padSequences(seqs.slice(s, s + batchSize), { maxLen, ...PAD });
-        out.set(model.forward(x).dataSync() as Float32Array, s);
+        out.set(model.forward(x.to(device)).dataSync() as Float32Array, s);
       });
   });
   model.train();
@@ -99,12 +108,14 @@ export const EXAMPLE_TEXTS = [
   'Hi Tom, are we still meeting tomorrow to go over the build failures in the test suite? I pushed a fix for the config parser.',
 ];
 
-export async function trainSpamLstm(opts: SpamLstmOptions = {}): Promise<{ model: SpamLstm; vocab: WordVocab; test: BinaryReport; testLoss: number; predictions: number[] }> {
+export async function trainSpamLstm(opts: SpamLstmOptions = {}): Promise<{ model: SpamLstm; vocab: WordVocab; test: BinaryReport; testLoss: number; predictions: number[]; losses: number[] }> {
   const epochs = opts.epochs ?? 4, batchSize = opts.batchSize ?? 64, lr = opts.lr ?? 5e-3;
   const maxLen = opts.maxLen ?? 200, seed = opts.seed ?? 0, verbose = opts.verbose ?? true;
   tsm.manualSeed(seed);
   const data = prepareSpamData({ seed, limit: opts.limit });
+  const device = opts.device ?? 'cpu';
   const model = new SpamLstm(data.vocab.size, opts.embed ?? 64, opts.hidden ?? 64);
+  model.to(device); // before the optimizer, which keeps its state beside the parameters
   const optimizer = new tsm.optim.Adam(model.parameters(), { lr });
   if (verbose) {
     const info = tsm.buildInfo();
@@ -114,6 +125,7 @@ export async function trainSpamLstm(opts: SpamLstmOptions = {}): Promise<{ model
       `(${spam(data.test)} spam), vocabulary ${data.vocab.size} words, ${maxLen} words per mail, ${model.numParameters()} parameters`);
   }
   const steps = Math.ceil(data.train.seqs.length / batchSize);
+  const losses: number[] = [];
   for (let epoch = 0; epoch < epochs; epoch++) {
     const bar = verbose ? new ProgressBar({ total: steps, label: `epoch ${epoch + 1}/${epochs} ` }) : null;
     let lossSum = 0, n = 0, correct = 0, seen = 0;
@@ -122,14 +134,16 @@ export async function trainSpamLstm(opts: SpamLstmOptions = {}): Promise<{ model
       let loss = 0, ok = 0;
       tsm.tidy(() => {
         optimizer.zeroGrad();
-        const p = model.forward(x);
-        const l = bceLoss(p, y);
+        const p = model.forward(x.to(device)); // the batch moves after it was padded on the CPU
+        const l = bceLoss(p, y.to(device));
         l.backward();
         tsm.optim.clipGradNorm(model.parameters(), 1.0);
         optimizer.step();
-        const pd = p.dataSync(), yd = y.dataSync();
+        // One read back for the probabilities and the loss together; the labels are on the CPU already.
+        const both = tsm.cat([p.detach(), l.detach().reshape([1])], 0).dataSync() as Float32Array;
+        const pd = both.subarray(0, p.size), yd = y.dataSync();
         for (let i = 0; i < pd.length; i++) if ((pd[i] > 0.5 ? 1 : 0) === yd[i]) ok++;
-        loss = l.item();
+        loss = both[p.size];
       });
       seen += x.shape[0];
       x.dispose();
@@ -137,11 +151,13 @@ export async function trainSpamLstm(opts: SpamLstmOptions = {}): Promise<{ model
       lossSum += loss;
       correct += ok;
       n++;
+      losses.push(loss);
+      opts.onStep?.(losses.length, loss);
       bar?.update(n, { loss: lossSum / n, acc: correct / seen }, seen);
     }
     bar?.finish({ loss: lossSum / n, acc: correct / seen }, seen);
   }
-  return { model, vocab: data.vocab, ...reportSpamClassifier(model, data, maxLen, opts.save ?? null, verbose) };
+  return { model, vocab: data.vocab, losses, ...reportSpamClassifier(model, data, maxLen, opts.save ?? null, verbose) };
 }
 
 function arg(name: string): string | undefined {
@@ -154,6 +170,7 @@ if (require.main === module) {
   trainSpamLstm({
     epochs: num('epochs'), batchSize: num('batch'), lr: num('lr'), embed: num('embed'), hidden: num('hidden'),
     maxLen: num('max-len'), limit: num('limit'), seed: num('seed'), save: arg('save') ?? null,
+    device: arg('device') as tsm.Device | undefined,
   }).catch((err) => {
     console.error(err);
     process.exitCode = 1;

@@ -6,6 +6,11 @@
 // and text generated with temperature and top-k.
 // Run: npx tsx examples/transformer-lm.ts
 //      npx tsx examples/transformer-lm.ts --steps 2000 --layers 4 --d-model 128 --seq-len 128
+//      npx tsx examples/transformer-lm.ts --device cuda
+// With --device cuda the model is moved before the optimizer is built; each batch is cut on the CPU
+// and moved; embedding, LayerNorm, dropout, the fused causal attention (or its composed fallback with
+// attention dropout), GELU, cross-entropy, the gradient clipping and Adam run on the device. Per step
+// two numbers come back: the gradient norm (clipGradNorm) and the loss for the progress bar.
 import * as tsm from '../lib/index';
 import { ProgressBar } from '../lib/progress';
 import { CharVocab, lmBatches, seededRandom } from '../lib/text';
@@ -56,11 +61,12 @@ export function perplexity(model: TransformerLm, ids: Int32Array, seqLen: number
   model.eval();
   let nll = 0, count = 0;
   tsm.noGrad(() => {
+    const device = model.head.weight.device;
     for (const { x, y } of lmBatches(ids, { seqLen, batchSize })) {
       tsm.tidy(() => {
-        const logits = model.forward(x);
+        const logits = model.forward(x.to(device));
         const n = y.size;
-        nll += tsm.F.crossEntropy(logits.reshape([n, -1]), y.reshape([n])).item() * n;
+        nll += tsm.F.crossEntropy(logits.reshape([n, -1]), y.to(device).reshape([n])).item() * n;
         count += n;
       });
       x.dispose();
@@ -79,15 +85,16 @@ export function generate(model: TransformerLm, vocab: CharVocab, prime: string, 
   if (!(temperature > 0)) throw new RangeError(`generate: temperature must be > 0, got ${temperature}`);
   const rnd = seededRandom(opts.seed ?? 0);
   const ids = Array.from(vocab.encode(prime.length ? prime : '\n'));
+  const device = model.head.weight.device;
   model.eval();
   let out = '';
   tsm.noGrad(() => {
     for (let i = 0; i < n; i++) {
       const ctx = ids.slice(-seqLen);
       const next = tsm.tidy(() => {
-        const logits = model.forward(tsm.tensor(Int32Array.from(ctx), { shape: [1, ctx.length] })).dataSync() as Float32Array;
-        const V = vocab.size;
-        return sampleLogits(logits.subarray(logits.length - V), temperature, topK, rnd, [vocab.padIndex, vocab.unkIndex]);
+        const out = model.forward(tsm.tensor(Int32Array.from(ctx), { shape: [1, ctx.length], device }));
+        const last = out.slice(1, ctx.length - 1, ctx.length).dataSync() as Float32Array; // only the last position comes back
+        return sampleLogits(last, temperature, topK, rnd, [vocab.padIndex, vocab.unkIndex]);
       });
       ids.push(next);
       out += vocab.tokens[next];
@@ -110,6 +117,14 @@ export interface TransformerLmOptions {
   chars?: number;
   seed?: number;
   verbose?: boolean;
+  /** Where the model and the batches live (default 'cpu'). */
+  device?: tsm.Device;
+  /** Validation characters to evaluate on (default all of the validation split). */
+  valChars?: number;
+  /** Characters to generate at the end (default 200). */
+  generate?: number;
+  /** Called after each optimizer step with the step's loss (tests count device work per step). */
+  onStep?: (step: number, loss: number) => void;
 }
 
 export interface TransformerLmResult {
@@ -119,6 +134,8 @@ export interface TransformerLmResult {
   steps: number;
   sample: string;
   seconds: number;
+  /** The loss of every training step. */
+  losses: number[];
 }
 
 export function trainTransformerLm(opts: TransformerLmOptions = {}): TransformerLmResult {
@@ -129,15 +146,18 @@ export function trainTransformerLm(opts: TransformerLmOptions = {}): Transformer
   const text = opts.chars ? full.slice(0, opts.chars) : full;
   const { train, val } = splitText(text, 0.1);
   const vocab = CharVocab.build(train);
-  const trainIds = vocab.encode(train), valIds = vocab.encode(val);
+  const trainIds = vocab.encode(train), valIds = vocab.encode(opts.valChars ? val.slice(0, opts.valChars) : val);
+  const device = opts.device ?? 'cpu';
   const model = new TransformerLm({ vocabSize: vocab.size, dModel: opts.dModel ?? 128, nhead: opts.nhead ?? 4,
     numLayers: opts.numLayers ?? 2, dropout: opts.dropout ?? 0.1, maxLen: seqLen });
+  model.to(device); // before the optimizer, which keeps its state beside the parameters
   const opt = new tsm.optim.Adam(model.parameters(), { lr });
   const warmup = Math.min(100, Math.floor(steps / 10));
-  if (verbose) console.log(`transformer-lm: ${vocab.size} characters, ${trainIds.length} training / ${valIds.length} validation tokens, ${model.numParameters()} parameters`);
+  if (verbose) console.log(`transformer-lm: ${vocab.size} characters, ${trainIds.length} training / ${valIds.length} validation tokens, ${model.numParameters()} parameters (${device})`);
   const bar = verbose ? new ProgressBar({ total: steps, label: 'train' }) : null;
   const t0 = Date.now();
   let step = 0, ema = NaN, epoch = 0;
+  const losses: number[] = [];
   while (step < steps) {
     for (const { x, y } of lmBatches(trainIds, { seqLen, batchSize, shuffle: true, seed: epoch, dropLast: true })) {
       if (step >= steps) { x.dispose(); y.dispose(); continue; }
@@ -146,9 +166,9 @@ export function trainTransformerLm(opts: TransformerLmOptions = {}): Transformer
       opt.lr = step < warmup ? (lr * (step + 1)) / warmup : lr * (0.1 + 0.45 * (1 + Math.cos(Math.PI * frac)));
       const loss = tsm.tidy(() => {
         opt.zeroGrad();
-        const logits = model.forward(x);
+        const logits = model.forward(x.to(device)); // the batch moves after it was cut on the CPU
         const n = y.size;
-        const l = tsm.F.crossEntropy(logits.reshape([n, -1]), y.reshape([n]));
+        const l = tsm.F.crossEntropy(logits.reshape([n, -1]), y.to(device).reshape([n]));
         l.backward();
         tsm.optim.clipGradNorm(model.parameters(), 1.0);
         opt.step();
@@ -158,6 +178,8 @@ export function trainTransformerLm(opts: TransformerLmOptions = {}): Transformer
       y.dispose();
       ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
       step++;
+      losses.push(loss);
+      opts.onStep?.(step, loss);
       bar?.update(step, { loss: ema });
     }
     epoch++;
@@ -165,13 +187,13 @@ export function trainTransformerLm(opts: TransformerLmOptions = {}): Transformer
   bar?.finish({ loss: ema });
   const valPerplexity = perplexity(model, valIds, seqLen);
   const uni = unigramPerplexity(trainIds, valIds, vocab.size);
-  const sample = generate(model, vocab, 'Call me Ishmael. ', 200, seqLen, { temperature: 0.8, topK: 10, seed: 1 });
+  const sample = generate(model, vocab, 'Call me Ishmael. ', opts.generate ?? 200, seqLen, { temperature: 0.8, topK: 10, seed: 1 });
   const seconds = (Date.now() - t0) / 1000;
   if (verbose) {
     console.log(`validation perplexity ${valPerplexity.toFixed(2)} (unigram baseline ${uni.toFixed(2)}), ${steps} steps in ${seconds.toFixed(1)} s`);
     console.log(`sample (temperature 0.8, top-10):\nCall me Ishmael. ${sample}`);
   }
-  return { valPerplexity, unigramPerplexity: uni, trainLoss: ema, steps, sample, seconds };
+  return { valPerplexity, unigramPerplexity: uni, trainLoss: ema, steps, sample, seconds, losses };
 }
 
 function arg(name: string): string | undefined {
@@ -184,5 +206,6 @@ if (require.main === module) {
   trainTransformerLm({
     steps: num('steps'), batchSize: num('batch-size'), seqLen: num('seq-len'), dModel: num('d-model'),
     nhead: num('heads'), numLayers: num('layers'), lr: num('lr'), chars: num('chars'), seed: num('seed'),
+    device: arg('device') as tsm.Device | undefined,
   });
 }

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, checkInt, checkNumber } from './check';
 import * as io from './io';
+import * as ops from './ops';
 import type { Module } from './nn';
 import { LRScheduler, Optimizer, ReduceLROnPlateau } from './optim';
 import { ProgressBar } from './progress';
@@ -251,16 +252,22 @@ export class EarlyStopping extends Callback {
   }
 }
 
+// The snapshot is kept on the host; CUDA tensors are read back (once per improving epoch) and
+// restored by an upload into new device storage that the tensor adopts.
 function snapshot(model: Module): Map<string, TypedArray> {
   const m = new Map<string, TypedArray>();
-  for (const [k, t] of Object.entries(model.stateDict())) m.set(k, (t as Tensor)._data.slice());
+  for (const [k, t] of Object.entries(model.stateDict())) m.set(k, t.device === 'cpu' ? t._data.slice() : t.dataSync());
   return m;
 }
 
 function restore(model: Module, snap: Map<string, TypedArray>): void {
   for (const [k, t] of Object.entries(model.stateDict())) {
     const s = snap.get(k);
-    if (s && s.length === t.size) (t as Tensor)._data.set(s);
+    if (!s || s.length !== t.size) continue;
+    if (t.device === 'cpu') { t._data.set(s); continue; }
+    const u = ops.tensor(s, { shape: t.shape.slice(), dtype: t.dtype, device: t.device });
+    t._adoptStorage(u);
+    u.dispose();
   }
 }
 

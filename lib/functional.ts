@@ -8,7 +8,7 @@ import * as cu from './cuda-tensor';
 import * as cn from './cuda-norm';
 import * as ops from './ops';
 import { checkTensor, empty32, normDim } from './ops';
-import { fromData, isGradEnabled, sizeOf, Tensor } from './tensor';
+import { fromData, isGradEnabled, noGrad, sizeOf, tidy, Tensor } from './tensor';
 
 const N = () => nativeAddon();
 const f32 = (t: Tensor) => t._data as Float32Array;
@@ -625,6 +625,13 @@ export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduc
 export function binaryCrossEntropy(input: Tensor, target: Tensor, opts: { reduction?: Reduction; weight?: Tensor } = {}): Tensor {
   const op = 'binaryCrossEntropy';
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
+  if (input.device !== 'cpu' || target.device !== 'cpu') {
+    checkSameShapeAny(op, input, target);
+    const reduction = checkReduction(op, opts.reduction);
+    let l = binaryCrossEntropyCuda(input, target);
+    if (opts.weight) l = ops.mul(l, opts.weight);
+    return reduce(op, l, reduction);
+  }
   checkSameShape(op, input, target);
   const reduction = checkReduction(op, opts.reduction);
   const d = input._data as Float32Array;
@@ -654,6 +661,33 @@ export function binaryCrossEntropy(input: Tensor, target: Tensor, opts: { reduct
   let l = record(fromData(out, input.shape), 'binaryCrossEntropy', [input, target], { backward });
   if (opts.weight) l = ops.mul(l, opts.weight);
   return reduce(op, l, reduction);
+}
+
+/**
+ * binaryCrossEntropy on a CUDA device, composed of device ops (no kernel of its own): the CPU's
+ * formulas in float32 (the CPU evaluates the logs in double: agreement to rounding). The forward is
+ * computed without a graph and recorded as one node whose backward is PyTorch's
+ * dy·(p − t) / max(p(1 − p), 1e-12), as the CPU's. The inputs are NOT checked to lie in [0, 1] (that
+ * needs a read back every step, as cross-entropy's device targets): outside it the loss is NaN.
+ */
+function binaryCrossEntropyCuda(input: Tensor, target: Tensor): Tensor {
+  const clampedLogs = (p: Tensor): [Tensor, Tensor] =>
+    [ops.clamp(ops.log(p), -100, null), ops.clamp(ops.log(ops.sub(1, p)), -100, null)];
+  const out = noGrad(() => tidy(() => {
+    const [logP, log1mP] = clampedLogs(input);
+    return ops.neg(ops.add(ops.mul(target, logP), ops.mul(ops.sub(1, target), log1mP)));
+  }));
+  const backward = (dy: Tensor): (Tensor | null)[] => noGrad(() => tidy(() => {
+    const gp = input.requiresGrad
+      ? ops.div(ops.mul(dy, ops.sub(input, target)), ops.clamp(ops.mul(input, ops.sub(1, input)), 1e-12, null)) : null;
+    let gt: Tensor | null = null;
+    if (target.requiresGrad) {
+      const [logP, log1mP] = clampedLogs(input);
+      gt = ops.mul(dy, ops.sub(log1mP, logP));
+    }
+    return [gp, gt];
+  }));
+  return record(out, 'binaryCrossEntropy', [input, target], { backward });
 }
 
 /** Numerically stable sigmoid + binary cross-entropy: max(x,0) - x*t + log(1 + exp(-|x|)). */

@@ -377,13 +377,21 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   if (!grads.length && !onDevice.length) return 0;
   let sq = grads.length ? N().sumOfSquares(grads) : 0;
   if (onDevice.length) {
-    // Sum of squares per CUDA gradient on its device; one read back per gradient.
+    // Sums of squares of the CUDA gradients added on their device: one read back per device (not
+    // per gradient), so a training step with clipping synchronises once for it.
     noGrad(() => {
+      const byDevice = new Map<string, Tensor[]>();
       for (const g of onDevice) {
-        const s2 = ops.square(g), t = ops.sum(s2);
-        sq += t.item();
+        const s2 = ops.square(g);
+        const list = byDevice.get(g.device) ?? [];
+        list.push(ops.sum(s2));
+        byDevice.set(g.device, list);
         s2.dispose();
-        t.dispose();
+      }
+      for (const sums of byDevice.values()) {
+        const all = ops.stack(sums), t = ops.sum(all);
+        sq += t.item();
+        for (const x of [...sums, all, t]) x.dispose();
       }
     });
   }

@@ -10,6 +10,15 @@
 //
 // Every training step runs inside tidy(): the batch, the activations and the graph are freed with
 // the step, so memory stays flat across epochs. fit() yields to the event loop after every batch.
+//
+// CUDA models (model.to('cuda') before compile): each batch is moved to the model's device after it
+// was gathered where the data is (the CPU, usually), inside the step's tidy. fit() does not read the
+// loss back every step: the batch losses are summed on the device and the predictions (and device
+// targets) of the steps since the last read are kept there; every DEVICE_READ_EVERY steps and at the
+// end of the epoch one read back fetches the loss sum and one the predictions, and the metrics are
+// updated from those on the host. So the batch logs (progress bar, onBatchEnd) carry the loss and
+// metrics as of the last read, and the epoch logs are exact. evaluate() reads back per batch (it
+// does not train); predict() returns its result on the device of x, read back once at the end.
 import { describe, checkInt, checkNumber } from './check';
 import {
   progressBar, type CallbackHooks, type Logs, type TrainingParams,
@@ -21,6 +30,20 @@ import { Module } from './nn';
 import * as optim from './optim';
 import * as ops from './ops';
 import { keep, noGrad, tidy, Tensor } from './tensor';
+import * as cu from './cuda-tensor';
+
+/** fit() on a CUDA model reads the loss and the predictions back once per this many steps (and at the end of each epoch). */
+export const DEVICE_READ_EVERY = 16;
+
+/** The device of the model's parameters ('cpu' without parameters). */
+function deviceOf(model: Module): string {
+  return model.parameters()[0]?.device ?? 'cpu';
+}
+
+/** `t` on `device` (itself when already there). */
+function onDevice(t: Tensor, device: string): Tensor {
+  return t.device === device ? t : ops.to(t, device as Parameters<typeof ops.to>[1]);
+}
 
 /** A loss computed from the model's output and the target; must return a scalar tensor. */
 export type LossFunction = (pred: Tensor, target: Tensor) => Tensor;
@@ -558,6 +581,8 @@ async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<
   const trainMetrics = buildMetrics(comp);
   const optimizer = comp.optimizer;
   const modelParams = this.parameters();
+  const device = deviceOf(this);
+  const deferred = device !== 'cpu';
   const wasTraining = this.training;
   this.stopTraining = false;
 
@@ -568,6 +593,28 @@ async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<
       this.train();
       for (const m of trainMetrics) m.reset();
       let lossSum = 0, seen = 0, step = 0, pending = 0, pendingSamples = 0;
+      // CUDA: the loss sum (times batch sizes) and the predictions/targets not yet read back.
+      let lossAcc: Tensor | null = null, accSamples = 0;
+      let heldPreds: Tensor[] = [], heldTargets: Tensor[] = [];
+      const readBack = () => {
+        if (!lossAcc) return;
+        lossSum += lossAcc.item();
+        seen += accSamples;
+        lossAcc.dispose();
+        lossAcc = null;
+        accSamples = 0;
+        if (trainMetrics.length && heldPreds.length) {
+          tidy(() => {
+            const p = ops.to(heldPreds.length === 1 ? heldPreds[0] : ops.cat(heldPreds, 0), 'cpu');
+            const t0 = heldTargets.length === 1 ? heldTargets[0] : ops.cat(heldTargets, 0);
+            const t = t0.device === 'cpu' ? t0 : ops.to(t0, 'cpu');
+            for (const m of trainMetrics) m.update(p, t);
+          });
+        }
+        for (const t of [...heldPreds, ...heldTargets]) t.dispose();
+        heldPreds = [];
+        heldTargets = [];
+      };
       optimizer.zeroGrad();
       const applyStep = () => {
         if (accumulate > 1 && pendingSamples > 0) {
@@ -575,8 +622,10 @@ async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<
           const inv = 1 / pendingSamples;
           noGrad(() => {
             for (const p of modelParams) {
-              const g = p.grad?._data as Float32Array | undefined;
-              if (g) for (let i = 0; i < g.length; i++) g[i] *= inv;
+              if (!p.grad) continue;
+              if (p.grad.device !== 'cpu') { cu.scalarInPlace(ops.BINARY.mul, p.grad, inv, 'fit'); continue; }
+              const g = p.grad._data as Float32Array;
+              for (let i = 0; i < g.length; i++) g[i] *= inv;
             }
           });
         }
@@ -599,22 +648,42 @@ async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<
             const { inputs: bx, target: by } = splitBatch(op, batch);
             n = samplesOf(by);
             await call(cbs, 'onBatchBegin', step, { batch: step, size: n });
-            const loss = tidy(() => {
-              const pred = forwardOf(this, op, bx);
-              const l = checkScalarLoss(op, comp.loss(pred, by));
-              const value = l.item();
-              (accumulate > 1 ? ops.mul(l, n) : l).backward();
-              noGrad(() => { for (const m of trainMetrics) m.update(pred, by); });
-              return value;
-            });
-            lossSum += loss * n;
-            seen += n;
+            if (deferred) {
+              tidy(() => {
+                // The batch moves after it was gathered; the loss and the predictions stay on the device.
+                const pred = forwardOf(this, op, bx.map((t) => onDevice(t, device)));
+                const l = checkScalarLoss(op, comp.loss(pred, onDevice(by, device)));
+                (accumulate > 1 ? ops.mul(l, n) : l).backward();
+                noGrad(() => {
+                  const sum = ops.add(ops.mul(ops.reshape(l.detach(), []), n), lossAcc ?? 0);
+                  lossAcc?.dispose();
+                  lossAcc = keep(sum);
+                  accSamples += n;
+                  if (trainMetrics.length) {
+                    heldPreds.push(keep(pred.detach()));
+                    heldTargets.push(keep(ops.clone(by))); // the batch may be freed below
+                  }
+                });
+              });
+            } else {
+              const loss = tidy(() => {
+                const pred = forwardOf(this, op, bx);
+                const l = checkScalarLoss(op, comp.loss(pred, by));
+                const value = l.item();
+                (accumulate > 1 ? ops.mul(l, n) : l).backward();
+                noGrad(() => { for (const m of trainMetrics) m.update(pred, by); });
+                return value;
+              });
+              lossSum += loss * n;
+              seen += n;
+            }
           } finally {
             if (train.ownsBatches) disposeBatch(batch);
           }
           pending++;
           pendingSamples += n;
           if (pending === accumulate) applyStep();
+          if (deferred && (step + 1) % DEVICE_READ_EVERY === 0) readBack();
           const logs: Logs = { batch: step, size: n, loss: seen ? lossSum / seen : NaN };
           trainMetrics.forEach((m, i) => (logs[metricNames[i]] = m.result()));
           await call(cbs, 'onBatchEnd', step, logs);
@@ -626,6 +695,7 @@ async function fit(this: Module, a: unknown, b?: unknown, c?: unknown): Promise<
         if (iterator.return) await iterator.return();
       }
       if (pending > 0) applyStep();
+      readBack();
       const logs: Logs = { loss: seen ? lossSum / seen : NaN };
       trainMetrics.forEach((m, i) => (logs[metricNames[i]] = m.result()));
       if (val) {
@@ -662,6 +732,7 @@ function evaluateSource(model: Module, op: string, comp: Compiled, src: Source):
   const ms = buildMetrics(comp);
   for (const m of ms) m.reset();
   const wasTraining = model.training;
+  const device = deviceOf(model);
   model.eval();
   let lossSum = 0, seen = 0;
   try {
@@ -671,9 +742,11 @@ function evaluateSource(model: Module, op: string, comp: Compiled, src: Source):
           const { inputs, target } = splitBatch(op, batch);
           const n = samplesOf(target);
           lossSum += n * tidy(() => {
-            const pred = forwardOf(model, op, inputs);
-            const l = checkScalarLoss(op, comp.loss(pred, target)).item();
-            for (const m of ms) m.update(pred, target);
+            const pred = forwardOf(model, op, inputs.map((t) => onDevice(t, device)));
+            const l = checkScalarLoss(op, comp.loss(pred, onDevice(target, device))).item();
+            // Metrics are computed on the host (a CUDA model's predictions are read back per batch).
+            const p = pred.device === 'cpu' ? pred : ops.to(pred, 'cpu'), t = onDevice(target, 'cpu');
+            for (const m of ms) m.update(p, t);
             return l;
           });
           seen += n;
@@ -713,6 +786,7 @@ function predict(this: Module, x: Tensor | Tensor[], opts: PredictOptions = {}):
     if (samplesOf(t) !== n) throw new RangeError(`${op}: x[${i}] has ${samplesOf(t)} samples, x[0] has ${n}`);
   });
   const wasTraining = this.training;
+  const device = deviceOf(this);
   this.eval();
   const parts: Tensor[] = [];
   try {
@@ -720,7 +794,7 @@ function predict(this: Module, x: Tensor | Tensor[], opts: PredictOptions = {}):
       for (let s = 0; s < n; s += batchSize) {
         const e = Math.min(n, s + batchSize);
         parts.push(tidy(() => {
-          const bx = inputs.map((t) => (s === 0 && e === n ? t : ops.slice(t, 0, s, e)));
+          const bx = inputs.map((t) => onDevice(s === 0 && e === n ? t : ops.slice(t, 0, s, e), device));
           const y = forwardOf(this, op, bx);
           return bx.includes(y) ? ops.clone(y) : y;
         }));
@@ -730,9 +804,13 @@ function predict(this: Module, x: Tensor | Tensor[], opts: PredictOptions = {}):
     this.train(wasTraining);
   }
   if (parts.length === 0) throw new RangeError(`${op}: x has no samples`);
-  if (parts.length === 1) return parts[0];
-  const out = noGrad(() => ops.cat(parts, 0));
-  for (const p of parts) p.dispose();
+  // The result goes where x is (a CUDA model's predictions for CPU inputs are read back once, here).
+  const home = inputs[0].device;
+  const joined = parts.length === 1 ? parts[0] : noGrad(() => ops.cat(parts, 0));
+  if (parts.length > 1) for (const p of parts) p.dispose();
+  if (joined.device === home) return keep(joined);
+  const out = noGrad(() => ops.to(joined, home));
+  joined.dispose();
   return keep(out);
 }
 
