@@ -171,21 +171,6 @@ __global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict
   }
 }
 
-// Scratch from the caching allocator, returned on scope exit (the one stream orders its reuse).
-struct Scratch {
-  float* p = nullptr;
-  const char* op;
-  explicit Scratch(const char* o) : op(o) {}
-  tsm_status alloc(int64_t floats) {
-    void* v = nullptr;
-    tsm_status s = device_alloc(&v, size_t(floats) * 4, op);
-    p = static_cast<float*>(v);
-    return s;
-  }
-  ~Scratch() {
-    if (p) device_free(p, op);
-  }
-};
 
 }  // namespace
 }  // namespace cuda

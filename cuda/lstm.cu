@@ -125,20 +125,6 @@ __global__ void copy_or_zero_kernel(float* __restrict__ dst, const float* __rest
   for (int64_t e = global_thread(); e < n; e += stride) dst[e] = src ? src[e] : 0.0f;
 }
 
-struct Scratch {
-  float* p = nullptr;
-  const char* op;
-  explicit Scratch(const char* o) : op(o) {}
-  tsm_status alloc(int64_t floats) {
-    void* v = nullptr;
-    tsm_status s = device_alloc(&v, size_t(floats > 0 ? floats : 1) * 4, op);
-    p = static_cast<float*>(v);
-    return s;
-  }
-  ~Scratch() {
-    if (p) device_free(p, op);
-  }
-};
 
 tsm_status check_dims(const char* op, int64_t T, int64_t B, int64_t I, int64_t H) {
   if (T < 0 || B < 0 || I < 0 || H < 1)

@@ -262,21 +262,6 @@ __global__ void __launch_bounds__(kBlock) bn_backward_kernel(float* __restrict__
 
 #endif  // __CUDACC__ || TSM_NORM_EMULATE
 
-// Scratch floats from the caching allocator, returned on scope exit (the one stream orders reuse).
-struct Scratch {
-  float* p = nullptr;
-  const char* op;
-  explicit Scratch(const char* o) : op(o) {}
-  tsm_status alloc(int64_t floats) {
-    void* v = nullptr;
-    tsm_status s = device_alloc(&v, size_t(floats) * 4, op);
-    p = static_cast<float*>(v);
-    return s;
-  }
-  ~Scratch() {
-    if (p) device_free(p, op);
-  }
-};
 
 // Chunks of rows for the column reduction of the layer-norm backward (a function of the shape only).
 inline int64_t ln_chunks(int64_t rows, int64_t cols) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "runtime/cuda_common.cuh"
+#include "scratch.cuh"
 
 namespace tsm {
 namespace cuda {

@@ -1160,18 +1160,24 @@ function checkIndexTensor(op: string, index: Tensor | number[]): Int32Array {
   return index._data as Int32Array;
 }
 
-/** out[i][j] = x[index[i][j]][j] (dim 0) etc., as torch.gather. */
-export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
-  const op = 'gather';
-  if (checkAny(op, 'input', x).device !== 'cpu') return gatherCuda(x, dim, index);
-  checkTensor(op, 'input', x);
-  checkTensor(op, 'index', index);
+/** gather's checks of the index against the input (both devices); returns the normalised dim. */
+function gatherDim(op: string, x: Tensor, dim: number, index: Tensor): number {
   if (index.dtype !== 'int32') throw new TypeError(`${op}: index must be an int32 tensor, got ${index.dtype}`);
   const d = normDim(op, dim, x.ndim);
   if (index.ndim !== x.ndim) throw new RangeError(`${op}: index must have the input's rank ${x.ndim}, got shape [${index.shape.join(', ')}]`);
   for (let i = 0; i < x.ndim; i++)
     if (i !== d && index.shape[i] > x.shape[i])
       throw new RangeError(`${op}: index shape [${index.shape.join(', ')}] exceeds input shape [${x.shape.join(', ')}] at dim ${i}`);
+  return d;
+}
+
+/** out[i][j] = x[index[i][j]][j] (dim 0) etc., as torch.gather. */
+export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
+  const op = 'gather';
+  if (checkAny(op, 'input', x).device !== 'cpu') return gatherCuda(x, dim, index);
+  checkTensor(op, 'input', x);
+  checkTensor(op, 'index', index);
+  const d = gatherDim(op, x, dim, index);
   const xs = stridesOf(x.shape);
   const id = index._data as Int32Array;
   const xd = x._data;
@@ -1200,12 +1206,7 @@ function gatherCuda(x: Tensor, dim: number, index: Tensor): Tensor {
   const op = 'gather';
   checkAny(op, 'index', index);
   sameDevice(op, x, 'input', index, 'index');
-  if (index.dtype !== 'int32') throw new TypeError(`${op}: index must be an int32 tensor, got ${index.dtype}`);
-  const d = normDim(op, dim, x.ndim);
-  if (index.ndim !== x.ndim) throw new RangeError(`${op}: index must have the input's rank ${x.ndim}, got shape [${index.shape.join(', ')}]`);
-  for (let i = 0; i < x.ndim; i++)
-    if (i !== d && index.shape[i] > x.shape[i])
-      throw new RangeError(`${op}: index shape [${index.shape.join(', ')}] exceeds input shape [${x.shape.join(', ')}] at dim ${i}`);
+  const d = gatherDim(op, x, dim, index);
   if (x.ndim === 0) throw new RangeError(`${op}: expected an input of rank >= 1, got a 0-d tensor`);
   const id = index.size ? (index._download(op) as Int32Array) : new Int32Array(0);
   for (let i = 0; i < id.length; i++)

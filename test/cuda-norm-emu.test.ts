@@ -20,7 +20,7 @@ const compiled = ['test/emu/norm_emu.cpp', 'cpp/kernels/layer_norm.cpp', 'cpp/ke
   'cpp/kernels/embedding.cpp', 'cpp/kernels/dropout.cpp', 'cpp/kernels/rng.cpp', 'cpp/runtime/error.cpp',
   'cpp/runtime/threadpool.cpp', 'cpp/runtime/cpu.cpp', 'cpp/runtime/alloc.cpp'].map((f) => path.join(root, f));
 const included = ['cuda/norm.cu', 'cuda/embedding.cu', 'cuda/dropout.cu', 'cuda/adaptive_pool.cu', 'cuda/norm_common.cuh',
-  'cuda/philox.cuh', 'cuda/tensor_common.cuh', 'cuda/runtime/cuda_common.cuh', 'cpp/runtime/runtime.h',
+  'cuda/philox.cuh', 'cuda/tensor_common.cuh', 'cuda/scratch.cuh', 'cuda/runtime/cuda_common.cuh', 'cpp/runtime/runtime.h',
   'cpp/include/tensorsmith.h'].map((f) => path.join(root, f));
 const outDir = path.join(root, 'build', 'norm-emu');
 const exe = path.join(outDir, 'norm_emu');

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(__dirname, '..');
-const sources = ['test/emu/seq_emu.cpp', 'test/emu/seq_emu_shim.h', 'cuda/lstm.cu', 'cuda/index.cu',
+const sources = ['test/emu/seq_emu.cpp', 'test/emu/seq_emu_shim.h', 'cuda/scratch.cuh', 'cuda/lstm.cu', 'cuda/index.cu',
   'cpp/include/tensorsmith.h'].map((f) => path.join(root, f));
 const outDir = path.join(root, 'build', 'seq-emu');
 const exe = path.join(outDir, 'seq_emu');

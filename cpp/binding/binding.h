@@ -10,6 +10,10 @@
 
 #include "tensorsmith.h"
 
+// The device pointer and size in bytes of a device buffer handle (cpp/binding/ops_cuda.cpp); throws a
+// JS TypeError naming op and name for anything else.
+void* tsm_binding_device_ptr(Napi::Env env, Napi::Value v, const char* op, const char* name, size_t* bytes);
+
 namespace tsm_binding {
 
 [[noreturn]] inline void type_error(Napi::Env env, const std::string& msg) {
@@ -75,6 +79,25 @@ inline void need(Napi::Env env, const char* op, const char* name, size_t have, i
   if (want < 0 || static_cast<uint64_t>(want) > have)
     range_error(env, std::string(op) + ": " + name + " has " + std::to_string(have) +
                          " elements, needs " + std::to_string(want));
+}
+
+// Whether argument i is absent, null or undefined (an optional operand).
+inline bool is_null(const Napi::CallbackInfo& info, size_t i) {
+  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
+}
+
+// The device pointer of handle argument i after checking that `elems` elements of `esz` bytes fit
+// its buffer (a negative count never fits).
+inline void* device_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name,
+                        int64_t elems, size_t esz = 4) {
+  if (i >= info.Length()) type_error(info.Env(), std::string(op) + ": " + name + " must be a device buffer handle");
+  size_t bytes = 0;
+  void* p = tsm_binding_device_ptr(info.Env(), info[i], op, name, &bytes);
+  const unsigned __int128 need = elems < 0 ? ~(unsigned __int128)0 : (unsigned __int128)elems * esz;
+  if (need > bytes)
+    range_error(info.Env(), std::string(op) + ": " + name + " holds " + std::to_string(bytes) + " bytes, needs " +
+                                (elems < 0 ? std::string("more") : std::to_string((unsigned long long)need)));
+  return p;
 }
 
 // Elements a row-major matrix of `rows` x `cols` with leading dimension ld spans.

@@ -10,7 +10,6 @@
 
 using namespace tsm_binding;
 
-void* tsm_binding_device_ptr(Napi::Env env, Napi::Value v, const char* op, const char* name, size_t* bytes);
 void tsm_binding_cuda_check(Napi::Env env, const char* call, tsm_status status);
 
 namespace {
@@ -22,16 +21,6 @@ size_t dtype_size(Napi::Env env, const char* op, const char* name, int64_t d) {
                        std::to_string(d));
 }
 
-// The device pointer of argument i after checking that `bytes_needed` bytes fit its buffer.
-void* dev(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, unsigned __int128 bytes_needed) {
-  if (i >= info.Length()) type_error(info.Env(), std::string(op) + ": " + name + " must be a device buffer handle");
-  size_t bytes = 0;
-  void* p = tsm_binding_device_ptr(info.Env(), info[i], op, name, &bytes);
-  if (bytes_needed > bytes)
-    range_error(info.Env(), std::string(op) + ": " + name + " holds " + std::to_string(bytes) + " bytes, needs " +
-                                std::to_string((unsigned long long)bytes_needed));
-  return p;
-}
 
 Napi::Value CastFloat(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -40,8 +29,8 @@ Napi::Value CastFloat(const Napi::CallbackInfo& info) {
   if (n < 0) range_error(env, std::string(op) + ": n must be >= 0, got " + std::to_string(n));
   const int64_t dd = arg_int(info, 1, op, "dstDtype"), sd = arg_int(info, 3, op, "srcDtype");
   const size_t dsz = dtype_size(env, op, "dstDtype", dd), ssz = dtype_size(env, op, "srcDtype", sd);
-  void* dst = dev(info, 0, op, "dst", (unsigned __int128)n * dsz);
-  const void* src = dev(info, 2, op, "src", (unsigned __int128)n * ssz);
+  void* dst = device_arg(info, 0, op, "dst", n, dsz);
+  const void* src = device_arg(info, 2, op, "src", n, ssz);
   tsm_binding_cuda_check(env, op, tsm_cuda_cast_float(dst, tsm_cuda_dtype(dd), src, tsm_cuda_dtype(sd), n));
   return env.Undefined();
 }
@@ -71,7 +60,7 @@ Napi::Value AmpUnscale(const Napi::CallbackInfo& info) {
                            std::to_string(sizes[t] * 4));
   }
   const double inv = arg_num(info, 2, op, "invScale");
-  float* found = static_cast<float*>(dev(info, 3, op, "foundInf", 4));
+  float* found = static_cast<float*>(device_arg(info, 3, op, "foundInf", 1));
   tsm_binding_cuda_check(env, op, tsm_cuda_amp_unscale(grads.data(), sizes.data(), int64_t(sizes.size()), float(inv), found));
   return env.Undefined();
 }

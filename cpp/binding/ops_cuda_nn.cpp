@@ -11,25 +11,9 @@
 
 using namespace tsm_binding;
 
-void* tsm_binding_device_ptr(Napi::Env env, Napi::Value v, const char* op, const char* name, size_t* bytes);
 void tsm_binding_cuda_check(Napi::Env env, const char* call, tsm_status status);
 
 namespace {
-
-// The device pointer of handle argument i after checking that `elems` 4-byte elements fit.
-void* dev(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t elems) {
-  if (i >= info.Length()) type_error(info.Env(), std::string(op) + ": " + name + " must be a device buffer handle");
-  size_t bytes = 0;
-  void* p = tsm_binding_device_ptr(info.Env(), info[i], op, name, &bytes);
-  if (elems < 0 || (unsigned __int128)elems * 4 > bytes)
-    range_error(info.Env(), std::string(op) + ": " + name + " holds " + std::to_string(bytes) + " bytes, needs " +
-                                std::to_string((long long)elems * 4));
-  return p;
-}
-
-bool is_null(const Napi::CallbackInfo& info, size_t i) {
-  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
-}
 
 // cudaConv2dForward(y, x, w, bias|null, N, C, H, W, OC, KH, KW, sH, sW, pH, pW, dH, dW, groups)
 Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
@@ -37,10 +21,10 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const char* op = "cudaConv2dForward";
   const ConvArgs a = conv_args(info, 4, op);
   const tsm_conv2d_desc& d = a.d;
-  float* y = static_cast<float*>(dev(info, 0, op, "y", elems(env, op, d.n, d.oc, a.oh, a.ow)));
-  const float* x = static_cast<const float*>(dev(info, 1, op, "x", elems(env, op, d.n, d.c, d.h, d.w)));
-  const float* w = static_cast<const float*>(dev(info, 2, op, "w", elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw)));
-  const float* b = is_null(info, 3) ? nullptr : static_cast<const float*>(dev(info, 3, op, "bias", d.oc));
+  float* y = static_cast<float*>(device_arg(info, 0, op, "y", elems(env, op, d.n, d.oc, a.oh, a.ow)));
+  const float* x = static_cast<const float*>(device_arg(info, 1, op, "x", elems(env, op, d.n, d.c, d.h, d.w)));
+  const float* w = static_cast<const float*>(device_arg(info, 2, op, "w", elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw)));
+  const float* b = is_null(info, 3) ? nullptr : static_cast<const float*>(device_arg(info, 3, op, "bias", d.oc));
   tsm_binding_cuda_check(env, op, tsm_cuda_conv2d_forward(y, x, w, b, &d));
   return env.Undefined();
 }
@@ -51,9 +35,9 @@ Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
   const char* op = "cudaConv2dBackwardData";
   const ConvArgs a = conv_args(info, 3, op);
   const tsm_conv2d_desc& d = a.d;
-  float* dx = static_cast<float*>(dev(info, 0, op, "dx", elems(env, op, d.n, d.c, d.h, d.w)));
-  const float* dy = static_cast<const float*>(dev(info, 1, op, "dy", elems(env, op, d.n, d.oc, a.oh, a.ow)));
-  const float* w = static_cast<const float*>(dev(info, 2, op, "w", elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw)));
+  float* dx = static_cast<float*>(device_arg(info, 0, op, "dx", elems(env, op, d.n, d.c, d.h, d.w)));
+  const float* dy = static_cast<const float*>(device_arg(info, 1, op, "dy", elems(env, op, d.n, d.oc, a.oh, a.ow)));
+  const float* w = static_cast<const float*>(device_arg(info, 2, op, "w", elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw)));
   tsm_binding_cuda_check(env, op, tsm_cuda_conv2d_backward_data(dx, dy, w, &d));
   return env.Undefined();
 }
@@ -64,10 +48,10 @@ Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) {
   const char* op = "cudaConv2dBackwardWeight";
   const ConvArgs a = conv_args(info, 4, op);
   const tsm_conv2d_desc& d = a.d;
-  float* dw = static_cast<float*>(dev(info, 0, op, "dw", elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw)));
-  float* db = is_null(info, 1) ? nullptr : static_cast<float*>(dev(info, 1, op, "dbias", d.oc));
-  const float* dy = static_cast<const float*>(dev(info, 2, op, "dy", elems(env, op, d.n, d.oc, a.oh, a.ow)));
-  const float* x = static_cast<const float*>(dev(info, 3, op, "x", elems(env, op, d.n, d.c, d.h, d.w)));
+  float* dw = static_cast<float*>(device_arg(info, 0, op, "dw", elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw)));
+  float* db = is_null(info, 1) ? nullptr : static_cast<float*>(device_arg(info, 1, op, "dbias", d.oc));
+  const float* dy = static_cast<const float*>(device_arg(info, 2, op, "dy", elems(env, op, d.n, d.oc, a.oh, a.ow)));
+  const float* x = static_cast<const float*>(device_arg(info, 3, op, "x", elems(env, op, d.n, d.c, d.h, d.w)));
   tsm_binding_cuda_check(env, op, tsm_cuda_conv2d_backward_weight(dw, db, dy, x, &d));
   return env.Undefined();
 }
@@ -99,9 +83,9 @@ Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
   const PoolArgs a = pool_args(info, 3, op, true);
   const tsm_pool2d_desc& d = a.d;
   const int64_t ny = elems(env, op, d.n, d.c, a.oh, a.ow);
-  float* y = static_cast<float*>(dev(info, 0, op, "y", ny));
-  int32_t* idx = static_cast<int32_t*>(dev(info, 1, op, "indices", ny));
-  const float* x = static_cast<const float*>(dev(info, 2, op, "x", elems(env, op, d.n, d.c, d.h, d.w)));
+  float* y = static_cast<float*>(device_arg(info, 0, op, "y", ny));
+  int32_t* idx = static_cast<int32_t*>(device_arg(info, 1, op, "indices", ny));
+  const float* x = static_cast<const float*>(device_arg(info, 2, op, "x", elems(env, op, d.n, d.c, d.h, d.w)));
   tsm_binding_cuda_check(env, op, tsm_cuda_max_pool2d_forward(y, idx, x, &d));
   return env.Undefined();
 }
@@ -113,9 +97,9 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
   const PoolArgs a = pool_args(info, 3, op, true);
   const tsm_pool2d_desc& d = a.d;
   const int64_t ny = elems(env, op, d.n, d.c, a.oh, a.ow);
-  float* dx = static_cast<float*>(dev(info, 0, op, "dx", elems(env, op, d.n, d.c, d.h, d.w)));
-  const float* dy = static_cast<const float*>(dev(info, 1, op, "dy", ny));
-  const int32_t* idx = static_cast<const int32_t*>(dev(info, 2, op, "indices", ny));
+  float* dx = static_cast<float*>(device_arg(info, 0, op, "dx", elems(env, op, d.n, d.c, d.h, d.w)));
+  const float* dy = static_cast<const float*>(device_arg(info, 1, op, "dy", ny));
+  const int32_t* idx = static_cast<const int32_t*>(device_arg(info, 2, op, "indices", ny));
   tsm_binding_cuda_check(env, op, tsm_cuda_max_pool2d_backward(dx, dy, idx, &d));
   return env.Undefined();
 }
@@ -126,8 +110,8 @@ Napi::Value AvgPool2dForward(const Napi::CallbackInfo& info) {
   const char* op = "cudaAvgPool2dForward";
   const PoolArgs a = pool_args(info, 2, op, false);
   const tsm_pool2d_desc& d = a.d;
-  float* y = static_cast<float*>(dev(info, 0, op, "y", elems(env, op, d.n, d.c, a.oh, a.ow)));
-  const float* x = static_cast<const float*>(dev(info, 1, op, "x", elems(env, op, d.n, d.c, d.h, d.w)));
+  float* y = static_cast<float*>(device_arg(info, 0, op, "y", elems(env, op, d.n, d.c, a.oh, a.ow)));
+  const float* x = static_cast<const float*>(device_arg(info, 1, op, "x", elems(env, op, d.n, d.c, d.h, d.w)));
   tsm_binding_cuda_check(env, op, tsm_cuda_avg_pool2d_forward(y, x, &d));
   return env.Undefined();
 }
@@ -138,8 +122,8 @@ Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
   const char* op = "cudaAvgPool2dBackward";
   const PoolArgs a = pool_args(info, 2, op, false);
   const tsm_pool2d_desc& d = a.d;
-  float* dx = static_cast<float*>(dev(info, 0, op, "dx", elems(env, op, d.n, d.c, d.h, d.w)));
-  const float* dy = static_cast<const float*>(dev(info, 1, op, "dy", elems(env, op, d.n, d.c, a.oh, a.ow)));
+  float* dx = static_cast<float*>(device_arg(info, 0, op, "dx", elems(env, op, d.n, d.c, d.h, d.w)));
+  const float* dy = static_cast<const float*>(device_arg(info, 1, op, "dy", elems(env, op, d.n, d.c, a.oh, a.ow)));
   tsm_binding_cuda_check(env, op, tsm_cuda_avg_pool2d_backward(dx, dy, &d));
   return env.Undefined();
 }
@@ -160,12 +144,12 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   const double eps = arg_num(info, 9, op, "labelSmoothing");
   const int red = reduction_arg(info, 10, op);
   const int64_t nc = mul(env, op, n, c);
-  float* losses = static_cast<float*>(dev(info, 0, op, "losses", n));
-  float* lp = static_cast<float*>(dev(info, 1, op, "logProbs", nc));
-  float* out = is_null(info, 2) ? nullptr : static_cast<float*>(dev(info, 2, op, "out", 1));
-  float* count = is_null(info, 3) ? nullptr : static_cast<float*>(dev(info, 3, op, "count", 1));
-  const float* logits = static_cast<const float*>(dev(info, 4, op, "logits", nc));
-  const int32_t* t = static_cast<const int32_t*>(dev(info, 5, op, "targets", n));
+  float* losses = static_cast<float*>(device_arg(info, 0, op, "losses", n));
+  float* lp = static_cast<float*>(device_arg(info, 1, op, "logProbs", nc));
+  float* out = is_null(info, 2) ? nullptr : static_cast<float*>(device_arg(info, 2, op, "out", 1));
+  float* count = is_null(info, 3) ? nullptr : static_cast<float*>(device_arg(info, 3, op, "count", 1));
+  const float* logits = static_cast<const float*>(device_arg(info, 4, op, "logits", nc));
+  const int32_t* t = static_cast<const int32_t*>(device_arg(info, 5, op, "targets", n));
   tsm_binding_cuda_check(env, op, tsm_cuda_cross_entropy_forward(losses, lp, out, count, logits, t, n, c, ignore,
                                                                  float(eps), red));
   return env.Undefined();
@@ -181,11 +165,11 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   const double eps = arg_num(info, 8, op, "labelSmoothing");
   const int red = reduction_arg(info, 9, op);
   const int64_t nc = mul(env, op, n, c);
-  float* dl = static_cast<float*>(dev(info, 0, op, "dlogits", nc));
-  const float* lp = static_cast<const float*>(dev(info, 1, op, "logProbs", nc));
-  const int32_t* t = static_cast<const int32_t*>(dev(info, 2, op, "targets", n));
-  const float* dloss = static_cast<const float*>(dev(info, 3, op, "dloss", red == 0 ? n : 1));
-  const float* count = is_null(info, 4) ? nullptr : static_cast<const float*>(dev(info, 4, op, "count", 1));
+  float* dl = static_cast<float*>(device_arg(info, 0, op, "dlogits", nc));
+  const float* lp = static_cast<const float*>(device_arg(info, 1, op, "logProbs", nc));
+  const int32_t* t = static_cast<const int32_t*>(device_arg(info, 2, op, "targets", n));
+  const float* dloss = static_cast<const float*>(device_arg(info, 3, op, "dloss", red == 0 ? n : 1));
+  const float* count = is_null(info, 4) ? nullptr : static_cast<const float*>(device_arg(info, 4, op, "count", 1));
   tsm_binding_cuda_check(env, op, tsm_cuda_cross_entropy_backward(dl, lp, t, dloss, count, n, c, ignore, float(eps),
                                                                   red));
   return env.Undefined();

@@ -10,32 +10,14 @@
 
 using namespace tsm_binding;
 
-void* tsm_binding_device_ptr(Napi::Env env, Napi::Value v, const char* op, const char* name, size_t* bytes);
 void tsm_binding_cuda_check(Napi::Env env, const char* call, tsm_status status);
 
 namespace {
 
-bool is_null(const Napi::CallbackInfo& info, size_t i) {
-  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
-}
-
-// The device pointer of handle argument i after checking that `elems` 4-byte elements fit; NULL
-// for a null/undefined argument when `optional`.
-void* dev(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t elems,
-          bool optional = false) {
-  if (optional && is_null(info, i)) return nullptr;
-  if (i >= info.Length()) type_error(info.Env(), std::string(op) + ": " + name + " must be a device buffer handle");
-  size_t bytes = 0;
-  void* p = tsm_binding_device_ptr(info.Env(), info[i], op, name, &bytes);
-  if (elems < 0 || (unsigned __int128)elems * 4 > bytes)
-    range_error(info.Env(), std::string(op) + ": " + name + " holds " + std::to_string(bytes) + " bytes, needs " +
-                                std::to_string((long long)elems * 4));
-  return p;
-}
-
+// A float32 device operand of `elems` elements; NULL for a null/undefined argument when `optional`.
 float* f(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t elems,
          bool optional = false) {
-  return static_cast<float*>(dev(info, i, op, name, elems, optional));
+  return optional && is_null(info, i) ? nullptr : static_cast<float*>(device_arg(info, i, op, name, elems));
 }
 
 // A non-negative integer below 2^53 (seeds and counter offsets).
@@ -100,7 +82,7 @@ Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
   const float* x = f(info, 5, op, "x", total);
   const float* w = f(info, 6, op, "weight", c, true);
   const float* b = f(info, 7, op, "bias", c, true);
-  int32_t* nbt = static_cast<int32_t*>(dev(info, 14, op, "numBatchesTracked", 1, true));
+  int32_t* nbt = is_null(info, 14) ? nullptr : static_cast<int32_t*>(device_arg(info, 14, op, "numBatchesTracked", 1));
   tsm_binding_cuda_check(env, op, tsm_cuda_batch_norm_forward(y, sm, si, rm, rv, x, w, b, n, c, hw, training ? 1 : 0,
                                                               float(momentum), float(eps), nbt));
   return env.Undefined();
@@ -132,7 +114,7 @@ Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   const int64_t n = arg_size(info, 3, op, "n", 0), num = arg_size(info, 4, op, "num", 0),
                 dim = arg_size(info, 5, op, "dim", 0);
   float* y = f(info, 0, op, "y", mul(env, op, n, dim));
-  const int32_t* idx = static_cast<const int32_t*>(dev(info, 1, op, "indices", n));
+  const int32_t* idx = static_cast<const int32_t*>(device_arg(info, 1, op, "indices", n));
   const float* w = f(info, 2, op, "weight", mul(env, op, num, dim));
   tsm_binding_cuda_check(env, op, tsm_cuda_embedding_forward(y, idx, w, n, num, dim));
   return env.Undefined();
@@ -150,7 +132,7 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
                          std::to_string(pad));
   float* dw = f(info, 0, op, "dweight", mul(env, op, num, dim));
   const float* dy = f(info, 1, op, "dy", mul(env, op, n, dim));
-  const int32_t* idx = static_cast<const int32_t*>(dev(info, 2, op, "indices", n));
+  const int32_t* idx = static_cast<const int32_t*>(device_arg(info, 2, op, "indices", n));
   tsm_binding_cuda_check(env, op, tsm_cuda_embedding_backward(dw, dy, idx, n, num, dim, pad));
   return env.Undefined();
 }

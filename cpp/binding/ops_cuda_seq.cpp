@@ -10,30 +10,14 @@
 
 using namespace tsm_binding;
 
-void* tsm_binding_device_ptr(Napi::Env env, Napi::Value v, const char* op, const char* name, size_t* bytes);
 void tsm_binding_cuda_check(Napi::Env env, const char* call, tsm_status status);
 
 namespace {
 
 constexpr size_t kMaxDims = 8;
 
-// The device pointer of handle argument i after checking that `elems` 4-byte elements fit.
-void* dev(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t elems) {
-  if (i >= info.Length()) type_error(info.Env(), std::string(op) + ": " + name + " must be a device buffer handle");
-  size_t bytes = 0;
-  void* p = tsm_binding_device_ptr(info.Env(), info[i], op, name, &bytes);
-  if (elems < 0 || (unsigned __int128)elems * 4 > bytes)
-    range_error(info.Env(), std::string(op) + ": " + name + " holds " + std::to_string(bytes) + " bytes, needs " +
-                                std::to_string((long long)elems * 4));
-  return p;
-}
-
-bool is_null(const Napi::CallbackInfo& info, size_t i) {
-  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
-}
-
 float* dev_or_null(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t elems) {
-  return is_null(info, i) ? nullptr : static_cast<float*>(dev(info, i, op, name, elems));
+  return is_null(info, i) ? nullptr : static_cast<float*>(device_arg(info, i, op, name, elems));
 }
 
 int64_t size_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t min) {
@@ -99,14 +83,14 @@ Napi::Value LstmForward(const Napi::CallbackInfo& info) {
   const int64_t I = size_arg(info, 12, op, "I", 0), H = size_arg(info, 13, op, "H", 1);
   const bool bf = arg_bool(info, 14);
   const int64_t TBH = mul(env, op, {T, B, H}), BH = mul(env, op, {B, H}), G = mul(env, op, {4, H});
-  float* packed = static_cast<float*>(dev(info, 0, op, "packed", TBH + 2 * BH));
-  float* gates = static_cast<float*>(dev(info, 1, op, "gates", mul(env, op, {T, B, G})));
-  float* cs = static_cast<float*>(dev(info, 2, op, "cs", TBH));
-  const float* x = static_cast<const float*>(dev(info, 3, op, "x", mul(env, op, {T, B, I})));
+  float* packed = static_cast<float*>(device_arg(info, 0, op, "packed", TBH + 2 * BH));
+  float* gates = static_cast<float*>(device_arg(info, 1, op, "gates", mul(env, op, {T, B, G})));
+  float* cs = static_cast<float*>(device_arg(info, 2, op, "cs", TBH));
+  const float* x = static_cast<const float*>(device_arg(info, 3, op, "x", mul(env, op, {T, B, I})));
   const float* h0 = dev_or_null(info, 4, op, "h0", BH);
   const float* c0 = dev_or_null(info, 5, op, "c0", BH);
-  const float* wih = static_cast<const float*>(dev(info, 6, op, "wIh", mul(env, op, {G, I})));
-  const float* whh = static_cast<const float*>(dev(info, 7, op, "wHh", mul(env, op, {G, H})));
+  const float* wih = static_cast<const float*>(device_arg(info, 6, op, "wIh", mul(env, op, {G, I})));
+  const float* whh = static_cast<const float*>(device_arg(info, 7, op, "wHh", mul(env, op, {G, H})));
   const float* bih = dev_or_null(info, 8, op, "bIh", G);
   const float* bhh = dev_or_null(info, 9, op, "bHh", G);
   tsm_binding_cuda_check(env, op, tsm_cuda_lstm_forward(packed, packed + TBH, packed + TBH + BH, gates, cs, x, h0, c0,
@@ -132,15 +116,15 @@ Napi::Value LstmBackward(const Napi::CallbackInfo& info) {
   float* dwhh = dev_or_null(info, 4, op, "dwHh", mul(env, op, {G, H}));
   float* dbih = dev_or_null(info, 5, op, "dbIh", G);
   float* dbhh = dev_or_null(info, 6, op, "dbHh", G);
-  const float* dp = static_cast<const float*>(dev(info, 7, op, "dPacked", TBH + 2 * BH));
-  const float* x = static_cast<const float*>(dev(info, 8, op, "x", TBI));
+  const float* dp = static_cast<const float*>(device_arg(info, 7, op, "dPacked", TBH + 2 * BH));
+  const float* x = static_cast<const float*>(device_arg(info, 8, op, "x", TBI));
   const float* h0 = dev_or_null(info, 9, op, "h0", BH);
   const float* c0 = dev_or_null(info, 10, op, "c0", BH);
-  const float* wih = static_cast<const float*>(dev(info, 11, op, "wIh", mul(env, op, {G, I})));
-  const float* whh = static_cast<const float*>(dev(info, 12, op, "wHh", mul(env, op, {G, H})));
-  const float* packed = static_cast<const float*>(dev(info, 13, op, "packed", TBH + 2 * BH));
-  const float* gates = static_cast<const float*>(dev(info, 14, op, "gates", mul(env, op, {T, B, G})));
-  const float* cs = static_cast<const float*>(dev(info, 15, op, "cs", TBH));
+  const float* wih = static_cast<const float*>(device_arg(info, 11, op, "wIh", mul(env, op, {G, I})));
+  const float* whh = static_cast<const float*>(device_arg(info, 12, op, "wHh", mul(env, op, {G, H})));
+  const float* packed = static_cast<const float*>(device_arg(info, 13, op, "packed", TBH + 2 * BH));
+  const float* gates = static_cast<const float*>(device_arg(info, 14, op, "gates", mul(env, op, {T, B, G})));
+  const float* cs = static_cast<const float*>(device_arg(info, 15, op, "cs", TBH));
   tsm_binding_cuda_check(env, op, tsm_cuda_lstm_backward(dx, dh0, dc0, dwih, dwhh, dbih, dbhh, dp, dp + TBH,
                                                          dp + TBH + BH, x, h0, c0, wih, whh, packed, gates, cs, T, B, I,
                                                          H, bf ? 1 : 0));
@@ -155,9 +139,9 @@ Napi::Value Gather(const Napi::CallbackInfo& info) {
   const int64_t dim = arg_int(info, 5, op, "dim");
   if (xs.size() != is.size() || xs.empty()) range_error(env, "cudaGather: xShape and indexShape must have the same rank >= 1");
   if (dim < 0 || dim >= int64_t(xs.size())) range_error(env, "cudaGather: dim out of range");
-  void* out = dev(info, 0, op, "out", count(is));
-  const void* x = dev(info, 1, op, "x", count(xs));
-  const int32_t* index = static_cast<const int32_t*>(dev(info, 2, op, "index", count(is)));
+  void* out = device_arg(info, 0, op, "out", count(is));
+  const void* x = device_arg(info, 1, op, "x", count(xs));
+  const int32_t* index = static_cast<const int32_t*>(device_arg(info, 2, op, "index", count(is)));
   tsm_binding_cuda_check(env, op, tsm_cuda_gather(out, x, index, int(xs.size()), xs.data(), is.data(), int(dim)));
   return env.Undefined();
 }
@@ -171,9 +155,9 @@ Napi::Value GatherBackward(const Napi::CallbackInfo& info) {
   if (xs.size() != is.size() || xs.empty())
     range_error(env, "cudaGatherBackward: xShape and indexShape must have the same rank >= 1");
   if (dim < 0 || dim >= int64_t(xs.size())) range_error(env, "cudaGatherBackward: dim out of range");
-  float* dx = static_cast<float*>(dev(info, 0, op, "dx", count(xs)));
-  const float* dy = static_cast<const float*>(dev(info, 1, op, "dy", count(is)));
-  const int32_t* index = static_cast<const int32_t*>(dev(info, 2, op, "index", count(is)));
+  float* dx = static_cast<float*>(device_arg(info, 0, op, "dx", count(xs)));
+  const float* dy = static_cast<const float*>(device_arg(info, 1, op, "dy", count(is)));
+  const int32_t* index = static_cast<const int32_t*>(device_arg(info, 2, op, "index", count(is)));
   tsm_binding_cuda_check(env, op,
                          tsm_cuda_gather_backward(dx, dy, index, int(xs.size()), xs.data(), is.data(), int(dim)));
   return env.Undefined();
@@ -185,9 +169,9 @@ Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
   const char* op = "cudaIndexSelect";
   const int64_t outer = size_arg(info, 3, op, "outer", 0), n = size_arg(info, 4, op, "n", 0);
   const int64_t k = size_arg(info, 5, op, "k", 0), inner = size_arg(info, 6, op, "inner", 0);
-  void* out = dev(info, 0, op, "out", mul(env, op, {outer, k, inner}));
-  const void* x = dev(info, 1, op, "x", mul(env, op, {outer, n, inner}));
-  const int32_t* index = static_cast<const int32_t*>(dev(info, 2, op, "index", k));
+  void* out = device_arg(info, 0, op, "out", mul(env, op, {outer, k, inner}));
+  const void* x = device_arg(info, 1, op, "x", mul(env, op, {outer, n, inner}));
+  const int32_t* index = static_cast<const int32_t*>(device_arg(info, 2, op, "index", k));
   tsm_binding_cuda_check(env, op, tsm_cuda_index_select(out, x, index, outer, n, k, inner));
   return env.Undefined();
 }
@@ -198,10 +182,10 @@ Napi::Value IndexSelectBackward(const Napi::CallbackInfo& info) {
   const char* op = "cudaIndexSelectBackward";
   const int64_t outer = size_arg(info, 4, op, "outer", 0), n = size_arg(info, 5, op, "n", 0);
   const int64_t k = size_arg(info, 6, op, "k", 0), inner = size_arg(info, 7, op, "inner", 0);
-  float* dx = static_cast<float*>(dev(info, 0, op, "dx", mul(env, op, {outer, n, inner})));
-  const float* dy = static_cast<const float*>(dev(info, 1, op, "dy", mul(env, op, {outer, k, inner})));
-  const int32_t* rs = static_cast<const int32_t*>(dev(info, 2, op, "rowStart", n + 1));
-  const int32_t* pos = static_cast<const int32_t*>(dev(info, 3, op, "positions", k));
+  float* dx = static_cast<float*>(device_arg(info, 0, op, "dx", mul(env, op, {outer, n, inner})));
+  const float* dy = static_cast<const float*>(device_arg(info, 1, op, "dy", mul(env, op, {outer, k, inner})));
+  const int32_t* rs = static_cast<const int32_t*>(device_arg(info, 2, op, "rowStart", n + 1));
+  const int32_t* pos = static_cast<const int32_t*>(device_arg(info, 3, op, "positions", k));
   // The row starts are device memory and are not read here: lib/ builds them (0 .. k, increasing).
   tsm_binding_cuda_check(env, op, tsm_cuda_index_select_backward(dx, dy, rs, pos, outer, n, k, inner));
   return env.Undefined();
@@ -216,11 +200,11 @@ Napi::Value Where(const Napi::CallbackInfo& info) {
                              bst = dims_arg(info, 8, op, "bStrides");
   if (cst.size() != shape.size() || ast.size() != shape.size() || bst.size() != shape.size())
     range_error(env, "cudaWhere: shape and the strides must have the same length");
-  void* out = dev(info, 0, op, "out", count(shape));
-  const void* cond = dev(info, 1, op, "cond", reach(env, op, shape, cst));
+  void* out = device_arg(info, 0, op, "out", count(shape));
+  const void* cond = device_arg(info, 1, op, "cond", reach(env, op, shape, cst));
   const bool is_int = arg_bool(info, 2);
-  const void* a = dev(info, 3, op, "a", reach(env, op, shape, ast));
-  const void* b = dev(info, 4, op, "b", reach(env, op, shape, bst));
+  const void* a = device_arg(info, 3, op, "a", reach(env, op, shape, ast));
+  const void* b = device_arg(info, 4, op, "b", reach(env, op, shape, bst));
   tsm_binding_cuda_check(env, op, tsm_cuda_where(out, cond, is_int ? 1 : 0, a, b, int(shape.size()), shape.data(),
                                                  cst.data(), ast.data(), bst.data()));
   return env.Undefined();

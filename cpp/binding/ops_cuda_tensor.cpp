@@ -9,32 +9,15 @@
 
 using namespace tsm_binding;
 
-void* tsm_binding_device_ptr(Napi::Env env, Napi::Value v, const char* op, const char* name, size_t* bytes);
 void tsm_binding_cuda_check(Napi::Env env, const char* call, tsm_status status);
 
 namespace {
 
 constexpr size_t kMaxDims = 8;
 
-// The device pointer of handle argument i after checking that `elems` elements of `esz` bytes fit.
-void* dev(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t elems, size_t esz = 4) {
-  if (i >= info.Length()) type_error(info.Env(), std::string(op) + ": " + name + " must be a device buffer handle");
-  size_t bytes = 0;
-  void* p = tsm_binding_device_ptr(info.Env(), info[i], op, name, &bytes);
-  const unsigned __int128 need = elems < 0 ? ~(unsigned __int128)0 : (unsigned __int128)elems * esz;
-  if (need > bytes)
-    range_error(info.Env(), std::string(op) + ": " + name + " holds " + std::to_string(bytes) + " bytes, needs " +
-                                (elems < 0 ? std::string("more") : std::to_string((unsigned long long)need)));
-  return p;
-}
-
-bool is_null(const Napi::CallbackInfo& info, size_t i) {
-  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
-}
-
 void* dev_or_null(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t elems,
                   size_t esz = 4) {
-  return is_null(info, i) ? nullptr : dev(info, i, op, name, elems, esz);
+  return is_null(info, i) ? nullptr : device_arg(info, i, op, name, elems, esz);
 }
 
 int64_t nonneg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
@@ -88,8 +71,8 @@ int64_t product(Napi::Env env, const char* op, std::initializer_list<int64_t> xs
 Napi::Value UnaryForward(const Napi::CallbackInfo& info) {
   const char* op = "cudaUnaryForward";
   const int64_t code = arg_int(info, 0, op, "op"), n = nonneg(info, 3, op, "n");
-  float* y = static_cast<float*>(dev(info, 1, op, "y", n));
-  const float* x = static_cast<const float*>(dev(info, 2, op, "x", n));
+  float* y = static_cast<float*>(device_arg(info, 1, op, "y", n));
+  const float* x = static_cast<const float*>(device_arg(info, 2, op, "x", n));
   tsm_binding_cuda_check(info.Env(), op, tsm_cuda_unary_forward(int(code), y, x, n));
   return info.Env().Undefined();
 }
@@ -98,10 +81,10 @@ Napi::Value UnaryForward(const Napi::CallbackInfo& info) {
 Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   const char* op = "cudaUnaryBackward";
   const int64_t code = arg_int(info, 0, op, "op"), n = nonneg(info, 5, op, "n");
-  float* dx = static_cast<float*>(dev(info, 1, op, "dx", n));
+  float* dx = static_cast<float*>(device_arg(info, 1, op, "dx", n));
   const float* x = static_cast<const float*>(dev_or_null(info, 2, op, "x", n));
   const float* y = static_cast<const float*>(dev_or_null(info, 3, op, "y", n));
-  const float* dy = static_cast<const float*>(dev(info, 4, op, "dy", n));
+  const float* dy = static_cast<const float*>(device_arg(info, 4, op, "dy", n));
   tsm_binding_cuda_check(info.Env(), op, tsm_cuda_unary_backward(int(code), dx, x, y, dy, n));
   return info.Env().Undefined();
 }
@@ -110,9 +93,9 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
 Napi::Value BinarySame(const Napi::CallbackInfo& info) {
   const char* op = "cudaBinarySame";
   const int64_t code = arg_int(info, 0, op, "op"), n = nonneg(info, 4, op, "n");
-  float* out = static_cast<float*>(dev(info, 1, op, "out", n));
-  const float* a = static_cast<const float*>(dev(info, 2, op, "a", n));
-  const float* b = static_cast<const float*>(dev(info, 3, op, "b", n));
+  float* out = static_cast<float*>(device_arg(info, 1, op, "out", n));
+  const float* a = static_cast<const float*>(device_arg(info, 2, op, "a", n));
+  const float* b = static_cast<const float*>(device_arg(info, 3, op, "b", n));
   tsm_binding_cuda_check(info.Env(), op, tsm_cuda_binary_same(int(code), out, a, b, n));
   return info.Env().Undefined();
 }
@@ -121,8 +104,8 @@ Napi::Value BinarySame(const Napi::CallbackInfo& info) {
 Napi::Value ScalarForward(const Napi::CallbackInfo& info) {
   const char* op = "cudaScalarForward";
   const int64_t code = arg_int(info, 0, op, "op"), n = nonneg(info, 5, op, "n");
-  float* out = static_cast<float*>(dev(info, 1, op, "out", n));
-  const float* x = static_cast<const float*>(dev(info, 2, op, "x", n));
+  float* out = static_cast<float*>(device_arg(info, 1, op, "out", n));
+  const float* x = static_cast<const float*>(device_arg(info, 2, op, "x", n));
   const float s = float(arg_num(info, 3, op, "s"));
   const bool reverse = arg_bool(info, 4);
   tsm_binding_cuda_check(info.Env(), op, tsm_cuda_scalar_forward(int(code), out, x, s, reverse, n));
@@ -147,9 +130,9 @@ Napi::Value BinaryForward(const Napi::CallbackInfo& info) {
     }
     return st;
   }();
-  float* out = static_cast<float*>(dev(info, 1, op, "out", reach(env, op, 0, shape, contiguous_strides)));
-  const float* a = static_cast<const float*>(dev(info, 2, op, "a", reach(env, op, 0, shape, sa)));
-  const float* b = static_cast<const float*>(dev(info, 3, op, "b", reach(env, op, 0, shape, sb)));
+  float* out = static_cast<float*>(device_arg(info, 1, op, "out", reach(env, op, 0, shape, contiguous_strides)));
+  const float* a = static_cast<const float*>(device_arg(info, 2, op, "a", reach(env, op, 0, shape, sa)));
+  const float* b = static_cast<const float*>(device_arg(info, 3, op, "b", reach(env, op, 0, shape, sb)));
   tsm_binding_cuda_check(env, op,
                          tsm_cuda_binary_forward(int(code), out, a, b, int(shape.size()), shape.data(), sa.data(),
                                                  sb.data()));
@@ -177,8 +160,8 @@ Napi::Value StridedCopy(const Napi::CallbackInfo& info) {
   }
   if (ss.size() != shape.size() || sd.size() != shape.size())
     range_error(env, "cudaStridedCopy: shape and strides must have the same length");
-  void* dst = dev(info, 0, op, "dst", reach(env, op, doff, shape, sd));
-  const void* src = dev(info, 3, op, "src", reach(env, op, soff, shape, ss));
+  void* dst = device_arg(info, 0, op, "dst", reach(env, op, doff, shape, sd));
+  const void* src = device_arg(info, 3, op, "src", reach(env, op, soff, shape, ss));
   tsm_binding_cuda_check(env, op,
                          tsm_cuda_strided_copy(dst, doff, dst_contiguous ? nullptr : sd.data(), src, soff, ss.data(),
                                                int(shape.size()), shape.data()));
@@ -190,7 +173,7 @@ Napi::Value Fill32(const Napi::CallbackInfo& info) {
   const char* op = "cudaFill32";
   const int64_t bits = arg_int(info, 1, op, "bits"), n = nonneg(info, 2, op, "n");
   if (bits < 0 || bits > 0xffffffffLL) range_error(info.Env(), "cudaFill32: bits must be in [0, 2^32)");
-  void* dst = dev(info, 0, op, "dst", n);
+  void* dst = device_arg(info, 0, op, "dst", n);
   tsm_binding_cuda_check(info.Env(), op, tsm_cuda_fill32(dst, uint32_t(bits), n));
   return info.Env().Undefined();
 }
@@ -199,8 +182,8 @@ Napi::Value Fill32(const Napi::CallbackInfo& info) {
 Napi::Value Cast(const Napi::CallbackInfo& info) {
   const char* op = "cudaCast";
   const int64_t n = nonneg(info, 3, op, "n");
-  void* dst = dev(info, 0, op, "dst", n);
-  const void* src = dev(info, 1, op, "src", n);
+  void* dst = device_arg(info, 0, op, "dst", n);
+  const void* src = device_arg(info, 1, op, "src", n);
   const tsm_status s = arg_bool(info, 2)
                            ? tsm_cuda_cast_f32_i32(static_cast<int32_t*>(dst), static_cast<const float*>(src), n)
                            : tsm_cuda_cast_i32_f32(static_cast<float*>(dst), static_cast<const int32_t*>(src), n);
@@ -213,8 +196,8 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   const char* op = "cudaCopy";
   const int64_t doff = nonneg(info, 1, op, "dstByteOffset"), soff = nonneg(info, 3, op, "srcByteOffset");
   const int64_t bytes = nonneg(info, 4, op, "bytes");
-  char* dst = static_cast<char*>(dev(info, 0, op, "dst", doff + bytes, 1));
-  const char* src = static_cast<const char*>(dev(info, 2, op, "src", soff + bytes, 1));
+  char* dst = static_cast<char*>(device_arg(info, 0, op, "dst", doff + bytes, 1));
+  const char* src = static_cast<const char*>(device_arg(info, 2, op, "src", soff + bytes, 1));
   if (bytes) tsm_binding_cuda_check(info.Env(), op, tsm_cuda_memcpy_d2d(dst + doff, src + soff, size_t(bytes)));
   return info.Env().Undefined();
 }
@@ -226,8 +209,8 @@ Napi::Value Sum(const Napi::CallbackInfo& info) {
   const int64_t outer = nonneg(info, 2, op, "outer"), dim = nonneg(info, 3, op, "dim"),
                 inner = nonneg(info, 4, op, "inner");
   const float divisor = float(arg_num(info, 5, op, "divisor"));
-  float* out = static_cast<float*>(dev(info, 0, op, "out", product(env, op, {outer, inner})));
-  const float* x = static_cast<const float*>(dev(info, 1, op, "x", product(env, op, {outer, dim, inner})));
+  float* out = static_cast<float*>(device_arg(info, 0, op, "out", product(env, op, {outer, inner})));
+  const float* x = static_cast<const float*>(device_arg(info, 1, op, "x", product(env, op, {outer, dim, inner})));
   tsm_binding_cuda_check(env, op, tsm_cuda_sum(out, x, outer, dim, inner, divisor));
   return env.Undefined();
 }
@@ -240,8 +223,8 @@ Napi::Value ArgReduce(const Napi::CallbackInfo& info) {
                 inner = nonneg(info, 5, op, "inner");
   const int64_t no = product(env, op, {outer, inner});
   float* values = static_cast<float*>(dev_or_null(info, 0, op, "values", no));
-  int32_t* indices = static_cast<int32_t*>(dev(info, 1, op, "indices", no));
-  const float* x = static_cast<const float*>(dev(info, 2, op, "x", product(env, op, {outer, dim, inner})));
+  int32_t* indices = static_cast<int32_t*>(device_arg(info, 1, op, "indices", no));
+  const float* x = static_cast<const float*>(device_arg(info, 2, op, "x", product(env, op, {outer, dim, inner})));
   tsm_binding_cuda_check(env, op, tsm_cuda_arg_reduce(values, indices, x, outer, dim, inner, arg_bool(info, 6)));
   return env.Undefined();
 }
@@ -253,9 +236,9 @@ Napi::Value ArgReduceBackward(const Napi::CallbackInfo& info) {
   const int64_t outer = nonneg(info, 3, op, "outer"), dim = nonneg(info, 4, op, "dim"),
                 inner = nonneg(info, 5, op, "inner");
   const int64_t no = product(env, op, {outer, inner});
-  float* dx = static_cast<float*>(dev(info, 0, op, "dx", product(env, op, {outer, dim, inner})));
-  const float* dy = static_cast<const float*>(dev(info, 1, op, "dy", no));
-  const int32_t* idx = static_cast<const int32_t*>(dev(info, 2, op, "indices", no));
+  float* dx = static_cast<float*>(device_arg(info, 0, op, "dx", product(env, op, {outer, dim, inner})));
+  const float* dy = static_cast<const float*>(device_arg(info, 1, op, "dy", no));
+  const int32_t* idx = static_cast<const int32_t*>(device_arg(info, 2, op, "indices", no));
   tsm_binding_cuda_check(env, op, tsm_cuda_arg_reduce_backward(dx, dy, idx, outer, dim, inner));
   return env.Undefined();
 }
@@ -267,8 +250,8 @@ Napi::Value SoftmaxForward(const Napi::CallbackInfo& info) {
   const int64_t outer = nonneg(info, 2, op, "outer"), dim = nonneg(info, 3, op, "dim"),
                 inner = nonneg(info, 4, op, "inner");
   const int64_t n = product(env, op, {outer, dim, inner});
-  float* y = static_cast<float*>(dev(info, 0, op, "y", n));
-  const float* x = static_cast<const float*>(dev(info, 1, op, "x", n));
+  float* y = static_cast<float*>(device_arg(info, 0, op, "y", n));
+  const float* x = static_cast<const float*>(device_arg(info, 1, op, "x", n));
   tsm_binding_cuda_check(env, op, tsm_cuda_softmax_forward(y, x, outer, dim, inner, arg_bool(info, 5)));
   return env.Undefined();
 }
@@ -280,9 +263,9 @@ Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   const int64_t outer = nonneg(info, 3, op, "outer"), dim = nonneg(info, 4, op, "dim"),
                 inner = nonneg(info, 5, op, "inner");
   const int64_t n = product(env, op, {outer, dim, inner});
-  float* dx = static_cast<float*>(dev(info, 0, op, "dx", n));
-  const float* y = static_cast<const float*>(dev(info, 1, op, "y", n));
-  const float* dy = static_cast<const float*>(dev(info, 2, op, "dy", n));
+  float* dx = static_cast<float*>(device_arg(info, 0, op, "dx", n));
+  const float* y = static_cast<const float*>(device_arg(info, 1, op, "y", n));
+  const float* dy = static_cast<const float*>(device_arg(info, 2, op, "dy", n));
   tsm_binding_cuda_check(env, op, tsm_cuda_softmax_backward(dx, y, dy, outer, dim, inner, arg_bool(info, 6)));
   return env.Undefined();
 }

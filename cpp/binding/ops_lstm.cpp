@@ -17,9 +17,6 @@ using namespace tsm_binding;
 
 namespace {
 
-bool is_null(const Napi::CallbackInfo& info, size_t i) {
-  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
-}
 
 float* f32_need(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t want) {
   size_t len = 0;

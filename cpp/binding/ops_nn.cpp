@@ -10,9 +10,6 @@ using namespace tsm_binding;
 
 namespace {
 
-bool is_null(const Napi::CallbackInfo& info, size_t i) {
-  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
-}
 
 // A Float32Array argument that may be null/undefined (then returns nullptr and *present = false).
 float* opt_f32(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name,

@@ -12,7 +12,6 @@
 
 using namespace tsm_binding;
 
-void* tsm_binding_device_ptr(Napi::Env env, Napi::Value v, const char* op, const char* name, size_t* bytes);
 
 namespace {
 

@@ -770,8 +770,8 @@ tsm_status backward_data_nhwc(float* dx, const float* dy, const float* w, const 
 
 tsm_status backward_data(float* dx, const float* dy, const float* w, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk;
-  if (use_implicit(g) && use_nhwc_bwd_data(g)) return backward_data_nhwc(dx, dy, w, g);
-  if (use_implicit(g)) return backward_data_implicit(dx, dy, w, g);
+  if (use_implicit(g))
+    return use_nhwc_bwd_data(g) ? backward_data_nhwc(dx, dy, w, g) : backward_data_implicit(dx, dy, w, g);
   const bool pw = g.pointwise();
   auto one = [&](int64_t n, int64_t grp) -> bool {
     float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();

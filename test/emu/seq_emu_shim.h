@@ -96,6 +96,8 @@ inline tsm_status device_free(void* p, const char*) {
 }  // namespace cuda
 }  // namespace tsm
 
+#include "../../cuda/scratch.cuh"  // Scratch, on the stand-ins above
+
 #define TSM_CUDA_TRY(expr, call)                                  \
   do {                                                            \
     tsm_status tsm_s_ = ::tsm::cuda::check((expr), (call));       \
