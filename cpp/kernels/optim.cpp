@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "../runtime/runtime.h"
@@ -95,21 +96,38 @@ TSM_API tsm_status tsm_sgd_step(float* const* params, float* const* momentum_buf
   const float wd = float(weight_decay), mom = float(momentum), one_minus_damp = float(1.0 - dampening),
               neg_lr = float(-lr);
   const bool use_wd = weight_decay != 0.0, use_mom = momentum != 0.0;
-  return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
-    float* p = params[t];
-    const float* g = grads[t];
-    float* buf = use_mom ? momentum_bufs[t] : nullptr;
-    for (int64_t i = i0; i < i1; ++i) {
-      float d = maximize ? -g[i] : g[i];
-      if (use_wd) d = d + wd * p[i];
-      if (use_mom) {
-        const float b = first_step ? d : buf[i] * mom + one_minus_damp * d;
-        buf[i] = b;
-        d = nesterov ? d + mom * b : b;
+  const float sign = maximize ? -1.0f : 1.0f;  // -g and g * -1 are the same float
+  const auto run = [&](auto kernel) {
+    return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
+      kernel(params[t] + i0, grads[t] + i0, use_mom ? momentum_bufs[t] + i0 : nullptr, i1 - i0);
+    });
+  };
+  // The flags select one branch-free loop each, so that the compiler vectorises it.
+  const auto loop = [&](auto wd_on, auto mom_on, auto first_on, auto nest_on) {
+    return run([&](float* __restrict p, const float* __restrict g, float* __restrict buf, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) {
+        float d = g[i] * sign;
+        if constexpr (decltype(wd_on)::value) d = d + wd * p[i];
+        if constexpr (decltype(mom_on)::value) {
+          float b;
+          if constexpr (decltype(first_on)::value) b = d;
+          else b = buf[i] * mom + one_minus_damp * d;
+          buf[i] = b;
+          if constexpr (decltype(nest_on)::value) d = d + mom * b;
+          else d = b;
+        }
+        p[i] = p[i] + neg_lr * d;
       }
-      p[i] = p[i] + neg_lr * d;
-    }
-  });
+    });
+  };
+  using T = std::true_type;
+  using F = std::false_type;
+  const auto with_wd = [&](auto mom_on, auto first_on, auto nest_on) {
+    return use_wd ? loop(T{}, mom_on, first_on, nest_on) : loop(F{}, mom_on, first_on, nest_on);
+  };
+  if (!use_mom) return with_wd(F{}, F{}, F{});
+  if (first_step) return nesterov ? with_wd(T{}, T{}, T{}) : with_wd(T{}, T{}, F{});
+  return nesterov ? with_wd(T{}, F{}, T{}) : with_wd(T{}, F{}, F{});
 }
 
 // params, exp_avg, exp_avg_sq, max_exp_avg_sq, grads: lists of (sizes[i])
@@ -136,29 +154,42 @@ TSM_API tsm_status tsm_adam_step(float* const* params, float* const* exp_avg,
               omb2 = float(1.0 - beta2), epsf = float(eps), wd = float(weight_decay),
               decay = float(1.0 - lr * weight_decay);
   const bool l2 = !decoupled && weight_decay != 0.0;
-  return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
-    float* p = params[t];
-    const float* g = grads[t];
-    float* m = exp_avg[t];
-    float* v = exp_avg_sq[t];
-    float* vmax = amsgrad ? max_exp_avg_sq[t] : nullptr;
-    for (int64_t i = i0; i < i1; ++i) {
-      float gi = maximize ? -g[i] : g[i];
-      if (decoupled) p[i] = p[i] * decay;
-      else if (l2) gi = gi + wd * p[i];
-      const float mi = m[i] * b1 + omb1 * gi;
-      const float vi = v[i] * b2 + omb2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      float vv = vi;
-      if (vmax) {
-        vv = nan_max(vmax[i], vi);
-        vmax[i] = vv;
+  const float sign = maximize ? -1.0f : 1.0f;
+  // One branch-free loop per (weight decay mode, amsgrad), so that the compiler vectorises it.
+  const auto loop = [&](auto decoupled_on, auto l2_on, auto ams_on) {
+    return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
+      float* __restrict p = params[t] + i0;
+      const float* __restrict g = grads[t] + i0;
+      float* __restrict m = exp_avg[t] + i0;
+      float* __restrict v = exp_avg_sq[t] + i0;
+      float* __restrict vmax = decltype(ams_on)::value ? max_exp_avg_sq[t] + i0 : nullptr;
+      const int64_t n = i1 - i0;
+      for (int64_t i = 0; i < n; ++i) {
+        float gi = g[i] * sign;
+        float pi = p[i];
+        if constexpr (decltype(decoupled_on)::value) pi = pi * decay;
+        if constexpr (decltype(l2_on)::value) gi = gi + wd * pi;
+        const float mi = m[i] * b1 + omb1 * gi;
+        const float vi = v[i] * b2 + omb2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float vv = vi;
+        if constexpr (decltype(ams_on)::value) {
+          vv = nan_max(vmax[i], vi);
+          vmax[i] = vv;
+        }
+        const float denom = std::sqrt(vv) / bc2_sqrt + epsf;
+        p[i] = pi + neg_step_size * (mi / denom);
       }
-      const float denom = std::sqrt(vv) / bc2_sqrt + epsf;
-      p[i] = p[i] + neg_step_size * (mi / denom);
-    }
-  });
+    });
+  };
+  using T = std::true_type;
+  using F = std::false_type;
+  const auto with_ams = [&](auto decoupled_on, auto l2_on) {
+    return amsgrad ? loop(decoupled_on, l2_on, T{}) : loop(decoupled_on, l2_on, F{});
+  };
+  if (decoupled) return with_ams(T{}, F{});
+  return l2 ? with_ams(F{}, T{}) : with_ams(F{}, F{});
 }
 
 // params, square_avg, momentum_buf, grad_avg, grads: lists of (sizes[i])
