@@ -278,6 +278,19 @@ describe('conv2d', () => {
     checkConv({ ...base, N: 2, C: 64, H: 7, W: 30, OC: 5, KH: 2, KW: 4, dW: 3 }, false);
   });
 
+  it('matches the reference on the row-wise forward (stride_w 1, OC per group a multiple of 32)', () => {
+    // Tiles of up to 12 pixels of one output row x 32 channels, rows split into equal tiles, bands
+    // of rows moved to channels-first with the bias. Runs on AVX-512 machines with N * groups >= 2 *
+    // threads; elsewhere these shapes take the other paths and must agree all the same.
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 4, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, false);     // 11-pixel rows
+    checkConv({ ...base, N: 4, C: 4, H: 9, W: 31, OC: 32, KH: 3, KW: 3, pH: 1, pW: 2, sH: 2 }, true); // 33 = 11+11+11
+    checkConv({ ...base, N: 4, C: 8, H: 7, W: 27, OC: 64, KH: 3, KW: 2, dH: 2, dW: 3, groups: 2 }, true); // 24 = 12+12
+    // 200-pixel output rows of 64 channels: bands of one row, 17 tiles of 11 or 12 pixels
+    checkConv({ ...base, N: 4, C: 3, H: 4, W: 202, OC: 64, KH: 2, KW: 3, pH: 0, pW: 0 }, true);
+    checkConv({ ...base, N: 4, C: 16, H: 5, W: 5, OC: 96, KH: 1, KW: 3, pW: 1 }, true); // 5-pixel rows, 3 panels of 32 channels
+  });
+
   it('reference backward agrees with finite differences', () => {
     const configs: Conv[] = [
       { N: 2, C: 2, H: 5, W: 6, OC: 3, KH: 3, KW: 2, sH: 2, sW: 1, pH: 1, pW: 0, dH: 1, dW: 2, groups: 1 },

@@ -48,6 +48,8 @@ void conv_pack_a_taps_avx512(float*, const float*, const int64_t*, int64_t, cons
 void conv_pack_bt_nhwc_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&,
                               int64_t, int64_t) {}
 void conv_col2im_rows_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&) {}
+void conv_rows_tile_avx512(int, int64_t, const float*, const int32_t*, const float*, float*, int64_t) {}
+void conv_rows_store_avx512(float*, int64_t, const float*, int64_t, int64_t, const float*) {}
 #endif
 
 namespace {
@@ -659,8 +661,76 @@ tsm_status backward_weight_few_taps(float* dw, float* dbias, const float* dy, co
 }
 
 // ---- forward ----
+// ---- row-wise forward: stride_w 1, OC per group a multiple of 32, AVX-512 ----
+// y is computed as C (pixels x OCg), tile by tile: up to 12 consecutive output pixels of one row
+// times 32 output channels (conv_rows_tile_avx512), the inputs broadcast straight from the (padded)
+// image and the weights packed once as w^T panels (Cg*KH*KW x 32). Against the implicit GEMM this
+// packs no im2col panels (a quarter of the CNN's conv2 forward) and computes no padding pixels (its
+// 32-wide panels take 121 pixels as 128). Bands of output rows go to y through 16x16 transposes,
+// with the bias added on the way.
+bool use_rows_forward(const ConvGeom& g) {
+  return g.sw == 1 && g.ocg % 32 == 0 && g.kk >= 32 && avx512_helpers(padded_geom(g)) &&
+         use_implicit(g);
+}
+
+tsm_status forward_rows(float* y, const float* x, const float* w, const float* bias,
+                        const ConvGeom& g) {
+  const int64_t ohw = g.ohw(), kk = g.kk, panels = g.ocg / 32;
+  float* bpack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * g.ocg * kk));
+  if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
+  for (int64_t grp = 0; grp < g.g; ++grp)
+    for (int64_t pn = 0; pn < panels; ++pn) {
+      float* d = bpack + (grp * panels + pn) * kk * 32;
+      const float* wp = w + (grp * g.ocg + pn * 32) * kk;
+      for (int64_t t = 0; t < kk; ++t)
+        for (int64_t j = 0; j < 32; ++j) d[t * 32 + j] = wp[j * kk + t];
+    }
+  const bool pre_pad = g.ph > 0 || g.pw > 0;
+  const ConvGeom gp = pre_pad ? padded_geom(g) : g;
+  const ImplicitTables tb(gp);
+  std::vector<int32_t> koff(kk);
+  for (int64_t t = 0; t < kk; ++t) koff[t] = static_cast<int32_t>(tb.tap_off[t]);
+  const int64_t ntiles = (g.ow + 11) / 12;  // tiles of a row, widths as equal as they go
+  // rows per band: the band's C tile (band * OW * OCg floats) about the size of L1
+  const int64_t band = std::max<int64_t>(1, std::min<int64_t>(g.oh, 12288 / (g.ow * g.ocg)));
+  bool oom = false;
+  parallel_for(g.n * g.g, [&](int64_t task) {
+    const int64_t n = task / g.g, grp = task % g.g;
+    const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
+    if (pre_pad) {
+      float* buf = scratch(0, static_cast<size_t>(gp.cg * gp.hw()));
+      if (!buf) { oom = true; return; }
+      pad_group(buf, xg, g);
+      xg = buf;
+    }
+    float* ct = scratch(3, static_cast<size_t>(band * g.ow * g.ocg));
+    if (!ct) { oom = true; return; }
+    float* yg = y + (n * g.oc + grp * g.ocg) * ohw;
+    const float* bg = bpack + grp * panels * kk * 32;
+    const float* biasg = bias ? bias + grp * g.ocg : nullptr;
+    for (int64_t oh0 = 0; oh0 < g.oh; oh0 += band) {
+      const int64_t oh1 = std::min(g.oh, oh0 + band);
+      for (int64_t pn = 0; pn < panels; ++pn)
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const float* xrow = xg + oh * g.sh * gp.w;
+          float* crow = ct + (oh - oh0) * g.ow * g.ocg + pn * 32;
+          for (int64_t tile = 0; tile < ntiles; ++tile) {
+            const int64_t ow0 = g.ow * tile / ntiles, ow1 = g.ow * (tile + 1) / ntiles;
+            conv_rows_tile_avx512(static_cast<int>(ow1 - ow0), kk, xrow + ow0, koff.data(),
+                                  bg + pn * kk * 32, crow + ow0 * g.ocg, g.ocg);
+          }
+        }
+      conv_rows_store_avx512(yg + oh0 * g.ow, ohw, ct, (oh1 - oh0) * g.ow, g.ocg, biasg);
+    }
+  });
+  aligned_free(bpack);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
+  return TSM_OK;
+}
+
 tsm_status forward(float* y, const float* x, const float* w, const float* bias, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk;
+  if (use_rows_forward(g)) return forward_rows(y, x, w, bias, g);
   if (use_implicit(g)) return forward_implicit(y, x, w, bias, g);
   const bool pw = g.pointwise();
   auto one = [&](int64_t n, int64_t grp) -> bool {

@@ -60,4 +60,19 @@ void conv_col2im_rows_avx512(float* dxg, const float* col, int64_t ld, int64_t c
 void conv_col2im_s1_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
                            const DirectConvShape& s);
 
+// One tile of the row-wise forward (stride 1): C(i, j) for mr (1..12) consecutive output pixels of
+// one output row and 32 output channels,
+//   C(i, j) = sum_p x[koff[p] + i] * b[p*32 + j]     (c + i*ldc + j; overwritten)
+// x points at the tile's first pixel in the (padded) input group, koff[p] is tap p's offset
+// (c*Hp*Wp + kh*DH*Wp + kw*DW) and b a 64-byte aligned panel of the weights, k x 32 (w transposed).
+// The inputs are broadcast straight from x: no packed copy of the image (the im2col panels of the
+// implicit GEMM cost a quarter of the CNN's conv2 forward).
+void conv_rows_tile_avx512(int mr, int64_t k, const float* x, const int32_t* koff, const float* b,
+                           float* c, int64_t ldc);
+
+// y[o*ld + q] = ct[q*ocg + o] + (bias ? bias[o] : 0) for q < npix, o < ocg: a block of row tiles
+// (pixels x channels) moved to channels-first; ocg % 16 == 0.
+void conv_rows_store_avx512(float* y, int64_t ld, const float* ct, int64_t npix, int64_t ocg,
+                            const float* bias);
+
 }  // namespace tsm

@@ -372,4 +372,70 @@ void conv_col2im_s1_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
   }
 }
 
+namespace {
+
+template <int MR>
+void rows_tile(int64_t k, const float* x, const int32_t* koff, const float* b, float* c,
+               int64_t ldc) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < k; ++p) {
+    const float* xp = x + koff[p];
+    const __m512 b0 = _mm512_load_ps(b);
+    const __m512 b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 xi = _mm512_set1_ps(xp[i]);
+      acc[i][0] = _mm512_fmadd_ps(xi, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(xi, b1, acc[i][1]);
+    }
+    b += 32;
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    _mm512_storeu_ps(c + i * ldc, acc[i][0]);
+    _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
+  }
+}
+
+}  // namespace
+
+void conv_rows_tile_avx512(int mr, int64_t k, const float* x, const int32_t* koff, const float* b,
+                           float* c, int64_t ldc) {
+  switch (mr) {
+    case 12: rows_tile<12>(k, x, koff, b, c, ldc); break;
+    case 11: rows_tile<11>(k, x, koff, b, c, ldc); break;
+    case 10: rows_tile<10>(k, x, koff, b, c, ldc); break;
+    case 9: rows_tile<9>(k, x, koff, b, c, ldc); break;
+    case 8: rows_tile<8>(k, x, koff, b, c, ldc); break;
+    case 7: rows_tile<7>(k, x, koff, b, c, ldc); break;
+    case 6: rows_tile<6>(k, x, koff, b, c, ldc); break;
+    case 5: rows_tile<5>(k, x, koff, b, c, ldc); break;
+    case 4: rows_tile<4>(k, x, koff, b, c, ldc); break;
+    case 3: rows_tile<3>(k, x, koff, b, c, ldc); break;
+    case 2: rows_tile<2>(k, x, koff, b, c, ldc); break;
+    default: rows_tile<1>(k, x, koff, b, c, ldc); break;
+  }
+}
+
+void conv_rows_store_avx512(float* y, int64_t ld, const float* ct, int64_t npix, int64_t ocg,
+                            const float* bias) {
+  for (int64_t q = 0; q < npix; q += 16) {
+    const int64_t n = std::min<int64_t>(16, npix - q);
+    const __mmask16 m = tail_mask(n);
+    for (int64_t o0 = 0; o0 < ocg; o0 += 16) {
+      __m512 r[16];  // 16 pixels x 16 channels -> 16 channels x 16 pixels
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < n ? _mm512_loadu_ps(ct + (q + i) * ocg + o0) : _mm512_setzero_ps();
+      transpose16x16(r);
+      for (int i = 0; i < 16; ++i) {
+        const __m512 v = bias ? _mm512_add_ps(r[i], _mm512_set1_ps(bias[o0 + i])) : r[i];
+        _mm512_mask_storeu_ps(y + (o0 + i) * ld + q, m, v);
+      }
+    }
+  }
+}
+
 }  // namespace tsm
