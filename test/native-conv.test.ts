@@ -291,6 +291,17 @@ describe('conv2d', () => {
     checkConv({ ...base, N: 4, C: 16, H: 5, W: 5, OC: 96, KH: 1, KW: 3, pW: 1 }, true); // 5-pixel rows, 3 panels of 32 channels
   });
 
+  it('matches the reference on the row-wise backward-data (stride 1, Cg a multiple of 32)', () => {
+    // dy broadcast from a zero-bordered copy, taps ordered (kh, o, kw) so that each dx row takes
+    // one range of them; rows of up to 14 pixels.
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 4, C: 64, H: 9, W: 31, OC: 5, KH: 3, KW: 3, pH: 1, pW: 1 }, false); // 3 tiles, 2 panels
+    checkConv({ ...base, N: 4, C: 32, H: 6, W: 9, OC: 7, KH: 2, KW: 3, pH: 3, pW: 4, dW: 2 }, false); // padding past the taps
+    // dilation 3 over 4 rows: dx rows 1 and 2 meet no dy row and must come out zero
+    checkConv({ ...base, N: 4, C: 32, H: 4, W: 6, OC: 8, KH: 2, KW: 2, dH: 3 }, false);
+    checkConv({ ...base, N: 2, C: 64, H: 7, W: 15, OC: 6, KH: 3, KW: 1, dH: 2, groups: 2 }, false); // groups
+  });
+
   it('reference backward agrees with finite differences', () => {
     const configs: Conv[] = [
       { N: 2, C: 2, H: 5, W: 6, OC: 3, KH: 3, KW: 2, sH: 2, sW: 1, pH: 1, pW: 0, dH: 1, dW: 2, groups: 1 },

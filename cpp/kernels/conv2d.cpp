@@ -838,10 +838,104 @@ tsm_status backward_data_nhwc(float* dx, const float* dy, const float* w, const 
   return TSM_OK;
 }
 
+// Row-wise backward-data (stride 1, Cg a multiple of 32, AVX-512): the forward's tiles run on dy.
+//   dx[c][h][x] = sum over (kh, o, kw) of dy[o][h + PH - kh*DH][x + PW - kw*DW] * w[o][c][kh][kw]
+// so a tile of up to 14 pixels of one dx row times 32 channels broadcasts dy values from a copy of
+// the image's dy with zero borders (dyp: OCg x Hd x Wd), and the taps are ordered (kh, o, kw) so
+// that the ones a dx row needs (its dy rows inside the image) are one range of k: rows near the
+// top and bottom skip the taps that would multiply padding. No col buffer, no col2im, no
+// read-modify-write of dx; bands of rows go to dx through 16x16 transposes.
+bool use_rows_bwd_data(const ConvGeom& g) {
+  return g.sh == 1 && g.sw == 1 && g.cg % 32 == 0 && g.kk <= 4096 && avx512_helpers(padded_geom(g)) &&
+         use_implicit(g);
+}
+
+tsm_status backward_data_rows(float* dx, const float* dy, const float* w, const ConvGeom& g) {
+  const int64_t ohw = g.ohw(), kk = g.kk, taps_w = g.ocg * g.kw, panels = g.cg / 32;
+  const int64_t kall = g.kh * taps_w;  // = OCg * KH * KW, ordered (kh, o, kw)
+  // dyp geometry: dy row r (col s) sits at row r + pt (col s + pl)
+  const int64_t pt = std::max<int64_t>(0, g.dh * (g.kh - 1) - g.ph);
+  const int64_t pl = std::max<int64_t>(0, g.dw * (g.kw - 1) - g.pw);
+  const int64_t hd = std::max(g.oh, g.h + g.ph) + pt, wd = std::max(g.ow, g.w + g.pw) + pl;
+  if (g.ocg * hd * wd >= (int64_t(1) << 31))
+    return backward_data_nhwc(dx, dy, w, g);
+  float* bpack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * panels * kall * 32));
+  if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
+  const int64_t taps = g.kh * g.kw;
+  for (int64_t grp = 0; grp < g.g; ++grp)
+    for (int64_t pn = 0; pn < panels; ++pn) {
+      float* d = bpack + (grp * panels + pn) * kall * 32;
+      for (int64_t kh = 0, p = 0; kh < g.kh; ++kh)
+        for (int64_t o = 0; o < g.ocg; ++o)
+          for (int64_t kw = 0; kw < g.kw; ++kw, ++p)
+            for (int64_t j = 0; j < 32; ++j)
+              d[p * 32 + j] = w[(grp * g.ocg + o) * kk + (pn * 32 + j) * taps + kh * g.kw + kw];
+    }
+  std::vector<int32_t> koff(kall);  // tap (kh, o, kw) from dx pixel (h, x)'s place in dyp
+  for (int64_t kh = 0, p = 0; kh < g.kh; ++kh)
+    for (int64_t o = 0; o < g.ocg; ++o)
+      for (int64_t kw = 0; kw < g.kw; ++kw, ++p)
+        koff[p] = static_cast<int32_t>(o * hd * wd - kh * g.dh * wd - kw * g.dw);
+  const int64_t ntiles = (g.w + 13) / 14;  // tiles of a dx row, widths as equal as they go
+  const int64_t band = std::max<int64_t>(1, std::min<int64_t>(g.h, 12288 / (g.w * g.cg)));
+  bool oom = false;
+  parallel_for(g.n * g.g, [&](int64_t task) {
+    const int64_t n = task / g.g, grp = task % g.g;
+    float* dyp = scratch(0, static_cast<size_t>(g.ocg * hd * wd));
+    float* ct = scratch(3, static_cast<size_t>(band * g.w * g.cg));
+    if (!dyp || !ct) { oom = true; return; }
+    const float* dyg = dy + (n * g.oc + grp * g.ocg) * ohw;
+    // dy's rows into dyp, zeros around them (written in full: only the rows of dy are copied)
+    const int64_t right = wd - pl - g.ow;
+    for (int64_t o = 0; o < g.ocg; ++o) {
+      float* d = dyp + o * hd * wd;
+      std::memset(d, 0, sizeof(float) * (pt * wd + pl));
+      d += pt * wd + pl;
+      for (int64_t r = 0; r < g.oh; ++r, d += wd) {
+        std::memcpy(d, dyg + o * ohw + r * g.ow, sizeof(float) * g.ow);
+        std::memset(d + g.ow, 0, sizeof(float) * (r + 1 < g.oh ? right + pl : right));
+      }
+      d = dyp + (o * hd + pt + g.oh) * wd;
+      std::memset(d, 0, sizeof(float) * (hd - pt - g.oh) * wd);
+    }
+    float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();
+    const float* bg = bpack + grp * panels * kall * 32;
+    for (int64_t h0 = 0; h0 < g.h; h0 += band) {
+      const int64_t h1 = std::min(g.h, h0 + band);
+      for (int64_t pn = 0; pn < panels; ++pn)
+        for (int64_t h = h0; h < h1; ++h) {
+          // the taps kh whose dy row h + PH - kh*DH lies in [0, OH): one range of k
+          int64_t kh_lo = g.kh, kh_hi = -1;
+          for (int64_t kh = 0; kh < g.kh; ++kh) {
+            const int64_t r = h + g.ph - kh * g.dh;
+            if (r >= 0 && r < g.oh) { kh_lo = std::min(kh_lo, kh); kh_hi = kh; }
+          }
+          float* crow = ct + (h - h0) * g.w * g.cg + pn * 32;
+          if (kh_hi < kh_lo) {  // no dy row reaches this dx row
+            for (int64_t x = 0; x < g.w; ++x) std::memset(crow + x * g.cg, 0, sizeof(float) * 32);
+            continue;
+          }
+          const int64_t p0 = kh_lo * taps_w, p1 = (kh_hi + 1) * taps_w;
+          const float* drow = dyp + (h + g.ph + pt) * wd + g.pw + pl;
+          for (int64_t tile = 0; tile < ntiles; ++tile) {
+            const int64_t x0 = g.w * tile / ntiles, x1 = g.w * (tile + 1) / ntiles;
+            conv_rows_tile_avx512(static_cast<int>(x1 - x0), p1 - p0, drow + x0, koff.data() + p0,
+                                  bg + (pn * kall + p0) * 32, crow + x0 * g.cg, g.cg);
+          }
+        }
+      conv_rows_store_avx512(dxg + h0 * g.w, g.hw(), ct, (h1 - h0) * g.w, g.cg, nullptr);
+    }
+  });
+  aligned_free(bpack);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
+  return TSM_OK;
+}
+
 tsm_status backward_data(float* dx, const float* dy, const float* w, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk;
   if (use_implicit(g))
-    return use_nhwc_bwd_data(g) ? backward_data_nhwc(dx, dy, w, g) : backward_data_implicit(dx, dy, w, g);
+    return use_rows_bwd_data(g) ? backward_data_rows(dx, dy, w, g)
+           : use_nhwc_bwd_data(g) ? backward_data_nhwc(dx, dy, w, g) : backward_data_implicit(dx, dy, w, g);
   const bool pw = g.pointwise();
   auto one = [&](int64_t n, int64_t grp) -> bool {
     float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();

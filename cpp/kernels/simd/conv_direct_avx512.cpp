@@ -378,14 +378,14 @@ template <int MR>
 void rows_tile(int64_t k, const float* x, const int32_t* koff, const float* b, float* c,
                int64_t ldc) {
   __m512 acc[MR][2];
-#pragma GCC unroll 12
+#pragma GCC unroll 14
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
 #pragma GCC unroll 2
   for (int64_t p = 0; p < k; ++p) {
     const float* xp = x + koff[p];
     const __m512 b0 = _mm512_load_ps(b);
     const __m512 b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 12
+#pragma GCC unroll 14
     for (int i = 0; i < MR; ++i) {
       const __m512 xi = _mm512_set1_ps(xp[i]);
       acc[i][0] = _mm512_fmadd_ps(xi, b0, acc[i][0]);
@@ -393,7 +393,7 @@ void rows_tile(int64_t k, const float* x, const int32_t* koff, const float* b, f
     }
     b += 32;
   }
-#pragma GCC unroll 12
+#pragma GCC unroll 14
   for (int i = 0; i < MR; ++i) {
     _mm512_storeu_ps(c + i * ldc, acc[i][0]);
     _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
@@ -405,6 +405,8 @@ void rows_tile(int64_t k, const float* x, const int32_t* koff, const float* b, f
 void conv_rows_tile_avx512(int mr, int64_t k, const float* x, const int32_t* koff, const float* b,
                            float* c, int64_t ldc) {
   switch (mr) {
+    case 14: rows_tile<14>(k, x, koff, b, c, ldc); break;
+    case 13: rows_tile<13>(k, x, koff, b, c, ldc); break;
     case 12: rows_tile<12>(k, x, koff, b, c, ldc); break;
     case 11: rows_tile<11>(k, x, koff, b, c, ldc); break;
     case 10: rows_tile<10>(k, x, koff, b, c, ldc); break;
