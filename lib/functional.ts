@@ -8,7 +8,7 @@ import * as cu from './cuda-tensor';
 import * as cn from './cuda-norm';
 import * as ops from './ops';
 import { checkTensor, empty32, normDim } from './ops';
-import { fromData, isGradEnabled, noGrad, sizeOf, tidy, Tensor } from './tensor';
+import { fromData, isGradEnabled, noGrad, sizeOf, tidy, Tensor, uninitializedI32 } from './tensor';
 
 const N = () => nativeAddon();
 const f32 = (t: Tensor) => t._data as Float32Array;
@@ -188,7 +188,7 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
     return record(yc, 'maxPool2d', [x], { backward: bwd }, [indices]);
   }
   const y = empty32([n, c, p.oh, p.ow]);
-  const idx = fromData(new Int32Array(y.size), y.shape);
+  const idx = uninitializedI32(y.shape);  // every index is written by the kernel
   if (y.size) N().maxPool2dForward(f32(y), idx._data as Int32Array, f32(x), n, c, h, w, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.ceil);
   const backward = (dy: Tensor): (Tensor | null)[] => {
     const dx = empty32(x.shape);

@@ -97,7 +97,10 @@ export class Storage {
   release(): void {
     if (--this.refs !== 0) return;
     if (this.data) {
-      if (this.pooled) recycle(this.data as Float32Array);
+      if (this.pooled) {
+        const d = this.data;  // an int32 storage lends its buffer back as float32 (same length)
+        recycle(d instanceof Float32Array ? d : new Float32Array(d.buffer, d.byteOffset, d.length));
+      }
       this.data = null;
       memoryState.bytes -= this.bytes;
       memoryState.storages--;
@@ -141,6 +144,19 @@ export function uninitializedF32(shape: readonly number[]): Tensor {
   const storage = new Storage(data);
   storage.pooled = true;
   return new Tensor(data, shape, 'float32', storage);
+}
+
+/** @internal An int32 tensor over a pooled buffer (such as max pooling's indices), contents unspecified. */
+export function uninitializedI32(shape: readonly number[]): Tensor {
+  const n = sizeOf(shape);
+  if (n < POOL_MIN) return new Tensor(new Int32Array(n), shape, 'int32');
+  const list = pool.get(n);
+  const f = list?.pop();
+  if (f) pooledBytes -= f.byteLength;
+  const data = f ? new Int32Array(f.buffer, f.byteOffset, n) : new Int32Array(n);
+  const storage = new Storage(data);
+  storage.pooled = true;
+  return new Tensor(data, shape, 'int32', storage);
 }
 
 /** Drops the buffers kept for reuse. */

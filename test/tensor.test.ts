@@ -829,3 +829,33 @@ describe('optimizers and schedulers: constructor checks', () => {
     expect([rms.lr, rms.alpha, rms.eps]).toEqual([1e-2, 0.99, 1e-8]);
   });
 });
+
+describe('buffer reuse', () => {
+  it('maxPool2d writes every index of its (reused, dirty) index buffer', () => {
+    // The indices live in a pooled buffer that a float tensor of the same length used before: fill
+    // one with NaN (as int32, far out of range), free it, then pool and check the gradient's scatter.
+    const x = tsm.randn([4, 4, 64, 64]).requiresGrad_();
+    for (let round = 0; round < 2; round++) {
+      tsm.full([4 * 4 * 32 * 32], NaN).dispose();
+      const y = tsm.F.maxPool2d(x, 2);
+      y.sum().backward();
+      const xd = x.toArray() as number[][][][];
+      const want = new Float32Array(4 * 4 * 64 * 64);
+      for (let n = 0; n < 4; n++)
+        for (let c = 0; c < 4; c++)
+          for (let oh = 0; oh < 32; oh++)
+            for (let ow = 0; ow < 32; ow++) {
+              let best = -Infinity, at = -1;
+              for (let kh = 0; kh < 2; kh++)
+                for (let kw = 0; kw < 2; kw++) {
+                  const v = xd[n][c][2 * oh + kh][2 * ow + kw];
+                  if (v > best) { best = v; at = ((n * 4 + c) * 64 + 2 * oh + kh) * 64 + 2 * ow + kw; }
+                }
+              want[at] += 1;
+            }
+      expect(Array.from(x.grad!._data as Float32Array)).toEqual(Array.from(want));
+      x.grad = null;
+      y.dispose();
+    }
+  });
+});
