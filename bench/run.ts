@@ -36,7 +36,7 @@ function parseArgs(argv: string[]) {
       if (!Number.isInteger(threads) || threads < 1) throw new Error(`bench: --threads needs a positive integer, got ${v}`);
     } else if (a === '--quick') quick = true;
     else if (a === '--no-record') record = false;
-    else if (a === '--list') list = true;
+    else if (a === '--list' || a === '--help' || a === '-h') list = true;  // not a run: nothing is timed or recorded
     else if (a.startsWith('-')) {
       rest.push(a);
       if (i + 1 < argv.length && !argv[i + 1].startsWith('-') && !(argv[i + 1] in BENCHMARKS)) rest.push(argv[++i]);
@@ -48,6 +48,7 @@ function parseArgs(argv: string[]) {
 async function main() {
   const { names, opts, record, list } = parseArgs(process.argv.slice(2));
   if (list) {
+    console.log('usage: npm run bench -- [name ...] [--threads N] [--quick] [--no-record] [--list]\n');
     for (const [name, load] of Object.entries(BENCHMARKS)) console.log(`${name.padEnd(20)} ${(await load()).benchmark.description}`);
     return;
   }
