@@ -133,14 +133,18 @@ function recycle(a: Float32Array): void {
   pooledBytes += a.byteLength;
 }
 
+/** A freed buffer of n elements from the pool, or undefined. */
+function takePooled(n: number): Float32Array | undefined {
+  const data = pool.get(n)?.pop();
+  if (data) pooledBytes -= data.byteLength;
+  return data;
+}
+
 /** @internal A float32 tensor whose contents are unspecified (callers overwrite every element). */
 export function uninitializedF32(shape: readonly number[]): Tensor {
   const n = sizeOf(shape);
   if (n < POOL_MIN) return new Tensor(new Float32Array(n), shape, 'float32');
-  const list = pool.get(n);
-  let data = list?.pop();
-  if (data) pooledBytes -= data.byteLength;
-  else data = new Float32Array(n);
+  const data = takePooled(n) ?? new Float32Array(n);
   const storage = new Storage(data);
   storage.pooled = true;
   return new Tensor(data, shape, 'float32', storage);
@@ -150,9 +154,7 @@ export function uninitializedF32(shape: readonly number[]): Tensor {
 export function uninitializedI32(shape: readonly number[]): Tensor {
   const n = sizeOf(shape);
   if (n < POOL_MIN) return new Tensor(new Int32Array(n), shape, 'int32');
-  const list = pool.get(n);
-  const f = list?.pop();
-  if (f) pooledBytes -= f.byteLength;
+  const f = takePooled(n);
   const data = f ? new Int32Array(f.buffer, f.byteOffset, n) : new Int32Array(n);
   const storage = new Storage(data);
   storage.pooled = true;

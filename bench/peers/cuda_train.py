@@ -15,21 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import load_safetensors
-
-
-class Cnn(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.conv2 = nn.Conv2d(32, 64, 3)
-        self.fc1 = nn.Linear(1600, 512)
-        self.fc2 = nn.Linear(512, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+from torch_common import MnistCnn, load_safetensors
 
 
 class Pos(nn.Module):
@@ -65,7 +51,7 @@ def run_case(i, cfg, data, warmup, blocks):
     sd = {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
     x, y = sd.pop("batch.x").to(dev), sd.pop("batch.y").long().to(dev)
     if cfg["key"] == "cnn":
-        model = Cnn()
+        model = MnistCnn()
     else:
         model = Lm(cfg["vocab"], cfg["dModel"], cfg["heads"], cfg["layers"], sd["pos.pe"])
     missing, unexpected = model.load_state_dict(sd, strict=False)

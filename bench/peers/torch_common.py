@@ -4,6 +4,8 @@ import struct
 import time
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 DTYPES = {"F32": torch.float32, "I32": torch.int32, "F64": torch.float64, "I64": torch.int64}
 
@@ -40,3 +42,19 @@ def report_training(step, loss_after, seconds, warmup=3):
         step()
         times.append(time.perf_counter() - t0)
     print(json.dumps({"loss0": loss0, "loss1": loss1, "stepSeconds": times, "torch": torch.__version__}))
+
+
+class MnistCnn(nn.Module):
+    """The LeNet-style CNN of examples/mnist-cnn.ts (parameter names match its state dict)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.fc1 = nn.Linear(1600, 512)
+        self.fc2 = nn.Linear(512, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))

@@ -4,25 +4,9 @@
 import sys
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import load_safetensors, report_training
-
-
-class Cnn(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.conv2 = nn.Conv2d(32, 64, 3)
-        self.fc1 = nn.Linear(1600, 512)
-        self.fc2 = nn.Linear(512, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = torch.flatten(x, 1)
-        return self.fc2(F.relu(self.fc1(x)))
+from torch_common import MnistCnn, load_safetensors, report_training
 
 
 def main():
@@ -30,7 +14,7 @@ def main():
     torch.set_num_threads(threads)
     data = load_safetensors(path)
     x, y = data.pop("batch.x"), data.pop("batch.y").long()
-    model = Cnn()
+    model = MnistCnn()
     model.load_state_dict(data)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
 

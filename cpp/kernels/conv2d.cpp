@@ -377,20 +377,26 @@ bool use_pre_pad(const ConvGeom& g) {
   return (g.ph > 0 || g.pw > 0) && avx512_helpers(padded_geom(g));
 }
 
-// dst (Cg, H+2PH, W+2PW) = xg (Cg, H, W) with zero borders.
+// dst (Cg, H+2PH, W+2PW) = xg (Cg, H, W) with zero borders. Per channel: one fill for the top
+// rows and the first row's left border, then per row the copy and one fill for its right border
+// with the next row's left one (the last row's with the bottom rows): two library calls per row,
+// which is what these small images cost (a third call per row was 6% of conv2's backward-data).
 void pad_group(float* dst, const float* xg, const ConvGeom& g) {
   const int64_t pw = g.w + 2 * g.pw, ph = g.h + 2 * g.ph;
   for (int64_t c = 0; c < g.cg; ++c) {
-    float* dc = dst + c * ph * pw;
+    float* d = dst + c * ph * pw;
     const float* sc = xg + c * g.hw();
-    std::memset(dc, 0, sizeof(float) * g.ph * pw);
-    for (int64_t h = 0; h < g.h; ++h) {
-      float* row = dc + (h + g.ph) * pw;
-      std::memset(row, 0, sizeof(float) * g.pw);
-      std::memcpy(row + g.pw, sc + h * g.w, sizeof(float) * g.w);
-      std::memset(row + g.pw + g.w, 0, sizeof(float) * g.pw);
+    if (g.h == 0) {  // all border
+      std::memset(d, 0, sizeof(float) * ph * pw);
+      continue;
     }
-    std::memset(dc + (g.h + g.ph) * pw, 0, sizeof(float) * g.ph * pw);
+    std::memset(d, 0, sizeof(float) * (g.ph * pw + g.pw));
+    d += g.ph * pw + g.pw;
+    for (int64_t h = 0; h < g.h; ++h, d += pw) {
+      std::memcpy(d, sc + h * g.w, sizeof(float) * g.w);
+      const int64_t gap = h + 1 < g.h ? 2 * g.pw : g.pw + g.ph * pw;
+      std::memset(d + g.w, 0, sizeof(float) * gap);
+    }
   }
 }
 
@@ -668,6 +674,18 @@ tsm_status backward_weight_few_taps(float* dw, float* dbias, const float* dy, co
 // packs no im2col panels (a quarter of the CNN's conv2 forward) and computes no padding pixels (its
 // 32-wide panels take 121 pixels as 128). Bands of output rows go to y through 16x16 transposes,
 // with the bias added on the way.
+// One output row of the row-wise passes: `width` pixels cut into tiles of at most max_tile, widths
+// as equal as they go, each conv_rows_tile_avx512 over k taps from x (the row's first pixel) into
+// c (the row's C, ldc floats per pixel).
+void rows_of_tiles(int64_t width, int64_t max_tile, int64_t k, const float* x, const int32_t* koff,
+                   const float* b, float* c, int64_t ldc) {
+  const int64_t ntiles = (width + max_tile - 1) / max_tile;
+  for (int64_t tile = 0; tile < ntiles; ++tile) {
+    const int64_t i0 = width * tile / ntiles, i1 = width * (tile + 1) / ntiles;
+    conv_rows_tile_avx512(static_cast<int>(i1 - i0), k, x + i0, koff, b, c + i0 * ldc, ldc);
+  }
+}
+
 bool use_rows_forward(const ConvGeom& g) {
   return g.sw == 1 && g.ocg % 32 == 0 && g.kk >= 32 && avx512_helpers(padded_geom(g)) &&
          use_implicit(g);
@@ -690,7 +708,6 @@ tsm_status forward_rows(float* y, const float* x, const float* w, const float* b
   const ImplicitTables tb(gp);
   std::vector<int32_t> koff(kk);
   for (int64_t t = 0; t < kk; ++t) koff[t] = static_cast<int32_t>(tb.tap_off[t]);
-  const int64_t ntiles = (g.ow + 11) / 12;  // tiles of a row, widths as equal as they go
   // rows per band: the band's C tile (band * OW * OCg floats) about the size of L1
   const int64_t band = std::max<int64_t>(1, std::min<int64_t>(g.oh, 12288 / (g.ow * g.ocg)));
   bool oom = false;
@@ -713,12 +730,8 @@ tsm_status forward_rows(float* y, const float* x, const float* w, const float* b
       for (int64_t pn = 0; pn < panels; ++pn)
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           const float* xrow = xg + oh * g.sh * gp.w;
-          float* crow = ct + (oh - oh0) * g.ow * g.ocg + pn * 32;
-          for (int64_t tile = 0; tile < ntiles; ++tile) {
-            const int64_t ow0 = g.ow * tile / ntiles, ow1 = g.ow * (tile + 1) / ntiles;
-            conv_rows_tile_avx512(static_cast<int>(ow1 - ow0), kk, xrow + ow0, koff.data(),
-                                  bg + pn * kk * 32, crow + ow0 * g.ocg, g.ocg);
-          }
+          rows_of_tiles(g.ow, 12, kk, xrow, koff.data(), bg + pn * kk * 32,
+                        ct + (oh - oh0) * g.ow * g.ocg + pn * 32, g.ocg);
         }
       conv_rows_store_avx512(yg + oh0 * g.ow, ohw, ct, (oh1 - oh0) * g.ow, g.ocg, biasg);
     }
@@ -841,7 +854,7 @@ tsm_status backward_data_nhwc(float* dx, const float* dy, const float* w, const 
 // Row-wise backward-data (stride 1, Cg a multiple of 32, AVX-512): the forward's tiles run on dy.
 //   dx[c][h][x] = sum over (kh, o, kw) of dy[o][h + PH - kh*DH][x + PW - kw*DW] * w[o][c][kh][kw]
 // so a tile of up to 14 pixels of one dx row times 32 channels broadcasts dy values from a copy of
-// the image's dy with zero borders (dyp: OCg x Hd x Wd), and the taps are ordered (kh, o, kw) so
+// the image's dy with zero columns either side (dyp), and the taps are ordered (kh, o, kw) so
 // that the ones a dx row needs (its dy rows inside the image) are one range of k: rows near the
 // top and bottom skip the taps that would multiply padding. No col buffer, no col2im, no
 // read-modify-write of dx; bands of rows go to dx through 16x16 transposes.
@@ -853,10 +866,14 @@ bool use_rows_bwd_data(const ConvGeom& g) {
 tsm_status backward_data_rows(float* dx, const float* dy, const float* w, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk, taps_w = g.ocg * g.kw, panels = g.cg / 32;
   const int64_t kall = g.kh * taps_w;  // = OCg * KH * KW, ordered (kh, o, kw)
-  // dyp geometry: dy row r (col s) sits at row r + pt (col s + pl)
-  const int64_t pt = std::max<int64_t>(0, g.dh * (g.kh - 1) - g.ph);
+  // dyp: each channel of the image's dy with pl zero columns on either side. With stride 1,
+  // OW = W + 2PW - DW(KW-1), so the columns x + PW - kw*DW a dx row reads run from PW - DW(KW-1)
+  // to (OW - 1) + (DW(KW-1) - PW): pl = max(0, DW(KW-1) - PW) each side. No zero rows: the taps
+  // whose dy row lies outside the image are skipped.
   const int64_t pl = std::max<int64_t>(0, g.dw * (g.kw - 1) - g.pw);
-  const int64_t hd = std::max(g.oh, g.h + g.ph) + pt, wd = std::max(g.ow, g.w + g.pw) + pl;
+  ConvGeom gd = g;  // dy's group as pad_group sees it
+  gd.cg = g.ocg, gd.h = g.oh, gd.w = g.ow, gd.ph = 0, gd.pw = pl;
+  const int64_t hd = g.oh, wd = g.ow + 2 * pl;
   if (g.ocg * hd * wd >= (int64_t(1) << 31))
     return backward_data_nhwc(dx, dy, w, g);
   float* bpack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * panels * kall * 32));
@@ -876,7 +893,6 @@ tsm_status backward_data_rows(float* dx, const float* dy, const float* w, const 
     for (int64_t o = 0; o < g.ocg; ++o)
       for (int64_t kw = 0; kw < g.kw; ++kw, ++p)
         koff[p] = static_cast<int32_t>(o * hd * wd - kh * g.dh * wd - kw * g.dw);
-  const int64_t ntiles = (g.w + 13) / 14;  // tiles of a dx row, widths as equal as they go
   const int64_t band = std::max<int64_t>(1, std::min<int64_t>(g.h, 12288 / (g.w * g.cg)));
   bool oom = false;
   parallel_for(g.n * g.g, [&](int64_t task) {
@@ -884,20 +900,7 @@ tsm_status backward_data_rows(float* dx, const float* dy, const float* w, const 
     float* dyp = scratch(0, static_cast<size_t>(g.ocg * hd * wd));
     float* ct = scratch(3, static_cast<size_t>(band * g.w * g.cg));
     if (!dyp || !ct) { oom = true; return; }
-    const float* dyg = dy + (n * g.oc + grp * g.ocg) * ohw;
-    // dy's rows into dyp, zeros around them (written in full: only the rows of dy are copied)
-    const int64_t right = wd - pl - g.ow;
-    for (int64_t o = 0; o < g.ocg; ++o) {
-      float* d = dyp + o * hd * wd;
-      std::memset(d, 0, sizeof(float) * (pt * wd + pl));
-      d += pt * wd + pl;
-      for (int64_t r = 0; r < g.oh; ++r, d += wd) {
-        std::memcpy(d, dyg + o * ohw + r * g.ow, sizeof(float) * g.ow);
-        std::memset(d + g.ow, 0, sizeof(float) * (r + 1 < g.oh ? right + pl : right));
-      }
-      d = dyp + (o * hd + pt + g.oh) * wd;
-      std::memset(d, 0, sizeof(float) * (hd - pt - g.oh) * wd);
-    }
+    pad_group(dyp, dy + (n * g.oc + grp * g.ocg) * ohw, gd);
     float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();
     const float* bg = bpack + grp * panels * kall * 32;
     for (int64_t h0 = 0; h0 < g.h; h0 += band) {
@@ -916,12 +919,8 @@ tsm_status backward_data_rows(float* dx, const float* dy, const float* w, const 
             continue;
           }
           const int64_t p0 = kh_lo * taps_w, p1 = (kh_hi + 1) * taps_w;
-          const float* drow = dyp + (h + g.ph + pt) * wd + g.pw + pl;
-          for (int64_t tile = 0; tile < ntiles; ++tile) {
-            const int64_t x0 = g.w * tile / ntiles, x1 = g.w * (tile + 1) / ntiles;
-            conv_rows_tile_avx512(static_cast<int>(x1 - x0), p1 - p0, drow + x0, koff.data() + p0,
-                                  bg + (pn * kall + p0) * 32, crow + x0 * g.cg, g.cg);
-          }
+          rows_of_tiles(g.w, 14, p1 - p0, dyp + (h + g.ph) * wd + g.pw + pl, koff.data() + p0,
+                        bg + (pn * kall + p0) * 32, crow, g.cg);
         }
       conv_rows_store_avx512(dxg + h0 * g.w, g.hw(), ct, (h1 - h0) * g.w, g.cg, nullptr);
     }

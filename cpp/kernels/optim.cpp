@@ -97,14 +97,13 @@ TSM_API tsm_status tsm_sgd_step(float* const* params, float* const* momentum_buf
               neg_lr = float(-lr);
   const bool use_wd = weight_decay != 0.0, use_mom = momentum != 0.0;
   const float sign = maximize ? -1.0f : 1.0f;  // -g and g * -1 are the same float
-  const auto run = [&](auto kernel) {
-    return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
-      kernel(params[t] + i0, grads[t] + i0, use_mom ? momentum_bufs[t] + i0 : nullptr, i1 - i0);
-    });
-  };
   // The flags select one branch-free loop each, so that the compiler vectorises it.
   const auto loop = [&](auto wd_on, auto mom_on, auto first_on, auto nest_on) {
-    return run([&](float* __restrict p, const float* __restrict g, float* __restrict buf, int64_t n) {
+    return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
+      float* __restrict p = params[t] + i0;
+      const float* __restrict g = grads[t] + i0;
+      float* __restrict buf = decltype(mom_on)::value ? momentum_bufs[t] + i0 : nullptr;
+      const int64_t n = i1 - i0;
       for (int64_t i = 0; i < n; ++i) {
         float d = g[i] * sign;
         if constexpr (decltype(wd_on)::value) d = d + wd * p[i];

@@ -233,22 +233,9 @@ void conv_nhwc_group_avx512(float* xt, const float* xg, int64_t cg, int64_t h, i
 
 void conv_nchw_from_nhwc_avx512(float* dxg, const float* xt, int64_t cg, int64_t h, int64_t w,
                                 int64_t ph, int64_t pw) {
-  const int64_t wp = w + 2 * pw, hw = h * w;
-  for (int64_t ih = 0; ih < h; ++ih) {
-    const float* row = xt + ((ih + ph) * wp + pw) * cg;
-    for (int64_t iw = 0; iw < w; iw += 16) {
-      const int64_t npix = std::min<int64_t>(16, w - iw);
-      const __mmask16 m = tail_mask(npix);
-      for (int64_t c0 = 0; c0 < cg; c0 += 16) {
-        __m512 r[16];  // 16 pixels x 16 channels -> 16 channels x 16 pixels
-        for (int q = 0; q < 16; ++q)
-          r[q] = q < npix ? _mm512_loadu_ps(row + (iw + q) * cg + c0) : _mm512_setzero_ps();
-        transpose16x16(r);
-        float* dst = dxg + c0 * hw + ih * w + iw;
-        for (int i = 0; i < 16; ++i) _mm512_mask_storeu_ps(dst + i * hw, m, r[i]);
-      }
-    }
-  }
+  const int64_t wp = w + 2 * pw;
+  for (int64_t ih = 0; ih < h; ++ih)
+    conv_rows_store_avx512(dxg + ih * w, h * w, xt + ((ih + ph) * wp + pw) * cg, w, cg, nullptr);
 }
 
 void conv_pack_bt_nhwc_avx512(float* dst, const float* xt, int64_t cg, int64_t wp,
