@@ -302,6 +302,20 @@ describe('conv2d', () => {
     checkConv({ ...base, N: 2, C: 64, H: 7, W: 15, OC: 6, KH: 3, KW: 1, dH: 2, groups: 2 }, false); // groups
   });
 
+  it('matches the reference on the scatter backward-data (stride 1, KW 3, rows of up to 22 dy pixels)', () => {
+    // A whole dx row of 16 channels in registers, each dy value scattered to its three dx pixels;
+    // AVX-512 machines with N * groups >= 2 * threads. Padding 0, 1 and 2 (the full-correlation
+    // pixels dropped either side), dilation in h, groups, 16 and 48 channels, OW at 1 and at 22.
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 4, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, false);             // the CNN's conv2
+    checkConv({ ...base, N: 4, C: 16, H: 6, W: 22, OC: 5, KH: 3, KW: 3, pH: 1, pW: 1 }, false); // OW 22
+    checkConv({ ...base, N: 4, C: 48, H: 5, W: 3, OC: 7, KH: 2, KW: 3, pW: 2 }, false);         // OW 5 from W 3
+    checkConv({ ...base, N: 4, C: 16, H: 9, W: 3, OC: 3, KH: 3, KW: 3 }, false);                // OW 1
+    // dilation 3 over 4 rows: dx rows 1 and 2 meet no dy row and must come out zero
+    checkConv({ ...base, N: 4, C: 16, H: 4, W: 8, OC: 6, KH: 2, KW: 3, dH: 3, pW: 1 }, false);
+    checkConv({ ...base, N: 2, C: 64, H: 7, W: 10, OC: 6, KH: 5, KW: 3, pH: 2, groups: 2 }, false); // groups
+  });
+
   it('reference backward agrees with finite differences', () => {
     const configs: Conv[] = [
       { N: 2, C: 2, H: 5, W: 6, OC: 3, KH: 3, KW: 2, sH: 2, sW: 1, pH: 1, pW: 0, dH: 1, dW: 2, groups: 1 },

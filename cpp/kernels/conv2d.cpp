@@ -50,6 +50,8 @@ void conv_pack_bt_nhwc_avx512(float*, const float*, int64_t, int64_t, const Dire
 void conv_col2im_rows_avx512(float*, const float*, int64_t, int64_t, const DirectConvShape&) {}
 void conv_rows_tile_avx512(int, int64_t, const float*, const int32_t*, const float*, float*, int64_t) {}
 void conv_rows_store_avx512(float*, int64_t, const float*, int64_t, int64_t, const float*) {}
+bool conv_scatter3_row_avx512(int, int64_t, const float* const*, int64_t, int64_t, const float*,
+                              float*, int64_t, int, int) { return false; }
 #endif
 
 namespace {
@@ -930,10 +932,77 @@ tsm_status backward_data_rows(float* dx, const float* dy, const float* w, const 
   return TSM_OK;
 }
 
+// Scatter backward-data for short rows and 3-wide kernels (stride 1, KW 3, DW 1, PW <= 2, OW <=
+// 22, Cg a multiple of 16, AVX-512): a whole dx row of 16 channels in registers, each dy value of
+// the row broadcast once and multiplied into the three dx pixels it reaches
+// (conv_scatter3_row_avx512). The gather tiles above multiply zero padding wherever a dx pixel
+// lacks a tap (the CNN's conv2: 13-pixel dx rows from 11-pixel dy rows, 39 taps of which 6 pad);
+// here nothing does, and the 16-channel tile needs 3 weight loads and OW broadcasts per 3*OW FMAs.
+// dy is read in place (no padded copy); rows go to dx in bands through the 16x16 transposes.
+bool use_scatter_bwd_data(const ConvGeom& g) {
+  return g.sh == 1 && g.sw == 1 && g.dw == 1 && g.kw == 3 && g.kh <= 64 && g.pw <= 2 && g.ow >= 1 && g.ow <= 22 &&
+         g.cg % 16 == 0 && avx512_helpers(padded_geom(g)) && use_implicit(g);
+}
+
+tsm_status backward_data_scatter(float* dx, const float* dy, const float* w, const ConvGeom& g) {
+  const int64_t ohw = g.ohw(), kk = g.kk, taps = g.kh * g.kw, blocks = g.cg / 16;
+  const int64_t panel = g.kh * g.ocg * 3 * 16;  // one block of 16 channels: (kh, o, kw) x 16
+  float* bpack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * blocks * panel));
+  if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
+  for (int64_t grp = 0; grp < g.g; ++grp)
+    for (int64_t cb = 0; cb < blocks; ++cb) {
+      float* d = bpack + (grp * blocks + cb) * panel;
+      for (int64_t kh = 0; kh < g.kh; ++kh)
+        for (int64_t o = 0; o < g.ocg; ++o)
+          for (int64_t kw = 0; kw < 3; ++kw, d += 16)
+            for (int64_t j = 0; j < 16; ++j)
+              d[j] = w[(grp * g.ocg + o) * kk + (cb * 16 + j) * taps + kh * 3 + kw];
+    }
+  const int64_t band = std::max<int64_t>(1, std::min<int64_t>(g.h, 12288 / (g.w * g.cg)));
+  bool oom = false;
+  parallel_for(g.n * g.g, [&](int64_t task) {
+    const int64_t n = task / g.g, grp = task % g.g;
+    float* ct = scratch(3, static_cast<size_t>(band * g.w * g.cg));
+    if (!ct) { oom = true; return; }
+    const float* dyg = dy + (n * g.oc + grp * g.ocg) * ohw;
+    float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();
+    const float* bg = bpack + grp * blocks * panel;
+    const float* rows[64];
+    for (int64_t h0 = 0; h0 < g.h; h0 += band) {
+      const int64_t h1 = std::min(g.h, h0 + band);
+      for (int64_t h = h0; h < h1; ++h) {
+        // the taps kh whose dy row h + PH - kh*DH lies in [0, OH), in order: one range of the panel
+        int64_t kh_lo = -1, nrows = 0;
+        for (int64_t kh = 0; kh < g.kh; ++kh) {
+          const int64_t r = h + g.ph - kh * g.dh;
+          if (r < 0 || r >= g.oh) continue;
+          if (kh_lo < 0) kh_lo = kh;
+          rows[nrows++] = dyg + r * g.ow;
+        }
+        float* crow = ct + (h - h0) * g.w * g.cg;
+        for (int64_t cb = 0; cb < blocks; ++cb) {
+          if (nrows == 0) {  // no dy row reaches this dx row
+            for (int64_t x = 0; x < g.w; ++x) std::memset(crow + x * g.cg + cb * 16, 0, sizeof(float) * 16);
+            continue;
+          }
+          conv_scatter3_row_avx512(static_cast<int>(g.ow), nrows, rows, g.ocg, ohw,
+                                   bg + cb * panel + kh_lo * g.ocg * 48, crow + cb * 16, g.cg,
+                                   static_cast<int>(g.pw), static_cast<int>(g.w));
+        }
+      }
+      conv_rows_store_avx512(dxg + h0 * g.w, g.hw(), ct, (h1 - h0) * g.w, g.cg, nullptr);
+    }
+  });
+  aligned_free(bpack);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
+  return TSM_OK;
+}
+
 tsm_status backward_data(float* dx, const float* dy, const float* w, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk;
   if (use_implicit(g))
-    return use_rows_bwd_data(g) ? backward_data_rows(dx, dy, w, g)
+    return use_scatter_bwd_data(g) ? backward_data_scatter(dx, dy, w, g)
+           : use_rows_bwd_data(g) ? backward_data_rows(dx, dy, w, g)
            : use_nhwc_bwd_data(g) ? backward_data_nhwc(dx, dy, w, g) : backward_data_implicit(dx, dy, w, g);
   const bool pw = g.pointwise();
   auto one = [&](int64_t n, int64_t grp) -> bool {

@@ -70,6 +70,18 @@ void conv_col2im_s1_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
 void conv_rows_tile_avx512(int mr, int64_t k, const float* x, const int32_t* koff, const float* b,
                            float* c, int64_t ldc);
 
+// One dx row of the scatter backward-data (stride 1, KW = 3, DW = 1, PW <= 2), 16 channels:
+//   C(x, j) = sum_r sum_o sum_kw rows[r][o*ostride + q] * b[((r*ocg + o)*3 + kw)*16 + j],
+//   q = x + first - kw, 0 <= q < ow
+// for x in [0, width) (c + x*ldc + j; overwritten): rows[r] is the dy row (of one image's group,
+// channel 0) that tap row r reads, ostride the distance between dy channels, b a 64-byte aligned
+// panel (nrows*ocg*3 x 16), first = PW. Each dy value is broadcast once and multiplied into its
+// three dx pixels, so unlike the gather tiles nothing multiplies padding. ow in 1..22 (false
+// otherwise, nothing written).
+bool conv_scatter3_row_avx512(int ow, int64_t nrows, const float* const* rows, int64_t ocg,
+                              int64_t ostride, const float* b, float* c, int64_t ldc, int first,
+                              int width);
+
 // y[o*ld + q] = ct[q*ocg + o] + (bias ? bias[o] : 0) for q < npix, o < ocg: a block of row tiles
 // (pixels x channels) moved to channels-first; ocg % 16 == 0.
 void conv_rows_store_avx512(float* y, int64_t ld, const float* ct, int64_t npix, int64_t ocg,

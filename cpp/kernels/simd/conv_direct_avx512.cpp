@@ -387,6 +387,45 @@ void rows_tile(int64_t k, const float* x, const int32_t* koff, const float* b, f
   }
 }
 
+// One dx row of the scatter backward-data: V = OW + 2 accumulators (16 channels each) for the
+// full-correlation pixels x' = q + kw, every dy value q of a row scattered to its three pixels.
+template <int OW>
+void scatter3_row(int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
+                  const float* b, float* c, int64_t ldc, int first, int width) {
+  constexpr int V = OW + 2;
+  __m512 acc[V];
+#pragma GCC unroll 32
+  for (int i = 0; i < V; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* src = rows[r];
+    for (int64_t o = 0; o < ocg; ++o, src += ostride, b += 48) {
+      const __m512 w0 = _mm512_load_ps(b), w1 = _mm512_load_ps(b + 16), w2 = _mm512_load_ps(b + 32);
+#pragma GCC unroll 32
+      for (int q = 0; q < OW; ++q) {
+        const __m512 v = _mm512_set1_ps(src[q]);
+        acc[q] = _mm512_fmadd_ps(v, w0, acc[q]);
+        acc[q + 1] = _mm512_fmadd_ps(v, w1, acc[q + 1]);
+        acc[q + 2] = _mm512_fmadd_ps(v, w2, acc[q + 2]);
+      }
+    }
+  }
+  // Unrolled with a constant index, so that acc stays in registers.
+#pragma GCC unroll 32
+  for (int i = 0; i < V; ++i)
+    if (i >= first && i < first + width) _mm512_storeu_ps(c + (i - first) * ldc, acc[i]);
+}
+
+template <int... OWs>
+bool scatter3_dispatch(int ow, int64_t nrows, const float* const* rows, int64_t ocg,
+                       int64_t ostride, const float* b, float* c, int64_t ldc, int first,
+                       int width) {
+  bool done = false;
+  ((ow == OWs ? (scatter3_row<OWs>(nrows, rows, ocg, ostride, b, c, ldc, first, width), done = true)
+              : false),
+   ...);
+  return done;
+}
+
 }  // namespace
 
 void conv_rows_tile_avx512(int mr, int64_t k, const float* x, const int32_t* koff, const float* b,
@@ -425,6 +464,13 @@ void conv_rows_store_avx512(float* y, int64_t ld, const float* ct, int64_t npix,
       }
     }
   }
+}
+
+bool conv_scatter3_row_avx512(int ow, int64_t nrows, const float* const* rows, int64_t ocg,
+                               int64_t ostride, const float* b, float* c, int64_t ldc, int first,
+                               int width) {
+  return scatter3_dispatch<1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+                           21, 22>(ow, nrows, rows, ocg, ostride, b, c, ldc, first, width);
 }
 
 }  // namespace tsm
