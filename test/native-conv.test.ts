@@ -316,6 +316,17 @@ describe('conv2d', () => {
     checkConv({ ...base, N: 2, C: 64, H: 7, W: 10, OC: 6, KH: 5, KW: 3, pH: 2, groups: 2 }, false); // groups
   });
 
+  it('matches the reference on the row-wise backward-weight (Cg a multiple of 32, OCg of 16)', () => {
+    // Tiles of up to 12 output channels x 32 input channels per tap, over blocks of ~512 pixels:
+    // several small images per block (12 images: blocks of 4 and 2 per thread), or chunks of rows
+    // of a large image; AVX-512 machines with N * groups >= 2 * threads.
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 12, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, true);           // the CNN's conv2
+    checkConv({ ...base, N: 4, C: 32, H: 44, W: 41, OC: 16, KH: 3, KW: 3, pH: 1, pW: 1 }, true); // chunks of rows
+    checkConv({ ...base, N: 4, C: 64, H: 15, W: 17, OC: 48, KH: 2, KW: 3, sH: 2, sW: 2, dW: 2, pW: 1 }, false);
+    checkConv({ ...base, N: 2, C: 64, H: 9, W: 10, OC: 32, KH: 3, KW: 1, dH: 2, pH: 2, groups: 2 }, true); // groups
+  });
+
   it('reference backward agrees with finite differences', () => {
     const configs: Conv[] = [
       { N: 2, C: 2, H: 5, W: 6, OC: 3, KH: 3, KW: 2, sH: 2, sW: 1, pH: 1, pW: 0, dH: 1, dW: 2, groups: 1 },

@@ -52,6 +52,9 @@ void conv_rows_tile_avx512(int, int64_t, const float*, const int32_t*, const flo
 void conv_rows_store_avx512(float*, int64_t, const float*, int64_t, int64_t, const float*) {}
 bool conv_scatter3_row_avx512(int, int64_t, const float* const*, int64_t, int64_t, const float*,
                               float*, int64_t, int, int) { return false; }
+void conv_pixels_major_avx512(float*, const float*, int64_t, int64_t, int64_t) {}
+void conv_bw_rows_tile_avx512(int, int64_t, const int64_t*, int64_t, int64_t, const float*,
+                              const float*, int64_t, float*, int64_t, bool) {}
 #endif
 
 namespace {
@@ -590,6 +593,86 @@ tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, 
   return TSM_OK;
 }
 
+// Row-wise backward-weight (Cg a multiple of 32, OCg of 16, AVX-512): per tap, C (OCg x Cg) =
+// sum over pixels of dy^T (pixel x OCg) and the input at the tap's offset (pixel x Cg). With the
+// input channels-last (conv_nhwc_group_avx512, padding written out) a pixel's 32 channels at any tap
+// are one 128-byte row, and with dy pixels-major a pixel's MR output channels are MR consecutive
+// floats; so conv_bw_rows_tile_avx512 reads both operands where they lie, with no packed panels
+// (the implicit GEMM above writes Cg*KH*KW floats of B per pixel: 288 for the CNN's conv2, 9x its
+// input). Each tile call sums a block of about 512 pixels (several small images, or a chunk of rows
+// of a large one) whose dy and input rows stay in L2 across the taps; each thread sums its images
+// into its own (tap, o, c) partial, put in (o, c, tap) order at the end.
+bool use_rows_bwd_weight(const ConvGeom& g) {
+  return g.cg % 32 == 0 && g.ocg % 16 == 0 && avx512_helpers(padded_geom(g)) && use_implicit(g);
+}
+
+tsm_status backward_weight_rows(float* dw, const float* dy, const float* x, const ConvGeom& g) {
+  const int64_t ohw = g.ohw(), kk = g.kk, taps = g.kh * g.kw, cblocks = g.cg / 32;
+  const int64_t hp = g.h + 2 * g.ph, wp = g.w + 2 * g.pw, xstride = hp * wp * g.cg;
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), g.n));
+  const int64_t part = g.g * taps * g.ocg * g.cg;
+  float* partial = static_cast<float*>(aligned_malloc(sizeof(float) * nt * part));
+  if (!partial) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
+  // A block: nimg whole images (small images), or chunk rows of one image.
+  const int64_t nimg = std::max<int64_t>(1, 512 / ohw);
+  const int64_t chunk = nimg > 1 ? g.oh : std::max<int64_t>(1, std::min<int64_t>(g.oh, 512 / g.ow));
+  std::vector<int64_t> rowoff(nimg * g.oh), tapoff(taps);
+  for (int64_t i = 0; i < nimg; ++i)
+    for (int64_t r = 0; r < g.oh; ++r) rowoff[i * g.oh + r] = i * xstride + r * g.sh * wp * g.cg;
+  for (int64_t kh = 0; kh < g.kh; ++kh)
+    for (int64_t kw = 0; kw < g.kw; ++kw) tapoff[kh * g.kw + kw] = (kh * g.dh * wp + kw * g.dw) * g.cg;
+  const int64_t otiles = (g.ocg + 11) / 12;  // tiles of up to 12 output channels, near-equal
+  bool oom = false;
+  parallel_for(nt, [&](int64_t t) {
+    const int64_t n0 = g.n * t / nt, n1 = g.n * (t + 1) / nt;
+    float* acc = partial + t * part;
+    float* xt = scratch(0, static_cast<size_t>(nimg * xstride));
+    float* dyt = scratch(2, static_cast<size_t>(nimg * chunk * g.ow * g.ocg));
+    if (!xt || !dyt) { oom = true; return; }
+    for (int64_t grp = 0; grp < g.g; ++grp) {
+      float* accg = acc + grp * taps * g.ocg * g.cg;
+      for (int64_t nb = n0; nb < n1; nb += nimg) {
+        const int64_t ni = std::min(nimg, n1 - nb);
+        for (int64_t i = 0; i < ni; ++i)
+          conv_nhwc_group_avx512(xt + i * xstride, x + ((nb + i) * g.c + grp * g.cg) * g.hw(), g.cg,
+                                 g.h, g.w, g.ph, g.pw);
+        for (int64_t r0 = 0; r0 < g.oh; r0 += chunk) {
+          const int64_t r1 = std::min(g.oh, r0 + chunk), npix = (r1 - r0) * g.ow;
+          for (int64_t i = 0; i < ni; ++i)
+            conv_pixels_major_avx512(dyt + i * npix * g.ocg,
+                                     dy + ((nb + i) * g.oc + grp * g.ocg) * ohw + r0 * g.ow, ohw,
+                                     g.ocg, npix);
+          const bool accumulate = nb > n0 || r0 > 0;
+          // with whole images (r0 = 0, r1 = OH) the ni images' rows are consecutive in rowoff
+          const int64_t nrows = ni > 1 ? ni * g.oh : r1 - r0;
+          for (int64_t tap = 0; tap < taps; ++tap)
+            for (int64_t cb = 0; cb < cblocks; ++cb)
+              for (int64_t tile = 0; tile < otiles; ++tile) {
+                const int64_t o0 = g.ocg * tile / otiles, o1 = g.ocg * (tile + 1) / otiles;
+                conv_bw_rows_tile_avx512(static_cast<int>(o1 - o0), nrows, rowoff.data() + r0, g.ow,
+                                         g.sw * g.cg, xt + tapoff[tap] + cb * 32, dyt + o0, g.ocg,
+                                         accg + (tap * g.ocg + o0) * g.cg + cb * 32, g.cg, accumulate);
+              }
+        }
+      }
+    }
+  });
+  if (!oom) {
+    for (int64_t grp = 0; grp < g.g; ++grp)
+      for (int64_t o = 0; o < g.ocg; ++o)
+        for (int64_t c = 0; c < g.cg; ++c)
+          for (int64_t tap = 0; tap < taps; ++tap) {
+            const float* src = partial + ((grp * taps + tap) * g.ocg + o) * g.cg + c;
+            float s = 0.0f;
+            for (int t = 0; t < nt; ++t) s += src[t * part];
+            dw[(grp * g.ocg + o) * kk + c * taps + tap] = s;
+          }
+  }
+  aligned_free(partial);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_weight: out of memory");
+  return TSM_OK;
+}
+
 // Backward-weight for few taps per output channel (Cg*KH*KW < 12: a CNN's first layer, C = 1),
 // where the implicit GEMM's n = Cg*KH*KW is too narrow for the 32-wide micro-kernel: the product is
 // turned around, dw^T (kk x ocg) = col (kk x pixels) * dy^T (pixels x ocg), so the taps are the
@@ -1068,6 +1151,7 @@ tsm_status backward_weight(float* dw, float* dbias, const float* dy, const float
     });
     return TSM_OK;
   }
+  if (use_rows_bwd_weight(g)) return backward_weight_rows(dw, dy, x, g);
   if (use_implicit(g)) return backward_weight_implicit(dw, dy, x, g);
   const bool pw = g.pointwise();
   // dw[g] (ocg, kk) (+)= dy[n, g] (ocg, ohw) * col^T (ohw, kk)

@@ -38,6 +38,9 @@ void conv_pack_a_taps_avx512(float* dst, const float* xg, const int64_t* tap_off
 // borders; Cg % 16 == 0 (16x16 transposes in registers).
 void conv_nhwc_group_avx512(float* xt, const float* xg, int64_t cg, int64_t h, int64_t w,
                             int64_t ph, int64_t pw);
+// dst[q*nch + c] = src[c*ld + q] for q < npix, c < nch: a block of channels-first rows moved to
+// pixels-major (channels-last); nch % 16 == 0.
+void conv_pixels_major_avx512(float* dst, const float* src, int64_t ld, int64_t nch, int64_t npix);
 // dxg (Cg, H, W) = the interior of xt ((H+2PH), (W+2PW), Cg), back to channels-first; Cg % 16 == 0.
 void conv_nchw_from_nhwc_avx512(float* dxg, const float* xt, int64_t cg, int64_t h, int64_t w,
                                 int64_t ph, int64_t pw);
@@ -81,6 +84,16 @@ void conv_rows_tile_avx512(int mr, int64_t k, const float* x, const int32_t* kof
 bool conv_scatter3_row_avx512(int ow, int64_t nrows, const float* const* rows, int64_t ocg,
                               int64_t ostride, const float* b, float* c, int64_t ldc, int first,
                               int width);
+
+// One tile of the row-wise backward-weight: mr (1..12) output channels x 32 input channels of one
+// tap, summed over the pixels of nrows output rows of ow pixels,
+//   C(i, j) (+)= sum_r sum_x a[(r*ow + x)*lda + i] * b[rowoff[r] + x*bstep + j]
+// (c + i*ldc + j; added to when accumulate, else overwritten): a is dy pixels-major (lda = OCg),
+// b the channels-last input at the tap's and the channel block's offset, rowoff[r] the offset of
+// output row r's first pixel in it and bstep = SW*Cg. No packed copy of either operand.
+void conv_bw_rows_tile_avx512(int mr, int64_t nrows, const int64_t* rowoff, int64_t ow,
+                              int64_t bstep, const float* b, const float* a, int64_t lda, float* c,
+                              int64_t ldc, bool accumulate);
 
 // y[o*ld + q] = ct[q*ocg + o] + (bias ? bias[o] : 0) for q < npix, o < ocg: a block of row tiles
 // (pixels x channels) moved to channels-first; ocg % 16 == 0.

@@ -209,26 +209,28 @@ void conv_pack_a_taps_avx512(float* dst, const float* xg, const int64_t* tap_off
   }
 }
 
-void conv_nhwc_group_avx512(float* xt, const float* xg, int64_t cg, int64_t h, int64_t w,
-                            int64_t ph, int64_t pw) {
-  const int64_t wp = w + 2 * pw, hw = h * w;
-  if (ph > 0 || pw > 0)
-    for (int64_t i = 0, n = (h + 2 * ph) * wp * cg; i < n; ++i) xt[i] = 0.0f;
-  for (int64_t ih = 0; ih < h; ++ih) {
-    float* row = xt + ((ih + ph) * wp + pw) * cg;
-    for (int64_t iw = 0; iw < w; iw += 16) {
-      const int64_t npix = std::min<int64_t>(16, w - iw);
-      const __mmask16 m = tail_mask(npix);
-      for (int64_t c0 = 0; c0 < cg; c0 += 16) {
-        __m512 r[16];  // 16 channels x 16 pixels -> 16 pixels x 16 channels
-        const float* src = xg + c0 * hw + ih * w + iw;
-        for (int i = 0; i < 16; ++i)
-          r[i] = npix == 16 ? _mm512_loadu_ps(src + i * hw) : _mm512_maskz_loadu_ps(m, src + i * hw);
-        transpose16x16(r);
-        for (int64_t q = 0; q < npix; ++q) _mm512_storeu_ps(row + (iw + q) * cg + c0, r[q]);
-      }
+void conv_pixels_major_avx512(float* dst, const float* src, int64_t ld, int64_t nch, int64_t npix) {
+  for (int64_t q0 = 0; q0 < npix; q0 += 16) {
+    const int64_t n = std::min<int64_t>(16, npix - q0);
+    const __mmask16 m = tail_mask(n);
+    for (int64_t c0 = 0; c0 < nch; c0 += 16) {
+      __m512 r[16];  // 16 channels x 16 pixels -> 16 pixels x 16 channels
+      const float* s = src + c0 * ld + q0;
+      for (int i = 0; i < 16; ++i)
+        r[i] = n == 16 ? _mm512_loadu_ps(s + i * ld) : _mm512_maskz_loadu_ps(m, s + i * ld);
+      transpose16x16(r);
+      for (int64_t q = 0; q < n; ++q) _mm512_storeu_ps(dst + (q0 + q) * nch + c0, r[q]);
     }
   }
+}
+
+void conv_nhwc_group_avx512(float* xt, const float* xg, int64_t cg, int64_t h, int64_t w,
+                            int64_t ph, int64_t pw) {
+  const int64_t wp = w + 2 * pw;
+  if (ph > 0 || pw > 0)
+    for (int64_t i = 0, n = (h + 2 * ph) * wp * cg; i < n; ++i) xt[i] = 0.0f;
+  for (int64_t ih = 0; ih < h; ++ih)
+    conv_pixels_major_avx512(xt + ((ih + ph) * wp + pw) * cg, xg + ih * w, h * w, cg, w);
 }
 
 void conv_nchw_from_nhwc_avx512(float* dxg, const float* xt, int64_t cg, int64_t h, int64_t w,
@@ -415,6 +417,38 @@ void scatter3_row(int64_t nrows, const float* const* rows, int64_t ocg, int64_t 
     if (i >= first && i < first + width) _mm512_storeu_ps(c + (i - first) * ldc, acc[i]);
 }
 
+// One tile of the row-wise backward-weight: C (MR output channels x 32 input channels of one tap)
+// over the pixels of nrows output rows; B rows straight from the channels-last input.
+template <int MR>
+void bw_rows_tile(int64_t nrows, const int64_t* rowoff, int64_t ow, int64_t bstep, const float* b,
+                  const float* a, int64_t lda, float* c, int64_t ldc, bool accumulate) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = accumulate ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
+    acc[i][1] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();
+  }
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* bp = b + rowoff[r];
+#pragma GCC unroll 2
+    for (int64_t j = 0; j < ow; ++j, bp += bstep, a += lda) {
+      const __m512 b0 = _mm512_loadu_ps(bp);
+      const __m512 b1 = _mm512_loadu_ps(bp + 16);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512 ai = _mm512_set1_ps(a[i]);
+        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      }
+    }
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    _mm512_storeu_ps(c + i * ldc, acc[i][0]);
+    _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
+  }
+}
+
 template <int... OWs>
 bool scatter3_dispatch(int ow, int64_t nrows, const float* const* rows, int64_t ocg,
                        int64_t ostride, const float* b, float* c, int64_t ldc, int first,
@@ -471,6 +505,25 @@ bool conv_scatter3_row_avx512(int ow, int64_t nrows, const float* const* rows, i
                                int width) {
   return scatter3_dispatch<1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
                            21, 22>(ow, nrows, rows, ocg, ostride, b, c, ldc, first, width);
+}
+
+void conv_bw_rows_tile_avx512(int mr, int64_t nrows, const int64_t* rowoff, int64_t ow,
+                              int64_t bstep, const float* b, const float* a, int64_t lda, float* c,
+                              int64_t ldc, bool accumulate) {
+  switch (mr) {
+    case 12: bw_rows_tile<12>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 11: bw_rows_tile<11>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 10: bw_rows_tile<10>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 9: bw_rows_tile<9>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 8: bw_rows_tile<8>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 7: bw_rows_tile<7>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 6: bw_rows_tile<6>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 5: bw_rows_tile<5>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 4: bw_rows_tile<4>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 3: bw_rows_tile<3>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    case 2: bw_rows_tile<2>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+    default: bw_rows_tile<1>(nrows, rowoff, ow, bstep, b, a, lda, c, ldc, accumulate); break;
+  }
 }
 
 }  // namespace tsm
