@@ -97,13 +97,13 @@ TSM_API tsm_status tsm_sgd_step(float* const* params, float* const* momentum_buf
               neg_lr = float(-lr);
   const bool use_wd = weight_decay != 0.0, use_mom = momentum != 0.0;
   const float sign = maximize ? -1.0f : 1.0f;  // -g and g * -1 are the same float
-  // The flags select one branch-free loop each, so that the compiler vectorises it.
+  // The flags select one branch-free loop each, so that the compiler vectorises it. The pointers
+  // are the parameters of a function of their own: GCC honours __restrict on parameters, not on
+  // local variables, and without it the loop stayed scalar (the CNN's parameters, hot: 0.44 ms scalar,
+  // 0.09 vectorised).
   const auto loop = [&](auto wd_on, auto mom_on, auto first_on, auto nest_on) {
-    return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
-      float* __restrict p = params[t] + i0;
-      const float* __restrict g = grads[t] + i0;
-      float* __restrict buf = decltype(mom_on)::value ? momentum_bufs[t] + i0 : nullptr;
-      const int64_t n = i1 - i0;
+    const auto update = [&](float* __restrict p, const float* __restrict g, float* __restrict buf,
+                            int64_t n) {
       for (int64_t i = 0; i < n; ++i) {
         float d = g[i] * sign;
         if constexpr (decltype(wd_on)::value) d = d + wd * p[i];
@@ -117,6 +117,10 @@ TSM_API tsm_status tsm_sgd_step(float* const* params, float* const* momentum_buf
         }
         p[i] = p[i] + neg_lr * d;
       }
+    };
+    return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
+      update(params[t] + i0, grads[t] + i0, decltype(mom_on)::value ? momentum_bufs[t] + i0 : nullptr,
+             i1 - i0);
     });
   };
   using T = std::true_type;
@@ -154,15 +158,11 @@ TSM_API tsm_status tsm_adam_step(float* const* params, float* const* exp_avg,
               decay = float(1.0 - lr * weight_decay);
   const bool l2 = !decoupled && weight_decay != 0.0;
   const float sign = maximize ? -1.0f : 1.0f;
-  // One branch-free loop per (weight decay mode, amsgrad), so that the compiler vectorises it.
+  // One branch-free loop per (weight decay mode, amsgrad), so that the compiler vectorises it;
+  // the pointers are parameters for __restrict to count (see tsm_sgd_step).
   const auto loop = [&](auto decoupled_on, auto l2_on, auto ams_on) {
-    return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
-      float* __restrict p = params[t] + i0;
-      const float* __restrict g = grads[t] + i0;
-      float* __restrict m = exp_avg[t] + i0;
-      float* __restrict v = exp_avg_sq[t] + i0;
-      float* __restrict vmax = decltype(ams_on)::value ? max_exp_avg_sq[t] + i0 : nullptr;
-      const int64_t n = i1 - i0;
+    const auto update = [&](float* __restrict p, const float* __restrict g, float* __restrict m,
+                            float* __restrict v, float* __restrict vmax, int64_t n) {
       for (int64_t i = 0; i < n; ++i) {
         float gi = g[i] * sign;
         float pi = p[i];
@@ -180,6 +180,10 @@ TSM_API tsm_status tsm_adam_step(float* const* params, float* const* exp_avg,
         const float denom = std::sqrt(vv) / bc2_sqrt + epsf;
         p[i] = pi + neg_step_size * (mi / denom);
       }
+    };
+    return for_chunks(op, sizes, count, [&](int64_t t, int64_t i0, int64_t i1) {
+      update(params[t] + i0, grads[t] + i0, exp_avg[t] + i0, exp_avg_sq[t] + i0,
+             decltype(ams_on)::value ? max_exp_avg_sq[t] + i0 : nullptr, i1 - i0);
     });
   };
   using T = std::true_type;
