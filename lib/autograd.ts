@@ -113,6 +113,10 @@ export function backward(root: Tensor, gradient?: Tensor): void {
         throw new RangeError(`backward: the graph through '${node.op}' was already freed by an earlier backward()`);
       const inputGrads = GRADIENTS[node.op](g, node);
       if (anomalyHooks.backward) anomalyHooks.backward(node, inputGrads);
+      // A rule may return g itself as an input's gradient (add, identity): the first such input
+      // takes g over, later ones get a copy (each gradient must be its own tensor: they are
+      // disposed, and may be changed in place, e.g. by clipGradNorm_).
+      let gTaken = false;
       for (let i = 0; i < node.inputs.length; i++) {
         const input = node.inputs[i];
         const ig = inputGrads[i];
@@ -125,11 +129,14 @@ export function backward(root: Tensor, gradient?: Tensor): void {
           grads.set(input.id, ops.add(prev, ig));
           prev.dispose();
           if (ig !== g) ig.dispose();
+        } else if (ig === g && !gTaken && g !== seed) {
+          grads.set(input.id, g);
+          gTaken = true;
         } else {
           grads.set(input.id, ig === g ? ops.clone(g) : ig);
         }
       }
-      if (g !== seed) g.dispose();
+      if (g !== seed && !gTaken) g.dispose();
       for (const o of node.owned) o.dispose();
       node.owned = [];
       node.saved = {};

@@ -40,10 +40,12 @@ function binaryGrad(dy: Tensor, node: Node): (Tensor | null)[] {
   const reduceA = (g: Tensor) => { const r = ops.sumTo(g, a.shape); if (r !== g) g.dispose(); return r; };
   const reduceB = (g: Tensor) => { const r = ops.sumTo(g, b.shape); if (r !== g) g.dispose(); return r; };
   switch (name) {
+    // dy itself where no reduction is needed: backward() hands it to the first input and copies it
+    // only for a second one.
     case 'add':
-      return [needA ? reduceA(ops.clone(dy)) : null, needB ? reduceB(ops.clone(dy)) : null];
+      return [needA ? ops.sumTo(dy, a.shape) : null, needB ? ops.sumTo(dy, b.shape) : null];
     case 'sub':
-      return [needA ? reduceA(ops.clone(dy)) : null, needB ? reduceB(ops.neg(dy)) : null];
+      return [needA ? ops.sumTo(dy, a.shape) : null, needB ? reduceB(ops.neg(dy)) : null];
     case 'mul':
       return [needA ? reduceA(ops.mul(dy, b)) : null, needB ? reduceB(ops.mul(dy, a)) : null];
     case 'div': {
@@ -90,8 +92,8 @@ function binaryScalarGrad(dy: Tensor, node: Node): (Tensor | null)[] {
   const x = T(node.saved.x), y = T(node.saved.y);
   const s = node.saved.s as number, reverse = node.saved.reverse as boolean;
   switch (node.saved.name as string) {
-    case 'add': return [ops.clone(dy)];
-    case 'sub': return [reverse ? ops.neg(dy) : ops.clone(dy)];
+    case 'add': return [dy];
+    case 'sub': return [reverse ? ops.neg(dy) : dy];
     case 'mul': return [ops.mul(dy, s)];
     case 'div': {
       if (!reverse) return [ops.div(dy, s)];
@@ -157,7 +159,7 @@ function linearGradCuda(dy: Tensor, x: Tensor, w: Tensor, b: Tensor | null, rows
 }
 
 export const GRADIENTS: Record<OpName, GradRule> = {
-  identity: (dy) => [ops.clone(dy)],
+  identity: (dy) => [dy],
 
   unary: (dy, node) => {
     const x = T(node.saved.x), y = T(node.saved.y);
@@ -287,8 +289,7 @@ export const GRADIENTS: Record<OpName, GradRule> = {
   permute: (dy, node) => [ops.permute(dy, node.saved.inverse as number[])],
 
   expand: (dy, node) => {
-    const r = ops.sumTo(dy, node.saved.shape as number[]);
-    return [r === dy ? ops.clone(dy) : r];
+    return [ops.sumTo(dy, node.saved.shape as number[])];
   },
 
   slice: (dy, node) => {

@@ -590,6 +590,27 @@ describe('memory: dispose, tidy, memory()', () => {
     for (const t of [w, x]) t.dispose();
   });
 
+  it('add, sub and identity hand dy on without copies that alias: own gradients, nothing leaked', () => {
+    // backward() gives an add's dy to its first input and a copy to the second: the two .grad
+    // tensors must be distinct storages (clipGradNorm scales them in place), x + x must sum, and a
+    // step must leave no tensor behind.
+    const a = tsm.tensor([1, 2, 3], { requiresGrad: true });
+    const b = tsm.tensor([4, 5, 6], { requiresGrad: true });
+    const c = tsm.tensor([7], { requiresGrad: true });
+    const m0 = tsm.memory();
+    tsm.tidy(() => a.add(b).sub(c).add(a.clone()).mul(tsm.tensor([1, 10, 100])).sum().backward());
+    expect(tsm.memory().tensors).toBe(m0.tensors + 3); // the three .grad
+    expect(arr(a.grad!)).toEqual([2, 20, 200]);
+    expect(arr(b.grad!)).toEqual([1, 10, 100]);
+    expect(arr(c.grad!)).toEqual([-111]);
+    tsm.optim.clipGradNorm([b], 1e-3);
+    expect(arr(a.grad!)).toEqual([2, 20, 200]);
+    const x = tsm.tensor([3], { requiresGrad: true });
+    tsm.tidy(() => x.add(x).add(1).backward());
+    expect(arr(x.grad!)).toEqual([2]);
+    for (const t of [a, b, c, x]) { t.grad!.dispose(); t.dispose(); }
+  });
+
   it('a tidy that throws still frees its tensors', () => {
     const m0 = tsm.memory();
     expect(() => tsm.tidy(() => {
