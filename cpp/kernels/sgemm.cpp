@@ -68,11 +68,19 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
         }
       }
     } else {
-      // A(i, p) = a[p*lda + i]: each p gives rows contiguous in i.
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = a + (p0 + p) * lda + i0 + ir;
-        float* d = dst + p * mr;
-        for (int64_t i = 0; i < rows; ++i) d[i] = src[i];
+      // A(i, p) = a[p*lda + i]: each p gives rows contiguous in i. With a constant row count the
+      // copy is two vector moves per p (a loop of `rows` copies made TN 15% slower than NN at
+      // 256x256x4096).
+      const float* src = a + p0 * lda + i0 + ir;
+      if (rows == 12 && mr == 12) {
+        for (int64_t p = 0; p < kc; ++p, src += lda)
+          for (int i = 0; i < 12; ++i) dst[p * 12 + i] = src[i];
+      } else if (rows == 8 && mr == 8) {
+        for (int64_t p = 0; p < kc; ++p, src += lda)
+          for (int i = 0; i < 8; ++i) dst[p * 8 + i] = src[i];
+      } else {
+        for (int64_t p = 0; p < kc; ++p, src += lda)
+          for (int64_t i = 0; i < rows; ++i) dst[p * mr + i] = src[i];
       }
     }
     for (int64_t i = rows; i < mr; ++i)
