@@ -16,6 +16,12 @@
 //     A 1x1 kernel with stride 1 and no padding uses x (or dx) as col directly.
 //   * direct (AVX-512, see simd/conv_direct_avx512.cpp): stride-1 convolutions with a small
 //     reduction Cg*KH*KW (the first layer of a CNN, C = 1), where the GEMM's k is too short.
+//   * with enough (image, group) pairs on AVX-512, each pass picks the first that applies:
+//       forward:         row-wise tiles (forward_rows) > implicit GEMM (im2col fused into packing)
+//       backward-data:   scatter rows (backward_data_scatter) > row-wise tiles > channels-last GEMM
+//                        > implicit GEMM
+//       backward-weight: few taps > direct > row-wise tiles (backward_weight_rows) > implicit GEMM
+//     Each says at its definition when it applies and why it wins there.
 #include <algorithm>
 #include <cstring>
 #include <vector>
