@@ -419,7 +419,7 @@ export function clone(x: Tensor): Tensor {
   else if (x.dtype === 'float32' && x._data.length === sizeOf(x.shape)) {
     // From the buffer pool: a fresh array of a large gradient (backward clones dy for each input
     // of an add) costs a zero fill and page faults, 31 of 170 ms in a Transformer layer's step.
-    out = uninitializedF32(x.shape);
+    out = empty32(x.shape);
     out._data.set(x._data);
   } else out = fromData(x._data.slice(), x.shape, x.dtype);
   return x.dtype === 'float32' ? record(out, 'identity', [x]) : out;

@@ -649,8 +649,8 @@ tsm_status backward_weight_rows(float* dw, const float* dy, const float* x, cons
                                      dy + ((nb + i) * g.oc + grp * g.ocg) * ohw + r0 * g.ow, ohw,
                                      g.ocg, npix);
           const bool accumulate = nb > n0 || r0 > 0;
-          // with whole images (r0 = 0, r1 = OH) the ni images' rows are consecutive in rowoff
-          const int64_t nrows = ni > 1 ? ni * g.oh : r1 - r0;
+          // ni > 1 only with whole images (r0 = 0, r1 = OH): their rows are consecutive in rowoff
+          const int64_t nrows = ni * (r1 - r0);
           for (int64_t tap = 0; tap < taps; ++tap)
             for (int64_t cb = 0; cb < cblocks; ++cb)
               for (int64_t tile = 0; tile < otiles; ++tile) {

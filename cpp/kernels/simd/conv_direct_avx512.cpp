@@ -363,6 +363,28 @@ void conv_col2im_s1_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
 
 namespace {
 
+// The step shared by the row tiles: acc (MR x 32) += a[0..MR) (broadcast) x (b0, b1).
+template <int MR>
+__attribute__((always_inline)) inline void tile_fma(__m512 (&acc)[MR][2], const float* a, __m512 b0,
+                                                    __m512 b1) {
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; ++i) {
+    const __m512 ai = _mm512_set1_ps(a[i]);
+    acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+    acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+  }
+}
+
+template <int MR>
+__attribute__((always_inline)) inline void tile_store(const __m512 (&acc)[MR][2], float* c,
+                                                      int64_t ldc) {
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; ++i) {
+    _mm512_storeu_ps(c + i * ldc, acc[i][0]);
+    _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
+  }
+}
+
 template <int MR>
 void rows_tile(int64_t k, const float* x, const int32_t* koff, const float* b, float* c,
                int64_t ldc) {
@@ -371,22 +393,10 @@ void rows_tile(int64_t k, const float* x, const int32_t* koff, const float* b, f
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
 #pragma GCC unroll 2
   for (int64_t p = 0; p < k; ++p) {
-    const float* xp = x + koff[p];
-    const __m512 b0 = _mm512_load_ps(b);
-    const __m512 b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 14
-    for (int i = 0; i < MR; ++i) {
-      const __m512 xi = _mm512_set1_ps(xp[i]);
-      acc[i][0] = _mm512_fmadd_ps(xi, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(xi, b1, acc[i][1]);
-    }
+    tile_fma<MR>(acc, x + koff[p], _mm512_load_ps(b), _mm512_load_ps(b + 16));
     b += 32;
   }
-#pragma GCC unroll 14
-  for (int i = 0; i < MR; ++i) {
-    _mm512_storeu_ps(c + i * ldc, acc[i][0]);
-    _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
-  }
+  tile_store<MR>(acc, c, ldc);
 }
 
 // One dx row of the scatter backward-data: V = OW + 2 accumulators (16 channels each) for the
@@ -431,22 +441,10 @@ void bw_rows_tile(int64_t nrows, const int64_t* rowoff, int64_t ow, int64_t bste
   for (int64_t r = 0; r < nrows; ++r) {
     const float* bp = b + rowoff[r];
 #pragma GCC unroll 2
-    for (int64_t j = 0; j < ow; ++j, bp += bstep, a += lda) {
-      const __m512 b0 = _mm512_loadu_ps(bp);
-      const __m512 b1 = _mm512_loadu_ps(bp + 16);
-#pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) {
-        const __m512 ai = _mm512_set1_ps(a[i]);
-        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-      }
-    }
+    for (int64_t j = 0; j < ow; ++j, bp += bstep, a += lda)
+      tile_fma<MR>(acc, a, _mm512_loadu_ps(bp), _mm512_loadu_ps(bp + 16));
   }
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) {
-    _mm512_storeu_ps(c + i * ldc, acc[i][0]);
-    _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
-  }
+  tile_store<MR>(acc, c, ldc);
 }
 
 template <int... OWs>
