@@ -68,11 +68,13 @@ export function sgemmCases(seed = 1234): SgemmCase[] {
       alpha: pick([1, -0.75, 3]), beta: pick(betas), padA: pick([0, 1, 4]), padB: pick([0, 1, 4]), padC: pick([0, 2]),
     });
   }
-  // Across cache blocks: m > MC (144), k > KC (256), n > NC (4064/4080); sizes not multiples of 6/16/32.
-  cases.push({ transA: false, transB: false, m: 37, n: 4103, k: 300, alpha: 1, beta: 0, padA: 0, padB: 3, padC: 1 });
-  cases.push({ transA: true, transB: true, m: 37, n: 4103, k: 300, alpha: -1, beta: 0.5, padA: 2, padB: 0, padC: 0 });
-  cases.push({ transA: false, transB: true, m: 301, n: 67, k: 517, alpha: 0.5, beta: 0, padA: 1, padB: 1, padC: 3 });
-  cases.push({ transA: true, transB: false, m: 301, n: 67, k: 517, alpha: 2, beta: 1, padA: 0, padB: 0, padC: 0 });
+  // Across cache blocks, sizes not multiples of 6/8/12/16/32: n > NC (4064/4080); k > KC, which is
+  // 512 for the AVX-512 8x32 kernel (taken for these 37 and 145 rows) and 1024 for the 12x32 one (301
+  // rows); m > MC (144).
+  cases.push({ transA: false, transB: false, m: 37, n: 4103, k: 520, alpha: 1, beta: 0, padA: 0, padB: 3, padC: 1 });
+  cases.push({ transA: true, transB: true, m: 37, n: 4103, k: 520, alpha: -1, beta: 0.5, padA: 2, padB: 0, padC: 0 });
+  cases.push({ transA: false, transB: true, m: 301, n: 67, k: 1100, alpha: 0.5, beta: 0, padA: 1, padB: 1, padC: 3 });
+  cases.push({ transA: true, transB: false, m: 301, n: 67, k: 1100, alpha: 2, beta: 1, padA: 0, padB: 0, padC: 0 });
   cases.push({ transA: false, transB: false, m: 145, n: 4097, k: 260, alpha: 1, beta: -1, padA: 5, padB: 0, padC: 2 });
   return cases;
 }

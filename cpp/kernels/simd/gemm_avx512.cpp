@@ -55,14 +55,20 @@ void ukernel_avx512(int64_t k, const float* a, const float* b, float* c, int64_t
 
 }  // namespace
 
-// Blocking: A block 144 x 512 (288 KiB) in L2; a B micro-panel 512 x 32 (64 KiB) is larger than
-// L1 (48 KiB) and streams from L2. KC = 512 halves the passes over C against the textbook KC = 256
-// (B panel in L1), and C is what costs here: with a power-of-two ldc its twelve rows share L1 sets.
-// A/B of two builds (tools/ab-addons.js, 7-9 rounds, 2 threads): KC 256 -> 320 -> 384 -> 512 gained
-// 2%, 4%, 5% at 2048^3 (768 no further); 256 -> 512 overall: 512^3 +7%, 1536^3 +11%, 2048^3 +15%,
-// 1 thread 1024^3 +3%, 2048^3 +7%; for the 8x32 kernel TN 256x256x4096 +50%, others unchanged.
+// Blocking of the 12x32 kernel: A block 144 x 1024 (576 KiB) in L2 (1 MiB); a B micro-panel
+// 1024 x 32 (128 KiB) is larger than L1 (48 KiB) and streams from L2. A long KC means fewer passes
+// over C, and C is what costs here: a pass after the first reads C back (beta = 1), which measured
+// 4-8% slower than a first pass (beta = 0) once C is larger than ~4 MiB, whether or not the C tile
+// is prefetched (at the kernel's start, one call ahead, into L1 or L2: no change).
+// A/B of two builds (tools/ab-addons.js, 5-7 rounds, 2 threads unless said):
+//   KC 256 -> 512 (fourth session): 512^3 +7%, 1536^3 +11%, 2048^3 +15%, TN 256x256x4096 +50%.
+//   KC 512 -> 1024 (sixth session): 1024^3 +2-3.5%, 2048^3 +3.5-5.5%, 1024x1024x2048 +2-3%,
+//   1 thread 1024^3 +5% (one pass instead of two), the layer shapes of bench/gemm.ts within +-1.5%;
+//   KC 768 and 1536 were 1-4% slower than 1024 at 1024^3 and 2048^3, MC 72/96/120 within +-2% of 144.
+// The 8x32 kernel keeps KC = 512: at 1024 its TN 256x256x4096 (the shape it exists for) was 4.6%
+// slower.
 const GemmUkernel* gemm_ukernel_avx512() {
-  static const GemmUkernel k{"avx512 12x32", 12, NR, 144, 512, 4064, ukernel_avx512<12>};
+  static const GemmUkernel k{"avx512 12x32", 12, NR, 144, 1024, 4064, ukernel_avx512<12>};
   return &k;
 }
 
