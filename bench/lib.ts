@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { seededRandom } from '../lib/text';
 
 export const RESULTS_DIR = path.join(__dirname, 'results');
 const REPO_ROOT = path.resolve(__dirname, '..');
@@ -343,14 +344,9 @@ export function argValue(args: string[], name: string): string | undefined {
 
 /** Deterministic uniform numbers in [-1, 1) (mulberry32), for reproducible inputs. */
 export function randomArray(n: number, seed = 1): Float32Array {
-  let s = seed >>> 0;
+  const random = seededRandom(seed);
   const x = new Float32Array(n);
-  for (let i = 0; i < n; ++i) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    x[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
+  for (let i = 0; i < n; ++i) x[i] = random() * 2 - 1;
   return x;
 }
 

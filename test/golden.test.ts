@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tsm from '../lib/index';
 import type { Tensor } from '../lib/index';
+import { seededRandom as mulberry32 } from '../lib/text';
 
 const { F, nn, optim } = tsm;
 
@@ -242,17 +243,6 @@ describe('golden: Linear, LayerNorm, BatchNorm2d, Embedding (weights by PyTorch 
 // The MNIST CNN of DESIGN.md at batch 2. Its two large weights come from mulberry32 (same integer
 // arithmetic as tools/make-fixtures.py); their gradients are checked by sample, sum, norm and a
 // random projection.
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function generated(shape: number[], seed: number, bound: number): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);

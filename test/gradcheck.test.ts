@@ -13,21 +13,12 @@
 import { describe, expect, it } from 'vitest';
 import * as tsm from '../lib/index';
 import type { Tensor } from '../lib/index';
+import { seededRandom as mulberry32 } from '../lib/text';
 
 const { F } = tsm;
 
 // ---- deterministic inputs ----
 
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 let rnd = mulberry32(12345);
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 

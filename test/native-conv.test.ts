@@ -2,18 +2,9 @@
 // references' backward against finite differences, and the binding's argument checks.
 import { describe, expect, it } from 'vitest';
 import { raw } from './helpers/raw';
+import { seededRandom as rng } from '../lib/text';
 
 // ---- deterministic random numbers ----
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = rng(12345);
 const randint = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
 const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)];

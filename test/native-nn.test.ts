@@ -8,22 +8,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { raw } from './helpers/raw';
+import { seededRandom as rng } from '../lib/text';
 
 const initialThreads: number = raw.getNumThreads();
 afterAll(() => raw.setNumThreads(initialThreads));
 
 // ---- helpers ----
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randn(r: () => number, n: number, scale = 1, shift = 0): Float32Array {
   const out = new Float32Array(n);

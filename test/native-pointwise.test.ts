@@ -3,20 +3,11 @@
 // those references, and the binding's bounds checks.
 import { afterAll, describe, expect, it } from 'vitest';
 import { raw } from './helpers/raw';
+import { seededRandom as rng } from '../lib/text';
 
 // ---- helpers ----
 
 // Deterministic PRNG (mulberry32) so failures reproduce.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = rng(12345);
 const randInt = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 function randArray(n: number, lo = -3, hi = 3): Float32Array {

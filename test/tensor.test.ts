@@ -4,22 +4,13 @@
 import { describe, expect, it } from 'vitest';
 import * as tsm from '../lib/index';
 import type { Tensor } from '../lib/index';
+import { seededRandom as mulberry32 } from '../lib/text';
 
 const { F, nn, optim } = tsm;
 
 const arr = (t: Tensor) => Array.from(t.dataSync());
 const I = (data: number[], shape?: number[]) => tsm.tensor(Int32Array.from(data), { shape: shape ?? [data.length] });
 
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rnd = mulberry32(99);
 function randData(n: number): number[] {
   return Array.from({ length: n }, () => Math.fround(rnd() * 4 - 2));

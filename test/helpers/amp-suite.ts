@@ -11,18 +11,12 @@ import { describe, expect, it } from 'vitest';
 import * as tsm from '../../lib/index';
 import type { Tensor } from '../../lib/index';
 import { fromData } from '../../lib/tensor';
+import { seededRandom } from '../../lib/text';
 
 const { F, nn, optim } = tsm;
 
-let seed = (Date.now() ^ 0xa3c5) >>> 0;
-const seedAtStart = seed;
-function random(): number {
-  seed = (seed + 0x6d2b79f5) >>> 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const seedAtStart = (Date.now() ^ 0xa3c5) >>> 0;  // fresh inputs each run; printed on failure
+const random = seededRandom(seedAtStart);
 function data(n: number, lo = -1, hi = 1): Float32Array {
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = lo + (hi - lo) * random();

@@ -12,18 +12,12 @@ import type { Tensor } from '../../lib/index';
 import * as cu from '../../lib/cuda-tensor';
 import * as ops from '../../lib/ops';
 import { lstmLayer } from '../../lib/lstm';
+import { seededRandom } from '../../lib/text';
 
 const { F, nn, optim, cuda } = tsm;
 
-let seed = (Date.now() ^ 0x51ed) >>> 0; // fresh inputs each run; printed on failure
-const seedAtStart = seed;
-function random(): number {
-  seed = (seed + 0x6d2b79f5) >>> 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const seedAtStart = (Date.now() ^ 0x51ed) >>> 0; // fresh inputs each run; printed on failure
+const random = seededRandom(seedAtStart);
 function data(n: number, lo = -2, hi = 2): Float32Array {
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = lo + (hi - lo) * random();

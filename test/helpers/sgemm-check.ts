@@ -3,6 +3,7 @@
 //   TSM_SIMD=avx2 TSM_NUM_THREADS=1 node --import tsx test/helpers/sgemm-check-main.ts
 // which prints one JSON line: {simd, threads, cases, failures}.
 import { sgemm } from '../../lib/kernels';
+import { seededRandom } from '../../lib/text';
 
 export interface SgemmCase {
   transA: boolean;
@@ -19,16 +20,7 @@ export interface SgemmCase {
 }
 
 /** Deterministic PRNG (mulberry32) so a failure names a reproducible case. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 function fill(n: number, rand: () => number): Float32Array {
   const x = new Float32Array(n);
