@@ -411,6 +411,13 @@ void pad_group(float* dst, const float* xg, const ConvGeom& g) {
   }
 }
 
+// xg padded by pad_group into this thread's scratch slot 0; nullptr when it cannot be allocated.
+const float* padded_group(const float* xg, const ConvGeom& g) {
+  float* buf = scratch(0, static_cast<size_t>(g.cg * (g.h + 2 * g.ph) * (g.w + 2 * g.pw)));
+  if (buf) pad_group(buf, xg, g);
+  return buf;
+}
+
 bool use_implicit(const ConvGeom& g) {
   return g.kk <= 4096 && (num_threads() == 1 || spread_tasks(g));
 }
@@ -445,10 +452,8 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
     if (!bpack || !ctile) { oom = true; return; }
     const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
     if (pre_pad) {
-      float* buf = scratch(0, static_cast<size_t>(gp.cg * gp.hw()));
-      if (!buf) { oom = true; return; }
-      pad_group(buf, xg, g);
-      xg = buf;
+      xg = padded_group(xg, g);
+      if (!xg) { oom = true; return; }
     }
     const float* ap = apack + grp * mpad * kk;
     if (runs) {
@@ -564,10 +569,8 @@ tsm_status backward_weight_implicit(float* dw, const float* dy, const float* x, 
             continue;
           }
           if (pre_pad) {
-            float* buf = scratch(0, static_cast<size_t>(gp.cg * gp.hw()));
-            if (!buf) { oom = true; return; }
-            pad_group(buf, xg, g);
-            xg = buf;
+            xg = padded_group(xg, g);
+            if (!xg) { oom = true; return; }
           }
           if (gather)
             conv_pack_bt_gather_avx512(bpack, xg, tap32.data(), kk, pix64.data(), ohw, b * ohw, ktot);
@@ -724,10 +727,8 @@ tsm_status backward_weight_few_taps(float* dw, float* dbias, const float* dy, co
           const int64_t n = nb + b;
           const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
           if (pre_pad) {
-            float* buf = scratch(0, static_cast<size_t>(gp.cg * gp.hw()));
-            if (!buf) { oom = true; return; }
-            pad_group(buf, xg, g);
-            xg = buf;
+            xg = padded_group(xg, g);
+            if (!xg) { oom = true; return; }
           }
           conv_pack_a_taps_avx512(apack + b * ohw * mr, xg, tb.tap_off.data(), kk, pr.off.data(),
                                   pr.mask.data(), pr.nseg, ohw, mr, ones, gp.cg * gp.hw());
@@ -806,10 +807,8 @@ tsm_status forward_rows(float* y, const float* x, const float* w, const float* b
     const int64_t n = task / g.g, grp = task % g.g;
     const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
     if (pre_pad) {
-      float* buf = scratch(0, static_cast<size_t>(gp.cg * gp.hw()));
-      if (!buf) { oom = true; return; }
-      pad_group(buf, xg, g);
-      xg = buf;
+      xg = padded_group(xg, g);
+      if (!xg) { oom = true; return; }
     }
     float* ct = scratch(3, static_cast<size_t>(band * g.ow * g.ocg));
     if (!ct) { oom = true; return; }
