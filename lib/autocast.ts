@@ -228,14 +228,7 @@ export function autocastMatmul(a: Tensor, b: Tensor, dt: AutocastDtype): Tensor 
     gemm(dt, { transA: false, transB: false, batch: nb, m, n, k, a: A16, lda: k, strideA: sa, b: B16, ldb: n,
       strideB: sb, c: y, ldc: n, strideC: m * n }, op);
   }
-  let out = y;
-  if (a.ndim === 1 || b.ndim === 1) {
-    const s = outShape.slice();
-    if (b.ndim === 1) s.splice(s.length - 1, 1);
-    if (a.ndim === 1) s.splice(s.length - (b.ndim === 1 ? 1 : 2), 1);
-    out = y._view(s);
-    y.dispose();
-  }
+  const out = ops.dropMatmulVectorDims(a, b, y, outShape);
   const backward: GradRule = (dy) => {
     const bop = 'backward';
     const g16 = cu.cast(dy, dt); // (batch..., m, n) contiguous

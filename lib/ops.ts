@@ -895,16 +895,23 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return finishMatmul(a, b, a2, b2, y, outShape);
 }
 
+/**
+ * The product y (batch..., m, n) with the dims of 1-d operands dropped, as matmul returns it (a view
+ * of y, which is then released; y itself when neither operand is 1-d). Also used by autocast.
+ */
+export function dropMatmulVectorDims(a: Tensor, b: Tensor, y: Tensor, outShape: number[]): Tensor {
+  if (a.ndim !== 1 && b.ndim !== 1) return y;
+  const s = outShape.slice();
+  if (b.ndim === 1) s.splice(s.length - 1, 1);
+  if (a.ndim === 1) s.splice(s.length - (b.ndim === 1 ? 1 : 2), 1);
+  const out = y._view(s);
+  y.dispose();
+  return out;
+}
+
 /** Drops the dims of 1-d operands from the product y (batch..., m, n), frees the promoted views, records. */
 function finishMatmul(a: Tensor, b: Tensor, a2: Tensor, b2: Tensor, y: Tensor, outShape: number[]): Tensor {
-  let out = y;
-  if (a.ndim === 1 || b.ndim === 1) {
-    const s = outShape.slice();
-    if (b.ndim === 1) s.splice(s.length - 1, 1);
-    if (a.ndim === 1) s.splice(s.length - (b.ndim === 1 ? 1 : 2), 1);
-    out = y._view(s);
-    y.dispose();
-  }
+  const out = dropMatmulVectorDims(a, b, y, outShape);
   if (a2 !== a) a2.dispose();
   if (b2 !== b) b2.dispose();
   return record(out, 'matmul', [a, b], { a, b });
