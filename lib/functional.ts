@@ -189,7 +189,27 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
   }
   const y = empty32([n, c, p.oh, p.ow]);
   const idx = uninitializedI32(y.shape);  // every index is written by the kernel
-  if (y.size) N().maxPool2dForward(f32(y), idx._data as Int32Array, f32(x), n, c, h, w, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.ceil);
+  // Max pooling of a ReLU's output (conv -> relu -> pool), dilation 1. Forward: a ReLU not yet
+  // computed (ops.relu defers it) is applied to each tap as it is read, in the same pass (values
+  // and indices bit-identical to pooling relu(z)). Backward: max(relu(z)) = relu(max(z)), so the
+  // gradient with respect to z is this pooling's scatter of dy masked by y > 0 (a window whose
+  // maximum is 0 had a ReLU at 0 or below at its winner). The node takes z as its input: the ReLU's
+  // own backward (a pass over the full-size tensor into a buffer of its size) runs only for other
+  // consumers of its output. With dilation, a window can lie wholly in the padding, keep -inf, and
+  // pass its gradient to a clamped position whose ReLU may be active: those take the plain path.
+  const relu = x._node !== null && x._node.op === 'unary' && x._node.saved.code === ops.UNARY.relu &&
+    !x._node.freed && p.dH === 1 && p.dW === 1 ? x._node : null;
+  const src = relu !== null ? x._deferredSource('relu') : null;
+  if (y.size) N().maxPool2dForward(f32(y), idx._data as Int32Array, src ?? f32(x), n, c, h, w, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.ceil, src !== null);
+  if (relu !== null) {
+    const z = relu.inputs[0] as Tensor;
+    const backward = (dy: Tensor): (Tensor | null)[] => {
+      const dz = empty32(z.shape);
+      if (dy.size) N().maxPool2dBackward(f32(dz), f32(dy), idx._data as Int32Array, n, c, h, w, p.oh, p.ow, f32(y));
+      return [dz];
+    };
+    return record(y, 'maxPool2d', [z], { backward }, [idx]);
+  }
   const backward = (dy: Tensor): (Tensor | null)[] => {
     const dx = empty32(x.shape);
     if (dy.size) N().maxPool2dBackward(f32(dx), f32(dy), idx._data as Int32Array, n, c, h, w, p.oh, p.ow);

@@ -162,10 +162,12 @@ export const GRADIENTS: Record<OpName, GradRule> = {
   identity: (dy) => [dy],
 
   unary: (dy, node) => {
-    const x = T(node.saved.x), y = T(node.saved.y);
-    if (dy.device !== 'cpu') return [cu.unaryBackward(node.saved.code as number, x, y, dy, 'backward')];
+    const x = T(node.saved.x), y = T(node.saved.y), code = node.saved.code as number;
+    if (dy.device !== 'cpu') return [cu.unaryBackward(code, x, y, dy, 'backward')];
     const dx = ops.empty32(x.shape);
-    if (x.size) N().unaryBackward(node.saved.code as number, f32(dx), f32(x), f32(y), f32(dy));
+    // Only the operand the derivative reads is touched (a deferred ReLU output is not computed).
+    const v = f32(ops.UNARY_BACKWARD_READS_Y.has(code) ? y : x);
+    if (x.size) N().unaryBackward(code, f32(dx), v, v, f32(dy));
     return [dx];
   },
 

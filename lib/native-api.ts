@@ -38,9 +38,10 @@ export interface NativeAddon {
                        OC: number, KH: number, KW: number, sH: number, sW: number, pH: number, pW: number,
                        dH: number, dW: number, groups: number): void;
   maxPool2dForward(y: F32, indices: I32, x: F32, N: number, C: number, H: number, W: number, KH: number, KW: number,
-                   sH: number, sW: number, pH: number, pW: number, dH: number, dW: number, ceilMode: boolean): void;
+                   sH: number, sW: number, pH: number, pW: number, dH: number, dW: number, ceilMode: boolean,
+                   reluInput?: boolean): void;
   maxPool2dBackward(dx: F32, dy: F32, indices: I32, N: number, C: number, H: number, W: number, OH: number,
-                    OW: number): void;
+                    OW: number, y?: F32): void;
   avgPool2dForward(y: F32, x: F32, N: number, C: number, H: number, W: number, KH: number, KW: number, sH: number,
                    sW: number, pH: number, pW: number, ceilMode: boolean, countIncludePad: boolean): void;
   avgPool2dBackward(dx: F32, dy: F32, N: number, C: number, H: number, W: number, KH: number, KW: number,

@@ -16,7 +16,7 @@ import { autocastMatmul, autocastLinear, autocastDtype } from './autocast';
 import { decode16, encode16, is16 } from './half';
 import { nativeAddon } from './native-api';
 import {
-  checkDType, checkDevice, checkShape, fromData, keep, noGrad, sizeOf, Tensor, uninitializedF32,
+  checkDType, checkDevice, checkShape, deferredF32, fromData, keep, noGrad, sizeOf, Tensor, uninitializedF32,
   type DType, type Device, type NestedArray, type Shape, type TensorOptions, type TypedArray,
 } from './tensor';
 
@@ -28,6 +28,10 @@ export const UNARY = {
   square: 11, reciprocal: 12, sin: 13, cos: 14, rsqrt: 15,
 } as const;
 export type UnaryName = keyof typeof UNARY;
+/** Codes whose derivative the native backward reads from y rather than x (tsm_unary_backward_reads_y). */
+export const UNARY_BACKWARD_READS_Y: ReadonlySet<number> = new Set([
+  UNARY.sigmoid, UNARY.tanh, UNARY.exp, UNARY.sqrt, UNARY.reciprocal, UNARY.rsqrt,
+]);
 export const BINARY = { add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12 } as const;
 export type BinaryName = keyof typeof BINARY;
 export const REDUCE = { sum: 0, mean: 1, max: 2, min: 3, prod: 4 } as const;
@@ -462,6 +466,15 @@ function unary(name: UnaryName, x: Tensor): Tensor {
   if (x.device !== 'cpu') {
     const yc = cu.unaryForward(UNARY[name], x, name);
     return record(yc, 'unary', [x], { code: UNARY[name], x, y: yc });
+  }
+  if (name === 'relu' && x._node !== null && !x._storageShared() && x.dtype === 'float32' && x.size) {
+    // The ReLU of an op's output is computed when something first reads it: a max pooling reads
+    // through it instead (conv -> relu -> pool in one pass over the convolution's output, see
+    // F.maxPool2d), and then, unless another op reads it, it is never written out. Only an op's
+    // output holding its storage alone is deferred from: nothing writes into it afterwards (a view
+    // of a parameter is a non-leaf too, but the optimizer updates the storage it shares).
+    const y = deferredF32(x.shape, 'relu', x, (out, src) => N().unaryForward(UNARY.relu, out, src));
+    return record(y, 'unary', [x], { code: UNARY.relu, x, y });
   }
   const y = empty32(x.shape);
   if (x.size) N().unaryForward(UNARY[name], y._data as Float32Array, x._data as Float32Array);

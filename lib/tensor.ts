@@ -65,12 +65,26 @@ export function checkShape(op: string, shape: unknown, name = 'shape'): number[]
 // ---------------------------------------------------------------------------------------------
 // Memory accounting and scopes (tidy)
 
+/**
+ * @internal A float32 storage whose elements are not computed yet: `fill` writes them from the
+ * elements of `source` on the first read. How a ReLU is deferred until something reads it, so that
+ * max pooling can read through it instead (F.maxPool2d). The source must not change meanwhile:
+ * only the outputs of recorded ops that hold their storage alone are deferred from (no op writes
+ * into a non-leaf; a view of a leaf, which an optimizer may update in place, shares its storage).
+ */
+interface Deferred {
+  op: string;
+  source: Storage;
+  fill: (out: Float32Array, source: Float32Array) => void;
+}
+
 /** @internal The memory behind one or more tensors (views share it). */
 export class Storage {
-  /** The elements of a CPU storage (a Uint16Array of bits for 16-bit dtypes); null on a CUDA device and once released. */
-  data: TypedArray | Uint16Array | null;
+  /** The elements of a CPU storage (a Uint16Array of bits for 16-bit dtypes); null on a CUDA device, while deferred, and once released. */
+  private arr: TypedArray | Uint16Array | null;
   /** The device buffer (the addon's handle) of a CUDA storage; null on the CPU and once released. */
   handle: object | null;
+  private deferred: Deferred | null = null;
   refs = 0;
   readonly bytes: number;
   /** 'cpu' or 'cuda:N'. */
@@ -78,11 +92,11 @@ export class Storage {
   /** Allocated by uninitializedF32(): its array goes back to the pool when the storage is freed. */
   pooled = false;
   constructor(data: TypedArray | Uint16Array | null, device: Device = 'cpu', handle: object | null = null, bytes = 0) {
-    this.data = data;
+    this.arr = data;
     this.device = device;
-    if (data !== null) {
+    if (data !== null || device === 'cpu') {
       this.handle = null;
-      this.bytes = data.byteLength;
+      this.bytes = data !== null ? data.byteLength : bytes;
       memoryState.bytes += this.bytes;
     } else {
       this.handle = handle;
@@ -91,17 +105,53 @@ export class Storage {
     }
     memoryState.storages++;
   }
+  /** A CPU float32 storage of n elements computed from `source` when first read (see Deferred). */
+  static deferred(n: number, op: string, source: Storage, fill: Deferred['fill']): Storage {
+    const s = new Storage(null, 'cpu', null, 4 * n);
+    source.retain();
+    s.deferred = { op, source, fill };
+    return s;
+  }
+  /** The CPU elements (computing a deferred storage's first), or null on a device and once released. */
+  get data(): TypedArray | Uint16Array | null {
+    if (this.deferred !== null) this.materialize();
+    return this.arr;
+  }
+  /** Whether the storage still holds its elements (or will compute them) or its device buffer. */
+  get alive(): boolean {
+    return this.arr !== null || this.deferred !== null || this.handle !== null;
+  }
+  /** The source elements of a storage deferred as `op` and not computed yet; null otherwise. */
+  deferredSource(op: string): Float32Array | null {
+    const d = this.deferred;
+    return d !== null && d.op === op ? (d.source.data as Float32Array) : null;
+  }
+  private materialize(): void {
+    const d = this.deferred!;
+    const out = takePooled(this.bytes / 4) ?? new Float32Array(this.bytes / 4);
+    this.pooled = true;
+    d.fill(out, d.source.data as Float32Array);
+    this.arr = out;
+    this.deferred = null;
+    d.source.release();
+  }
   retain(): void {
     this.refs++;
   }
   release(): void {
     if (--this.refs !== 0) return;
-    if (this.data) {
+    if (this.deferred !== null) {
+      // Never read: nothing was computed or allocated.
+      this.deferred.source.release();
+      this.deferred = null;
+      memoryState.bytes -= this.bytes;
+      memoryState.storages--;
+    } else if (this.arr) {
       if (this.pooled) {
-        const d = this.data;  // an int32 storage lends its buffer back as float32 (same length)
+        const d = this.arr;  // an int32 storage lends its buffer back as float32 (same length)
         recycle(d instanceof Float32Array ? d : new Float32Array(d.buffer, d.byteOffset, d.length));
       }
-      this.data = null;
+      this.arr = null;
       memoryState.bytes -= this.bytes;
       memoryState.storages--;
     } else if (this.handle) {
@@ -159,6 +209,15 @@ export function uninitializedI32(shape: readonly number[]): Tensor {
   const storage = new Storage(data);
   storage.pooled = true;
   return new Tensor(data, shape, 'int32', storage);
+}
+
+/**
+ * @internal A float32 tensor of `shape` whose elements are fill(out, source's elements), computed on
+ * the first read of its data (see Deferred). `source` must be a non-leaf float32 CPU tensor of the
+ * same size.
+ */
+export function deferredF32(shape: readonly number[], op: string, source: Tensor, fill: Deferred['fill']): Tensor {
+  return new Tensor(null, shape, 'float32', Storage.deferred(sizeOf(shape), op, source._storage('deferredF32'), fill));
 }
 
 /** Drops the buffers kept for reuse. */
@@ -381,9 +440,27 @@ export class Tensor {
 
   /** @internal A tensor sharing this one's storage with another shape (same element count). */
   _view(shape: readonly number[]): Tensor {
+    return new Tensor(null, shape, this.dtype, this._storage(''));
+  }
+
+  /** @internal Whether other tensors (views, a deferred op) hold this one's storage too. */
+  _storageShared(): boolean {
+    return (this.storage?.refs ?? 0) > 1;
+  }
+
+  /** @internal The storage (TsmDisposedError naming `op` after dispose). */
+  _storage(op: string): Storage {
     const s = this.storage;
-    if (s === null || (s.data === null && s.handle === null)) throw new TsmDisposedError(`tensor #${this.id} was used after dispose()`);
-    return new Tensor(s.data, shape, this.dtype, s);
+    if (s === null || !s.alive) throw new TsmDisposedError(`${op ? `${op}: ` : ''}tensor #${this.id} was used after dispose()`);
+    return s;
+  }
+
+  /**
+   * @internal The elements `op` was deferred from when this tensor (or the tensor it views) is a
+   * deferred `op` whose data nothing has read yet (see deferredF32); null otherwise.
+   */
+  _deferredSource(op: string): Float32Array | null {
+    return this.storage?.deferredSource(op) ?? null;
   }
 
   /**
@@ -406,7 +483,7 @@ export class Tensor {
   /** True after `dispose()` (any further use throws TsmDisposedError). */
   get isDisposed(): boolean {
     const s = this.storage;
-    return s === null || (s.data === null && s.handle === null);
+    return s === null || !s.alive;
   }
   /** Number of elements (product of the shape; 1 for a 0-d tensor). */
   get size(): number {

@@ -306,6 +306,17 @@ describe('gradcheck: conv2d and pools', () => {
     () => [distinct([1, 2, 6, 5])]);
   check('maxPool2d [2,3] stride 1 dilation 2', (x) => F.maxPool2d(x, { kernelSize: [2, 3], stride: 1, dilation: 2 }),
     () => [distinct([1, 2, 5, 6])]);
+  // A ReLU of an op's output is deferred and max pooling reads through it (lib/ops.ts unary, F.maxPool2d)
+  check('conv2d -> relu -> maxPool2d 2 (pooled through the ReLU)', (x, w, b) => F.maxPool2d(F.conv2d(x, w, b).relu(), 2),
+    () => [U([2, 2, 6, 6]), U([3, 2, 3, 3]), U([3])], { eps: 1e-3, rtol: 1e-2, atol: 5e-4 });
+  check('relu -> maxPool2d 3, stride 2, padding 1, ceil', (x) => F.maxPool2d(x.mul(2).relu(), { kernelSize: 3, stride: 2, padding: 1, ceilMode: true }),
+    () => [away([1, 2, 6, 5])]);
+  check('relu -> maxPool2d dilation 2 (plain path)', (x) => F.maxPool2d(x.mul(2).relu(), { kernelSize: [2, 3], stride: 1, dilation: 2 }),
+    () => [away([1, 2, 5, 6])]);
+  check('relu read by maxPool2d and by another op', (x) => {
+    const h = x.mul(2).relu();
+    return tsm.cat([F.maxPool2d(h, 2).flatten(), h.mul(h).flatten()], 0);
+  }, () => [away([1, 2, 4, 4])]);
   check('avgPool2d 2', (x) => F.avgPool2d(x, 2), () => [U([2, 2, 4, 4])]);
   check('avgPool2d 3 stride 2 padding 1 ceil, countIncludePad', (x) => F.avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1, ceilMode: true }),
     () => [U([1, 2, 6, 5])]);

@@ -425,6 +425,45 @@ describe('pooling', () => {
     }
   });
 
+  it('maxPool2d of relu(x) (reluInput) equals pooling relu(x), and its masked backward equals relu backward of the scatter', () => {
+    const cases: Pool[] = [];
+    for (let t = 0; t < 60; t++) cases.push(randomPool(true));
+    const two = { KH: 2, KW: 2, sH: 2, sW: 2, pH: 0, pW: 0, dH: 1, dW: 1, cip: true };
+    cases.push({ N: 2, C: 3, H: 26, W: 26, ceil: false, ...two }, { N: 2, C: 3, H: 11, W: 9, ceil: true, ...two },
+      { N: 1, C: 2, H: 7, W: 71, ceil: true, ...two }, { N: 2, C: 1, H: 4, W: 64, ceil: false, ...two });
+    for (const p of cases) {
+      const what = `maxPool relu ${JSON.stringify(p)}`;
+      const [OH, OW] = poolOut(p);
+      const x = randn(p.N * p.C * p.H * p.W);
+      // ties, NaN, -0, -Infinity and whole windows at or below zero
+      for (let i = 0; i < x.length; i += 7) x[i] = x[(i * 13) % x.length];
+      for (let i = 3; i < x.length; i += 11) x[i] = [NaN, -0, -Infinity, 0][i % 4];
+      for (let i = 0; i < x.length; i++) if (Math.floor(i / 5) % 3 === 0) x[i] = -Math.abs(x[i]);
+      const r = new Float32Array(x.length);
+      raw.unaryForward(0, r, x);  // relu
+      const args = [p.N, p.C, p.H, p.W, p.KH, p.KW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.ceil] as const;
+      const y = new Float32Array(p.N * p.C * OH * OW).fill(NaN), idx = new Int32Array(y.length).fill(-5);
+      raw.maxPool2dForward(y, idx, x, ...args, true);
+      const ry = new Float32Array(y.length), ridx = new Int32Array(y.length);
+      raw.maxPool2dForward(ry, ridx, r, ...args, false);
+      expect(Array.from(y).map((v) => Object.is(v, -0) ? 'neg0' : v), `${what} y`).toEqual(Array.from(ry).map((v) => Object.is(v, -0) ? 'neg0' : v));
+      expect(Array.from(idx), `${what} indices`).toEqual(Array.from(ridx));
+      if (p.dH !== 1 || p.dW !== 1) continue;  // the masked backward is for pooling without dilation
+      const dy = randn(y.length);
+      dy[0] = NaN;  // a NaN gradient at a window whose maximum is 0 gives 0, as the ReLU's backward
+      const dx = new Float32Array(x.length).fill(NaN);
+      raw.maxPool2dBackward(dx, dy, idx, p.N, p.C, p.H, p.W, OH, OW, y);
+      const scattered = new Float32Array(x.length), want = new Float32Array(x.length);
+      raw.maxPool2dBackward(scattered, dy, idx, p.N, p.C, p.H, p.W, OH, OW);
+      raw.unaryBackward(0, want, x, r, scattered);
+      expect(Array.from(dx), `${what} dx`).toEqual(Array.from(want));
+    }
+    const x = new Float32Array(16), y = new Float32Array(4), idx = new Int32Array(4);
+    raw.maxPool2dForward(y, idx, x, 1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 1, 1, false);
+    expect(() => raw.maxPool2dBackward(x, y, idx, 1, 1, 4, 4, 2, 2, y.subarray(1))).toThrow(/maxPool2dBackward: y has 3 elements, needs 4/);
+    expect(() => raw.maxPool2dBackward(x, y, idx, 1, 1, 4, 4, 2, 2, idx)).toThrow(/maxPool2dBackward: y must be a Float32Array/);
+  });
+
   it('maxPool2d propagates NaN and handles -Infinity like PyTorch', () => {
     const x = Float32Array.from([1, NaN, 3, 4, NaN, 2, 0, 9, -Infinity, -Infinity, -Infinity, -Infinity, 5, 6, 7, NaN]);
     for (const [k, s] of [[2, 2], [3, 1]]) {

@@ -4,6 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { raw } from './helpers/raw';
 import { seededRandom as rng } from '../lib/text';
+import { UNARY, UNARY_BACKWARD_READS_Y } from '../lib/ops';
 
 // ---- helpers ----
 
@@ -132,6 +133,9 @@ describe('op tables', () => {
       ne: 8, lt: 9, le: 10, gt: 11, ge: 12 });
     expect(raw.REDUCE_OPS).toEqual({ sum: 0, mean: 1, max: 2, min: 3, prod: 4 });
     expect(Object.keys(raw.UNARY_BACKWARD_READS_Y)).toEqual([...UNARY_NAMES]);
+    // lib/ops.ts mirrors the table (the unary backward reads only that operand)
+    expect(UNARY_NAMES.filter((n) => raw.UNARY_BACKWARD_READS_Y[n]))
+      .toEqual(UNARY_NAMES.filter((n) => UNARY_BACKWARD_READS_Y.has(UNARY[n as keyof typeof UNARY])));
   });
 });
 

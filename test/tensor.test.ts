@@ -842,6 +842,70 @@ describe('optimizers and schedulers: constructor checks', () => {
   });
 });
 
+describe('a ReLU deferred until read, and max pooling through it', () => {
+  const F = tsm.F;
+  // conv -> relu -> pool on CNN-like shapes, once pooled through the ReLU (its output never written)
+  // and once with the ReLU computed (x * 1 is not a ReLU node): values and gradients bit-identical.
+  function run(fused: boolean) {
+    tsm.manualSeed(3);
+    const x = tsm.randn([4, 3, 14, 14]), w = tsm.randn([8, 3, 3, 3]).requiresGrad_(), b = tsm.randn([8]).requiresGrad_();
+    return tsm.tidy(() => {
+      const z = F.conv2d(x, w, b);
+      const r = fused ? z.relu() : z.relu().mul(1);
+      const y = F.maxPool2d(r, 2);
+      y.mul(tsm.randn(y.shape)).sum().backward();
+      return { y: Array.from(y.dataSync()), dw: Array.from(w.grad!.dataSync()), db: Array.from(b.grad!.dataSync()) };
+    });
+  }
+
+  it('gives the values and gradients of the ReLU computed', () => {
+    const a = run(true), b = run(false);
+    expect(a.y).toEqual(b.y);
+    expect(a.dw).toEqual(b.dw);
+    expect(a.db).toEqual(b.db);
+    expect(a.y.some((v) => v === 0) && a.y.some((v) => v > 0)).toBe(true);  // windows on both sides of the kink
+  });
+
+  it('computes the ReLU when it is read, also after its input was disposed', () => {
+    const z = tsm.randn([2, 3, 8, 8]).requiresGrad_().mul(1);  // a non-leaf
+    const r = z.relu();
+    const want = Array.from(z.dataSync(), (v) => (v > 0 ? v : 0));
+    const y = F.maxPool2d(r, 2);
+    expect(r._deferredSource('relu')).not.toBeNull();  // the pooling did not compute it
+    z.dispose();
+    expect(Array.from(r.reshape([2, 3, 64]).dataSync())).toEqual(want);
+    expect(r._deferredSource('relu')).toBeNull();
+    expect(Array.from(r.dataSync())).toEqual(want);
+    expect(y.shape).toEqual([2, 3, 4, 4]);
+    r.dispose();
+    y.dispose();
+  });
+
+  it('frees what it holds whether or not it was read', () => {
+    const before = tsm.memory();
+    tsm.tidy(() => {
+      const z = tsm.randn([2, 3, 8, 8]).requiresGrad_().mul(1);
+      F.maxPool2d(z.relu(), 2);             // never read
+      z.relu().dataSync();                  // read
+      const r = z.relu();
+      z.dispose();
+      r.dispose();                          // disposed unread after its input
+    });
+    const after = tsm.memory();
+    expect(after.tensors).toBe(before.tensors);
+    expect(after.bytes).toBe(before.bytes);
+    expect(after.storages).toBe(before.storages);
+  });
+
+  it('is not applied to a leaf or a view of one (which an optimizer may update in place)', () => {
+    const p = tsm.tensor([-1, 2, -3, 4]).requiresGrad_();
+    const r = p.relu(), v = p.reshape([2, 2]).relu();
+    (p._data as Float32Array).set([5, 5, 5, 5]);
+    expect(Array.from(r.dataSync())).toEqual([0, 2, 0, 4]);
+    expect(Array.from(v.dataSync())).toEqual([0, 2, 0, 4]);
+  });
+});
+
 describe('buffer reuse', () => {
   it('maxPool2d writes every index of its (reused, dirty) index buffer', () => {
     // The indices live in a pooled buffer that a float tensor of the same length used before: fill

@@ -87,7 +87,8 @@ Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) {
 
 
 
-// maxPool2dForward(y, indices: Int32Array, x, N, C, H, W, KH, KW, sH, sW, pH, pW, dH, dW, ceilMode)
+// maxPool2dForward(y, indices: Int32Array, x, N, C, H, W, KH, KW, sH, sW, pH, pW, dH, dW, ceilMode,
+//                  reluInput?): with reluInput, the pooling of relu(x)
 Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* op = "maxPool2dForward";
@@ -104,11 +105,14 @@ Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
   need(env, op, "y", ly, ny);
   need(env, op, "indices", li, ny);
   need(env, op, "x", lx, elems(env, op, d.n, d.c, d.h, d.w));
-  check_op(env, op, tsm_max_pool2d_forward(y, idx, x, &d));
+  const bool relu_input = arg_bool(info, 16);
+  check_op(env, op, relu_input ? tsm_max_pool2d_relu_forward(y, idx, x, &d)
+                               : tsm_max_pool2d_forward(y, idx, x, &d));
   return env.Undefined();
 }
 
-// maxPool2dBackward(dx, dy, indices: Int32Array, N, C, H, W, OH, OW)
+// maxPool2dBackward(dx, dy, indices: Int32Array, N, C, H, W, OH, OW, y?): with y (the output of
+// the pooling of relu(z)), the gradient with respect to z
 Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* op = "maxPool2dBackward";
@@ -127,7 +131,15 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
   need(env, op, "dx", ldx, elems(env, op, s.n, s.c, s.h, s.w));
   need(env, op, "dy", ldy, ny);
   need(env, op, "indices", li, ny);
-  check_op(env, op, tsm_max_pool2d_backward(dx, dy, idx, &s));  // checks every index
+  const float* y = nullptr;
+  if (info.Length() > 9 && !info[9].IsUndefined()) {
+    size_t lyy = 0;
+    y = arg_f32(info, 9, op, "y", &lyy);
+    need(env, op, "y", lyy, ny);
+  }
+  // both check every index
+  check_op(env, op, y ? tsm_max_pool2d_relu_backward(dx, dy, y, idx, &s)
+                      : tsm_max_pool2d_backward(dx, dy, idx, &s));
   return env.Undefined();
 }
 

@@ -152,10 +152,22 @@ TSM_API int64_t tsm_pool2d_output_size(int64_t in, int64_t kernel, int64_t strid
  * ih*W + iw of the winner within its input plane. NaN wins (the last NaN of the window). */
 TSM_API tsm_status tsm_max_pool2d_forward(float* y, int32_t* indices, const float* x,
                                           const tsm_pool2d_desc* d);
+/* As tsm_max_pool2d_forward applied to relu(x) (tsm_unary_forward's RELU: x > 0 ? x : 0, so NaN
+ * and -0 count as +0), without writing relu(x) out: y and indices are bit-identical to that
+ * composition. How a ReLU followed by max pooling runs as one pass over x. */
+TSM_API tsm_status tsm_max_pool2d_relu_forward(float* y, int32_t* indices, const float* x,
+                                               const tsm_pool2d_desc* d);
 /* dx (N,C,H,W) = scatter-add of dy (N,C,OH,OW) at indices (N,C,OH,OW), each in [0, H*W) (checked:
  * TSM_ERR_INVALID_ARGUMENT otherwise). */
 TSM_API tsm_status tsm_max_pool2d_backward(float* dx, const float* dy, const int32_t* indices,
                                            const tsm_pool2d_shape* s);
+/* The gradient with respect to z of y = max_pool2d(relu(z)) without dilation
+ * (tsm_max_pool2d_relu_forward): dx (N,C,H,W) = scatter-add of (y > 0 ? dy : 0) at indices, as
+ * tsm_max_pool2d_backward followed by the ReLU's backward. (With dilation a window can hold only
+ * padding; its gradient then goes to a clamped position this mask does not cover.) */
+TSM_API tsm_status tsm_max_pool2d_relu_backward(float* dx, const float* dy, const float* y,
+                                                const int32_t* indices,
+                                                const tsm_pool2d_shape* s);
 /* y (N,C,OH,OW) = mean over each window of x (N,C,H,W); the divisor is the window clipped to the
  * padded input (count_include_pad) or to the input (otherwise), as PyTorch. */
 TSM_API tsm_status tsm_avg_pool2d_forward(float* y, const float* x, const tsm_pool2d_desc* d);

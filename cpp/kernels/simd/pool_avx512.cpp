@@ -2,8 +2,8 @@
 // outputs per step. The two input rows of a window row are loaded as 32 floats each and split into
 // even and odd columns; the four candidates are compared in PyTorch's window order with its rule
 // (a strictly greater value or a NaN replaces the running maximum), so values and indices are
-// bit-identical to the scalar loop in pool2d.cpp. Compiled with -mavx512f; called only when cpuid
-// reports AVX-512F.
+// bit-identical to the scalar loop in pool2d.cpp, also when the taps are relu(x). Compiled with
+// -mavx512f; called only when cpuid reports AVX-512F.
 #include <immintrin.h>
 
 #include "avx512_mask.h"
@@ -17,10 +17,11 @@ inline __mmask16 replaces(__m512 v, __m512 m) {
   return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
 }
 
-}  // namespace
-
-void max_pool_2x2_full_avx512(float* y, int32_t* idx, const float* x, int64_t w, int64_t ow,
-                              int64_t full_h, int64_t full_w) {
+// Relu: the taps are relu(x) (max(x, 0) with 0 for NaN and -0, as tsm_unary_forward's RELU: vmaxps
+// returns its second operand when either is NaN or both are zero).
+template <bool Relu>
+void max_2x2(float* y, int32_t* idx, const float* x, int64_t w, int64_t ow, int64_t full_h,
+             int64_t full_w) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512i two_lane = _mm512_slli_epi32(
@@ -37,8 +38,15 @@ void max_pool_2x2_full_avx512(float* y, int32_t* idx, const float* x, int64_t w,
       const __mmask16 lo_m = tail_mask(2 * n), hi_m = tail_mask(2 * n - 16 > 0 ? 2 * n - 16 : 0);
       const float* p0 = r0 + 2 * o0;
       const float* p1 = r1 + 2 * o0;
-      const __m512 r0lo = _mm512_maskz_loadu_ps(lo_m, p0), r0hi = _mm512_maskz_loadu_ps(hi_m, p0 + 16);
-      const __m512 r1lo = _mm512_maskz_loadu_ps(lo_m, p1), r1hi = _mm512_maskz_loadu_ps(hi_m, p1 + 16);
+      __m512 r0lo = _mm512_maskz_loadu_ps(lo_m, p0), r0hi = _mm512_maskz_loadu_ps(hi_m, p0 + 16);
+      __m512 r1lo = _mm512_maskz_loadu_ps(lo_m, p1), r1hi = _mm512_maskz_loadu_ps(hi_m, p1 + 16);
+      if (Relu) {
+        const __m512 zero = _mm512_setzero_ps();
+        r0lo = _mm512_max_ps(r0lo, zero);
+        r0hi = _mm512_max_ps(r0hi, zero);
+        r1lo = _mm512_max_ps(r1lo, zero);
+        r1hi = _mm512_max_ps(r1hi, zero);
+      }
       const __m512 a = _mm512_permutex2var_ps(r0lo, even, r0hi);
       const __m512 b = _mm512_permutex2var_ps(r0lo, odd, r0hi);
       const __m512 c = _mm512_permutex2var_ps(r1lo, even, r1hi);
@@ -61,6 +69,14 @@ void max_pool_2x2_full_avx512(float* y, int32_t* idx, const float* x, int64_t w,
       _mm512_mask_storeu_epi32(io + o0, out_m, index);
     }
   }
+}
+
+}  // namespace
+
+void max_pool_2x2_full_avx512(float* y, int32_t* idx, const float* x, int64_t w, int64_t ow,
+                              int64_t full_h, int64_t full_w, bool relu) {
+  if (relu) max_2x2<true>(y, idx, x, w, ow, full_h, full_w);
+  else max_2x2<false>(y, idx, x, w, ow, full_h, full_w);
 }
 
 }  // namespace tsm

@@ -8,6 +8,6 @@ namespace tsm {
 // outputs (oh, ow) for oh < full_h, ow < full_w of y and idx (OH, OW rows of ow); indices are
 // flat positions in the plane. x86-64 only; the caller checks for AVX-512F.
 void max_pool_2x2_full_avx512(float* y, int32_t* idx, const float* x, int64_t w, int64_t ow,
-                              int64_t full_h, int64_t full_w);
+                              int64_t full_h, int64_t full_w, bool relu);
 
 }  // namespace tsm
