@@ -128,8 +128,9 @@ export class Storage {
   }
   private materialize(): void {
     const d = this.deferred!;
-    const out = takePooled(this.bytes / 4) ?? new Float32Array(this.bytes / 4);
-    this.pooled = true;
+    const n = this.bytes / 4;  // as uninitializedF32: large buffers come from and go back to the pool
+    this.pooled = n >= POOL_MIN;
+    const out = (this.pooled ? takePooled(n) : undefined) ?? new Float32Array(n);
     d.fill(out, d.source.data as Float32Array);
     this.arr = out;
     this.deferred = null;

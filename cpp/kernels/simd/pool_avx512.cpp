@@ -17,8 +17,12 @@ inline __mmask16 replaces(__m512 v, __m512 m) {
   return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
 }
 
-// Relu: the taps are relu(x) (max(x, 0) with 0 for NaN and -0, as tsm_unary_forward's RELU: vmaxps
-// returns its second operand when either is NaN or both are zero).
+// x > 0 ? x : 0 per lane (NaN and -0 give +0), as tsm_unary_forward's RELU.
+inline __m512 relu(__m512 v) {
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+}
+
+// Relu: the taps are relu(x).
 template <bool Relu>
 void max_2x2(float* y, int32_t* idx, const float* x, int64_t w, int64_t ow, int64_t full_h,
              int64_t full_w) {
@@ -41,11 +45,10 @@ void max_2x2(float* y, int32_t* idx, const float* x, int64_t w, int64_t ow, int6
       __m512 r0lo = _mm512_maskz_loadu_ps(lo_m, p0), r0hi = _mm512_maskz_loadu_ps(hi_m, p0 + 16);
       __m512 r1lo = _mm512_maskz_loadu_ps(lo_m, p1), r1hi = _mm512_maskz_loadu_ps(hi_m, p1 + 16);
       if (Relu) {
-        const __m512 zero = _mm512_setzero_ps();
-        r0lo = _mm512_max_ps(r0lo, zero);
-        r0hi = _mm512_max_ps(r0hi, zero);
-        r1lo = _mm512_max_ps(r1lo, zero);
-        r1hi = _mm512_max_ps(r1hi, zero);
+        r0lo = relu(r0lo);
+        r0hi = relu(r0hi);
+        r1lo = relu(r1lo);
+        r1hi = relu(r1hi);
       }
       const __m512 a = _mm512_permutex2var_ps(r0lo, even, r0hi);
       const __m512 b = _mm512_permutex2var_ps(r0lo, odd, r0hi);
