@@ -17,9 +17,11 @@ inline __mmask16 replaces(__m512 v, __m512 m) {
   return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
 }
 
-// x > 0 ? x : 0 per lane (NaN and -0 give +0), as tsm_unary_forward's RELU.
+// x > 0 ? x : 0 per lane (NaN and -0 give +0), as tsm_unary_forward's RELU: vmaxps returns its
+// second operand when either is NaN or both are zero. (The maskz form with all lanes set: the plain
+// _mm512_max_ps draws -Wmaybe-uninitialized from its header in the ASan build.)
 inline __m512 relu(__m512 v) {
-  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+  return _mm512_maskz_max_ps(0xFFFF, v, _mm512_setzero_ps());
 }
 
 // Relu: the taps are relu(x).
