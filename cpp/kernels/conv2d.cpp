@@ -778,6 +778,13 @@ void rows_of_tiles(int64_t width, int64_t max_tile, int64_t k, const float* x, c
   }
 }
 
+// Rows per band of the row-wise passes, whose C tile (rows x width pixels x channels floats) goes
+// to its place through the 16x16 transposes: about the size of L1 (12288 floats, 48 KiB), at
+// least one row.
+int64_t band_rows(int64_t rows, int64_t width, int64_t channels) {
+  return std::max<int64_t>(1, std::min<int64_t>(rows, 12288 / (width * channels)));
+}
+
 bool use_rows_forward(const ConvGeom& g) {
   return g.sw == 1 && g.ocg % 32 == 0 && g.kk >= 32 && avx512_helpers(padded_geom(g)) &&
          use_implicit(g);
@@ -800,8 +807,7 @@ tsm_status forward_rows(float* y, const float* x, const float* w, const float* b
   const ImplicitTables tb(gp);
   std::vector<int32_t> koff(kk);
   for (int64_t t = 0; t < kk; ++t) koff[t] = static_cast<int32_t>(tb.tap_off[t]);
-  // rows per band: the band's C tile (band * OW * OCg floats) about the size of L1
-  const int64_t band = std::max<int64_t>(1, std::min<int64_t>(g.oh, 12288 / (g.ow * g.ocg)));
+  const int64_t band = band_rows(g.oh, g.ow, g.ocg);
   bool oom = false;
   parallel_for(g.n * g.g, [&](int64_t task) {
     const int64_t n = task / g.g, grp = task % g.g;
@@ -983,7 +989,7 @@ tsm_status backward_data_rows(float* dx, const float* dy, const float* w, const 
     for (int64_t o = 0; o < g.ocg; ++o)
       for (int64_t kw = 0; kw < g.kw; ++kw, ++p)
         koff[p] = static_cast<int32_t>(o * hd * wd - kh * g.dh * wd - kw * g.dw);
-  const int64_t band = std::max<int64_t>(1, std::min<int64_t>(g.h, 12288 / (g.w * g.cg)));
+  const int64_t band = band_rows(g.h, g.w, g.cg);
   bool oom = false;
   parallel_for(g.n * g.g, [&](int64_t task) {
     const int64_t n = task / g.g, grp = task % g.g;
@@ -1046,7 +1052,7 @@ tsm_status backward_data_scatter(float* dx, const float* dy, const float* w, con
             for (int64_t j = 0; j < 16; ++j)
               d[j] = w[(grp * g.ocg + o) * kk + (cb * 16 + j) * taps + kh * 3 + kw];
     }
-  const int64_t band = std::max<int64_t>(1, std::min<int64_t>(g.h, 12288 / (g.w * g.cg)));
+  const int64_t band = band_rows(g.h, g.w, g.cg);
   bool oom = false;
   parallel_for(g.n * g.g, [&](int64_t task) {
     const int64_t n = task / g.g, grp = task % g.g;
