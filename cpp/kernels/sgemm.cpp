@@ -42,15 +42,55 @@ inline bool simd_pack(int mr, int nr) {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// Copy the first MR floats of src to dst (MR a compile-time constant, so the copy is a few vector
+// moves).
+template <int MR>
+inline void copy_row(float* dst, const float* src) {
+  std::memcpy(dst, src, sizeof(float) * MR);
+}
+
 // Pack op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels: dst[panel][p][i], zero-padded.
 void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0,
             int64_t kc, int mr) {
-  const bool fast = !trans && simd_pack(mr, 32);
+  if (trans) {
+    // A(i, p) = a[p*lda + i]: each p gives the block's rows contiguous in i. Walk the source row by
+    // row across all the full panels, so the reads are one sequential stream instead of mr floats
+    // out of every row per panel.
+    const int64_t full = mc / mr;
+    constexpr int64_t PB = 16;
+    for (int64_t pb = 0; full > 0 && pb < kc; pb += PB) {
+      const int64_t pe = std::min<int64_t>(kc, pb + PB);
+      for (int64_t q = 0; q < full; ++q) {
+        const float* src = a + (p0 + pb) * lda + i0 + q * mr;
+        float* d = dst + q * kc * mr + pb * mr;
+        if (mr == 12) {
+          for (int64_t p = pb; p < pe; ++p, src += lda, d += 12) copy_row<12>(d, src);
+        } else if (mr == 8) {
+          for (int64_t p = pb; p < pe; ++p, src += lda, d += 8) copy_row<8>(d, src);
+        } else {
+          for (int64_t p = pb; p < pe; ++p, src += lda, d += mr)
+            for (int i = 0; i < mr; ++i) d[i] = src[i];
+        }
+      }
+    }
+    const int64_t rows = mc - full * mr;
+    if (rows > 0) {
+      float* d = dst + full * kc * mr;
+      const float* src = a + p0 * lda + i0 + full * mr;
+      for (int64_t p = 0; p < kc; ++p, src += lda) {
+        int64_t i = 0;
+        for (; i < rows; ++i) d[p * mr + i] = src[i];
+        for (; i < mr; ++i) d[p * mr + i] = 0.0f;
+      }
+    }
+    return;
+  }
+  const bool fast = simd_pack(mr, 32);
   for (int64_t ir = 0; ir < mc; ir += mr) {
     const int64_t rows = std::min<int64_t>(mr, mc - ir);
     if (fast && rows == mr) {
       pack_a_rows_avx512(dst, a + (i0 + ir) * lda + p0, lda, kc, mr);  // 16x16 register transposes
-    } else if (!trans) {
+    } else {
       // A(i, p) = a[i*lda + p]: each row is contiguous in p. Walk p in the outer loop so the writes
       // are contiguous (the rows are mr sequential read streams); writing with a stride of mr floats
       // per element cost ~12% of a 1024^3 product.
@@ -67,24 +107,9 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
           for (int64_t i = 0; i < rows; ++i) d[i] = src[i][p];
         }
       }
-    } else {
-      // A(i, p) = a[p*lda + i]: each p gives rows contiguous in i. With a constant row count the
-      // copy is two vector moves per p (a loop of `rows` copies made TN 15% slower than NN at
-      // 256x256x4096).
-      const float* src = a + p0 * lda + i0 + ir;
-      if (rows == 12 && mr == 12) {
-        for (int64_t p = 0; p < kc; ++p, src += lda)
-          for (int i = 0; i < 12; ++i) dst[p * 12 + i] = src[i];
-      } else if (rows == 8 && mr == 8) {
-        for (int64_t p = 0; p < kc; ++p, src += lda)
-          for (int i = 0; i < 8; ++i) dst[p * 8 + i] = src[i];
-      } else {
-        for (int64_t p = 0; p < kc; ++p, src += lda)
-          for (int64_t i = 0; i < rows; ++i) dst[p * mr + i] = src[i];
-      }
+      for (int64_t i = rows; i < mr; ++i)
+        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = 0.0f;
     }
-    for (int64_t i = rows; i < mr; ++i)
-      for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = 0.0f;
     dst += kc * mr;
   }
 }
@@ -260,11 +285,15 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
       const int64_t steps = ceil_div(k, kc_max), mpanels = mpad / mr, pieces = steps * mpanels;
       const int64_t nparts = std::min<int64_t>(nt, pieces);
       parallel_for(nparts, [&](int64_t t) {
-        for (int64_t u = pieces * t / nparts; u < pieces * (t + 1) / nparts; ++u) {
+        // The thread's pieces, each run of row panels of one KC step in one call.
+        const int64_t u1 = pieces * (t + 1) / nparts;
+        for (int64_t u = pieces * t / nparts; u < u1;) {
           const int64_t step = u / mpanels, panel = u % mpanels;
+          const int64_t panels = std::min<int64_t>(mpanels - panel, u1 - u);
           const int64_t pc = step * kc_max, kc = std::min<int64_t>(kc_max, k - pc);
-          const int64_t i0 = panel * mr, rows = std::min<int64_t>(mr, m - i0);
+          const int64_t i0 = panel * mr, rows = std::min<int64_t>(panels * mr, m - i0);
           pack_a(ashared + mpad * pc + i0 * kc, a, lda, ta, i0, rows, pc, kc, mr);
+          u += panels;
         }
       });
     }
