@@ -21,9 +21,12 @@
 namespace tsm {
 
 #if !(defined(__x86_64__) || defined(_M_X64))
-// The AVX-512 packers are x86-only; elsewhere simd_pack() is false and they are never called.
+// The SIMD packers are x86-only; elsewhere simd_pack() and avx2_pack() are false and they are
+// never called.
 void pack_a_rows_avx512(float*, const float*, int64_t, int64_t, int) {}
 void pack_b32_trans_avx512(float*, const float*, int64_t, int64_t, int64_t) {}
+void pack_a6_rows_avx2(float*, const float*, int64_t, int64_t) {}
+void pack_b16_trans_avx2(float*, const float*, int64_t, int64_t, int64_t) {}
 #endif
 
 namespace {
@@ -33,6 +36,16 @@ namespace {
 inline bool simd_pack(int mr, int nr) {
 #if defined(__x86_64__) || defined(_M_X64)
   return (mr == 12 || mr == 8) && nr == 32 && active_simd() == TSM_SIMD_AVX512;
+#else
+  (void)mr, (void)nr;
+  return false;
+#endif
+}
+
+// Whether the AVX2 packers apply: the 6x16 kernel on a CPU running the AVX2 path.
+inline bool avx2_pack(int mr, int nr) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return mr == 6 && nr == 16 && active_simd() == TSM_SIMD_AVX2;
 #else
   (void)mr, (void)nr;
   return false;
@@ -67,6 +80,8 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
           for (int64_t p = pb; p < pe; ++p, src += lda, d += 12) copy_row<12>(d, src);
         } else if (mr == 8) {
           for (int64_t p = pb; p < pe; ++p, src += lda, d += 8) copy_row<8>(d, src);
+        } else if (mr == 6) {
+          for (int64_t p = pb; p < pe; ++p, src += lda, d += 6) copy_row<6>(d, src);
         } else {
           for (int64_t p = pb; p < pe; ++p, src += lda, d += mr)
             for (int i = 0; i < mr; ++i) d[i] = src[i];
@@ -85,11 +100,13 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
     }
     return;
   }
-  const bool fast = simd_pack(mr, 32);
+  const bool fast = simd_pack(mr, 32), fast2 = avx2_pack(mr, 16);
   for (int64_t ir = 0; ir < mc; ir += mr) {
     const int64_t rows = std::min<int64_t>(mr, mc - ir);
     if (fast && rows == mr) {
       pack_a_rows_avx512(dst, a + (i0 + ir) * lda + p0, lda, kc, mr);  // 16x16 register transposes
+    } else if (fast2 && rows == mr) {
+      pack_a6_rows_avx2(dst, a + (i0 + ir) * lda + p0, lda, kc);  // 8x8 register transposes
     } else {
       // A(i, p) = a[i*lda + p]: each row is contiguous in p. Walk p in the outer loop so the writes
       // are contiguous (the rows are mr sequential read streams); writing with a stride of mr floats
@@ -121,7 +138,7 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
 void pack_b_panels(float* dst, const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kc,
                    int64_t j0, int64_t nc, int nr, int64_t panel_begin, int64_t panel_end,
                    bool by_rows) {
-  const bool fast = trans && simd_pack(8, nr);
+  const bool fast = trans && simd_pack(8, nr), fast2 = trans && avx2_pack(6, nr);
   if (!trans && by_rows) {
     // B(p, j) = b[p*ldb + j]: contiguous in j. The reads stream along each row of B instead of
     // striding down a panel's column band; a partial last panel is left to the loop below.
@@ -142,6 +159,8 @@ void pack_b_panels(float* dst, const float* b, int64_t ldb, bool trans, int64_t 
     float* d = dst + panel * kc * nr;
     if (fast) {
       pack_b32_trans_avx512(d, b + (j0 + jr) * ldb + p0, ldb, cols, kc);  // 16x16 transposes
+    } else if (fast2) {
+      pack_b16_trans_avx2(d, b + (j0 + jr) * ldb + p0, ldb, cols, kc);  // 8x8 transposes
     } else if (!trans) {
       // B(p, j) = b[p*ldb + j]: contiguous in j.
       for (int64_t p = 0; p < kc; ++p) {
