@@ -1,7 +1,11 @@
 // Native conv2d and pooling kernels against slow, obvious float64 references (direct loops), the
 // references' backward against finite differences, and the binding's argument checks.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildInfo } from '../lib/index';
 import { raw } from './helpers/raw';
+import { CONV_GROUPS, convArgs, expectClose, refConvBackwardData, refConvBackwardWeight, refConvForward, type Conv } from './helpers/conv-check';
 import { seededRandom as rng } from '../lib/text';
 
 // ---- deterministic random numbers ----
@@ -12,77 +16,6 @@ function randn(n: number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = rand() * 2 - 1;
   return a;
-}
-
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-4): void {
-  expect(got.length, `${what}: length`).toBe(want.length);
-  let scale = 1e-3;
-  for (let i = 0; i < want.length; i++) if (Number.isFinite(want[i])) scale = Math.max(scale, Math.abs(want[i]));
-  for (let i = 0; i < want.length; i++) {
-    if (got[i] === want[i]) continue;
-    const err = Math.abs(got[i] - want[i]);
-    if (!(err <= tol * scale) && !(Number.isNaN(got[i]) && Number.isNaN(want[i]))) {
-      throw new Error(`${what}: element ${i}: got ${got[i]}, want ${want[i]} (scale ${scale})`);
-    }
-  }
-}
-
-// ---- conv2d references (float64) ----
-interface Conv {
-  N: number; C: number; H: number; W: number; OC: number; KH: number; KW: number;
-  sH: number; sW: number; pH: number; pW: number; dH: number; dW: number; groups: number;
-}
-const convOut = (p: Conv): [number, number] => [
-  Math.floor((p.H + 2 * p.pH - p.dH * (p.KH - 1) - 1) / p.sH) + 1,
-  Math.floor((p.W + 2 * p.pW - p.dW * (p.KW - 1) - 1) / p.sW) + 1,
-];
-const convArgs = (p: Conv): number[] =>
-  [p.N, p.C, p.H, p.W, p.OC, p.KH, p.KW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.groups];
-
-// Calls visit(yIndex, xIndex, wIndex) for every multiply of the convolution.
-function convVisit(p: Conv, visit: (yi: number, xi: number, wi: number) => void): void {
-  const [OH, OW] = convOut(p);
-  const Cg = p.C / p.groups, OCg = p.OC / p.groups;
-  for (let n = 0; n < p.N; n++)
-    for (let oc = 0; oc < p.OC; oc++) {
-      const g = Math.floor(oc / OCg);
-      for (let oh = 0; oh < OH; oh++)
-        for (let ow = 0; ow < OW; ow++) {
-          const yi = ((n * p.OC + oc) * OH + oh) * OW + ow;
-          for (let c = 0; c < Cg; c++)
-            for (let kh = 0; kh < p.KH; kh++) {
-              const ih = oh * p.sH - p.pH + kh * p.dH;
-              if (ih < 0 || ih >= p.H) continue;
-              for (let kw = 0; kw < p.KW; kw++) {
-                const iw = ow * p.sW - p.pW + kw * p.dW;
-                if (iw < 0 || iw >= p.W) continue;
-                const xi = ((n * p.C + g * Cg + c) * p.H + ih) * p.W + iw;
-                const wi = ((oc * Cg + c) * p.KH + kh) * p.KW + kw;
-                visit(yi, xi, wi);
-              }
-            }
-        }
-    }
-}
-function refConvForward(p: Conv, x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | null): Float64Array {
-  const [OH, OW] = convOut(p);
-  const y = new Float64Array(p.N * p.OC * OH * OW);
-  if (b) for (let i = 0; i < y.length; i++) y[i] = b[Math.floor(i / (OH * OW)) % p.OC];
-  convVisit(p, (yi, xi, wi) => { y[yi] += x[xi] * w[wi]; });
-  return y;
-}
-function refConvBackwardData(p: Conv, dy: ArrayLike<number>, w: ArrayLike<number>): Float64Array {
-  const dx = new Float64Array(p.N * p.C * p.H * p.W);
-  convVisit(p, (yi, xi, wi) => { dx[xi] += dy[yi] * w[wi]; });
-  return dx;
-}
-function refConvBackwardWeight(p: Conv, dy: ArrayLike<number>, x: ArrayLike<number>): [Float64Array, Float64Array] {
-  const [OH, OW] = convOut(p);
-  const dw = new Float64Array(p.OC * (p.C / p.groups) * p.KH * p.KW);
-  convVisit(p, (yi, xi, wi) => { dw[wi] += dy[yi] * x[xi]; });
-  const db = new Float64Array(p.OC);
-  for (let i = 0; i < dy.length; i++) db[Math.floor(i / (OH * OW)) % p.OC] += dy[i];
-  return [dw, db];
 }
 
 // ---- pooling references (float64) ----
@@ -172,40 +105,6 @@ function adaptiveVisit(N: number, C: number, H: number, W: number, OH: number, O
 }
 
 // ---- random configurations ----
-function randomConv(): Conv {
-  for (;;) {
-    const groups = pick([1, 1, 2, 4]);
-    const depthwise = groups > 1 && rand() < 0.3;
-    const C = depthwise ? groups : groups * randint(1, 3);
-    const OC = depthwise ? groups * randint(1, 2) : groups * randint(1, 3);
-    const p: Conv = {
-      N: randint(1, 3), C, H: randint(1, 11), W: randint(1, 11), OC,
-      KH: randint(1, 4), KW: randint(1, 4), sH: randint(1, 3), sW: randint(1, 3),
-      pH: randint(0, 2), pW: randint(0, 2), dH: randint(1, 2), dW: randint(1, 2), groups,
-    };
-    const [OH, OW] = convOut(p);
-    if (OH >= 1 && OW >= 1) return p;
-  }
-}
-function checkConv(p: Conv, withBias: boolean): void {
-  const [OH, OW] = convOut(p);
-  const what = `conv ${JSON.stringify(p)}`;
-  const x = randn(p.N * p.C * p.H * p.W), w = randn(p.OC * (p.C / p.groups) * p.KH * p.KW);
-  const b = withBias ? randn(p.OC) : null;
-  const y = new Float32Array(p.N * p.OC * OH * OW).fill(NaN);
-  raw.conv2dForward(y, x, w, b, ...convArgs(p));
-  expectClose(y, refConvForward(p, x, w, b), `${what} forward`);
-  const dy = randn(y.length);
-  const dx = new Float32Array(x.length).fill(NaN);
-  raw.conv2dBackwardData(dx, dy, w, ...convArgs(p));
-  expectClose(dx, refConvBackwardData(p, dy, w), `${what} backward data`);
-  const dw = new Float32Array(w.length).fill(NaN), db = withBias ? new Float32Array(p.OC).fill(NaN) : null;
-  raw.conv2dBackwardWeight(dw, db, dy, x, ...convArgs(p));
-  const [rdw, rdb] = refConvBackwardWeight(p, dy, x);
-  expectClose(dw, rdw, `${what} backward weight`);
-  if (db) expectClose(db, rdb, `${what} backward bias`);
-}
-
 function randomPool(dilation: boolean): Pool {
   for (;;) {
     const KH = randint(1, 4), KW = randint(1, 4);
@@ -220,103 +119,34 @@ function randomPool(dilation: boolean): Pool {
 }
 
 describe('conv2d', () => {
-  it('matches the float64 reference on random configurations', () => {
-    for (let t = 0; t < 120; t++) checkConv(randomConv(), t % 2 === 0);
-  });
+  for (const [title, run] of CONV_GROUPS) it(title, run);
 
-  it('matches the reference on the LeNet shapes and larger ones (direct and GEMM paths)', () => {
-    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
-    checkConv({ ...base, N: 3, C: 1, H: 28, W: 28, OC: 32, KH: 3, KW: 3 }, true);
-    checkConv({ ...base, N: 2, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, true);
-    checkConv({ ...base, N: 2, C: 3, H: 32, W: 40, OC: 8, KH: 3, KW: 3, pH: 1, pW: 2, dH: 2 }, false);
-    checkConv({ ...base, N: 2, C: 4, H: 9, W: 37, OC: 8, KH: 2, KW: 3, pW: 1, groups: 2 }, true);
-    checkConv({ ...base, N: 1, C: 8, H: 7, W: 9, OC: 6, KH: 1, KW: 1 }, true);
-    checkConv({ ...base, N: 2, C: 8, H: 11, W: 19, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1, groups: 8 }, true);
-    checkConv({ ...base, N: 5, C: 2, H: 16, W: 16, OC: 4, KH: 5, KW: 5, pH: 2, pW: 2, sH: 2, sW: 2 }, true);
-  });
-
-  it('matches the reference on the implicit-GEMM paths (run packing, row-wise col2im)', () => {
-    // N * groups >= 2 * threads sends these through the implicit GEMM; stride_w 1 without padding
-    // packs runs of pixels, stride_w 1 with any padding sums dx rows in registers.
-    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
-    checkConv({ ...base, N: 4, C: 5, H: 7, W: 23, OC: 13, KH: 3, KW: 3 }, true);        // rows wider than 16
-    checkConv({ ...base, N: 4, C: 3, H: 9, W: 8, OC: 7, KH: 2, KW: 4, dW: 2 }, true);    // dilation, short rows
-    checkConv({ ...base, N: 4, C: 2, H: 6, W: 3, OC: 5, KH: 3, KW: 2 }, false);          // 2-pixel rows: many runs per chunk
-    checkConv({ ...base, N: 4, C: 4, H: 12, W: 35, OC: 6, KH: 3, KW: 5, pH: 1, pW: 2 }, true);
-    checkConv({ ...base, N: 4, C: 6, H: 10, W: 19, OC: 4, KH: 3, KW: 3, sH: 2, pW: 1, dW: 2, groups: 2 }, true);
-    checkConv({ ...base, N: 6, C: 1, H: 5, W: 40, OC: 3, KH: 1, KW: 7, pW: 3 }, true);
-    // a col buffer past 512 KiB per image: backward-data scatters it tap by tap
-    checkConv({ ...base, N: 4, C: 16, H: 40, W: 40, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1 }, false);
-  });
-
-  it('matches the reference on the few-taps backward-weight (Cg*KH*KW < 12, bias as a row of ones)', () => {
-    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
-    checkConv({ ...base, N: 5, C: 1, H: 17, W: 30, OC: 48, KH: 3, KW: 3, pH: 1, pW: 1 }, true); // padding, 1.5 panels
-    checkConv({ ...base, N: 4, C: 2, H: 9, W: 21, OC: 36, KH: 2, KW: 2, sH: 2, dH: 2, groups: 2 }, false);
-    checkConv({ ...base, N: 3, C: 1, H: 6, W: 40, OC: 16, KH: 1, KW: 11 }, true);               // 11 taps + the ones row
-  });
-
-  it('matches the reference on the channels-last backward paths (Cg a multiple of 16 or 32)', () => {
-    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
-    checkConv({ ...base, N: 4, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, true);      // the CNN's conv2
-    // groups of 16 channels, strides, dilation, padding, rows wider than 16 pixels
-    checkConv({ ...base, N: 4, C: 32, H: 11, W: 21, OC: 10, KH: 3, KW: 2, sH: 2, sW: 2, pH: 1, dW: 2, groups: 2 }, true);
-    // 48 channels x 3 taps = 144 columns: the last panel's upper half has no tap
-    checkConv({ ...base, N: 4, C: 48, H: 9, W: 17, OC: 12, KH: 1, KW: 3, pW: 1 }, false);
-    // backward-data straight into a channels-last dx (stride 1, Cg a multiple of 32): padding,
-    // dilation, groups, an odd number of output channels (the GEMM's k), 2 blocks of 32 channels
-    checkConv({ ...base, N: 4, C: 64, H: 10, W: 18, OC: 26, KH: 3, KW: 3, pH: 1, pW: 2, dH: 2, groups: 2 }, true);
-    checkConv({ ...base, N: 2, C: 64, H: 7, W: 30, OC: 5, KH: 2, KW: 4, dW: 3 }, false);
-  });
-
-  it('matches the reference on the row-wise forward (stride_w 1, OC per group a multiple of 32)', () => {
-    // Tiles of up to 12 pixels of one output row x 32 channels, rows split into equal tiles, bands
-    // of rows moved to channels-first with the bias. Runs on AVX-512 machines with N * groups >= 2 *
-    // threads; elsewhere these shapes take the other paths and must agree all the same.
-    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
-    checkConv({ ...base, N: 4, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, false);     // 11-pixel rows
-    checkConv({ ...base, N: 4, C: 4, H: 9, W: 31, OC: 32, KH: 3, KW: 3, pH: 1, pW: 2, sH: 2 }, true); // 33 = 11+11+11
-    checkConv({ ...base, N: 4, C: 8, H: 7, W: 27, OC: 64, KH: 3, KW: 2, dH: 2, dW: 3, groups: 2 }, true); // 24 = 12+12
-    // 200-pixel output rows of 64 channels: bands of one row, 17 tiles of 11 or 12 pixels
-    checkConv({ ...base, N: 4, C: 3, H: 4, W: 202, OC: 64, KH: 2, KW: 3, pH: 0, pW: 0 }, true);
-    checkConv({ ...base, N: 4, C: 16, H: 5, W: 5, OC: 96, KH: 1, KW: 3, pW: 1 }, true); // 5-pixel rows, 3 panels of 32 channels
-  });
-
-  it('matches the reference on the row-wise backward-data (stride 1, Cg a multiple of 32)', () => {
-    // dy broadcast from a zero-bordered copy, taps ordered (kh, o, kw) so that each dx row takes
-    // one range of them; rows of up to 14 pixels.
-    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
-    checkConv({ ...base, N: 4, C: 64, H: 9, W: 31, OC: 5, KH: 3, KW: 3, pH: 1, pW: 1 }, false); // 3 tiles, 2 panels
-    checkConv({ ...base, N: 4, C: 32, H: 6, W: 9, OC: 7, KH: 2, KW: 3, pH: 3, pW: 4, dW: 2 }, false); // padding past the taps
-    // dilation 3 over 4 rows: dx rows 1 and 2 meet no dy row and must come out zero
-    checkConv({ ...base, N: 4, C: 32, H: 4, W: 6, OC: 8, KH: 2, KW: 2, dH: 3 }, false);
-    checkConv({ ...base, N: 2, C: 64, H: 7, W: 15, OC: 6, KH: 3, KW: 1, dH: 2, groups: 2 }, false); // groups
-  });
-
-  it('matches the reference on the scatter backward-data (stride 1, KW 3, rows of up to 22 dy pixels)', () => {
-    // A whole dx row of 16 channels in registers, each dy value scattered to its three dx pixels;
-    // AVX-512 machines with N * groups >= 2 * threads. Padding 0, 1 and 2 (the full-correlation
-    // pixels dropped either side), dilation in h, groups, 16 and 48 channels, OW at 1 and at 22.
-    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
-    checkConv({ ...base, N: 4, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, false);             // the CNN's conv2
-    checkConv({ ...base, N: 4, C: 16, H: 6, W: 22, OC: 5, KH: 3, KW: 3, pH: 1, pW: 1 }, false); // OW 22
-    checkConv({ ...base, N: 4, C: 48, H: 5, W: 3, OC: 7, KH: 2, KW: 3, pW: 2 }, false);         // OW 5 from W 3
-    checkConv({ ...base, N: 4, C: 16, H: 9, W: 3, OC: 3, KH: 3, KW: 3 }, false);                // OW 1
-    // dilation 3 over 4 rows: dx rows 1 and 2 meet no dy row and must come out zero
-    checkConv({ ...base, N: 4, C: 16, H: 4, W: 8, OC: 6, KH: 2, KW: 3, dH: 3, pW: 1 }, false);
-    checkConv({ ...base, N: 2, C: 64, H: 7, W: 10, OC: 6, KH: 5, KW: 3, pH: 2, groups: 2 }, false); // groups
-  });
-
-  it('matches the reference on the row-wise backward-weight (Cg a multiple of 32, OCg of 16)', () => {
-    // Tiles of up to 12 output channels x 32 input channels per tap, over blocks of ~512 pixels:
-    // several small images per block (12 images: blocks of 4 and 2 per thread), or chunks of rows
-    // of a large image; AVX-512 machines with N * groups >= 2 * threads.
-    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
-    checkConv({ ...base, N: 12, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3 }, true);           // the CNN's conv2
-    checkConv({ ...base, N: 4, C: 32, H: 44, W: 41, OC: 16, KH: 3, KW: 3, pH: 1, pW: 1 }, true); // chunks of rows
-    checkConv({ ...base, N: 4, C: 64, H: 15, W: 17, OC: 48, KH: 2, KW: 3, sH: 2, sW: 2, dW: 2, pW: 1 }, false);
-    checkConv({ ...base, N: 2, C: 64, H: 9, W: 10, OC: 32, KH: 3, KW: 1, dH: 2, pH: 2, groups: 2 }, true); // groups
-  });
+  // The same configurations on every SIMD path the CPU can run, with 1 and 2 threads, each in a
+  // fresh process (the SIMD level and the default thread count are read once, at load): the AVX2
+  // and portable paths take other algorithms (implicit GEMM with their own packers) than AVX-512.
+  const order = ['generic', 'avx2', 'avx512'];
+  const best = buildInfo().simd;
+  const paths = best === 'neon' ? ['generic', 'neon'] : order.slice(0, order.indexOf(best) + 1);
+  for (const simd of paths) {
+    // (the best path with the default thread count is the in-process run above)
+    for (const threads of simd === best ? [1] : [1, 2]) {
+      it(`matches the reference with TSM_SIMD=${simd} TSM_NUM_THREADS=${threads} (child process)`, () => {
+        const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/conv-check-main.ts'], {
+          cwd: path.resolve(__dirname, '..'),
+          env: { ...process.env, TSM_SIMD: simd, TSM_NUM_THREADS: String(threads) },
+          encoding: 'utf8',
+          timeout: 120_000,
+        });
+        expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
+        const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as
+          { simd: string; threads: number; groups: number; failures: string[] };
+        expect(out.simd).toBe(simd);
+        expect(out.threads).toBe(threads);
+        expect(out.groups).toBe(CONV_GROUPS.length);
+        expect(out.failures).toEqual([]);
+      });
+    }
+  }
 
   it('reference backward agrees with finite differences', () => {
     const configs: Conv[] = [
