@@ -217,6 +217,21 @@ describe('conv2d', () => {
 });
 
 describe('pooling', () => {
+  // 2x2, stride-2 max pooling on every SIMD path the CPU can run (each has its own kernel for the
+  // windows inside the plane), in a fresh process per path.
+  for (const simd of ['generic', 'avx2', 'avx512'].slice(0, ['generic', 'avx2', 'avx512'].indexOf(buildInfo().simd) + 1)) {
+    it(`2x2 max pooling (plain and relu taps) matches the reference with TSM_SIMD=${simd} (child process)`, () => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/pool-check-main.ts'], {
+        cwd: path.resolve(__dirname, '..'), env: { ...process.env, TSM_SIMD: simd }, encoding: 'utf8', timeout: 120_000,
+      });
+      expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { simd: string; cases: number; failures: string[] };
+      expect(out.simd).toBe(simd);
+      expect(out.cases).toBe(160);
+      expect(out.failures).toEqual([]);
+    });
+  }
+
   it('pool2dOutputSize follows PyTorch, ceil mode included', () => {
     for (let t = 0; t < 300; t++) {
       const k = randint(1, 5), s = randint(1, 4), pad = randint(0, Math.floor(k / 2)), d = randint(1, 2);

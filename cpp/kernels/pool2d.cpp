@@ -151,6 +151,8 @@ void max_plane_2x2(float* y, int32_t* idx, const float* x, const PoolGeom& g) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (active_simd() == TSM_SIMD_AVX512) {
     max_pool_2x2_full_avx512(y, idx, x, W, g.ow, full_h, full_w, Relu);
+  } else if (active_simd() == TSM_SIMD_AVX2) {
+    max_pool_2x2_full_avx2(y, idx, x, W, g.ow, full_h, full_w, Relu);
   } else
 #endif
   for (int64_t oh = 0; oh < full_h; ++oh) {

@@ -1,4 +1,4 @@
-// SIMD pieces of pool2d.cpp (simd/pool_avx512.cpp).
+// SIMD pieces of pool2d.cpp (simd/pool_avx512.cpp, simd/pool_avx2.cpp).
 #pragma once
 #include <cstdint>
 
@@ -9,5 +9,8 @@ namespace tsm {
 // flat positions in the plane. x86-64 only; the caller checks for AVX-512F.
 void max_pool_2x2_full_avx512(float* y, int32_t* idx, const float* x, int64_t w, int64_t ow,
                               int64_t full_h, int64_t full_w, bool relu);
+// The same, eight outputs per step; the caller checks for AVX2.
+void max_pool_2x2_full_avx2(float* y, int32_t* idx, const float* x, int64_t w, int64_t ow,
+                            int64_t full_h, int64_t full_w, bool relu);
 
 }  // namespace tsm
