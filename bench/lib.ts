@@ -235,6 +235,10 @@ export function machineInfo(threads: number): MachineInfo {
   };
   const caches = cacheInfo();
   if (caches) m.caches = caches;
+  // A run with the instruction sets narrowed (ours by TSM_SIMD, PyTorch's oneDNN and ATen kernels
+  // by theirs, e.g. to compare the AVX2 paths on an AVX-512 machine) says so in its record.
+  const limits = ['TSM_SIMD', 'ONEDNN_MAX_CPU_ISA', 'ATEN_CPU_CAPABILITY'].filter((k) => process.env[k]);
+  if (limits.length) m.isaLimits = Object.fromEntries(limits.map((k) => [k, process.env[k]]));
   return m;
 }
 
