@@ -134,11 +134,13 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
 // Pack op(B)[p0:p0+kc, j0 + panel range] into NR-column micro-panels: dst[panel][p][j].
 // by_rows (untransposed B only): walk B in bands of 16 rows across all the panels instead of panel
 // by panel down all kc rows. A/B, for the shared B block of a large product: 1 thread 1024^3 +1.8%,
-// 2 threads +3%, 1536^3 +1.5%; for the few-rows path's private panels (packed just before their
-// use) it was 7-9% slower. The first form went row by row across the panels, writing to all of them
-// at once with streams a panel apart (16 or 128 KiB: one L1 set); in bands, each panel's rows are
-// written contiguously while the band's reads stay in cache: one thread, NN 64x1600x512 +27%
-// (AVX-512) and +18% (AVX2), 64x512x1600 +5% / +7%, large products unchanged (8th session).
+// 2 threads +3%, 1536^3 +1.5%. The first form went row by row across the panels, writing to all of
+// them at once with streams a panel apart (16 or 128 KiB: one L1 set), and was 7-9% slower than
+// panel by panel for the few-rows path's private panels. In bands, each panel's rows are written
+// contiguously while the band's reads stay in cache (8th session, tools/ab-addons.js): one thread,
+// NN 64x1600x512 +27% (AVX-512) and +18% (AVX2), 64x512x1600 +5% / +7%, large products unchanged;
+// the few-rows path on 2 threads (AVX-512, both load orders, 7/7 rounds) 64x1600x512 +5-13%,
+// 64x512x1600 +2-11%, 128x2048x256 +1.4-6%, 128x256x2048 +5%.
 void pack_b_panels(float* dst, const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kc,
                    int64_t j0, int64_t nc, int nr, int64_t panel_begin, int64_t panel_end,
                    bool by_rows) {
@@ -333,7 +335,7 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
       if (!bpriv || (!shared_a && !apack)) { oom = true; return; }
       for (int64_t pc = 0; pc < k; pc += kc_max) {
         const int64_t kc = std::min<int64_t>(kc_max, k - pc);
-        pack_b_panels(bpriv, b, ldb, tb, pc, kc, j0, ncols, nr, 0, p1 - p0, false);
+        pack_b_panels(bpriv, b, ldb, tb, pc, kc, j0, ncols, nr, 0, p1 - p0, true);
         const float* ap = apack;
         if (shared_a) ap = ashared + mpad * pc;
         else pack_a(apack, a, lda, ta, 0, m, pc, kc, mr);
