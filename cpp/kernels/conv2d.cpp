@@ -63,6 +63,7 @@ void conv_bw_rows_tile_avx512(int, int64_t, const int64_t*, int64_t, int64_t, co
                               const float*, int64_t, float*, int64_t, bool) {}
 void conv_pack_b_runs_avx2(float*, const float*, const int64_t*, int64_t, const int32_t*,
                            const uint16_t*, int, int64_t, int64_t, int64_t, int64_t) {}
+void conv_col2im_s1_avx2(float*, const float*, int64_t, int64_t, const DirectConvShape&) {}
 #endif
 
 namespace {
@@ -517,6 +518,7 @@ tsm_status backward_data_implicit(float* dx, const float* dy, const float* w, co
     pack_a_rows(apack + grp * mpad * g.ocg, w + grp * g.ocg * kk, kk, true, kk, g.ocg, 0, g.ocg,
                 uk.mr);
   const bool s1 = g.sw == 1 && avx512_helpers(g);
+  const bool s1_avx2 = uk.nr == 16 && avx2_runs(g);  // stride_w 1 on the AVX2 path
   // Row-wise col2im reads KH*KW rows of col at once: the faster order while an image's col stays
   // in L2 (CNN conv2, 147 KiB: 1.40 -> 1.07 ms); for a large col (a 56x56 resnet layer, 7 MiB)
   // streaming it tap by tap is faster (6.2 vs 7.3 ms).
@@ -532,6 +534,7 @@ tsm_status backward_data_implicit(float* dx, const float* dy, const float* w, co
     run_tiles(uk, col, apack + grp * mpad * g.ocg, bpack, mpad, npad, g.ocg, 0.0f);
     float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();
     if (s1 && rows) conv_col2im_rows_avx512(dxg, col, npad, g.cg, ds);
+    else if (s1_avx2) conv_col2im_s1_avx2(dxg, col, npad, g.cg, ds);
     else if (s1) conv_col2im_s1_avx512(dxg, col, npad, g.cg, ds);
     else col2im(dxg, col, g, npad);
   });

@@ -1,6 +1,6 @@
-// AVX2 packing of conv2d.cpp's implicit GEMM for the 6x16 micro-kernel: the forward's B panels
-// (16 pixels wide) from runs of consecutive pixels. Compiled with -mavx2 -mfma; called only when
-// cpuid reports both.
+// AVX2 pieces of conv2d.cpp's implicit GEMM for the 6x16 micro-kernel: the forward's B panels (16
+// pixels wide) from runs of consecutive pixels, and the backward-data's col2im for stride_w 1.
+// Compiled with -mavx2 -mfma; called only when cpuid reports both.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -65,6 +65,39 @@ void conv_pack_b_runs_avx2(float* dst, const float* xg, const int64_t* tap_off, 
       }
       _mm256_storeu_ps(d + t * 16, v0);
       _mm256_storeu_ps(d + t * 16 + 8, v1);
+    }
+  }
+}
+
+void conv_col2im_s1_avx2(float* dxg, const float* col, int64_t ld, int64_t cg,
+                         const DirectConvShape& s) {
+  const int64_t hw = s.h * s.w;
+  for (int64_t i = 0; i < cg * hw; ++i) dxg[i] = 0.0f;
+  for (int64_t c = 0; c < cg; ++c) {
+    float* xc = dxg + c * hw;
+    for (int64_t kh = 0; kh < s.kh; ++kh) {
+      for (int64_t kw = 0; kw < s.kw; ++kw) {
+        const float* src = col + ((c * s.kh + kh) * s.kw + kw) * ld;
+        // valid ow: 0 <= ow - pw + kw*dw < w
+        const int64_t shift = kw * s.dw - s.pw;
+        const int64_t ow_lo = std::max<int64_t>(0, -shift), ow_hi = std::min<int64_t>(s.ow, s.w - shift);
+        const int64_t n = ow_hi - ow_lo;
+        if (n <= 0) continue;
+        for (int64_t oh = 0; oh < s.oh; ++oh) {
+          const int64_t ih = oh * s.sh - s.ph + kh * s.dh;
+          if (ih < 0 || ih >= s.h) continue;
+          const float* sr = src + oh * s.ow + ow_lo;
+          float* d = xc + ih * s.w + ow_lo + shift;
+          int64_t i = 0;
+          for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(d + i, _mm256_add_ps(_mm256_loadu_ps(d + i), _mm256_loadu_ps(sr + i)));
+          if (i + 4 <= n) {
+            _mm_storeu_ps(d + i, _mm_add_ps(_mm_loadu_ps(d + i), _mm_loadu_ps(sr + i)));
+            i += 4;
+          }
+          for (; i < n; ++i) d[i] += sr[i];
+        }
+      }
     }
   }
 }
