@@ -327,6 +327,14 @@ void pack_b_rows(float* dst, const float* b, int64_t k, int64_t n, int64_t ldb, 
   for (int64_t j0 = 0; j0 < n; j0 += nr) {
     float* d = dst + (j0 / nr) * k * nr;
     const int64_t cols = std::min<int64_t>(nr, n - j0);
+    if (cols == 16 && nr == 16) {  // constant-size copies for the AVX2 kernel's full panels
+      for (int64_t p = 0; p < k; ++p) std::memcpy(d + p * 16, b + p * ldb + j0, sizeof(float) * 16);
+      continue;
+    }
+    if (cols == 32 && nr == 32) {
+      for (int64_t p = 0; p < k; ++p) std::memcpy(d + p * 32, b + p * ldb + j0, sizeof(float) * 32);
+      continue;
+    }
     for (int64_t p = 0; p < k; ++p) {
       const float* src = b + p * ldb + j0;
       float* row = d + p * nr;
