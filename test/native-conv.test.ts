@@ -118,16 +118,21 @@ function randomPool(dilation: boolean): Pool {
   }
 }
 
+/** The SIMD paths this CPU can run (TSM_SIMD values), the best last. */
+function simdPaths(): string[] {
+  const order = ['generic', 'avx2', 'avx512'];
+  const best = buildInfo().simd;
+  return best === 'neon' ? ['generic', 'neon'] : order.slice(0, order.indexOf(best) + 1);
+}
+
 describe('conv2d', () => {
   for (const [title, run] of CONV_GROUPS) it(title, run);
 
   // The same configurations on every SIMD path the CPU can run, with 1 and 2 threads, each in a
   // fresh process (the SIMD level and the default thread count are read once, at load): the AVX2
   // and portable paths take other algorithms (implicit GEMM with their own packers) than AVX-512.
-  const order = ['generic', 'avx2', 'avx512'];
   const best = buildInfo().simd;
-  const paths = best === 'neon' ? ['generic', 'neon'] : order.slice(0, order.indexOf(best) + 1);
-  for (const simd of paths) {
+  for (const simd of simdPaths()) {
     // (the best path with the default thread count is the in-process run above)
     for (const threads of simd === best ? [1] : [1, 2]) {
       it(`matches the reference with TSM_SIMD=${simd} TSM_NUM_THREADS=${threads} (child process)`, () => {
@@ -219,7 +224,7 @@ describe('conv2d', () => {
 describe('pooling', () => {
   // 2x2, stride-2 max pooling on every SIMD path the CPU can run (each has its own kernel for the
   // windows inside the plane), in a fresh process per path.
-  for (const simd of ['generic', 'avx2', 'avx512'].slice(0, ['generic', 'avx2', 'avx512'].indexOf(buildInfo().simd) + 1)) {
+  for (const simd of simdPaths()) {
     it(`2x2 max pooling (plain and relu taps) matches the reference with TSM_SIMD=${simd} (child process)`, () => {
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/pool-check-main.ts'], {
         cwd: path.resolve(__dirname, '..'), env: { ...process.env, TSM_SIMD: simd }, encoding: 'utf8', timeout: 120_000,

@@ -22,6 +22,10 @@
 //                        > implicit GEMM
 //       backward-weight: few taps > direct > row-wise tiles (backward_weight_rows) > implicit GEMM
 //     Each says at its definition when it applies and why it wins there.
+//   * on AVX2 (the 6x16 kernel), the implicit GEMM with its own pieces: pixel runs packed with
+//     blended loads (forward, stride_w 1, padding through a zero-bordered copy), col2im by vector
+//     adds (backward-data, stride_w 1), channels-last panels (backward-weight, Cg % 16 == 0; the
+//     portable form also serves NEON's 12-column panels).
 #include <algorithm>
 #include <cstring>
 #include <vector>
