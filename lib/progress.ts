@@ -15,7 +15,9 @@ function fmtTime(s: number): string {
 }
 
 export class ProgressBar {
-  private readonly start = Date.now();
+  // performance.now(), not Date.now(): a short epoch can end within the same millisecond it began,
+  // and an elapsed time of 0 dropped the samples-per-second figure from its line.
+  private readonly start = performance.now();
   private lastDraw = 0;
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
@@ -25,7 +27,7 @@ export class ProgressBar {
   }
   /** Updates the bar to `done` items with the given metrics (drawn at most every 100 ms on a TTY). */
   update(done: number, metrics: Record<string, number> = {}, samples?: number): void {
-    const now = Date.now();
+    const now = performance.now();
     if (!this.tty || (done < this.opts.total && now - this.lastDraw < 100)) return;
     this.lastDraw = now;
     this.stream.write(`\r${this.line(done, metrics, samples)}\x1b[K`);
@@ -41,7 +43,7 @@ export class ProgressBar {
     const frac = total ? Math.min(1, done / total) : 1;
     const filled = Math.round(frac * width);
     const bar = '='.repeat(Math.max(0, filled - 1)) + (filled ? (frac < 1 ? '>' : '=') : '') + '.'.repeat(width - filled);
-    const elapsed = (Date.now() - this.start) / 1000;
+    const elapsed = (performance.now() - this.start) / 1000;
     const eta = frac > 0 ? (elapsed * (1 - frac)) / frac : Infinity;
     const m = Object.entries(metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' - ');
     const rate = samples !== undefined && elapsed > 0 ? ` - ${Math.round(samples / elapsed)} samples/s` : '';
