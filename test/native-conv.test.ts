@@ -5,18 +5,10 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildInfo } from '../lib/index';
 import { raw } from './helpers/raw';
-import { CONV_GROUPS, convArgs, expectClose, refConvBackwardData, refConvBackwardWeight, refConvForward, type Conv } from './helpers/conv-check';
-import { seededRandom as rng } from '../lib/text';
+import { CONV_GROUPS, convArgs, expectClose, refConvBackwardData, refConvBackwardWeight, refConvForward, seededHelpers, type Conv } from './helpers/conv-check';
 
-// ---- deterministic random numbers ----
-const rand = rng(12345);
-const randint = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
-const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)];
-function randn(n: number): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rand() * 2 - 1;
-  return a;
-}
+// ---- deterministic random numbers (this file's own stream, apart from the conv checks') ----
+const { rand, randint, pick, randn } = seededHelpers(12345);
 
 // ---- pooling references (float64) ----
 function refPoolOut(inSize: number, k: number, s: number, pad: number, d: number, ceil: boolean): number {

@@ -399,12 +399,11 @@ ConvGeom padded_geom(const ConvGeom& g) {
   return p;
 }
 
-// The forward's run packer for the AVX2 6x16 kernel (conv_pack_b_runs_avx2): stride_w 1, the
-// input read through a padded copy when there is padding.
+// The AVX2 pieces (conv_pack_b_runs_avx2, conv_col2im_s1_avx2): stride_w 1, the input read through
+// a padded copy when there is padding. The callers also check that their kernel's panels are 16 wide.
 bool avx2_runs(const ConvGeom& g) {
 #if defined(__x86_64__) || defined(_M_X64)
-  return active_simd() == TSM_SIMD_AVX2 && gemm_ukernel_for(TSM_SIMD_AVX2).nr == 16 && g.sw == 1 &&
-         g.cg * g.hw() < (int64_t(1) << 31);
+  return active_simd() == TSM_SIMD_AVX2 && g.sw == 1 && g.cg * g.hw() < (int64_t(1) << 31);
 #else
   (void)g;
   return false;

@@ -55,11 +55,25 @@ inline bool avx2_pack(int mr, int nr) {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Copy the first N floats of src to dst (N a compile-time constant, so the copy is a few vector
-// moves).
-template <int N>
-inline void copy_row(float* dst, const float* src) {
-  std::memcpy(dst, src, sizeof(float) * N);
+// Copy `rows` rows of `width` floats, ld apart in src, to dst one after another (a band of a packed
+// panel). The kernels' panel widths are compile-time cases: a constant-size copy is a vector move or
+// a few, where a width known only at run time made each row a call into the C library (10% of NN
+// 64x512x1600's samples) or an element loop (TN 15% slower than NN at 256x256x4096).
+template <int W>
+inline void copy_rows_w(float* dst, const float* src, int64_t ld, int64_t rows) {
+  for (int64_t p = 0; p < rows; ++p, src += ld, dst += W) std::memcpy(dst, src, sizeof(float) * W);
+}
+inline void copy_rows(float* dst, const float* src, int64_t ld, int64_t rows, int width) {
+  switch (width) {
+    case 32: return copy_rows_w<32>(dst, src, ld, rows);
+    case 16: return copy_rows_w<16>(dst, src, ld, rows);
+    case 12: return copy_rows_w<12>(dst, src, ld, rows);
+    case 8: return copy_rows_w<8>(dst, src, ld, rows);
+    case 6: return copy_rows_w<6>(dst, src, ld, rows);
+    default:
+      for (int64_t p = 0; p < rows; ++p, src += ld, dst += width)
+        std::memcpy(dst, src, sizeof(float) * width);
+  }
 }
 
 // Pack op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels: dst[panel][p][i], zero-padded.
@@ -70,26 +84,12 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
     // rows, panel by panel: the band stays in L1 while each panel's rows are written contiguously
     // (going down all kc rows per panel read mr floats of every row; going row by row across all
     // panels wrote to every panel at once, streams in one L1 set, 14% slower on TN 256x256x4096).
-    // The constant-size copies are a vector move or two (a loop of `rows` copies made TN 15%
-    // slower than NN at 256x256x4096).
     const int64_t full = mc / mr;
     constexpr int64_t PB = 16;
     for (int64_t pb = 0; full > 0 && pb < kc; pb += PB) {
-      const int64_t pe = std::min<int64_t>(kc, pb + PB);
-      for (int64_t q = 0; q < full; ++q) {
-        const float* src = a + (p0 + pb) * lda + i0 + q * mr;
-        float* d = dst + q * kc * mr + pb * mr;
-        if (mr == 12) {
-          for (int64_t p = pb; p < pe; ++p, src += lda, d += 12) copy_row<12>(d, src);
-        } else if (mr == 8) {
-          for (int64_t p = pb; p < pe; ++p, src += lda, d += 8) copy_row<8>(d, src);
-        } else if (mr == 6) {
-          for (int64_t p = pb; p < pe; ++p, src += lda, d += 6) copy_row<6>(d, src);
-        } else {
-          for (int64_t p = pb; p < pe; ++p, src += lda, d += mr)
-            for (int i = 0; i < mr; ++i) d[i] = src[i];
-        }
-      }
+      const int64_t band = std::min<int64_t>(kc - pb, PB);
+      for (int64_t q = 0; q < full; ++q)
+        copy_rows(dst + q * kc * mr + pb * mr, a + (p0 + pb) * lda + i0 + q * mr, lda, band, mr);
     }
     const int64_t rows = mc - full * mr;
     if (rows > 0) {
@@ -155,20 +155,9 @@ void pack_b_panels(float* dst, const float* b, int64_t ldb, bool trans, int64_t 
     if (full_end > panel_begin) {
       constexpr int64_t PB = 16;
       for (int64_t pb = 0; pb < kc; pb += PB) {
-        const int64_t pe = std::min<int64_t>(kc, pb + PB);
-        for (int64_t panel = panel_begin; panel < full_end; ++panel) {
-          const float* src = b + (p0 + pb) * ldb + j0 + panel * nr;
-          float* d = dst + panel * kc * nr + pb * nr;
-          // a copy of a constant size is a few vector moves; with nr known only at run time it
-          // was a call into the C library per panel row (10% of NN 64x512x1600's samples)
-          if (nr == 32) {
-            for (int64_t p = pb; p < pe; ++p, src += ldb, d += 32) copy_row<32>(d, src);
-          } else if (nr == 16) {
-            for (int64_t p = pb; p < pe; ++p, src += ldb, d += 16) copy_row<16>(d, src);
-          } else {
-            for (int64_t p = pb; p < pe; ++p, src += ldb, d += nr) std::memcpy(d, src, sizeof(float) * nr);
-          }
-        }
+        const int64_t band = std::min<int64_t>(kc - pb, PB);
+        for (int64_t panel = panel_begin; panel < full_end; ++panel)
+          copy_rows(dst + panel * kc * nr + pb * nr, b + (p0 + pb) * ldb + j0 + panel * nr, ldb, band, nr);
       }
     }
     panel_begin = full_end;

@@ -5,18 +5,23 @@
 import { raw } from './raw';
 import { seededRandom } from '../../lib/text';
 
-let rand = seededRandom(12345);
-/** Restarts the random numbers of randomConv and checkConv's inputs. */
-export function reseed(seed: number): void {
-  rand = seededRandom(seed);
+/** Deterministic random helpers from one seeded stream: uniform [0, 1), integers in [lo, hi], a pick
+ *  from a list, and n floats in [-1, 1). */
+export function seededHelpers(seed: number) {
+  const rand = seededRandom(seed);
+  return {
+    rand,
+    randint: (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1)),
+    pick: <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)],
+    randn: (n: number): Float32Array => {
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = rand() * 2 - 1;
+      return a;
+    },
+  };
 }
-const randint = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
-const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)];
-function randn(n: number): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rand() * 2 - 1;
-  return a;
-}
+
+const { rand, randint, pick, randn } = seededHelpers(12345);
 
 /** Throws, naming the element, unless got is within tol (relative to the largest |want|) of want. */
 export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-4): void {
