@@ -4,8 +4,12 @@
 //    an initial state; output, hN, cN and the gradients of the input, h0, c0 and every parameter,
 //    weights loaded by their PyTorch names;
 //  - finite differences of the native backward on a tiny case (float64 loss over float32 kernels);
+//  - the native forward and backward against a float64 reference on every SIMD path, with 1 and 2
+//    threads, over batch and hidden sizes that fill the micro-kernel tiles whole and in part
+//    (test/helpers/lstm-check-main.ts, a child process per path);
 //  - the fused layer against the same cell composed from primitive ops (autograd's own rules);
 //  - argument checks in TypeScript and bounds checks in the binding.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +17,7 @@ import * as tsm from '../lib/index';
 import type { Tensor } from '../lib/index';
 import { LSTM, lstmLayer } from '../lib/lstm';
 import { raw } from './helpers/raw';
+import { simdPaths } from './helpers/simd-paths';
 
 interface TJ { shape: number[]; data: number[] }
 interface Case {
@@ -125,6 +130,29 @@ describe('native LSTM backward: finite differences', () => {
         }
       }
     });
+  }
+});
+
+describe('native LSTM against a float64 reference', () => {
+  // A fresh process per path: the SIMD level and the default thread count are read once, at load.
+  for (const simd of simdPaths()) {
+    for (const threads of [1, 2]) {
+      it(`TSM_SIMD=${simd} TSM_NUM_THREADS=${threads} (child process)`, () => {
+        const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/lstm-check-main.ts'], {
+          cwd: path.resolve(__dirname, '..'),
+          env: { ...process.env, TSM_SIMD: simd, TSM_NUM_THREADS: String(threads) },
+          encoding: 'utf8',
+          timeout: 120_000,
+        });
+        expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
+        const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as
+          { simd: string; threads: number; cases: number; failures: string[] };
+        expect(out.simd).toBe(simd);
+        expect(out.threads).toBe(threads);
+        expect(out.cases).toBe(56);
+        expect(out.failures).toEqual([]);
+      });
+    }
   }
 });
 

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildInfo } from '../lib/index';
 import { raw } from './helpers/raw';
+import { simdPaths } from './helpers/simd-paths';
 import { CONV_GROUPS, convArgs, expectClose, refConvBackwardData, refConvBackwardWeight, refConvForward, seededHelpers, type Conv } from './helpers/conv-check';
 
 // ---- deterministic random numbers (this file's own stream, apart from the conv checks') ----
@@ -108,13 +109,6 @@ function randomPool(dilation: boolean): Pool {
     const [OH, OW] = poolOut(p);
     if (OH >= 1 && OW >= 1) return p;
   }
-}
-
-/** The SIMD paths this CPU can run (TSM_SIMD values), the best last. */
-function simdPaths(): string[] {
-  const order = ['generic', 'avx2', 'avx512'];
-  const best = buildInfo().simd;
-  return best === 'neon' ? ['generic', 'neon'] : order.slice(0, order.indexOf(best) + 1);
 }
 
 describe('conv2d', () => {

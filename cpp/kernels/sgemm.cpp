@@ -76,6 +76,37 @@ inline void copy_rows(float* dst, const float* src, int64_t ld, int64_t rows, in
   }
 }
 
+}  // namespace
+
+void pack_a_panel(float* dst, const float* a, int64_t lda, int64_t rows, int64_t k, int mr) {
+  if (rows == mr && simd_pack(mr, 32)) {
+    pack_a_rows_avx512(dst, a, lda, k, mr);  // 16x16 register transposes
+  } else if (rows == mr && avx2_pack(mr, 16)) {
+    pack_a6_rows_avx2(dst, a, lda, k);  // 8x8 register transposes
+  } else {
+    // Each row is contiguous in p. Walk p in the outer loop so the writes are contiguous (the rows
+    // are mr sequential read streams); writing with a stride of mr floats per element cost ~12% of
+    // a 1024^3 product.
+    const float* src[32];
+    for (int64_t i = 0; i < rows; ++i) src[i] = a + i * lda;
+    if (rows == mr) {
+      for (int64_t p = 0; p < k; ++p) {
+        float* d = dst + p * mr;
+        for (int i = 0; i < mr; ++i) d[i] = src[i][p];
+      }
+    } else {
+      for (int64_t p = 0; p < k; ++p) {
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < rows; ++i) d[i] = src[i][p];
+      }
+    }
+    for (int64_t i = rows; i < mr; ++i)
+      for (int64_t p = 0; p < k; ++p) dst[p * mr + i] = 0.0f;
+  }
+}
+
+namespace {
+
 // Pack op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels: dst[panel][p][i], zero-padded.
 void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0,
             int64_t kc, int mr) {
@@ -103,35 +134,8 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
     }
     return;
   }
-  const bool fast = simd_pack(mr, 32), fast2 = avx2_pack(mr, 16);
-  for (int64_t ir = 0; ir < mc; ir += mr) {
-    const int64_t rows = std::min<int64_t>(mr, mc - ir);
-    if (fast && rows == mr) {
-      pack_a_rows_avx512(dst, a + (i0 + ir) * lda + p0, lda, kc, mr);  // 16x16 register transposes
-    } else if (fast2 && rows == mr) {
-      pack_a6_rows_avx2(dst, a + (i0 + ir) * lda + p0, lda, kc);  // 8x8 register transposes
-    } else {
-      // A(i, p) = a[i*lda + p]: each row is contiguous in p. Walk p in the outer loop so the writes
-      // are contiguous (the rows are mr sequential read streams); writing with a stride of mr floats
-      // per element cost ~12% of a 1024^3 product.
-      const float* src[32];
-      for (int64_t i = 0; i < rows; ++i) src[i] = a + (i0 + ir + i) * lda + p0;
-      if (rows == mr) {
-        for (int64_t p = 0; p < kc; ++p) {
-          float* d = dst + p * mr;
-          for (int i = 0; i < mr; ++i) d[i] = src[i][p];
-        }
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          float* d = dst + p * mr;
-          for (int64_t i = 0; i < rows; ++i) d[i] = src[i][p];
-        }
-      }
-      for (int64_t i = rows; i < mr; ++i)
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = 0.0f;
-    }
-    dst += kc * mr;
-  }
+  for (int64_t ir = 0; ir < mc; ir += mr, dst += kc * mr)
+    pack_a_panel(dst, a + (i0 + ir) * lda + p0, lda, std::min<int64_t>(mr, mc - ir), kc, mr);
 }
 
 // Pack op(B)[p0:p0+kc, j0 + panel range] into NR-column micro-panels: dst[panel][p][j].

@@ -21,4 +21,9 @@ void pack_b32_trans_avx512(float* d, const float* b, int64_t ldb, int64_t cols, 
 void pack_a6_rows_avx2(float* d, const float* a, int64_t lda, int64_t k);
 void pack_b16_trans_avx2(float* d, const float* b, int64_t ldb, int64_t cols, int64_t k);
 
+// One packed-A micro-panel of the active micro-kernel, any ISA (defined in sgemm.cpp):
+// d[p*mr + i] = a[i*lda + p] for i < rows, 0 for rows <= i < mr; p < k. Full panels of the AVX-512
+// and AVX2 kernels go through the register transposes above.
+void pack_a_panel(float* d, const float* a, int64_t lda, int64_t rows, int64_t k, int mr);
+
 }  // namespace tsm
