@@ -14,8 +14,9 @@
 // --cold writes through a 64 MiB buffer before every timed call, so the operands come from DRAM as
 // they do inside a training step (where other layers ran in between), not from the caches.
 //
-// Cases: sgemm:<NN|NT|TN|TT>:m:n:k, and conv:N:C:H:OC:K:pad (square images, stride 1) which times
-// the forward, backward-data and backward-weight passes.
+// Cases: sgemm:<NN|NT|TN|TT>:m:n:k, conv:N:C:H:OC:K:pad (square images, stride 1) which times
+// the forward, backward-data and backward-weight passes, and lstm:T:B:I:H (seq-first, with h0, c0 and
+// both biases) which times the fused forward and backward through time.
 'use strict';
 const path = require('path');
 
@@ -76,6 +77,30 @@ function cases(spec) {
       { name: `${spec} bwd-data`, flop, size: N * C * H * H, run: (L, dx) => L.conv2dBackwardData(dx, dy, w, ...g) },
       { name: `${spec} bwd-weight`, flop, size: OC * C * K * K + OC,
         run: (L, o) => L.conv2dBackwardWeight(o.subarray(0, OC * C * K * K), o.subarray(OC * C * K * K), dy, x, ...g) },
+    ];
+  }
+  if (f[0] === 'lstm' && f.length === 5) {
+    const [T, Bt, I, H] = f.slice(1).map(Number);
+    const G = 4 * H, TB = T * Bt;
+    const x = rand(TB * I), h0 = rand(Bt * H), c0 = rand(Bt * H), wIh = rand(G * I), wHh = rand(G * H);
+    const bIh = rand(G), bHh = rand(G), dy = rand(TB * H);
+    // Both builds' backward runs on one forward's results (A's), so their outputs must agree.
+    const y = new Float32Array(TB * H), gates = new Float32Array(TB * G), cs = new Float32Array(TB * H);
+    const hN = new Float32Array(Bt * H), cN = new Float32Array(Bt * H);
+    A.lstmForward(y, hN, cN, gates, cs, x, h0, c0, wIh, wHh, bIh, bHh, T, Bt, I, H, false);
+    const scratch = new Map();
+    const state = (out) => {
+      if (!scratch.has(out)) scratch.set(out, [new Float32Array(TB * G), new Float32Array(TB * H)]);
+      return scratch.get(out);
+    };
+    return [
+      { name: `${spec} fwd`, flop: 2 * TB * G * (I + H), size: TB * H + 2 * Bt * H,
+        run: (L, o) => L.lstmForward(o.subarray(0, TB * H), o.subarray(TB * H, TB * H + Bt * H), o.subarray(TB * H + Bt * H),
+          ...state(o), x, h0, c0, wIh, wHh, bIh, bHh, T, Bt, I, H, false) },
+      { name: `${spec} bwd`, flop: 4 * TB * G * (I + H), size: TB * I + G * I + G * H + G,
+        run: (L, o) => L.lstmBackward(o.subarray(0, TB * I), null, null, o.subarray(TB * I, TB * I + G * I),
+          o.subarray(TB * I + G * I, TB * I + G * I + G * H), o.subarray(TB * I + G * I + G * H), null, dy, null, null,
+          x, h0, c0, wIh, wHh, y, gates, cs, T, Bt, I, H, false) },
     ];
   }
   return usage(`cannot read the case '${spec}'`);

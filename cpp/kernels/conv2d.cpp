@@ -260,21 +260,15 @@ struct ImplicitTables {
 // written at k-offset p0 of panels that are ktot long.
 void pack_a_rows(float* dst, const float* a, int64_t lda, bool trans, int64_t rows, int64_t k,
                  int64_t p0, int64_t ktot, int mr) {
-  const bool fast = !trans && (mr == 12 || mr == 8) && active_simd() == TSM_SIMD_AVX512;
   for (int64_t ir = 0; ir < rows; ir += mr) {
     float* d = dst + (ir / mr) * ktot * mr + p0 * mr;
     const int64_t r = std::min<int64_t>(mr, rows - ir);
-    if (fast && r == mr) {
-      pack_a_rows_avx512(d, a + ir * lda, lda, k, mr);  // 16x16 register transposes
-    } else if (!trans) {
-      for (int64_t i = 0; i < r; ++i) {
-        const float* src = a + (ir + i) * lda;
-        for (int64_t p = 0; p < k; ++p) d[p * mr + i] = src[p];
-      }
-    } else {
-      for (int64_t p = 0; p < k; ++p)
-        for (int64_t i = 0; i < r; ++i) d[p * mr + i] = a[p * lda + ir + i];
+    if (!trans) {
+      pack_a_panel(d, a + ir * lda, lda, r, k, mr);  // register transposes where the ISA has them
+      continue;
     }
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t i = 0; i < r; ++i) d[p * mr + i] = a[p * lda + ir + i];
     for (int64_t i = r; i < mr; ++i)
       for (int64_t p = 0; p < k; ++p) d[p * mr + i] = 0.0f;
   }

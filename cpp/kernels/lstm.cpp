@@ -95,23 +95,32 @@ inline __attribute__((always_inline)) void cell_forward_body(float* __restrict g
   }
 }
 
-// dh: dL/dh_t for the units (already including dy_t); dc: dL/dc_t from step t+1, overwritten with
-// dL/dc_{t-1}. g: activations i, f, g, o (row of 4H); dg: the row of dG_t, written.
-inline __attribute__((always_inline)) void cell_backward_body(float* __restrict dg, float* __restrict dc,
-                                                              const float* __restrict dh, const float* __restrict g,
-                                                              const float* __restrict c, const float* __restrict c_prev,
-                                                              int64_t H, int64_t n) {
+// dh: dL/dh_t for the units from step t+1, and dy: dy_t's, added to it; dc: dL/dc_t from step t+1,
+// overwritten with dL/dc_{t-1}. g: activations i, f, g, o (row of 4H); dg: the row of dG_t, written,
+// and added to the bias gradient's gate rows db_i, db_f, db_g, db_o. (Four pointers, not one with
+// offsets of H: the compiler checks streams of one base for overlap at run time, at most ten pairs
+// per loop, and with dg's four and db's four it gave up vectorizing.)
+inline __attribute__((always_inline)) void cell_backward_body(
+    float* __restrict dg, float* __restrict dc, const float* __restrict dh, const float* __restrict dy,
+    const float* __restrict g, const float* __restrict c, const float* __restrict c_prev, float* __restrict db_i,
+    float* __restrict db_f, float* __restrict db_g, float* __restrict db_o, int64_t H, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     const float i = g[j], f = g[H + j], gv = g[2 * H + j], o = g[3 * H + j];
     const float tc = tanh_f(c[j]);
-    const float dhj = dh[j];
+    const float dhj = dh[j] + dy[j];
     const float dct = dc[j] + dhj * o * (1.0f - tc * tc);
     const float cp = c_prev[j];
-    dg[j] = dct * gv * i * (1.0f - i);
-    dg[H + j] = dct * cp * f * (1.0f - f);
-    dg[2 * H + j] = dct * i * (1.0f - gv * gv);
-    dg[3 * H + j] = dhj * tc * o * (1.0f - o);
+    const float di = dct * gv * i * (1.0f - i), df = dct * cp * f * (1.0f - f);
+    const float dgv = dct * i * (1.0f - gv * gv), dout = dhj * tc * o * (1.0f - o);
+    dg[j] = di;
+    dg[H + j] = df;
+    dg[2 * H + j] = dgv;
+    dg[3 * H + j] = dout;
     dc[j] = dct * f;
+    db_i[j] += di;
+    db_f[j] += df;
+    db_g[j] += dgv;
+    db_o[j] += dout;
   }
 }
 
@@ -119,35 +128,44 @@ void cell_forward_generic(float* g, const float* bias, const float* c_prev, floa
                           int64_t n) {
   cell_forward_body(g, bias, c_prev, c, h, H, n);
 }
-void cell_backward_generic(float* dg, float* dc, const float* dh, const float* g, const float* c,
-                           const float* c_prev, int64_t H, int64_t n) {
-  cell_backward_body(dg, dc, dh, g, c, c_prev, H, n);
-}
+#define TSM_CELL_BACKWARD_PARAMS                                                                                \
+  float *dg, float *dc, const float *dh, const float *dy, const float *g, const float *c, const float *c_prev, \
+      float *db_i, float *db_f, float *db_g, float *db_o, int64_t H, int64_t n
+#define TSM_CELL_BACKWARD_ARGS dg, dc, dh, dy, g, c, c_prev, db_i, db_f, db_g, db_o, H, n
+void cell_backward_generic(TSM_CELL_BACKWARD_PARAMS) { cell_backward_body(TSM_CELL_BACKWARD_ARGS); }
 #if defined(__x86_64__) || defined(_M_X64)
 __attribute__((target("avx2,fma"))) void cell_forward_avx2(float* g, const float* bias, const float* c_prev,
                                                            float* c, float* h, int64_t H, int64_t n) {
   cell_forward_body(g, bias, c_prev, c, h, H, n);
 }
-__attribute__((target("avx2,fma"))) void cell_backward_avx2(float* dg, float* dc, const float* dh, const float* g,
-                                                            const float* c, const float* c_prev, int64_t H,
-                                                            int64_t n) {
-  cell_backward_body(dg, dc, dh, g, c, c_prev, H, n);
+__attribute__((target("avx2,fma"))) void cell_backward_avx2(TSM_CELL_BACKWARD_PARAMS) {
+  cell_backward_body(TSM_CELL_BACKWARD_ARGS);
+}
+// 16 lanes; the clamps and selects of exp_clamped() become mask operations.
+__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))) void cell_forward_avx512(
+    float* g, const float* bias, const float* c_prev, float* c, float* h, int64_t H, int64_t n) {
+  cell_forward_body(g, bias, c_prev, c, h, H, n);
+}
+__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))) void cell_backward_avx512(
+    TSM_CELL_BACKWARD_PARAMS) {
+  cell_backward_body(TSM_CELL_BACKWARD_ARGS);
 }
 #endif
 
 using CellForwardFn = void (*)(float*, const float*, const float*, float*, float*, int64_t, int64_t);
-using CellBackwardFn = void (*)(float*, float*, const float*, const float*, const float*, const float*, int64_t,
-                                int64_t);
+using CellBackwardFn = void (*)(TSM_CELL_BACKWARD_PARAMS);
 
 CellForwardFn cell_forward_for(tsm_simd simd) {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (simd == TSM_SIMD_AVX2 || simd == TSM_SIMD_AVX512) return cell_forward_avx2;
+  if (simd == TSM_SIMD_AVX512) return cell_forward_avx512;
+  if (simd == TSM_SIMD_AVX2) return cell_forward_avx2;
 #endif
   return cell_forward_generic;
 }
 CellBackwardFn cell_backward_for(tsm_simd simd) {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (simd == TSM_SIMD_AVX2 || simd == TSM_SIMD_AVX512) return cell_backward_avx2;
+  if (simd == TSM_SIMD_AVX512) return cell_backward_avx512;
+  if (simd == TSM_SIMD_AVX2) return cell_backward_avx2;
 #endif
   return cell_backward_generic;
 }
@@ -193,11 +211,6 @@ inline void panel_product(const GemmUkernel& uk, int64_t B, int64_t k, const flo
       }
     }
   }
-}
-
-// d[j] += s[j], j < n.
-inline void add_row(float* __restrict d, const float* __restrict s, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) d[j] += s[j];
 }
 
 struct Dims {
@@ -357,9 +370,12 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
   });
   const size_t abuf = size_t(npa) * mr * G;
   for (int64_t k = 0; k < B * H; ++k) dc.p[k] = dc_n ? dc_n[k] : 0.0f;
-  // The bias gradient, summed over the steps by the tasks that own its columns (no pass over dG).
-  float* db = db_ih ? db_ih : db_hh;
-  if (db) std::memset(db, 0, sizeof(float) * size_t(G));
+  // The bias gradient, summed over the steps by the tasks that own its columns (no pass over dG);
+  // into a scratch row when neither bias wants it.
+  Buf dbscratch(db_ih || db_hh ? 0 : G);
+  float* db = db_ih ? db_ih : db_hh ? db_hh : dbscratch.p;
+  if (!db) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+  std::memset(db, 0, sizeof(float) * size_t(G));
 
   const int64_t ldg = d.bstride() * G, ldh = d.bstride() * H;
   for (int64_t t = T - 1; t >= 0; --t) {
@@ -381,15 +397,10 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
         for (int64_t b = 0; b < B; ++b)
           for (int64_t j = 0; j < cols; ++j) dh.p[b * H + u0 + j] = dh_n ? dh_n[b * H + u0 + j] : 0.0f;
       }
-      for (int64_t b = 0; b < B; ++b) {
-        float* dhb = dh.p + b * H + u0;
-        if (dy_t)
-          for (int64_t j = 0; j < cols; ++j) dhb[j] += dy_t[b * ldh + u0 + j];
-        float* dgb = dg_t + b * ldg + u0;
-        cell(dgb, dc.p + b * H + u0, dhb, g_t + b * ldg + u0, c_t + b * ldh + u0, c_prev + b * ldcp + u0, H, cols);
-        if (db)
-          for (int q = 0; q < 4; ++q) add_row(db + q * H + u0, dgb + q * H, cols);
-      }
+      for (int64_t b = 0; b < B; ++b)
+        cell(dg_t + b * ldg + u0, dc.p + b * H + u0, dh.p + b * H + u0, dy_t ? dy_t + b * ldh + u0 : zeros.p + u0,
+             g_t + b * ldg + u0, c_t + b * ldh + u0, c_prev + b * ldcp + u0, db + u0, db + H + u0, db + 2 * H + u0,
+             db + 3 * H + u0, H, cols);
       // These units' columns of dG_t, for the step before's product and for dx (register
       // transposes; the strided scatter it replaces had 4% of an LSTM training step's samples).
       for (int q = 0; q < 4; ++q) pack_a_cols(acur, dg_t, ldg, B, G, q * H + u0, cols, mr);

@@ -26,6 +26,7 @@ namespace tsm {
 void pack_a_rows_avx512(float*, const float*, int64_t, int64_t, int) {}
 void pack_b32_trans_avx512(float*, const float*, int64_t, int64_t, int64_t) {}
 void pack_a6_rows_avx2(float*, const float*, int64_t, int64_t) {}
+void pack_a8_rows_avx2(float*, const float*, int64_t, int64_t) {}
 void pack_b16_trans_avx2(float*, const float*, int64_t, int64_t, int64_t) {}
 #endif
 
@@ -79,7 +80,9 @@ inline void copy_rows(float* dst, const float* src, int64_t ld, int64_t rows, in
 }  // namespace
 
 void pack_a_panel(float* dst, const float* a, int64_t lda, int64_t rows, int64_t k, int mr) {
-  if (rows == mr && simd_pack(mr, 32)) {
+  if (rows == mr && mr == 8 && simd_pack(mr, 32)) {
+    pack_a8_rows_avx2(dst, a, lda, k);  // 8x8 register transposes, unmasked stores
+  } else if (rows == mr && simd_pack(mr, 32)) {
     pack_a_rows_avx512(dst, a, lda, k, mr);  // 16x16 register transposes
   } else if (rows == mr && avx2_pack(mr, 16)) {
     pack_a6_rows_avx2(dst, a, lda, k);  // 8x8 register transposes

@@ -19,6 +19,10 @@ void pack_b32_trans_avx512(float* d, const float* b, int64_t ldb, int64_t cols, 
 // i < 6; d[p*16 + j] = b[j*ldb + p] for j < cols, 0 for cols <= j < 16. x86-64 only; the caller
 // checks that AVX2 and FMA are active.
 void pack_a6_rows_avx2(float* d, const float* a, int64_t lda, int64_t k);
+// d[p*8 + i] = a[i*lda + p] for i < 8: the AVX-512 8x32 kernel's A panels, in 8x8 blocks (the 16x16
+// transposes of pack_a_rows_avx512 carry 8 rows of zeros for them and store with masks). x86-64
+// only; the caller checks that AVX2 is active.
+void pack_a8_rows_avx2(float* d, const float* a, int64_t lda, int64_t k);
 void pack_b16_trans_avx2(float* d, const float* b, int64_t ldb, int64_t cols, int64_t k);
 
 // One packed-A micro-panel of the active micro-kernel, any ISA (defined in sgemm.cpp):

@@ -48,6 +48,18 @@ void pack_a6_rows_avx2(float* d, const float* a, int64_t lda, int64_t k) {
     for (int i = 0; i < 6; ++i) d[p * 6 + i] = a[i * lda + p];
 }
 
+void pack_a8_rows_avx2(float* d, const float* a, int64_t lda, int64_t k) {
+  int64_t p = 0;
+  for (; p + 8 <= k; p += 8) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(a + i * lda + p);
+    transpose8x8(r);
+    for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + (p + q) * 8, r[q]);
+  }
+  for (; p < k; ++p)
+    for (int i = 0; i < 8; ++i) d[p * 8 + i] = a[i * lda + p];
+}
+
 void pack_b16_trans_avx2(float* d, const float* b, int64_t ldb, int64_t cols, int64_t k) {
   int64_t p = 0;
   for (; p + 8 <= k; p += 8) {
