@@ -211,14 +211,16 @@ describe('pooling', () => {
   // 2x2, stride-2 max pooling on every SIMD path the CPU can run (each has its own kernel for the
   // windows inside the plane), in a fresh process per path.
   for (const simd of simdPaths()) {
-    it(`2x2 max pooling (plain and relu taps) matches the reference with TSM_SIMD=${simd} (child process)`, () => {
+    it(`2x2 max pooling forward and backward (plain and relu taps) match the reference with TSM_SIMD=${simd} (child process)`, () => {
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/pool-check-main.ts'], {
         cwd: path.resolve(__dirname, '..'), env: { ...process.env, TSM_SIMD: simd }, encoding: 'utf8', timeout: 120_000,
       });
       expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
-      const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { simd: string; cases: number; failures: string[] };
+      const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as
+        { simd: string; cases: number; backwardCases: number; failures: string[] };
       expect(out.simd).toBe(simd);
       expect(out.cases).toBe(160);
+      expect(out.backwardCases).toBe(320);
       expect(out.failures).toEqual([]);
     });
   }

@@ -13,4 +13,14 @@ void max_pool_2x2_full_avx512(float* y, int32_t* idx, const float* x, int64_t w,
 void max_pool_2x2_full_avx2(float* y, int32_t* idx, const float* x, int64_t w, int64_t ow,
                             int64_t full_h, int64_t full_w, bool relu);
 
+// The backward of the same pooling for one plane, writing all of dx (H, W) instead of zeroing it
+// and scattering: each 2x2 window's four cells get dy where the window's index points and 0
+// elsewhere (dy + 0, so -0 gives +0 as the scatter's 0 + dy does); rows and columns no window
+// covers get 0. dy, idx: (oh, ow) with oh <= H/2, ow <= W/2. Relu: dy counts only where y > 0 (y
+// as dy). Returns false, having written nothing, when an index is not one of its own window's
+// four cells (indices that did not come from this pooling): the caller then scatters.
+// The caller checks for AVX2.
+bool max_pool_2x2_backward_avx2(float* dx, const float* dy, const float* y, const int32_t* idx, int64_t h,
+                                int64_t w, int64_t oh, int64_t ow, bool relu);
+
 }  // namespace tsm
