@@ -7,7 +7,7 @@
 //                                   (0 where targets[i] == ignore_index, NaN for a target outside
 //                                   [0, c) that is not ignore_index: device targets are not checked)
 //             -> out (1)          = sum (reduction 2) or sum / count (reduction 1), count (1)
-//   backward  dlogits (n, c) = dl_i * (exp(log_probs) - eps / c) - dl_i * (1 - eps) at t_i
+//   backward  dlogits (n, c) = dl_i * (exp(log_probs) - eps / c - (1 - eps) [j == t_i])
 //
 // Forward: one warp per row (shuffles only; any c, a loop of c / 32 per lane), then one 1024-thread
 // block for the reduction (a fixed order: the result does not depend on scheduling). Backward: one
@@ -50,6 +50,9 @@ __global__ void ce_forward_kernel(float* __restrict__ losses, float* __restrict_
       float loss;
       if (t == ignore_index) loss = 0.f;
       else if (t < 0 || t >= c) loss = NAN;
+      // (without smoothing the other log-probabilities do not enter: a -inf among them would make
+      // 0 * lps NaN)
+      else if (eps == 0.f) loss = lse - x[t];
       else loss = (1.f - eps) * (lse - x[t]) - eps / float(c) * lps;
       losses[r] = loss;
     }
@@ -92,9 +95,11 @@ __global__ void ce_backward_kernel(float* __restrict__ dlogits, const float* __r
       dlogits[e] = NAN;
       continue;
     }
-    float g = __fmul_rn(dl, __fsub_rn(expf(log_probs[e]), off));
-    if (j == t) g = __fsub_rn(g, __fmul_rn(dl, 1.f - eps));
-    dlogits[e] = g;
+    // At the target the difference comes before the product, as on the CPU (no rounding error of a
+    // product left where the true value is 0).
+    float d = __fsub_rn(expf(log_probs[e]), off);
+    if (j == t) d = __fsub_rn(d, 1.f - eps);
+    dlogits[e] = __fmul_rn(dl, d);
   }
 }
 

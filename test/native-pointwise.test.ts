@@ -1,8 +1,13 @@
 // The pointwise kernels (cpp/kernels/{unary,binary,reduce,softmax,cross_entropy,rng,dropout}.cpp)
-// through the raw binding, against slow float64 references written here, finite differences of
-// those references, and the binding's bounds checks.
+// through the raw binding, against slow float64 references (written here; softmax and
+// cross-entropy in helpers/softmax-ref.ts), finite differences of those references, and the
+// binding's bounds checks.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { raw } from './helpers/raw';
+import { ceBackwardRef, ceRef, softmaxBackwardRef, softmaxRef } from './helpers/softmax-ref';
+import { simdPaths } from './helpers/simd-paths';
 import { seededRandom as rng } from '../lib/text';
 import { UNARY, UNARY_BACKWARD_READS_Y } from '../lib/ops';
 
@@ -432,34 +437,6 @@ describe('reductions', () => {
 
 // ---- softmax ----
 
-function softmaxRef(x: ArrayLike<number>, outer: number, dim: number, inner: number, log: boolean): Float64Array {
-  const y = new Float64Array(outer * dim * inner);
-  for (let o = 0; o < outer; ++o)
-    for (let i = 0; i < inner; ++i) {
-      const at = (d: number) => (o * dim + d) * inner + i;
-      let m = -Infinity;
-      for (let d = 0; d < dim; ++d) m = Math.max(m, x[at(d)]);
-      let s = 0;
-      for (let d = 0; d < dim; ++d) s += Math.exp(x[at(d)] - m);
-      for (let d = 0; d < dim; ++d) y[at(d)] = log ? x[at(d)] - m - Math.log(s) : Math.exp(x[at(d)] - m) / s;
-    }
-  return y;
-}
-
-function softmaxBackwardRef(y: ArrayLike<number>, dy: ArrayLike<number>, outer: number, dim: number, inner: number,
-  log: boolean): Float64Array {
-  const dx = new Float64Array(outer * dim * inner);
-  for (let o = 0; o < outer; ++o)
-    for (let i = 0; i < inner; ++i) {
-      const at = (d: number) => (o * dim + d) * inner + i;
-      let s = 0;
-      for (let d = 0; d < dim; ++d) s += log ? dy[at(d)] : dy[at(d)] * y[at(d)];
-      for (let d = 0; d < dim; ++d)
-        dx[at(d)] = log ? dy[at(d)] - Math.exp(y[at(d)]) * s : y[at(d)] * (dy[at(d)] - s);
-    }
-  return dx;
-}
-
 describe('softmax', () => {
   const shapes = [[1, 1, 1], [1, 5, 1], [7, 10, 1], [2, 3, 4], [3, 17, 130], [0, 3, 1], [2, 0, 3], [1, 1000, 1], [40, 50, 7]];
 
@@ -516,28 +493,6 @@ describe('softmax', () => {
 
 // ---- cross-entropy ----
 
-function ceRef(logits: ArrayLike<number>, targets: ArrayLike<number>, N: number, C: number, ignore: number, eps: number) {
-  const lp = softmaxRef(logits, N, C, 1, true);
-  const losses = new Float64Array(N);
-  for (let n = 0; n < N; ++n) {
-    if (targets[n] === ignore) continue;
-    let s = 0;
-    for (let c = 0; c < C; ++c) s += lp[n * C + c];
-    losses[n] = -(1 - eps) * lp[n * C + targets[n]] - (eps / C) * s;
-  }
-  return { lp, losses };
-}
-function ceBackwardRef(lp: ArrayLike<number>, targets: ArrayLike<number>, dl: ArrayLike<number>, N: number, C: number,
-  ignore: number, eps: number) {
-  const g = new Float64Array(N * C);
-  for (let n = 0; n < N; ++n) {
-    if (targets[n] === ignore) continue;
-    for (let c = 0; c < C; ++c)
-      g[n * C + c] = dl[n] * (Math.exp(lp[n * C + c]) - eps / C - (c === targets[n] ? 1 - eps : 0));
-  }
-  return g;
-}
-
 describe('crossEntropy', () => {
   it('forward and backward match the reference; the reference matches finite differences', () => {
     for (const [N, C] of [[1, 1], [1, 2], [5, 10], [64, 33], [0, 4], [300, 1000]])
@@ -568,6 +523,20 @@ describe('crossEntropy', () => {
       expect(Math.abs((L(zp) - L(zm)) / (2 * h) - g[k])).toBeLessThan(1e-6);
     }
   });
+
+  // The row loops have a build per ISA (with their own exp): each path in a fresh process.
+  for (const simd of simdPaths()) {
+    it(`matches the reference with TSM_SIMD=${simd}, -inf and NaN logits included (child process)`, () => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/ce-check-main.ts'], {
+        cwd: path.resolve(__dirname, '..'), env: { ...process.env, TSM_SIMD: simd }, encoding: 'utf8', timeout: 120_000,
+      });
+      expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { simd: string; cases: number; failures: string[] };
+      expect(out.simd).toBe(simd);
+      expect(out.cases).toBe(26);
+      expect(out.failures).toEqual([]);
+    });
+  }
 
   it('stays finite for logits of +-1e4', () => {
     const logits = new Float32Array([1e4, -1e4, 0, -1e4, 1e4, 5]);

@@ -21,7 +21,7 @@
 #include <cmath>
 #include <cstring>
 
-// The clamps in exp_clamped() are compares and selects; GCC if-converts them (and so vectorizes the
+// The clamps in exp_approx() are compares and selects; GCC if-converts them (and so vectorizes the
 // cell loops) only when it may assume floating-point operations do not trap.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
@@ -29,6 +29,7 @@
 
 #include "../runtime/runtime.h"
 #include "kernels.h"
+#include "simd/exp_approx.h"
 #include "simd/gemm_pack.h"
 #include "simd/gemm_ukernel.h"
 
@@ -39,32 +40,8 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // ---- nonlinearities: branch-free, so the loops below vectorize ----
 
-// exp(x) for x clamped to [-87, 88]: 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2] (Cephes expf
-// polynomial, about 1 ulp).
-inline __attribute__((always_inline)) float exp_clamped(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float kShift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float n = x * 1.44269504088896341f + kShift;
-  n -= kShift;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  // 2^n as float bits; a NaN input leaves n NaN, so convert 0 instead (p is NaN anyway).
-  const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);
-  const int32_t bits = static_cast<int32_t>(static_cast<uint32_t>(ni + 127) << 23);
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-inline __attribute__((always_inline)) float sigmoid_f(float x) { return 1.0f / (1.0f + exp_clamped(-x)); }
-inline __attribute__((always_inline)) float tanh_f(float x) { return 1.0f - 2.0f / (1.0f + exp_clamped(2.0f * x)); }
+inline __attribute__((always_inline)) float sigmoid_f(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+inline __attribute__((always_inline)) float tanh_f(float x) { return 1.0f - 2.0f / (1.0f + exp_approx(2.0f * x)); }
 
 // ---- the per-step pointwise passes over one block of units [u0, u0 + n) of one batch row ----
 
@@ -141,7 +118,7 @@ __attribute__((target("avx2,fma"))) void cell_forward_avx2(float* g, const float
 __attribute__((target("avx2,fma"))) void cell_backward_avx2(TSM_CELL_BACKWARD_PARAMS) {
   cell_backward_body(TSM_CELL_BACKWARD_ARGS);
 }
-// 16 lanes; the clamps and selects of exp_clamped() become mask operations.
+// 16 lanes; the clamps and selects of exp_approx() become mask operations.
 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))) void cell_forward_avx512(
     float* g, const float* bias, const float* c_prev, float* c, float* h, int64_t H, int64_t n) {
   cell_forward_body(g, bias, c_prev, c, h, H, n);
