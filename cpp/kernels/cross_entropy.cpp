@@ -21,52 +21,10 @@
 
 #include "../runtime/runtime.h"
 #include "simd/exp_approx.h"
+#include "simd/row_ops.h"
 
 namespace tsm {
 namespace {
-
-constexpr int kLanes = 16;
-
-// max_j x[j], over kLanes running maxima (x > m ? x : m, as std::max(m, x) reads it: a NaN after
-// x[0] does not become the maximum; it makes the row's sum, and so its outputs, NaN anyway).
-inline __attribute__((always_inline)) float row_max(const float* __restrict x, int64_t c) {
-  float acc[kLanes];
-  for (int l = 0; l < kLanes; ++l) acc[l] = x[0];
-  int64_t j = 0;
-  for (; j + kLanes <= c; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
-  float m = x[0];
-  for (int l = 0; l < kLanes; ++l) m = acc[l] > m ? acc[l] : m;
-  for (; j < c; ++j) m = x[j] > m ? x[j] : m;
-  return m;
-}
-
-// sum_j exp(x[j] - m): float lanes over blocks of 256 logits, the blocks summed in double.
-inline __attribute__((always_inline)) double row_sum_exp(const float* __restrict x, int64_t c, float m) {
-  double sum = 0.0;
-  int64_t j = 0;
-  while (c - j >= kLanes) {
-    const int64_t end = j + std::min<int64_t>((c - j) / kLanes * kLanes, 256);
-    float acc[kLanes] = {};
-    for (; j < end; j += kLanes)
-      for (int l = 0; l < kLanes; ++l) acc[l] += exp_approx(x[j + l] - m);
-    for (int l = 0; l < kLanes; ++l) sum += acc[l];
-  }
-  for (; j < c; ++j) sum += exp_approx(x[j] - m);
-  return sum;
-}
-
-// sum_j x[j] in double lanes (only for label smoothing).
-inline __attribute__((always_inline)) double row_sum(const float* __restrict x, int64_t c) {
-  double acc[8] = {};
-  int64_t j = 0;
-  for (; j + 8 <= c; j += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += double(x[j + l]);
-  double sum = 0.0;
-  for (int l = 0; l < 8; ++l) sum += acc[l];
-  for (; j < c; ++j) sum += double(x[j]);
-  return sum;
-}
 
 // One row of the forward: log_probs (c) from logits (c); returns the loss (target t, or -1 for an
 // ignored row: 0).

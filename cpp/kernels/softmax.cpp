@@ -7,13 +7,23 @@
 //             log-softmax  dx = dy - exp(y) * sum_dim(dy)
 //
 // Subtracting the max keeps every exp in (0, 1], so logits of any finite size give finite results.
-// Sums are accumulated in double. inner == 1 (the common "last axis" case) walks contiguous rows;
-// inner > 1 cuts the inner axis into kTile-wide tiles whose running max / sum live on the stack.
-// Every pass reads x[i] before writing y[i] at the same index, so y may alias x (and dx may alias dy).
+// Sums are accumulated in double (exp sums in float lanes per block of 256, the blocks in double).
+// inner == 1 (the common "last axis" case) walks contiguous rows; inner > 1 cuts the inner axis into
+// kTile-wide tiles whose running max / sum live on the stack. Every pass reads x[i] before writing
+// y[i] at the same index, so y may alias x (and dx may alias dy). The row and tile functions run on
+// SIMD lanes, with a build per ISA and a branch-free exp (simd/exp_approx.h) in place of the C
+// library's: a 2048 x 128 log-softmax took 2.3 ns per element with the scalar calls.
 #include <algorithm>
 #include <cmath>
 
+// exp_approx's clamps become selects (and its loops vectorize) only without trapping math.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "../runtime/runtime.h"
+#include "simd/exp_approx.h"
+#include "simd/row_ops.h"
 
 namespace tsm {
 namespace {
@@ -37,28 +47,21 @@ void for_tasks(int64_t tasks, int64_t work, const F& f) {
 }
 
 // y (dim), x (dim): one contiguous row.
-void softmax_row(float* y, const float* x, int64_t dim, bool log) {
-  float m = x[0];
-  for (int64_t d = 1; d < dim; ++d) m = std::max(m, x[d]);
-  double sum = 0.0;
+inline __attribute__((always_inline)) void softmax_row(float* y, const float* x, int64_t dim, bool log) {
+  const float m = row_max(x, dim);
   if (log) {
-    for (int64_t d = 0; d < dim; ++d) sum += std::exp(x[d] - m);
     // (x - m) - log(sum), not x - (m + log(sum)): m + log(sum) would round at the scale of m.
-    const float lsum = static_cast<float>(std::log(sum));
+    const float lsum = static_cast<float>(std::log(row_sum_exp(x, dim, m)));
     for (int64_t d = 0; d < dim; ++d) y[d] = (x[d] - m) - lsum;
   } else {
-    for (int64_t d = 0; d < dim; ++d) {
-      const float e = std::exp(x[d] - m);
-      y[d] = e;
-      sum += e;
-    }
-    const float inv = static_cast<float>(1.0 / sum);
+    const float inv = static_cast<float>(1.0 / row_exp_store(y, x, dim, m));
     for (int64_t d = 0; d < dim; ++d) y[d] *= inv;
   }
 }
 
 // y, x (dim, stride inner) restricted to columns [0, w) of one tile.
-void softmax_tile(float* y, const float* x, int64_t dim, int64_t inner, int64_t w, bool log) {
+inline __attribute__((always_inline)) void softmax_tile(float* y, const float* x, int64_t dim, int64_t inner,
+                                                        int64_t w, bool log) {
   float m[kTile];
   double sum[kTile];
   for (int64_t i = 0; i < w; ++i) {
@@ -67,13 +70,13 @@ void softmax_tile(float* y, const float* x, int64_t dim, int64_t inner, int64_t 
   }
   for (int64_t d = 1; d < dim; ++d) {
     const float* row = x + d * inner;
-    for (int64_t i = 0; i < w; ++i) m[i] = std::max(m[i], row[i]);
+    for (int64_t i = 0; i < w; ++i) m[i] = row[i] > m[i] ? row[i] : m[i];
   }
   for (int64_t d = 0; d < dim; ++d) {
     const float* row = x + d * inner;
     float* out = y + d * inner;
     for (int64_t i = 0; i < w; ++i) {
-      const float e = std::exp(row[i] - m[i]);
+      const float e = exp_approx(row[i] - m[i]);
       if (!log) out[i] = e;
       sum[i] += e;
     }
@@ -90,21 +93,19 @@ void softmax_tile(float* y, const float* x, int64_t dim, int64_t inner, int64_t 
 }
 
 // dx, y, dy (dim), one contiguous row.
-void softmax_backward_row(float* dx, const float* y, const float* dy, int64_t dim, bool log) {
-  double s = 0.0;
+inline __attribute__((always_inline)) void softmax_backward_row(float* dx, const float* y, const float* dy,
+                                                                int64_t dim, bool log) {
   if (log) {
-    for (int64_t d = 0; d < dim; ++d) s += dy[d];
-    const float sf = static_cast<float>(s);
-    for (int64_t d = 0; d < dim; ++d) dx[d] = dy[d] - std::exp(y[d]) * sf;
+    const float sf = static_cast<float>(row_sum(dy, dim));
+    for (int64_t d = 0; d < dim; ++d) dx[d] = dy[d] - exp_approx(y[d]) * sf;
   } else {
-    for (int64_t d = 0; d < dim; ++d) s += double(dy[d]) * y[d];
-    const float sf = static_cast<float>(s);
+    const float sf = static_cast<float>(row_dot(dy, y, dim));
     for (int64_t d = 0; d < dim; ++d) dx[d] = y[d] * (dy[d] - sf);
   }
 }
 
-void softmax_backward_tile(float* dx, const float* y, const float* dy, int64_t dim, int64_t inner,
-                           int64_t w, bool log) {
+inline __attribute__((always_inline)) void softmax_backward_tile(float* dx, const float* y, const float* dy,
+                                                                 int64_t dim, int64_t inner, int64_t w, bool log) {
   double s[kTile];
   for (int64_t i = 0; i < w; ++i) s[i] = 0.0;
   for (int64_t d = 0; d < dim; ++d) {
@@ -119,9 +120,45 @@ void softmax_backward_tile(float* dx, const float* y, const float* dy, int64_t d
     const float* yr = y + d * inner;
     const float* gr = dy + d * inner;
     float* out = dx + d * inner;
-    if (log) for (int64_t i = 0; i < w; ++i) out[i] = gr[i] - std::exp(yr[i]) * sf[i];
+    if (log) for (int64_t i = 0; i < w; ++i) out[i] = gr[i] - exp_approx(yr[i]) * sf[i];
     else for (int64_t i = 0; i < w; ++i) out[i] = yr[i] * (gr[i] - sf[i]);
   }
+}
+
+// The four, built for one ISA (the attribute names its target, empty for the baseline build).
+struct SoftmaxKernels {
+  void (*row)(float*, const float*, int64_t, bool);
+  void (*tile)(float*, const float*, int64_t, int64_t, int64_t, bool);
+  void (*backward_row)(float*, const float*, const float*, int64_t, bool);
+  void (*backward_tile)(float*, const float*, const float*, int64_t, int64_t, int64_t, bool);
+};
+#define TSM_SOFTMAX_KERNELS(name, attr)                                                                    \
+  attr void name##_row(float* y, const float* x, int64_t dim, bool log) { softmax_row(y, x, dim, log); }  \
+  attr void name##_tile(float* y, const float* x, int64_t dim, int64_t inner, int64_t w, bool log) {      \
+    softmax_tile(y, x, dim, inner, w, log);                                                                \
+  }                                                                                                        \
+  attr void name##_backward_row(float* dx, const float* y, const float* dy, int64_t dim, bool log) {      \
+    softmax_backward_row(dx, y, dy, dim, log);                                                             \
+  }                                                                                                        \
+  attr void name##_backward_tile(float* dx, const float* y, const float* dy, int64_t dim, int64_t inner,   \
+                                 int64_t w, bool log) {                                                    \
+    softmax_backward_tile(dx, y, dy, dim, inner, w, log);                                                  \
+  }                                                                                                        \
+  const SoftmaxKernels name{name##_row, name##_tile, name##_backward_row, name##_backward_tile};
+TSM_SOFTMAX_KERNELS(kernels_generic, )
+#if defined(__x86_64__) || defined(_M_X64)
+TSM_SOFTMAX_KERNELS(kernels_avx2, __attribute__((target("avx2,fma"))))
+TSM_SOFTMAX_KERNELS(kernels_avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))))
+#endif
+#undef TSM_SOFTMAX_KERNELS
+
+const SoftmaxKernels& kernels_for(tsm_simd simd) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (simd == TSM_SIMD_AVX512) return kernels_avx512;
+  if (simd == TSM_SIMD_AVX2) return kernels_avx2;
+#endif
+  (void)simd;
+  return kernels_generic;
 }
 
 tsm_status check_sizes(const char* op, int64_t outer, int64_t dim, int64_t inner, int64_t* total) {
@@ -147,15 +184,16 @@ TSM_API tsm_status tsm_softmax_forward(float* y, const float* x, int64_t outer, 
   if (total == 0) return TSM_OK;
   if (!y || !x) return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "softmax_forward: %s is NULL", !y ? "y" : "x");
   const bool lg = log != 0;
+  const tsm::SoftmaxKernels& k = tsm::kernels_for(tsm::active_simd());
   if (inner == 1) {
-    tsm::for_tasks(outer, dim, [&](int64_t o) { tsm::softmax_row(y + o * dim, x + o * dim, dim, lg); });
+    tsm::for_tasks(outer, dim, [&](int64_t o) { k.row(y + o * dim, x + o * dim, dim, lg); });
     return TSM_OK;
   }
   const int64_t tiles = (inner + tsm::kTile - 1) / tsm::kTile;
   tsm::for_tasks(outer * tiles, dim * std::min(inner, tsm::kTile), [&](int64_t t) {
     const int64_t o = t / tiles, i0 = (t % tiles) * tsm::kTile;
     const int64_t off = o * dim * inner + i0;
-    tsm::softmax_tile(y + off, x + off, dim, inner, std::min(tsm::kTile, inner - i0), lg);
+    k.tile(y + off, x + off, dim, inner, std::min(tsm::kTile, inner - i0), lg);
   });
   return TSM_OK;
 }
@@ -170,9 +208,10 @@ TSM_API tsm_status tsm_softmax_backward(float* dx, const float* y, const float* 
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "softmax_backward: %s is NULL",
                      !dx ? "dx" : !y ? "y" : "dy");
   const bool lg = log != 0;
+  const tsm::SoftmaxKernels& k = tsm::kernels_for(tsm::active_simd());
   if (inner == 1) {
     tsm::for_tasks(outer, dim, [&](int64_t o) {
-      tsm::softmax_backward_row(dx + o * dim, y + o * dim, dy + o * dim, dim, lg);
+      k.backward_row(dx + o * dim, y + o * dim, dy + o * dim, dim, lg);
     });
     return TSM_OK;
   }
@@ -180,8 +219,7 @@ TSM_API tsm_status tsm_softmax_backward(float* dx, const float* y, const float* 
   tsm::for_tasks(outer * tiles, dim * std::min(inner, tsm::kTile), [&](int64_t t) {
     const int64_t o = t / tiles, i0 = (t % tiles) * tsm::kTile;
     const int64_t off = o * dim * inner + i0;
-    tsm::softmax_backward_tile(dx + off, y + off, dy + off, dim, inner,
-                               std::min(tsm::kTile, inner - i0), lg);
+    k.backward_tile(dx + off, y + off, dy + off, dim, inner, std::min(tsm::kTile, inner - i0), lg);
   });
   return TSM_OK;
 }

@@ -1,13 +1,15 @@
-// Child-process entry of the cross-entropy checks on the SIMD path chosen by TSM_SIMD (the row
-// loops have a build per ISA, with their own exp): forward (log_probs, losses) and backward
-// (dlogits) against the float64 reference for row lengths around the 16-lane steps and the 256-logit
-// blocks of the sum, with and without label smoothing and ignored rows; -inf logits give log_probs
-// of -inf and gradients of exactly 0; a NaN logit makes its row NaN. Prints one JSON line
-// {simd, cases, failures}.
+// Child-process entry of the softmax and cross-entropy checks on the SIMD path chosen by TSM_SIMD
+// (their row loops have a build per ISA, with their own exp), against the float64 references:
+//  - softmax and log-softmax forward and backward, rows (inner 1) and strided tiles (inner > 1),
+//    in place too, for lengths around the 16-lane steps and the 256-element blocks of the sums;
+//  - cross-entropy forward (log_probs, losses) and backward (dlogits) over the same lengths, with
+//    and without label smoothing and ignored rows; -inf logits give log_probs of -inf and gradients
+//    of exactly 0; a NaN logit makes its row NaN.
+// Prints one JSON line {simd, cases, failures}.
 import { buildInfo } from '../../lib/runtime';
 import { expectClose, seededHelpers } from './conv-check';
 import { raw } from './raw';
-import { ceBackwardRef, ceRef } from './softmax-ref';
+import { ceBackwardRef, ceRef, softmaxBackwardRef, softmaxRef } from './softmax-ref';
 
 const { rand, randint } = seededHelpers(2024);
 const failures: string[] = [];
@@ -20,6 +22,27 @@ const check = (what: string, fn: () => void) => {
     failures.push(`${what}: ${(err as Error).message}`);
   }
 };
+
+for (const [outer, dim, inner] of [[3, 1, 1], [5, 15, 1], [4, 16, 1], [3, 33, 1], [2, 257, 1], [2, 1000, 1],
+  [2, 17, 3], [2, 9, 130], [1, 300, 20]]) {
+  for (const log of [false, true]) {
+    for (const inPlace of [false, true]) {
+      check(`softmax ${outer}x${dim}x${inner} log=${log} inPlace=${inPlace}`, () => {
+        const n = outer * dim * inner;
+        const x = Float32Array.from({ length: n }, () => (rand() * 2 - 1) * 10);
+        const want = softmaxRef(x, outer, dim, inner, log);
+        const y = inPlace ? x.slice() : new Float32Array(n);
+        raw.softmaxForward(y, inPlace ? y : x, outer, dim, inner, log);
+        expectClose(y, want, 'y', 2e-6);
+        const dy = Float32Array.from({ length: n }, () => rand() * 2 - 1);
+        const wantDx = softmaxBackwardRef(y, dy, outer, dim, inner, log);
+        const dx = inPlace ? dy.slice() : new Float32Array(n);
+        raw.softmaxBackward(dx, y, inPlace ? dx : dy, outer, dim, inner, log);
+        expectClose(dx, wantDx, 'dx', 2e-6);
+      });
+    }
+  }
+}
 
 for (const C of [1, 2, 10, 15, 16, 17, 33, 255, 256, 257, 1000, 4099]) {
   for (const eps of [0, 0.1]) {
