@@ -7,6 +7,9 @@
 #include <cstring>
 
 namespace tsm {
+// Internal linkage: each including translation unit (and each ISA build of a function that
+// inlines these) gets its own copy.
+namespace {
 
 // 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (the Cephes expf
 // polynomial; within about 1 ulp of exp). x is clamped to [-87, 88] first, and below -87 the result
@@ -35,4 +38,5 @@ inline __attribute__((always_inline)) float exp_approx(float x) {
   return under ? 0.0f : p * scale;
 }
 
+}  // namespace
 }  // namespace tsm

@@ -10,6 +10,9 @@
 #include "exp_approx.h"
 
 namespace tsm {
+// Internal linkage: each including translation unit (and each ISA build of a function that
+// inlines these) gets its own copy.
+namespace {
 
 constexpr int kLanes = 16;
 
@@ -89,4 +92,5 @@ inline __attribute__((always_inline)) double row_dot(const float* __restrict a, 
   return sum;
 }
 
+}  // namespace
 }  // namespace tsm
