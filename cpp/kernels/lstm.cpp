@@ -14,9 +14,11 @@
 //      A task owns its units' columns of everything it writes, so a step needs one barrier.
 // Backward (t = T-1 .. 0), per step one parallel pass over unit blocks:
 //      dh_t[:, u] = dG_{t+1} W_hh[:, u] (micro-kernels on the packed dG_{t+1}) + dy_t[:, u],
-//      then the gate gradients dG_t for those units, dc_{t-1}, and dG_t packed for the next step.
-//   Then dx = dG W_ih, [dW_ih | dW_hh] = dG^T [X | H_prev] (one product) and the bias sums, over
-//   all steps.
+//      then the gate gradients dG_t for those units, dc_{t-1}, their bias-gradient sums, and dG_t
+//      packed for the next step.
+//   Then dx = dG W_ih and [dW_ih | dW_hh] = dG^T [X | H_prev] (one product), over all steps.
+// The micro-kernel is the one whose row panels pad the batch least (AVX-512: 8 rows for a batch of
+// 32); the packed operands of the steps are written by register transposes (pack_a_panel).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -131,6 +133,8 @@ __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=51
 
 using CellForwardFn = void (*)(float*, const float*, const float*, float*, float*, int64_t, int64_t);
 using CellBackwardFn = void (*)(TSM_CELL_BACKWARD_PARAMS);
+#undef TSM_CELL_BACKWARD_PARAMS
+#undef TSM_CELL_BACKWARD_ARGS
 
 CellForwardFn cell_forward_for(tsm_simd simd) {
 #if defined(__x86_64__) || defined(_M_X64)
