@@ -527,13 +527,13 @@ describe('crossEntropy', () => {
   // The row loops have a build per ISA (with their own exp): each path in a fresh process.
   for (const simd of simdPaths()) {
     it(`matches the reference with TSM_SIMD=${simd}, -inf and NaN logits included (child process)`, () => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/softmax-check-main.ts'], {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/exp-ops-check-main.ts'], {
         cwd: path.resolve(__dirname, '..'), env: { ...process.env, TSM_SIMD: simd }, encoding: 'utf8', timeout: 120_000,
       });
       expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
       const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { simd: string; cases: number; failures: string[] };
       expect(out.simd).toBe(simd);
-      expect(out.cases).toBe(62);
+      expect(out.cases).toBe(68);
       expect(out.failures).toEqual([]);
     });
   }

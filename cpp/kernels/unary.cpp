@@ -3,10 +3,23 @@
 // One switch picks a template instantiation per op, so each inner loop is a plain loop over one
 // formula that GCC -O3 can vectorise where the math allows. Large arrays are split into chunks of
 // kGrain elements run on the thread pool; the result never depends on the chunking.
+//
+// sigmoid, tanh, SiLU and the tanh GELU are built on exp_approx (simd/exp_approx.h) instead of the C
+// library's exp/tanh, whose per-element calls kept those loops scalar, and their loops have a build
+// per ISA. The erf GELU, exp, log, sin and cos still call the C library.
 #include <algorithm>
 #include <cmath>
 
+// exp_approx's clamps become selects (and its loops vectorize) only without trapping math. The
+// pragma also keeps the inline functions of <cmath>, compiled before it with other options, from
+// being inlined here (std::fabs and std::sqrt became a call per element): this file uses the
+// __builtin_ forms instead.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "../runtime/runtime.h"
+#include "simd/exp_approx.h"
 
 namespace tsm {
 namespace {
@@ -33,11 +46,30 @@ constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1 / sqrt(2 pi)
 constexpr float kSqrt2OverPi = 0.79788456080286535588f;  // sqrt(2 / pi)
 constexpr float kGeluC = 0.044715f;
 
-inline float sigmoid(float x) {
-  // Stable on both tails: never exp of a large positive number.
-  if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
-  const float e = std::exp(x);
-  return e / (1.0f + e);
+// Stable on both tails, never exp of a positive number: e = exp(-|x|), 1 / (1 + e) for x >= 0 and
+// e / (1 + e) below (subnormal results included). Branch-free.
+inline __attribute__((always_inline)) float sigmoid(float x) {
+  const float e = exp_approx(-__builtin_fabsf(x));
+  const float s = 1.0f / (1.0f + e);
+  return x >= 0.0f ? s : e * s;
+}
+
+// tanh: the Taylor series through x^11 for |x| < 0.25 (truncation below 3e-10 relative, so small
+// arguments keep their relative accuracy), (1 - e) / (1 + e) with e = exp(-2|x|) above, the sign
+// restored. Branch-free; NaN gives NaN.
+inline __attribute__((always_inline)) float tanh_fast(float x) {
+  const float a = __builtin_fabsf(x);
+  const float x2 = x * x;
+  float p = -1382.0f / 155925.0f;
+  p = p * x2 + 62.0f / 2835.0f;
+  p = p * x2 - 17.0f / 315.0f;
+  p = p * x2 + 2.0f / 15.0f;
+  p = p * x2 - 1.0f / 3.0f;
+  const float small = x * (1.0f + x2 * p);  // (x times it, so tanh(-0) = -0)
+  const float e = exp_approx(-2.0f * a);
+  const float t = (1.0f - e) / (1.0f + e);
+  const float big = x < 0.0f ? -t : t;
+  return a < 0.25f ? small : big;
 }
 
 template <int OP>
@@ -45,21 +77,22 @@ inline float fwd(float x) {
   switch (OP) {
     case TSM_UNARY_RELU: return x > 0.0f ? x : 0.0f;
     case TSM_UNARY_SIGMOID: return sigmoid(x);
-    case TSM_UNARY_TANH: return std::tanh(x);
-    case TSM_UNARY_GELU: return 0.5f * x * (1.0f + std::erf(x * kSqrt1_2));
+    case TSM_UNARY_TANH: return tanh_fast(x);
+    case TSM_UNARY_GELU: return 0.5f * x * (1.0f + __builtin_erff(x * kSqrt1_2));
     case TSM_UNARY_GELU_TANH:
-      return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x)));
-    case TSM_UNARY_EXP: return std::exp(x);
-    case TSM_UNARY_LOG: return std::log(x);
-    case TSM_UNARY_SQRT: return std::sqrt(x);
-    case TSM_UNARY_ABS: return std::fabs(x);
+      // 0.5 x (1 + tanh(u)) = x sigmoid(2u): no cancellation where tanh(u) is near -1.
+      return x * sigmoid(2.0f * kSqrt2OverPi * (x + kGeluC * x * x * x));
+    case TSM_UNARY_EXP: return __builtin_expf(x);
+    case TSM_UNARY_LOG: return __builtin_logf(x);
+    case TSM_UNARY_SQRT: return __builtin_sqrtf(x);
+    case TSM_UNARY_ABS: return __builtin_fabsf(x);
     case TSM_UNARY_NEG: return -x;
     case TSM_UNARY_SILU: return x * sigmoid(x);
     case TSM_UNARY_SQUARE: return x * x;
     case TSM_UNARY_RECIPROCAL: return 1.0f / x;
-    case TSM_UNARY_SIN: return std::sin(x);
-    case TSM_UNARY_COS: return std::cos(x);
-    case TSM_UNARY_RSQRT: return 1.0f / std::sqrt(x);
+    case TSM_UNARY_SIN: return __builtin_sinf(x);
+    case TSM_UNARY_COS: return __builtin_cosf(x);
+    case TSM_UNARY_RSQRT: return 1.0f / __builtin_sqrtf(x);
   }
   return 0.0f;
 }
@@ -79,14 +112,15 @@ inline float deriv(float v) {
     case TSM_UNARY_TANH: return 1.0f - v * v;
     case TSM_UNARY_GELU: {
       // d/dx x Phi(x) = Phi(x) + x phi(x)
-      const float cdf = 0.5f * (1.0f + std::erf(v * kSqrt1_2));
-      return cdf + v * kInvSqrt2Pi * std::exp(-0.5f * v * v);
+      const float cdf = 0.5f * (1.0f + __builtin_erff(v * kSqrt1_2));
+      return cdf + v * kInvSqrt2Pi * __builtin_expf(-0.5f * v * v);
     }
     case TSM_UNARY_GELU_TANH: {
+      // With s = sigmoid(2 inner): 0.5 (1 + tanh) = s and 1 - tanh^2 = 4 s (1 - s).
       const float inner = kSqrt2OverPi * (v + kGeluC * v * v * v);
-      const float t = std::tanh(inner);
+      const float s = sigmoid(2.0f * inner);
       const float dinner = kSqrt2OverPi * (1.0f + 3.0f * kGeluC * v * v);
-      return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * dinner;
+      return s + 2.0f * v * s * (1.0f - s) * dinner;
     }
     case TSM_UNARY_EXP: return v;
     case TSM_UNARY_LOG: return 1.0f / v;
@@ -99,16 +133,74 @@ inline float deriv(float v) {
     }
     case TSM_UNARY_SQUARE: return 2.0f * v;
     case TSM_UNARY_RECIPROCAL: return -v * v;
-    case TSM_UNARY_SIN: return std::cos(v);
-    case TSM_UNARY_COS: return -std::sin(v);
+    case TSM_UNARY_SIN: return __builtin_cosf(v);
+    case TSM_UNARY_COS: return -__builtin_sinf(v);
     case TSM_UNARY_RSQRT: return -0.5f * v * v * v;
   }
   return 0.0f;
 }
 
+// The ops built on exp_approx, whose loops get a build per ISA.
+constexpr bool per_isa(int op) {
+  return op == TSM_UNARY_SIGMOID || op == TSM_UNARY_TANH || op == TSM_UNARY_SILU || op == TSM_UNARY_GELU_TANH;
+}
+
+// One chunk [b, e) of the forward and of the backward (v: x or y as reads_y(OP) says).
+template <int OP>
+inline __attribute__((always_inline)) void fwd_chunk(float* y, const float* x, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) y[i] = fwd<OP>(x[i]);
+}
+template <int OP>
+inline __attribute__((always_inline)) void bwd_chunk(float* dx, const float* v, const float* dy, int64_t b,
+                                                     int64_t e) {
+  for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * deriv<OP>(v[i]);
+}
+
+using FwdChunkFn = void (*)(float*, const float*, int64_t, int64_t);
+using BwdChunkFn = void (*)(float*, const float*, const float*, int64_t, int64_t);
+#define TSM_UNARY_ISA(name, attr)                                                                     \
+  template <int OP>                                                                                   \
+  attr void fwd_##name(float* y, const float* x, int64_t b, int64_t e) {                              \
+    fwd_chunk<OP>(y, x, b, e);                                                                        \
+  }                                                                                                   \
+  template <int OP>                                                                                   \
+  attr void bwd_##name(float* dx, const float* v, const float* dy, int64_t b, int64_t e) {            \
+    bwd_chunk<OP>(dx, v, dy, b, e);                                                                   \
+  }
+TSM_UNARY_ISA(generic, )
+#if defined(__x86_64__) || defined(_M_X64)
+TSM_UNARY_ISA(avx2, __attribute__((target("avx2,fma"))))
+TSM_UNARY_ISA(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))))
+#endif
+#undef TSM_UNARY_ISA
+
+template <int OP>
+FwdChunkFn fwd_for(tsm_simd simd) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (simd == TSM_SIMD_AVX512) return fwd_avx512<OP>;
+  if (simd == TSM_SIMD_AVX2) return fwd_avx2<OP>;
+#endif
+  (void)simd;
+  return fwd_generic<OP>;
+}
+template <int OP>
+BwdChunkFn bwd_for(tsm_simd simd) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (simd == TSM_SIMD_AVX512) return bwd_avx512<OP>;
+  if (simd == TSM_SIMD_AVX2) return bwd_avx2<OP>;
+#endif
+  (void)simd;
+  return bwd_generic<OP>;
+}
+
 // y (n), x (n)
 template <int OP>
 void forward(float* y, const float* x, int64_t n) {
+  if (per_isa(OP)) {
+    const FwdChunkFn f = fwd_for<OP>(active_simd());
+    for_chunks(n, kGrain, [&](int64_t b, int64_t e) { f(y, x, b, e); });
+    return;
+  }
   for_chunks(n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) y[i] = fwd<OP>(x[i]);
   });
@@ -117,6 +209,11 @@ void forward(float* y, const float* x, int64_t n) {
 // dx (n), v (n): x or y as reads_y(OP) says, dy (n)
 template <int OP>
 void backward(float* dx, const float* v, const float* dy, int64_t n) {
+  if (per_isa(OP)) {
+    const BwdChunkFn f = bwd_for<OP>(active_simd());
+    for_chunks(n, kGrain, [&](int64_t b, int64_t e) { f(dx, v, dy, b, e); });
+    return;
+  }
   for_chunks(n, kGrain, [&](int64_t b, int64_t e) {
     if (OP == TSM_UNARY_RELU) {
       // A select, not dy * (x > 0): GCC turns the product into a branch it cannot vectorise, and a

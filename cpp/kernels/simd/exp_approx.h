@@ -12,12 +12,13 @@ namespace tsm {
 namespace {
 
 // 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (the Cephes expf
-// polynomial; within about 1 ulp of exp). x is clamped to [-87, 88] first, and below -87 the result
-// is 0 (true exp is then subnormal or 0: exp(-inf) must be exactly 0). NaN gives NaN.
+// polynomial; within about 1 ulp of exp). 2^n is applied as two normal powers of two, 2^h * 2^(n-h),
+// so that results in the subnormal range round once, as exp's, and exp(89) and above overflow to
+// inf. x is clamped to [-104, 89] first: exp(-104) already rounds to 0, so exp(-inf) is exactly 0.
+// NaN gives NaN.
 inline __attribute__((always_inline)) float exp_approx(float x) {
-  const bool under = x < -87.0f;
-  x = under ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
+  x = x < -104.0f ? -104.0f : x;
+  x = x > 89.0f ? 89.0f : x;
   const float kShift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   float n = x * 1.44269504088896341f + kShift;
   n -= kShift;
@@ -30,12 +31,16 @@ inline __attribute__((always_inline)) float exp_approx(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  // 2^n as float bits; a NaN input leaves n NaN, so convert 0 instead (p is NaN anyway).
+  // n in [-150, 129]; a NaN input leaves n NaN, so convert 0 instead (p is NaN anyway). The halves
+  // h, n - h lie in [-75, 65]: both powers are normal floats.
   const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);
-  const int32_t bits = static_cast<int32_t>(static_cast<uint32_t>(ni + 127) << 23);
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return under ? 0.0f : p * scale;
+  const int32_t h = ni / 2;
+  const int32_t b1 = static_cast<int32_t>(static_cast<uint32_t>(h + 127) << 23);
+  const int32_t b2 = static_cast<int32_t>(static_cast<uint32_t>(ni - h + 127) << 23);
+  float s1, s2;
+  std::memcpy(&s1, &b1, sizeof s1);
+  std::memcpy(&s2, &b2, sizeof s2);
+  return (p * s1) * s2;
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
-// Child-process entry of the softmax and cross-entropy checks on the SIMD path chosen by TSM_SIMD
-// (their row loops have a build per ISA, with their own exp), against the float64 references:
+// Child-process entry of the checks of the ops built on exp_approx (cpp/kernels/simd/exp_approx.h),
+// on the SIMD path chosen by TSM_SIMD (their loops have a build per ISA), against float64 references:
+//  - sigmoid, tanh, SiLU and the tanh GELU, forward and backward, over arguments from 1e-12 to 100 in
+//    size (small tanh arguments keep their relative accuracy; subnormal sigmoid results are kept) and
+//    NaN, +-inf, +-0;
 //  - softmax and log-softmax forward and backward, rows (inner 1) and strided tiles (inner > 1),
 //    in place too, for lengths around the 16-lane steps and the 256-element blocks of the sums;
 //  - cross-entropy forward (log_probs, losses) and backward (dlogits) over the same lengths, with
@@ -22,6 +25,73 @@ const check = (what: string, fn: () => void) => {
     failures.push(`${what}: ${(err as Error).message}`);
   }
 };
+
+// ---- activations ----
+const sig = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
+const K = Math.sqrt(2 / Math.PI), C = 0.044715;
+const ACT: Record<string, { f: (x: number) => number; d: (x: number) => number; rtol: number }> = {
+  sigmoid: { f: sig, d: (x) => sig(x) * (1 - sig(x)), rtol: 4e-7 },
+  tanh: { f: Math.tanh, d: (x) => 1 - Math.tanh(x) ** 2, rtol: 4e-7 },
+  silu: { f: (x) => x * sig(x), d: (x) => sig(x) * (1 + x * (1 - sig(x))), rtol: 4e-7 },
+  // x sigmoid(2u) = 0.5 x (1 + tanh u) without the cancellation; the float argument u limits it to ~1e-5
+  gelu_tanh: {
+    f: (x) => x * sig(2 * K * (x + C * x ** 3)),
+    d: (x) => {
+      const s = sig(2 * K * (x + C * x ** 3));
+      return s + 2 * x * s * (1 - s) * K * (1 + 3 * C * x * x);
+    },
+    rtol: 2e-5,
+  },
+};
+const sweep: number[] = [];
+for (let e = -12; e <= 2; e += 0.05) sweep.push(10 ** e, -(10 ** e));
+for (let v = -100; v <= 100; v += 0.37) sweep.push(v);
+const xs = Float32Array.from(sweep);
+const same = (a: number, b: number) => Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b));
+for (const [name, ref] of Object.entries(ACT)) {
+  check(`${name} forward and backward`, () => {
+    const op = raw.UNARY_OPS[name];
+    const y = new Float32Array(xs.length);
+    raw.unaryForward(op, y, xs);
+    for (let i = 0; i < xs.length; i++) {
+      const want = ref.f(xs[i]);
+      // (below 1e-38 results are subnormal, with fewer significant bits: SiLU's x * sigmoid(x) at
+      // x = -100 multiplies one such; they are checked on their own below)
+      if (!(Math.abs(y[i] - want) <= ref.rtol * Math.abs(want) + 1e-39))
+        throw new Error(`${name}(${xs[i]}) = ${y[i]}, want ${want}`);
+    }
+    const dy = Float32Array.from(xs, (_, i) => ((i * 7919) % 13) / 6.5 - 1);
+    const dx = new Float32Array(xs.length);
+    raw.unaryBackward(op, dx, xs, y, dy);
+    for (let i = 0; i < xs.length; i++) {
+      const want = dy[i] * ref.d(xs[i]);
+      if (!(Math.abs(dx[i] - want) <= 1e-4 * Math.abs(want) + 1e-6))
+        throw new Error(`${name}' at ${xs[i]}: dx ${dx[i]}, want ${want}`);
+    }
+  });
+}
+check('sigmoid keeps subnormal results', () => {
+  const x = new Float32Array([-87.2, -90, -100, -103, -110]), y = new Float32Array(5);
+  raw.unaryForward(raw.UNARY_OPS.sigmoid, y, x);
+  x.forEach((v, i) => {
+    const want = Math.fround(sig(v));  // subnormals round to multiples of 2^-149
+    if (!(Math.abs(y[i] - want) <= 2 ** -149 + 1e-6 * want)) throw new Error(`sigmoid(${v}) = ${y[i]}, want ${want}`);
+  });
+});
+check('activations at NaN, +-inf, +-0', () => {
+  const sp = new Float32Array([NaN, Infinity, -Infinity, 0, -0]);
+  const want: Record<string, number[]> = {
+    sigmoid: [NaN, 1, 0, 0.5, 0.5], tanh: [NaN, 1, -1, 0, -0], silu: [NaN, Infinity, NaN, 0, -0],
+    gelu_tanh: [NaN, Infinity, NaN, 0, -0],
+  };
+  for (const name of Object.keys(want)) {
+    const y = new Float32Array(sp.length);
+    raw.unaryForward(raw.UNARY_OPS[name], y, sp);
+    want[name].forEach((w, i) => {
+      if (!same(y[i], w)) throw new Error(`${name}(${sp[i]}) = ${Object.is(y[i], -0) ? '-0' : y[i]}, want ${w}`);
+    });
+  }
+});
 
 for (const [outer, dim, inner] of [[3, 1, 1], [5, 15, 1], [4, 16, 1], [3, 33, 1], [2, 257, 1], [2, 1000, 1],
   [2, 17, 3], [2, 9, 130], [1, 300, 20]]) {
