@@ -4,9 +4,9 @@
 // formula that GCC -O3 can vectorise where the math allows. Large arrays are split into chunks of
 // kGrain elements run on the thread pool; the result never depends on the chunking.
 //
-// sigmoid, tanh, SiLU and the tanh GELU are built on exp_approx (simd/exp_approx.h) instead of the C
-// library's exp/tanh, whose per-element calls kept those loops scalar, and their loops have a build
-// per ISA. The erf GELU, exp, log, sin and cos still call the C library.
+// sigmoid, tanh, SiLU and both GELUs are built on exp_approx (simd/exp_approx.h) instead of the C
+// library's exp/tanh/erf, whose per-element calls kept those loops scalar, and their loops have a
+// build per ISA. exp, log, sin and cos still call the C library.
 #include <algorithm>
 #include <cmath>
 
@@ -72,13 +72,43 @@ inline __attribute__((always_inline)) float tanh_fast(float x) {
   return a < 0.25f ? small : big;
 }
 
+// Phi(x) = 0.5 (1 + erf(x / sqrt 2)), branch-free, with z = x / sqrt 2 and t = |z|: below t = 0.84375
+// erf(z) = z P(z^2); above, erfc(t) = exp(-t^2) G(1 / (1 + t/2)) gives 1 - erfc/2 or erfc/2 without
+// forming 1 + erf(z) for negative z (so the GELU's negative tail keeps its relative accuracy, where
+// 0.5 x (1 + erf) loses it). P and G: tools/fit-erf.py (relative error 1.7e-7 and 2.7e-7 in float32).
+inline __attribute__((always_inline)) float normal_cdf(float x) {
+  const float z = x * kSqrt1_2;
+  const float t = __builtin_fabsf(z);
+  const float s = z * z;
+  float p = -6.343041314e-04f;
+  p = p * s + 5.055646412e-03f;
+  p = p * s - 2.680512145e-02f;
+  p = p * s + 1.128277630e-01f;
+  p = p * s - 3.761257529e-01f;
+  p = p * s + 1.128379107e+00f;
+  const float near = 0.5f + 0.5f * (z * p);
+  const float k = 1.0f / (1.0f + 0.5f * t);
+  float g = 6.780481339e-02f;
+  g = g * k - 1.429498345e-01f;
+  g = g * k - 3.263430670e-02f;
+  g = g * k + 1.492980570e-01f;
+  g = g * k + 1.377098262e-01f;
+  g = g * k + 2.588078678e-01f;
+  g = g * k + 2.799739540e-01f;
+  g = g * k + 2.822974622e-01f;
+  g = g * k - 8.114619050e-06f;
+  const float erfc_t = exp_approx(-t * t) * g;
+  const float far = z > 0.0f ? 1.0f - 0.5f * erfc_t : 0.5f * erfc_t;
+  return t < 0.84375f ? near : far;
+}
+
 template <int OP>
 inline float fwd(float x) {
   switch (OP) {
     case TSM_UNARY_RELU: return x > 0.0f ? x : 0.0f;
     case TSM_UNARY_SIGMOID: return sigmoid(x);
     case TSM_UNARY_TANH: return tanh_fast(x);
-    case TSM_UNARY_GELU: return 0.5f * x * (1.0f + __builtin_erff(x * kSqrt1_2));
+    case TSM_UNARY_GELU: return x * normal_cdf(x);
     case TSM_UNARY_GELU_TANH:
       // 0.5 x (1 + tanh(u)) = x sigmoid(2u): no cancellation where tanh(u) is near -1.
       return x * sigmoid(2.0f * kSqrt2OverPi * (x + kGeluC * x * x * x));
@@ -110,11 +140,8 @@ inline float deriv(float v) {
     case TSM_UNARY_RELU: return v > 0.0f ? 1.0f : 0.0f;
     case TSM_UNARY_SIGMOID: return v * (1.0f - v);
     case TSM_UNARY_TANH: return 1.0f - v * v;
-    case TSM_UNARY_GELU: {
-      // d/dx x Phi(x) = Phi(x) + x phi(x)
-      const float cdf = 0.5f * (1.0f + __builtin_erff(v * kSqrt1_2));
-      return cdf + v * kInvSqrt2Pi * __builtin_expf(-0.5f * v * v);
-    }
+    case TSM_UNARY_GELU:  // d/dx x Phi(x) = Phi(x) + x phi(x)
+      return normal_cdf(v) + v * kInvSqrt2Pi * exp_approx(-0.5f * v * v);
     case TSM_UNARY_GELU_TANH: {
       // With s = sigmoid(2 inner): 0.5 (1 + tanh) = s and 1 - tanh^2 = 4 s (1 - s).
       const float inner = kSqrt2OverPi * (v + kGeluC * v * v * v);
@@ -142,7 +169,8 @@ inline float deriv(float v) {
 
 // The ops built on exp_approx, whose loops get a build per ISA.
 constexpr bool per_isa(int op) {
-  return op == TSM_UNARY_SIGMOID || op == TSM_UNARY_TANH || op == TSM_UNARY_SILU || op == TSM_UNARY_GELU_TANH;
+  return op == TSM_UNARY_SIGMOID || op == TSM_UNARY_TANH || op == TSM_UNARY_SILU || op == TSM_UNARY_GELU ||
+         op == TSM_UNARY_GELU_TANH;
 }
 
 // One chunk [b, e) of the forward and of the backward (v: x or y as reads_y(OP) says).

@@ -1,6 +1,6 @@
 // Child-process entry of the checks of the ops built on exp_approx (cpp/kernels/simd/exp_approx.h),
 // on the SIMD path chosen by TSM_SIMD (their loops have a build per ISA), against float64 references:
-//  - sigmoid, tanh, SiLU and the tanh GELU, forward and backward, over arguments from 1e-12 to 100 in
+//  - sigmoid, tanh, SiLU and both GELUs, forward and backward, over arguments from 1e-12 to 100 in
 //    size (small tanh arguments keep their relative accuracy; subnormal sigmoid results are kept) and
 //    NaN, +-inf, +-0;
 //  - softmax and log-softmax forward and backward, rows (inner 1) and strided tiles (inner > 1),
@@ -11,6 +11,7 @@
 // Prints one JSON line {simd, cases, failures}.
 import { buildInfo } from '../../lib/runtime';
 import { expectClose, seededHelpers } from './conv-check';
+import { erfc } from './erf-ref';
 import { raw } from './raw';
 import { ceBackwardRef, ceRef, softmaxBackwardRef, softmaxRef } from './softmax-ref';
 
@@ -29,10 +30,15 @@ const check = (what: string, fn: () => void) => {
 // ---- activations ----
 const sig = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
 const K = Math.sqrt(2 / Math.PI), C = 0.044715;
+// The normal CDF from erfc on both sides (no 1 + erf(z) cancelling for negative x).
+const phi = (x: number) => (x > 0 ? 1 - 0.5 * erfc(x / Math.SQRT2) : 0.5 * erfc(-x / Math.SQRT2));
 const ACT: Record<string, { f: (x: number) => number; d: (x: number) => number; rtol: number }> = {
   sigmoid: { f: sig, d: (x) => sig(x) * (1 - sig(x)), rtol: 4e-7 },
   tanh: { f: Math.tanh, d: (x) => 1 - Math.tanh(x) ** 2, rtol: 4e-7 },
   silu: { f: (x) => x * sig(x), d: (x) => sig(x) * (1 + x * (1 - sig(x))), rtol: 4e-7 },
+  // x Phi(x); where Phi(x) is small, exp(-x^2/2) of the rounded float square limits it (1.2e-5 at
+  // x = -12.6 in a dense sweep, 1.1e-6 for |x| < 4)
+  gelu: { f: (x) => x * phi(x), d: (x) => phi(x) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI), rtol: 3e-5 },
   // x sigmoid(2u) = 0.5 x (1 + tanh u) without the cancellation; the float argument u limits it to ~1e-5
   gelu_tanh: {
     f: (x) => x * sig(2 * K * (x + C * x ** 3)),
@@ -82,7 +88,7 @@ check('activations at NaN, +-inf, +-0', () => {
   const sp = new Float32Array([NaN, Infinity, -Infinity, 0, -0]);
   const want: Record<string, number[]> = {
     sigmoid: [NaN, 1, 0, 0.5, 0.5], tanh: [NaN, 1, -1, 0, -0], silu: [NaN, Infinity, NaN, 0, -0],
-    gelu_tanh: [NaN, Infinity, NaN, 0, -0],
+    gelu: [NaN, Infinity, NaN, 0, -0], gelu_tanh: [NaN, Infinity, NaN, 0, -0],
   };
   for (const name of Object.keys(want)) {
     const y = new Float32Array(sp.length);
