@@ -9,7 +9,6 @@
 //    (test/helpers/lstm-check-main.ts, a child process per path);
 //  - the fused layer against the same cell composed from primitive ops (autograd's own rules);
 //  - argument checks in TypeScript and bounds checks in the binding.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,7 +16,7 @@ import * as tsm from '../lib/index';
 import type { Tensor } from '../lib/index';
 import { LSTM, lstmLayer } from '../lib/lstm';
 import { raw } from './helpers/raw';
-import { simdPaths } from './helpers/simd-paths';
+import { runCheck, simdPaths } from './helpers/simd-paths';
 
 interface TJ { shape: number[]; data: number[] }
 interface Case {
@@ -138,15 +137,8 @@ describe('native LSTM against a float64 reference', () => {
   for (const simd of simdPaths()) {
     for (const threads of [1, 2]) {
       it(`TSM_SIMD=${simd} TSM_NUM_THREADS=${threads} (child process)`, () => {
-        const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/lstm-check-main.ts'], {
-          cwd: path.resolve(__dirname, '..'),
-          env: { ...process.env, TSM_SIMD: simd, TSM_NUM_THREADS: String(threads) },
-          encoding: 'utf8',
-          timeout: 120_000,
-        });
-        expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
-        const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as
-          { simd: string; threads: number; cases: number; failures: string[] };
+        const out = runCheck<{ simd: string; threads: number; cases: number; failures: string[] }>(
+          'test/helpers/lstm-check-main.ts', { TSM_SIMD: simd, TSM_NUM_THREADS: String(threads) });
         expect(out.simd).toBe(simd);
         expect(out.threads).toBe(threads);
         expect(out.cases).toBe(56);

@@ -1,11 +1,9 @@
 // Native conv2d and pooling kernels against slow, obvious float64 references (direct loops), the
 // references' backward against finite differences, and the binding's argument checks.
-import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildInfo } from '../lib/index';
 import { raw } from './helpers/raw';
-import { simdPaths } from './helpers/simd-paths';
+import { runCheck, simdPaths } from './helpers/simd-paths';
 import { CONV_GROUPS, convArgs, expectClose, refConvBackwardData, refConvBackwardWeight, refConvForward, seededHelpers, type Conv } from './helpers/conv-check';
 
 // ---- deterministic random numbers (this file's own stream, apart from the conv checks') ----
@@ -122,15 +120,8 @@ describe('conv2d', () => {
     // (the best path with the default thread count is the in-process run above)
     for (const threads of simd === best ? [1] : [1, 2]) {
       it(`matches the reference with TSM_SIMD=${simd} TSM_NUM_THREADS=${threads} (child process)`, () => {
-        const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/conv-check-main.ts'], {
-          cwd: path.resolve(__dirname, '..'),
-          env: { ...process.env, TSM_SIMD: simd, TSM_NUM_THREADS: String(threads) },
-          encoding: 'utf8',
-          timeout: 120_000,
-        });
-        expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
-        const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as
-          { simd: string; threads: number; groups: number; failures: string[] };
+        const out = runCheck<{ simd: string; threads: number; groups: number; failures: string[] }>(
+          'test/helpers/conv-check-main.ts', { TSM_SIMD: simd, TSM_NUM_THREADS: String(threads) });
         expect(out.simd).toBe(simd);
         expect(out.threads).toBe(threads);
         expect(out.groups).toBe(CONV_GROUPS.length);
@@ -212,12 +203,8 @@ describe('pooling', () => {
   // windows inside the plane), in a fresh process per path.
   for (const simd of simdPaths()) {
     it(`2x2 max pooling forward and backward (plain and relu taps) match the reference with TSM_SIMD=${simd} (child process)`, () => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/pool-check-main.ts'], {
-        cwd: path.resolve(__dirname, '..'), env: { ...process.env, TSM_SIMD: simd }, encoding: 'utf8', timeout: 120_000,
-      });
-      expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
-      const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as
-        { simd: string; cases: number; backwardCases: number; failures: string[] };
+      const out = runCheck<{ simd: string; cases: number; backwardCases: number; failures: string[] }>(
+        'test/helpers/pool-check-main.ts', { TSM_SIMD: simd });
       expect(out.simd).toBe(simd);
       expect(out.cases).toBe(160);
       expect(out.backwardCases).toBe(320);

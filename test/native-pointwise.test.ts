@@ -2,12 +2,10 @@
 // through the raw binding, against slow float64 references (written here; softmax and
 // cross-entropy in helpers/softmax-ref.ts), finite differences of those references, and the
 // binding's bounds checks.
-import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { raw } from './helpers/raw';
 import { ceBackwardRef, ceRef, softmaxBackwardRef, softmaxRef } from './helpers/softmax-ref';
-import { simdPaths } from './helpers/simd-paths';
+import { runCheck, simdPaths } from './helpers/simd-paths';
 import { erf } from './helpers/erf-ref';
 import { seededRandom as rng } from '../lib/text';
 import { UNARY, UNARY_BACKWARD_READS_Y } from '../lib/ops';
@@ -508,11 +506,8 @@ describe('crossEntropy', () => {
   // The row loops have a build per ISA (with their own exp): each path in a fresh process.
   for (const simd of simdPaths()) {
     it(`matches the reference with TSM_SIMD=${simd}, -inf and NaN logits included (child process)`, () => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/exp-ops-check-main.ts'], {
-        cwd: path.resolve(__dirname, '..'), env: { ...process.env, TSM_SIMD: simd }, encoding: 'utf8', timeout: 120_000,
-      });
-      expect(r.status, `child failed:\n${r.stderr}`).toBe(0);
-      const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { simd: string; cases: number; failures: string[] };
+      const out = runCheck<{ simd: string; cases: number; failures: string[] }>('test/helpers/exp-ops-check-main.ts',
+        { TSM_SIMD: simd });
       expect(out.simd).toBe(simd);
       expect(out.cases).toBe(69);
       expect(out.failures).toEqual([]);

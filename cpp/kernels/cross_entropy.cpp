@@ -21,6 +21,7 @@
 
 #include "../runtime/runtime.h"
 #include "simd/exp_approx.h"
+#include "simd/isa_target.h"
 #include "simd/row_ops.h"
 
 namespace tsm {
@@ -51,50 +52,28 @@ inline __attribute__((always_inline)) void backward_row(float* __restrict g, con
   g[t] = dl * ((exp_approx(lp[t]) - off) - (1.0f - eps));
 }
 
-using ForwardRowFn = float (*)(float*, const float*, int64_t, int64_t, double);
-using BackwardRowFn = void (*)(float*, const float*, int64_t, int64_t, float, float, float);
-
 float forward_row_generic(float* lp, const float* x, int64_t c, int64_t t, double eps) {
   return forward_row(lp, x, c, t, eps);
 }
 void backward_row_generic(float* g, const float* lp, int64_t c, int64_t t, float dl, float off, float eps) {
   backward_row(g, lp, c, t, dl, off, eps);
 }
-#if defined(__x86_64__) || defined(_M_X64)
-__attribute__((target("avx2,fma"))) float forward_row_avx2(float* lp, const float* x, int64_t c, int64_t t,
-                                                           double eps) {
+#if TSM_ISA_X86
+TSM_TARGET_AVX2 float forward_row_avx2(float* lp, const float* x, int64_t c, int64_t t, double eps) {
   return forward_row(lp, x, c, t, eps);
 }
-__attribute__((target("avx2,fma"))) void backward_row_avx2(float* g, const float* lp, int64_t c, int64_t t, float dl,
-                                                           float off, float eps) {
+TSM_TARGET_AVX2 void backward_row_avx2(float* g, const float* lp, int64_t c, int64_t t, float dl, float off,
+                                       float eps) {
   backward_row(g, lp, c, t, dl, off, eps);
 }
-__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))) float forward_row_avx512(
-    float* lp, const float* x, int64_t c, int64_t t, double eps) {
+TSM_TARGET_AVX512 float forward_row_avx512(float* lp, const float* x, int64_t c, int64_t t, double eps) {
   return forward_row(lp, x, c, t, eps);
 }
-__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))) void backward_row_avx512(
-    float* g, const float* lp, int64_t c, int64_t t, float dl, float off, float eps) {
+TSM_TARGET_AVX512 void backward_row_avx512(float* g, const float* lp, int64_t c, int64_t t, float dl, float off,
+                                           float eps) {
   backward_row(g, lp, c, t, dl, off, eps);
 }
 #endif
-
-ForwardRowFn forward_row_for(tsm_simd simd) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (simd == TSM_SIMD_AVX512) return forward_row_avx512;
-  if (simd == TSM_SIMD_AVX2) return forward_row_avx2;
-#endif
-  (void)simd;
-  return forward_row_generic;
-}
-BackwardRowFn backward_row_for(tsm_simd simd) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (simd == TSM_SIMD_AVX512) return backward_row_avx512;
-  if (simd == TSM_SIMD_AVX2) return backward_row_avx2;
-#endif
-  (void)simd;
-  return backward_row_generic;
-}
 
 constexpr int64_t kGrain = 32768;
 
@@ -156,7 +135,7 @@ TSM_API tsm_status tsm_cross_entropy_forward(float* losses, float* log_probs, co
   if (!log_probs || !logits)
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, !log_probs ? "log_probs" : "logits");
   const double eps = label_smoothing;
-  const tsm::ForwardRowFn row = tsm::forward_row_for(tsm::active_simd());
+  const auto row = TSM_PICK_ISA(tsm::active_simd(), tsm::forward_row);
   tsm::for_rows(n, c, [&](int64_t i) {
     const int64_t t = targets[i];
     losses[i] = row(log_probs + i * c, logits + i * c, c, t == ignore_index ? -1 : t, eps);
@@ -177,7 +156,7 @@ TSM_API tsm_status tsm_cross_entropy_backward(float* dlogits, const float* log_p
                      !dlogits ? "dlogits" : !log_probs ? "log_probs" : "dlosses");
   const float eps = label_smoothing;
   const float off = eps / static_cast<float>(c);
-  const tsm::BackwardRowFn row = tsm::backward_row_for(tsm::active_simd());
+  const auto row = TSM_PICK_ISA(tsm::active_simd(), tsm::backward_row);
   tsm::for_rows(n, c, [&](int64_t i) {
     float* g = dlogits + i * c;
     const int64_t t = targets[i];

@@ -34,6 +34,7 @@
 #include "simd/exp_approx.h"
 #include "simd/gemm_pack.h"
 #include "simd/gemm_ukernel.h"
+#include "simd/isa_target.h"
 
 namespace tsm {
 namespace {
@@ -103,53 +104,25 @@ inline __attribute__((always_inline)) void cell_backward_body(
   }
 }
 
-void cell_forward_generic(float* g, const float* bias, const float* c_prev, float* c, float* h, int64_t H,
-                          int64_t n) {
-  cell_forward_body(g, bias, c_prev, c, h, H, n);
-}
+#define TSM_CELL_FORWARD_PARAMS float *g, const float *bias, const float *c_prev, float *c, float *h, int64_t H, int64_t n
+#define TSM_CELL_FORWARD_ARGS g, bias, c_prev, c, h, H, n
 #define TSM_CELL_BACKWARD_PARAMS                                                                                \
   float *dg, float *dc, const float *dh, const float *dy, const float *g, const float *c, const float *c_prev, \
       float *db_i, float *db_f, float *db_g, float *db_o, int64_t H, int64_t n
 #define TSM_CELL_BACKWARD_ARGS dg, dc, dh, dy, g, c, c_prev, db_i, db_f, db_g, db_o, H, n
+void cell_forward_generic(TSM_CELL_FORWARD_PARAMS) { cell_forward_body(TSM_CELL_FORWARD_ARGS); }
 void cell_backward_generic(TSM_CELL_BACKWARD_PARAMS) { cell_backward_body(TSM_CELL_BACKWARD_ARGS); }
-#if defined(__x86_64__) || defined(_M_X64)
-__attribute__((target("avx2,fma"))) void cell_forward_avx2(float* g, const float* bias, const float* c_prev,
-                                                           float* c, float* h, int64_t H, int64_t n) {
-  cell_forward_body(g, bias, c_prev, c, h, H, n);
-}
-__attribute__((target("avx2,fma"))) void cell_backward_avx2(TSM_CELL_BACKWARD_PARAMS) {
-  cell_backward_body(TSM_CELL_BACKWARD_ARGS);
-}
+#if TSM_ISA_X86
+TSM_TARGET_AVX2 void cell_forward_avx2(TSM_CELL_FORWARD_PARAMS) { cell_forward_body(TSM_CELL_FORWARD_ARGS); }
+TSM_TARGET_AVX2 void cell_backward_avx2(TSM_CELL_BACKWARD_PARAMS) { cell_backward_body(TSM_CELL_BACKWARD_ARGS); }
 // 16 lanes; the clamps and selects of exp_approx() become mask operations.
-__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))) void cell_forward_avx512(
-    float* g, const float* bias, const float* c_prev, float* c, float* h, int64_t H, int64_t n) {
-  cell_forward_body(g, bias, c_prev, c, h, H, n);
-}
-__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))) void cell_backward_avx512(
-    TSM_CELL_BACKWARD_PARAMS) {
-  cell_backward_body(TSM_CELL_BACKWARD_ARGS);
-}
+TSM_TARGET_AVX512 void cell_forward_avx512(TSM_CELL_FORWARD_PARAMS) { cell_forward_body(TSM_CELL_FORWARD_ARGS); }
+TSM_TARGET_AVX512 void cell_backward_avx512(TSM_CELL_BACKWARD_PARAMS) { cell_backward_body(TSM_CELL_BACKWARD_ARGS); }
 #endif
-
-using CellForwardFn = void (*)(float*, const float*, const float*, float*, float*, int64_t, int64_t);
-using CellBackwardFn = void (*)(TSM_CELL_BACKWARD_PARAMS);
+#undef TSM_CELL_FORWARD_PARAMS
+#undef TSM_CELL_FORWARD_ARGS
 #undef TSM_CELL_BACKWARD_PARAMS
 #undef TSM_CELL_BACKWARD_ARGS
-
-CellForwardFn cell_forward_for(tsm_simd simd) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (simd == TSM_SIMD_AVX512) return cell_forward_avx512;
-  if (simd == TSM_SIMD_AVX2) return cell_forward_avx2;
-#endif
-  return cell_forward_generic;
-}
-CellBackwardFn cell_backward_for(tsm_simd simd) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (simd == TSM_SIMD_AVX512) return cell_backward_avx512;
-  if (simd == TSM_SIMD_AVX2) return cell_backward_avx2;
-#endif
-  return cell_backward_generic;
-}
 
 // ---- packing for the recurrent products ----
 
@@ -240,7 +213,7 @@ TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gat
   const GemmUkernel& uk = gemm_ukernel_for_rows(active_simd(), B);
   const int mr = uk.mr, nr = uk.nr;
   const int64_t nub = ceil_div(H, nr), npa = ceil_div(B, mr);
-  const CellForwardFn cell = cell_forward_for(active_simd());
+  const auto cell = TSM_PICK_ISA(active_simd(), cell_forward);
 
   // 1. The input product of all steps.
   if (tsm_status s = sgemm(false, true, rows, G, I, 1.0f, x, std::max<int64_t>(I, 1), w_ih,
@@ -329,7 +302,7 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
   const GemmUkernel& uk = gemm_ukernel_for_rows(active_simd(), B);
   const int mr = uk.mr, nr = uk.nr;
   const int64_t nub = ceil_div(H, nr), npa = ceil_div(B, mr);
-  const CellBackwardFn cell = cell_backward_for(active_simd());
+  const auto cell = TSM_PICK_ISA(active_simd(), cell_backward);
 
   // dG_t of every step stays packed (MR-row panels), for dh_{t-1} and then for dx = dG W_ih.
   Buf dgates(size_t(rows) * G), wpack(size_t(nub) * G * nr), apack(size_t(T + 1) * npa * mr * G), dh(size_t(B) * H),

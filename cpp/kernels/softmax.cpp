@@ -23,6 +23,7 @@
 
 #include "../runtime/runtime.h"
 #include "simd/exp_approx.h"
+#include "simd/isa_target.h"
 #include "simd/row_ops.h"
 
 namespace tsm {
@@ -146,20 +147,11 @@ struct SoftmaxKernels {
   }                                                                                                        \
   const SoftmaxKernels name{name##_row, name##_tile, name##_backward_row, name##_backward_tile};
 TSM_SOFTMAX_KERNELS(kernels_generic, )
-#if defined(__x86_64__) || defined(_M_X64)
-TSM_SOFTMAX_KERNELS(kernels_avx2, __attribute__((target("avx2,fma"))))
-TSM_SOFTMAX_KERNELS(kernels_avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))))
+#if TSM_ISA_X86
+TSM_SOFTMAX_KERNELS(kernels_avx2, TSM_TARGET_AVX2)
+TSM_SOFTMAX_KERNELS(kernels_avx512, TSM_TARGET_AVX512)
 #endif
 #undef TSM_SOFTMAX_KERNELS
-
-const SoftmaxKernels& kernels_for(tsm_simd simd) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (simd == TSM_SIMD_AVX512) return kernels_avx512;
-  if (simd == TSM_SIMD_AVX2) return kernels_avx2;
-#endif
-  (void)simd;
-  return kernels_generic;
-}
 
 tsm_status check_sizes(const char* op, int64_t outer, int64_t dim, int64_t inner, int64_t* total) {
   if (outer < 0 || dim < 0 || inner < 0)
@@ -184,7 +176,7 @@ TSM_API tsm_status tsm_softmax_forward(float* y, const float* x, int64_t outer, 
   if (total == 0) return TSM_OK;
   if (!y || !x) return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "softmax_forward: %s is NULL", !y ? "y" : "x");
   const bool lg = log != 0;
-  const tsm::SoftmaxKernels& k = tsm::kernels_for(tsm::active_simd());
+  const tsm::SoftmaxKernels& k = *TSM_PICK_ISA(tsm::active_simd(), &tsm::kernels);
   if (inner == 1) {
     tsm::for_tasks(outer, dim, [&](int64_t o) { k.row(y + o * dim, x + o * dim, dim, lg); });
     return TSM_OK;
@@ -208,7 +200,7 @@ TSM_API tsm_status tsm_softmax_backward(float* dx, const float* y, const float* 
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "softmax_backward: %s is NULL",
                      !dx ? "dx" : !y ? "y" : "dy");
   const bool lg = log != 0;
-  const tsm::SoftmaxKernels& k = tsm::kernels_for(tsm::active_simd());
+  const tsm::SoftmaxKernels& k = *TSM_PICK_ISA(tsm::active_simd(), &tsm::kernels);
   if (inner == 1) {
     tsm::for_tasks(outer, dim, [&](int64_t o) {
       k.backward_row(dx + o * dim, y + o * dim, dy + o * dim, dim, lg);

@@ -20,6 +20,7 @@
 
 #include "../runtime/runtime.h"
 #include "simd/exp_approx.h"
+#include "simd/isa_target.h"
 
 namespace tsm {
 namespace {
@@ -184,8 +185,6 @@ inline __attribute__((always_inline)) void bwd_chunk(float* dx, const float* v, 
   for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * deriv<OP>(v[i]);
 }
 
-using FwdChunkFn = void (*)(float*, const float*, int64_t, int64_t);
-using BwdChunkFn = void (*)(float*, const float*, const float*, int64_t, int64_t);
 #define TSM_UNARY_ISA(name, attr)                                                                     \
   template <int OP>                                                                                   \
   attr void fwd_##name(float* y, const float* x, int64_t b, int64_t e) {                              \
@@ -196,36 +195,17 @@ using BwdChunkFn = void (*)(float*, const float*, const float*, int64_t, int64_t
     bwd_chunk<OP>(dx, v, dy, b, e);                                                                   \
   }
 TSM_UNARY_ISA(generic, )
-#if defined(__x86_64__) || defined(_M_X64)
-TSM_UNARY_ISA(avx2, __attribute__((target("avx2,fma"))))
-TSM_UNARY_ISA(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))))
+#if TSM_ISA_X86
+TSM_UNARY_ISA(avx2, TSM_TARGET_AVX2)
+TSM_UNARY_ISA(avx512, TSM_TARGET_AVX512)
 #endif
 #undef TSM_UNARY_ISA
-
-template <int OP>
-FwdChunkFn fwd_for(tsm_simd simd) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (simd == TSM_SIMD_AVX512) return fwd_avx512<OP>;
-  if (simd == TSM_SIMD_AVX2) return fwd_avx2<OP>;
-#endif
-  (void)simd;
-  return fwd_generic<OP>;
-}
-template <int OP>
-BwdChunkFn bwd_for(tsm_simd simd) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (simd == TSM_SIMD_AVX512) return bwd_avx512<OP>;
-  if (simd == TSM_SIMD_AVX2) return bwd_avx2<OP>;
-#endif
-  (void)simd;
-  return bwd_generic<OP>;
-}
 
 // y (n), x (n)
 template <int OP>
 void forward(float* y, const float* x, int64_t n) {
   if (per_isa(OP)) {
-    const FwdChunkFn f = fwd_for<OP>(active_simd());
+    const auto f = TSM_PICK_ISA_T(active_simd(), fwd, OP);
     for_chunks(n, kGrain, [&](int64_t b, int64_t e) { f(y, x, b, e); });
     return;
   }
@@ -238,7 +218,7 @@ void forward(float* y, const float* x, int64_t n) {
 template <int OP>
 void backward(float* dx, const float* v, const float* dy, int64_t n) {
   if (per_isa(OP)) {
-    const BwdChunkFn f = bwd_for<OP>(active_simd());
+    const auto f = TSM_PICK_ISA_T(active_simd(), bwd, OP);
     for_chunks(n, kGrain, [&](int64_t b, int64_t e) { f(dx, v, dy, b, e); });
     return;
   }

@@ -30,19 +30,35 @@ inline __attribute__((always_inline)) float row_max(const float* __restrict x, i
   return m;
 }
 
-// sum_j exp(x[j] - m): float lanes over blocks of 256 elements, the blocks summed in double.
-inline __attribute__((always_inline)) double row_sum_exp(const float* __restrict x, int64_t c, float m) {
+// sum_j exp(x[j] - m): float lanes over blocks of 256 elements, the blocks summed in double; with
+// Store, each exp is also written to y[j] (y may be x).
+template <bool Store>
+inline __attribute__((always_inline)) double row_exp_sum(float* y, const float* x, int64_t c, float m) {
   double sum = 0.0;
   int64_t j = 0;
   while (c - j >= kLanes) {
     const int64_t end = j + std::min<int64_t>((c - j) / kLanes * kLanes, 256);
     float acc[kLanes] = {};
     for (; j < end; j += kLanes)
-      for (int l = 0; l < kLanes; ++l) acc[l] += exp_approx(x[j + l] - m);
+      for (int l = 0; l < kLanes; ++l) {
+        const float e = exp_approx(x[j + l] - m);
+        if (Store) y[j + l] = e;
+        acc[l] += e;
+      }
     for (int l = 0; l < kLanes; ++l) sum += acc[l];
   }
-  for (; j < c; ++j) sum += exp_approx(x[j] - m);
+  for (; j < c; ++j) {
+    const float e = exp_approx(x[j] - m);
+    if (Store) y[j] = e;
+    sum += e;
+  }
   return sum;
+}
+inline __attribute__((always_inline)) double row_sum_exp(const float* x, int64_t c, float m) {
+  return row_exp_sum<false>(nullptr, x, c, m);
+}
+inline __attribute__((always_inline)) double row_exp_store(float* y, const float* x, int64_t c, float m) {
+  return row_exp_sum<true>(y, x, c, m);
 }
 
 // sum_j x[j] in double lanes (only for label smoothing).
@@ -54,29 +70,6 @@ inline __attribute__((always_inline)) double row_sum(const float* __restrict x, 
   double sum = 0.0;
   for (int l = 0; l < 8; ++l) sum += acc[l];
   for (; j < c; ++j) sum += double(x[j]);
-  return sum;
-}
-
-// y[j] = exp(x[j] - m) (y may be x), returning sum_j y[j] as row_sum_exp does.
-inline __attribute__((always_inline)) double row_exp_store(float* y, const float* x, int64_t c, float m) {
-  double sum = 0.0;
-  int64_t j = 0;
-  while (c - j >= kLanes) {
-    const int64_t end = j + std::min<int64_t>((c - j) / kLanes * kLanes, 256);
-    float acc[kLanes] = {};
-    for (; j < end; j += kLanes)
-      for (int l = 0; l < kLanes; ++l) {
-        const float e = exp_approx(x[j + l] - m);
-        y[j + l] = e;
-        acc[l] += e;
-      }
-    for (int l = 0; l < kLanes; ++l) sum += acc[l];
-  }
-  for (; j < c; ++j) {
-    const float e = exp_approx(x[j] - m);
-    y[j] = e;
-    sum += e;
-  }
   return sum;
 }
 
