@@ -246,7 +246,7 @@ export function machineInfo(threads: number): MachineInfo {
 export function gitCommit(): string {
   try {
     const hash = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-    const dirty = spawnSync('git', ['diff', '--quiet', 'HEAD', '--', 'cpp', 'lib', 'CMakeLists.txt'], { cwd: REPO_ROOT }).status === 1;
+    const dirty = spawnSync('git', ['diff', '--quiet', 'HEAD', '--', 'cpp', 'cuda', 'lib', 'CMakeLists.txt'], { cwd: REPO_ROOT }).status === 1;
     return dirty ? `${hash}-dirty` : hash;
   } catch {
     return 'unknown';

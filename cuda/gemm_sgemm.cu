@@ -22,11 +22,19 @@
 // Registers: 64 accumulators + 16 fragment + 16 prefetch + addressing. Two variants are built:
 //   MINB = 1 (ptxas: ~160 registers, no spills, one block = 8 warps per SM) and MINB = 2 (capped at
 //   128 registers so two blocks share an SM; ptxas reports 40-56 bytes of spills, place unknown
-//   without a disassembler here). MINB = 1 is the default; TSM_SGEMM_MINB=2 selects the other so
-//   the GPU session can time both (UNVERIFIED which is faster).
+//   without a disassembler here). MINB = 2 is the default: on an H100 it was 3-9% faster at
+//   1024-8192 square (4096^3: 3.56 vs 3.74 ms, 20 products each); TSM_SGEMM_MINB=1 selects the other.
+// Split K: a problem whose tiles (times its batch) leave most multiprocessors idle and whose K is
+//   long gets its K range cut into slices, one block per (tile, slice), partial products in a float32
+//   workspace, then splitk_reduce_kernel sums them in slice order and applies the epilogue (so the
+//   result is deterministic; it differs from the unsplit one by the summation order only). Made for
+//   the weight gradients of linear layers (M, N = features, K = tokens): the Transformer LM of
+//   bench/cuda-train has 256x256x4096 ones that ran on 4 of 132 multiprocessors.
+#include <algorithm>
 #include <cstdlib>
 
 #include "gemm_common.cuh"
+#include "scratch.cuh"
 
 namespace tsm {
 namespace cuda {
@@ -40,6 +48,11 @@ struct SgemmArgs {
   int m, n, k;
   int64_t lda, ldb, sa, sb;
   bool vec_a, vec_b;
+  // Split K (gridDim.z > 1): block z' sums K tiles [z' * kt_split, (z' + 1) * kt_split) and writes
+  // its plain partial product to e.c + z' * split_stride (a float32 workspace); splitk_reduce_kernel
+  // then adds the slices in order and applies the real epilogue.
+  int kt_split;
+  int64_t split_stride;
   Epilogue e;
 };
 
@@ -148,14 +161,15 @@ __global__ void __launch_bounds__(THREADS, MINB) sgemm_kernel(SgemmArgs p) {
     if (TB) store_mk(Bs[buf], rb, tid); else store_km(Bs[buf], rb, tid);
   };
 
-  const int ktiles = (p.k + BK - 1) / BK;
-  if (ktiles > 0) {
-    load(0);
+  const int kt_begin = blockIdx.z * p.kt_split;
+  const int ktiles = min((p.k + BK - 1) / BK, kt_begin + p.kt_split);
+  if (kt_begin < ktiles) {
+    load(kt_begin * BK);
     store(0);
     __syncthreads();
   }
-  for (int kt = 0; kt < ktiles; ++kt) {
-    const int buf = kt & 1;
+  for (int kt = kt_begin; kt < ktiles; ++kt) {
+    const int buf = (kt - kt_begin) & 1;
     if (kt + 1 < ktiles) load((kt + 1) * BK);
 #pragma unroll
     for (int kk = 0; kk < BK; ++kk) {
@@ -175,6 +189,8 @@ __global__ void __launch_bounds__(THREADS, MINB) sgemm_kernel(SgemmArgs p) {
 
   // Epilogue: row i of the thread is wm + lm + i (i < 4) or wm + 32 + lm + i - 4; column j likewise
   // with wn + ln (+16).
+  Epilogue e = p.e;
+  if (gridDim.z > 1) e.c = static_cast<float*>(e.c) + blockIdx.z * p.split_stride;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
     const int row = m0 + wm + (i < 4 ? lm + i : 32 + lm + i - 4);
@@ -182,10 +198,36 @@ __global__ void __launch_bounds__(THREADS, MINB) sgemm_kernel(SgemmArgs p) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int col = n0 + wn + h * 16 + ln;
-      epilogue_store2(p.e, z, row, col, p.n, acc[i][h * 4 + 0], acc[i][h * 4 + 1]);
-      if (col + 2 < p.n) epilogue_store2(p.e, z, row, col + 2, p.n, acc[i][h * 4 + 2], acc[i][h * 4 + 3]);
+      epilogue_store2(e, z, row, col, p.n, acc[i][h * 4 + 0], acc[i][h * 4 + 1]);
+      if (col + 2 < p.n) epilogue_store2(e, z, row, col + 2, p.n, acc[i][h * 4 + 2], acc[i][h * 4 + 3]);
     }
   }
+}
+
+// Sums the split-K slices of ws ([split][batch][m][n], float32) in slice order and applies the
+// problem's epilogue: a thread per output element, grid-stride.
+__global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, int64_t split_stride, int batch,
+                                     int m, int n, Epilogue e) {
+  const int64_t total = int64_t(batch) * m * n;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    float acc = ws[i];
+    for (int s = 1; s < splits; ++s) acc += ws[i + s * split_stride];
+    const int64_t mn = int64_t(m) * n;
+    const int z = int(i / mn);
+    const int64_t r = i - z * mn;
+    epilogue_store(e, z, int(r / n), int(r % n), acc);
+  }
+}
+
+// How many K slices a problem of `blocks` output tiles (batch included) gets: enough blocks for
+// about two per multiprocessor when the tiles alone leave most of the GPU idle, each slice at
+// least kMinSplitTiles K tiles long (the pipeline's fill and the partials' traffic stay small).
+constexpr int kMinSplitTiles = 8, kMaxSplits = 32;
+int choose_splits(int64_t blocks, int ktiles, int sms) {
+  if (sms <= 0 || blocks >= sms || ktiles < 2 * kMinSplitTiles) return 1;
+  int64_t s = (2 * int64_t(sms) + blocks - 1) / blocks;
+  s = std::min<int64_t>({s, ktiles / kMinSplitTiles, kMaxSplits});
+  return s < 2 ? 1 : int(s);
 }
 
 template <int MINB>
@@ -216,14 +258,39 @@ tsm_status launch_sgemm(const GemmProblem& p, cudaStream_t s) {
   a.e = make_epilogue(p);
   const int64_t tiles = ceil_div(p.m, BM) * ceil_div(p.n, BN);
   if (tiles > INT32_MAX) return fail(TSM_ERR_INVALID_ARGUMENT, "cuda_sgemm: too many tiles");
-  dim3 grid(unsigned(tiles), unsigned(p.batch));
+  const int ktiles = int(ceil_div(p.k, BK));
+  // TSM_SGEMM_SPLITK: 0 never splits K, 2 only when the tiles fill a quarter of the GPU or less and
+  // K is at least 512 (for measurements); the default splits as choose_splits says.
+  static const int split_mode = [] {
+    const char* e = std::getenv("TSM_SGEMM_SPLITK");
+    return e && (e[0] == '0' || e[0] == '2') ? e[0] - '0' : 1;
+  }();
+  const DeviceProps* dp = props("cuda_sgemm");
+  int splits = split_mode == 0 || !dp ? 1 : choose_splits(tiles * p.batch, ktiles, dp->sm_count);
+  if (split_mode == 2 && (4 * tiles * p.batch > dp->sm_count || ktiles < 32)) splits = 1;
+  a.kt_split = splits > 1 ? int(ceil_div(ktiles, splits)) : std::max(ktiles, 1);
+  a.split_stride = 0;
+  Scratch ws("cuda_sgemm");
+  if (splits > 1) {
+    a.split_stride = int64_t(p.batch) * p.m * p.n;
+    if (tsm_status st = ws.alloc(a.split_stride * splits)) return st;
+    a.e = Epilogue{1.f, 0.f, ws.p, TSM_CUDA_F32, p.n, int64_t(p.m) * p.n, nullptr, TSM_CUDA_ACT_NONE};
+  }
+  dim3 grid(unsigned(tiles), unsigned(p.batch), unsigned(splits));
   static const int minb = [] {
     const char* e = std::getenv("TSM_SGEMM_MINB");
-    return e && e[0] == '2' ? 2 : 1;
+    return e && e[0] == '1' ? 1 : 2;
   }();
   if (minb == 2) launch_variant<2>(p, a, grid, s);
   else launch_variant<1>(p, a, grid, s);
-  return check_launch("cuda_sgemm (sgemm_kernel)");
+  if (tsm_status st = check_launch("cuda_sgemm (sgemm_kernel)")) return st;
+  if (splits > 1) {
+    const int64_t total = a.split_stride;
+    const unsigned blocks = unsigned(std::min<int64_t>(ceil_div(total, 256), 4096));
+    splitk_reduce_kernel<<<blocks, 256, 0, s>>>(ws.p, splits, a.split_stride, p.batch, p.m, p.n, make_epilogue(p));
+    return check_launch("cuda_sgemm (splitk_reduce_kernel)");
+  }
+  return TSM_OK;
 }
 
 }  // namespace cuda

@@ -1,7 +1,9 @@
 // F.scaledDotProductAttention for tensors on a CUDA device (lib/attention.ts dispatches here after
-// seeing a CUDA query). Two paths:
+// seeing a CUDA query). Three paths:
 //
-//   fused     no attnMask, dropoutP == 0, D <= 256: the fused kernels bound as tsm.cuda.attention /
+//   softmax   no attnMask, dropoutP == 0, and the (B, H, Lq, Lk) float32 scores fit 256 MB: matmul,
+//             the causal mask, the softmax kernel, matmul (softmaxPath below).
+//   fused     no attnMask, dropoutP == 0, D <= 256, larger problems: the fused kernels bound as tsm.cuda.attention /
 //             attentionBackward (cuda/attention_fwd.cu, attention_bwd.cu), float32 storage, so the
 //             'auto' algo runs the general CUDA-core kernel (the tensor-core path is bf16/f16 only);
 //             isCausal is the kernel's own mask. The Lq x Lk scores are never stored; lse (B, H, Lq)
@@ -43,11 +45,63 @@ export interface SdpaCall {
 
 /** Largest head dimension of the fused general kernel. */
 const FUSED_MAX_D = 256;
+/** Most score elements (B * H * Lq * Lk, float32) the softmax path stores: 64 Mi = 256 MB. */
+const SOFTMAX_PATH_MAX_SCORES = 64 * 1024 * 1024;
+
+/**
+ * Which path float32 attention without mask or dropout takes. 'softmax' (the default) when the scores
+ * fit SOFTMAX_PATH_MAX_SCORES, else 'fused'. TSM_CUDA_SDPA=fused or =softmax forces one (measurements).
+ */
+let pathOverride: 'auto' | 'fused' | 'softmax' = 'auto';
+/** Forces the path of unmasked float32 attention (tests of both paths; 'auto' restores the rule). */
+export function setUnmaskedAttentionPath(path: 'auto' | 'fused' | 'softmax'): void {
+  pathOverride = path;
+}
+
+function unmaskedPath(c: SdpaCall): 'fused' | 'softmax' {
+  const forced = pathOverride !== 'auto' ? pathOverride : typeof process !== 'undefined' ? process.env.TSM_CUDA_SDPA : undefined;
+  if (forced === 'fused' && c.D <= FUSED_MAX_D) return 'fused';
+  if (forced === 'softmax') return 'softmax';
+  return c.B * c.H * c.Lq * c.Lk <= SOFTMAX_PATH_MAX_SCORES || c.D > FUSED_MAX_D ? 'softmax' : 'fused';
+}
 
 export function scaledDotProductAttentionCuda(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall): Tensor {
   const op = 'scaledDotProductAttention';
-  if (c.mask === null && c.dropoutP === 0 && c.D >= 1 && c.D <= FUSED_MAX_D) return fused(q, k, v, c, op);
+  if (c.mask === null && c.dropoutP === 0 && c.D >= 1 && c.Lk >= 1) {
+    return unmaskedPath(c) === 'softmax' ? softmaxPath(q, k, v, c) : fused(q, k, v, c, op);
+  }
   return composed(q, k, v, c);
+}
+
+/**
+ * No mask, no dropout, at least one key: every row keeps a key (causal row i has keys 0..i), so the
+ * probabilities are plain softmax(q k^T * scale) and the batched SGEMMs and the softmax kernel do
+ * the work: three GEMMs and one softmax forward, their autograd rules backward. On an H100 with
+ * float32 this beat the fused general kernel (one warp per query row, one key at a time) for the
+ * Transformer LM of bench/cuda-train (see bench/NOTES.md); it stores the (B, H, Lq, Lk) scores.
+ */
+function softmaxPath(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall): Tensor {
+  const { B, H, Lq, Lk, D, scale, isCausal } = c;
+  const tmp: Tensor[] = [];
+  const t = (x: Tensor) => {
+    tmp.push(x);
+    return x;
+  };
+  const q4 = t(ops.reshape(q, [B, H, Lq, D])), k4 = t(ops.reshape(k, [B, H, Lk, D])), v4 = t(ops.reshape(v, [B, H, Lk, D]));
+  let s = t(ops.mul(t(ops.matmul(q4, t(ops.transpose(k4, -2, -1)))), scale));
+  if (isCausal) {
+    const allow = new Int32Array(Lq * Lk);
+    for (let i = 0; i < Lq; i++) for (let j = 0; j <= i && j < Lk; j++) allow[i * Lk + j] = 1;
+    s = t(ops.where(t(cu.upload(allow, [Lq, Lk], q.device)), s, -Infinity));
+  }
+  const p = t(ops.softmax(s, -1));
+  const o4 = ops.matmul(p, v4);
+  const out = ops.reshape(o4, q.shape.slice());
+  if (!out.requiresGrad) {
+    for (const x of tmp) if (x !== q && x !== k && x !== v) x.dispose();
+    if (o4 !== out) o4.dispose();
+  }
+  return out;
 }
 
 function fused(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall, op: string): Tensor {

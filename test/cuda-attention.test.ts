@@ -6,12 +6,12 @@
 // dtype as the device's METHOD.md says (relative Frobenius error against float64).
 //
 // The GPU part is skipped, with the reason printed, where no CUDA device is visible.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import * as cuda from '../lib/cuda';
 import { TsmCudaError } from '../lib/errors';
 import * as tsm from '../lib/index';
 import { scaledDotProductAttention } from '../lib/attention';
-import { attentionBackwardRef, attentionRef, type AttnRefProblem, relError } from './helpers/attention-ref';
+import { attentionBackwardRef, attentionRef, type AttnRefProblem, keysOf, relError } from './helpers/attention-ref';
 
 const available = cuda.isAvailable();
 const reason = cuda.unavailableReason();
@@ -273,11 +273,16 @@ function runCase(c: Case): void {
       const e = relError(got, rf);
       expect(e.nan, `NaN in ${name}: ${label}`).toBe(0);
       expect(e.err, `${name}: ${label}`).toBeLessThan(TOL[dtype].bwd);
-      // Exact zeros where the reference has no gradient at all (keys nobody attends, rows with no key).
-      for (let i = 0; i < n; i += D) {
-        let zero = true;
-        for (let cc = 0; cc < D; ++cc) if (rf[i + cc] !== 0) zero = false;
-        if (zero) for (let cc = 0; cc < D; ++cc) if (got[i + cc] !== 0) expect.fail(`${name} row ${i / D} should be 0, got ${got[i + cc]}: ${label}`);
+      // Exact zeros where the mask leaves no gradient at all: query rows with no key (dq), keys no
+      // query attends (dk, dv). Rows that are zero in float64 only by cancellation (one key: P = 1,
+      // so dP - rowsum(dO o O) = 0) are rounding noise on the GPU and are left to the norm check.
+      const rowsL = name === 'dq' ? Lq : Lk;
+      for (let r = 0; r < n / D; ++r) {
+        const b = Math.floor(r / (H * rowsL)), i = r % rowsL;
+        let structural: boolean;
+        if (name === 'dq') structural = keysOf(p, b, i) === 0;
+        else { structural = true; for (let qi = 0; qi < Lq; ++qi) if (i < keysOf(p, b, qi)) { structural = false; break; } }
+        if (structural) for (let cc = 0; cc < D; ++cc) if (got[r * D + cc] !== 0) expect.fail(`${name} row ${r} should be 0, got ${got[r * D + cc]}: ${label}`);
       }
     }
   } finally {
@@ -293,20 +298,25 @@ function shortKeys(B: number, Lk: number): number[] {
 }
 
 describe.skipIf(!available)('cuda.attention on the GPU vs a float64 reference', () => {
+  // These tests are synchronous and long; between them the worker's event loop must turn once, or
+  // vitest's RPC calls queued meanwhile time out after 60 s (seen on an H100: "Timeout calling
+  // onTaskUpdate", with every test passed).
+  afterEach(() => new Promise<void>((resolve) => setImmediate(resolve)));
   const info = available ? cuda.deviceInfo(0) : null;
   if (info) console.log(`[cuda-attention.test] ${info.name} (sm_${info.computeCapability.replace('.', '')})`);
 
   for (const dtype of ['bfloat16', 'float16'] as const) {
     for (const D of [64, 128, 80]) {
-      it(`${dtype} D=${D}: tensor cores (mma), L = 1, 17, 128, 1000, causal and not, short and empty key lengths, forward and backward`, () => {
-        for (const L of [1, 17, 128, 1000]) {
+      // One test per length, so a failure names it.
+      for (const L of [1, 17, 128, 1000]) {
+        it(`${dtype} D=${D} L=${L}: tensor cores (mma), causal and not, short and empty key lengths, forward and backward`, () => {
           const [B, H] = L >= 1000 ? [1, 2] : [2, 2];
           for (const causal of [false, true]) {
             runCase({ dtype, algo: 'mma', B, H, Lq: L, D, causal, backward: true });
             runCase({ dtype, algo: 'mma', B, H, Lq: L, D, causal, keyLengths: shortKeys(B, L), backward: true });
           }
-        }
-      }, 300_000);
+        }, 300_000);
+      }
     }
 
     it(`${dtype}: Lq != Lk, odd head dims, a larger scale, batch*heads > 1 block row`, () => {

@@ -22,7 +22,8 @@ export interface AttnRefProblem {
 
 type Num = ArrayLike<number>;
 
-function keysOf(p: AttnRefProblem, b: number, i: number): number {
+/** How many keys query row i of batch b attends (0: the row has no key). */
+export function keysOf(p: AttnRefProblem, b: number, i: number): number {
   let n = p.keyLengths ? Math.min(Math.max(p.keyLengths[b], 0), p.Lk) : p.Lk;
   if (p.causal) n = Math.min(n, i + 1);
   return n;
