@@ -225,7 +225,12 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, i
 constexpr int kMinSplitTiles = 8, kMaxSplits = 32;
 int choose_splits(int64_t blocks, int ktiles, int sms) {
   if (sms <= 0 || blocks >= sms || ktiles < 2 * kMinSplitTiles) return 1;
-  int64_t s = (2 * int64_t(sms) + blocks - 1) / blocks;
+  // TSM_SGEMM_SPLIT_WAVES=1 aims at one block per multiprocessor instead of two (measurements).
+  static const int waves = [] {
+    const char* e = std::getenv("TSM_SGEMM_SPLIT_WAVES");
+    return e && e[0] == '1' ? 1 : 2;
+  }();
+  int64_t s = (waves * int64_t(sms) + blocks - 1) / blocks;
   s = std::min<int64_t>({s, ktiles / kMinSplitTiles, kMaxSplits});
   return s < 2 ? 1 : int(s);
 }

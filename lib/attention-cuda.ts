@@ -88,7 +88,8 @@ function softmaxPath(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall): Tensor {
     return x;
   };
   const q4 = t(ops.reshape(q, [B, H, Lq, D])), k4 = t(ops.reshape(k, [B, H, Lk, D])), v4 = t(ops.reshape(v, [B, H, Lk, D]));
-  let s = t(ops.mul(t(ops.matmul(q4, t(ops.transpose(k4, -2, -1)))), scale));
+  // The scale goes on q (B H Lq D elements) rather than on the scores (B H Lq Lk).
+  let s = t(ops.matmul(t(ops.mul(q4, scale)), t(ops.transpose(k4, -2, -1))));
   if (isCausal) {
     const allow = new Int32Array(Lq * Lk);
     for (let i = 0; i < Lq; i++) for (let j = 0; j <= i && j < Lk; j++) allow[i * Lk + j] = 1;

@@ -222,6 +222,10 @@ describe.skipIf(!available)('CUDA GEMM kernels vs a float64 reference', () => {
     for (const [m, n, k] of SHAPES) for (const [ta, tb] of LAYOUTS) check({ type: 'f32', algo: 'simt', m, n, k, transA: ta, transB: tb });
     check({ type: 'f32', algo: 'simt', m: 130, n: 67, k: 45, padLd: 3 });
     check({ type: 'f32', algo: 'simt', m: 512, n: 384, k: 700 });
+    // Split K (few tiles, long K): the ordered reduction of the slices applies alpha, beta, the bias
+    // and the activation; a batch of 3 and a transposed A (a linear layer's weight gradient).
+    check({ type: 'f32', algo: 'simt', m: 70, n: 50, k: 1600, alpha: 0.5, beta: -1, bias: true, act: 'gelu' });
+    check({ type: 'f32', algo: 'simt', m: 256, n: 256, k: 4096, transA: true, batch: 3 });
   });
 
   it('SGEMM agrees with the CPU kernel (tsm.kernels.sgemm)', () => {
