@@ -6,6 +6,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    setupFiles: ['test/setup-yield.ts'],
     // 2-core machines: run test files one at a time so kernels keep both threads.
     fileParallelism: false,
   },

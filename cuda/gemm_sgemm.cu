@@ -225,12 +225,7 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, i
 constexpr int kMinSplitTiles = 8, kMaxSplits = 32;
 int choose_splits(int64_t blocks, int ktiles, int sms) {
   if (sms <= 0 || blocks >= sms || ktiles < 2 * kMinSplitTiles) return 1;
-  // TSM_SGEMM_SPLIT_WAVES=1 aims at one block per multiprocessor instead of two (measurements).
-  static const int waves = [] {
-    const char* e = std::getenv("TSM_SGEMM_SPLIT_WAVES");
-    return e && e[0] == '1' ? 1 : 2;
-  }();
-  int64_t s = (waves * int64_t(sms) + blocks - 1) / blocks;
+  int64_t s = (2 * int64_t(sms) + blocks - 1) / blocks;
   s = std::min<int64_t>({s, ktiles / kMinSplitTiles, kMaxSplits});
   return s < 2 ? 1 : int(s);
 }
@@ -264,15 +259,13 @@ tsm_status launch_sgemm(const GemmProblem& p, cudaStream_t s) {
   const int64_t tiles = ceil_div(p.m, BM) * ceil_div(p.n, BN);
   if (tiles > INT32_MAX) return fail(TSM_ERR_INVALID_ARGUMENT, "cuda_sgemm: too many tiles");
   const int ktiles = int(ceil_div(p.k, BK));
-  // TSM_SGEMM_SPLITK: 0 never splits K, 2 only when the tiles fill a quarter of the GPU or less and
-  // K is at least 512 (for measurements); the default splits as choose_splits says.
-  static const int split_mode = [] {
+  // TSM_SGEMM_SPLITK=0 never splits K (A/B measurements).
+  static const bool no_split = [] {
     const char* e = std::getenv("TSM_SGEMM_SPLITK");
-    return e && (e[0] == '0' || e[0] == '2') ? e[0] - '0' : 1;
+    return e && e[0] == '0';
   }();
   const DeviceProps* dp = props("cuda_sgemm");
-  int splits = split_mode == 0 || !dp ? 1 : choose_splits(tiles * p.batch, ktiles, dp->sm_count);
-  if (split_mode == 2 && (4 * tiles * p.batch > dp->sm_count || ktiles < 32)) splits = 1;
+  const int splits = no_split || !dp ? 1 : choose_splits(tiles * p.batch, ktiles, dp->sm_count);
   a.kt_split = splits > 1 ? int(ceil_div(ktiles, splits)) : std::max(ktiles, 1);
   a.split_stride = 0;
   Scratch ws("cuda_sgemm");

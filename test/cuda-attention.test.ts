@@ -6,7 +6,7 @@
 // dtype as the device's METHOD.md says (relative Frobenius error against float64).
 //
 // The GPU part is skipped, with the reason printed, where no CUDA device is visible.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as cuda from '../lib/cuda';
 import { TsmCudaError } from '../lib/errors';
 import * as tsm from '../lib/index';
@@ -298,10 +298,6 @@ function shortKeys(B: number, Lk: number): number[] {
 }
 
 describe.skipIf(!available)('cuda.attention on the GPU vs a float64 reference', () => {
-  // These tests are synchronous and long; between them the worker's event loop must turn once, or
-  // vitest's RPC calls queued meanwhile time out after 60 s (seen on an H100: "Timeout calling
-  // onTaskUpdate", with every test passed).
-  afterEach(() => new Promise<void>((resolve) => setImmediate(resolve)));
   const info = available ? cuda.deviceInfo(0) : null;
   if (info) console.log(`[cuda-attention.test] ${info.name} (sm_${info.computeCapability.replace('.', '')})`);
 
