@@ -40,7 +40,21 @@ namespace tsm {
 namespace cuda {
 namespace {
 
-constexpr int BM = 128, BN = 128, BK = 16, PAD = 4, THREADS = 256;
+constexpr int BK = 16, PAD = 4;
+
+// A block tile of BM x BN outputs: warps of 64 x 32 outputs (8 x 8 per thread), WARPS_M x WARPS_N
+// of them; each thread loads A_LOADS float4 of the A panel (BM x BK) and B_LOADS of B's (BK x BN).
+template <int BM_, int BN_>
+struct Tile {
+  static constexpr int BM = BM_, BN = BN_;
+  static constexpr int WARPS_M = BM / 64, WARPS_N = BN / 32;
+  static constexpr int THREADS = WARPS_M * WARPS_N * 32;
+  static constexpr int A_LOADS = BM * BK / 4 / THREADS, B_LOADS = BN * BK / 4 / THREADS;
+  static_assert(BM % 64 == 0 && BN % 32 == 0 && A_LOADS * THREADS * 4 == BM * BK && B_LOADS * THREADS * 4 == BN * BK,
+                "tile shape");
+};
+using Tile128 = Tile<128, 128>;  // 256 threads
+using Tile64 = Tile<64, 64>;     // 64 threads: 4x the blocks for problems with few 128x128 tiles
 
 struct SgemmArgs {
   const float* a;
@@ -59,10 +73,11 @@ struct SgemmArgs {
 // Loads this thread's share of a (rows x cols) k-tile panel into registers. "Row-major panel":
 // rows index M (or N), cols index K (A not transposed, or B transposed). Two float4 per thread:
 // element (r, kc..kc+3) with r = idx / 4, kc = (idx % 4) * 4, idx = tid + i * 256.
-__device__ __forceinline__ void load_mk(float4 (&reg)[2], const float* __restrict__ g, int64_t ld,
+template <int THREADS, int L>
+__device__ __forceinline__ void load_mk(float4 (&reg)[L], const float* __restrict__ g, int64_t ld,
                                         int rows, int cols, int r0, int k0, bool vec, int tid) {
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < L; ++i) {
     const int idx = tid + i * THREADS;
     const int r = r0 + (idx >> 2), kc = k0 + (idx & 3) * 4;
     float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -81,14 +96,15 @@ __device__ __forceinline__ void load_mk(float4 (&reg)[2], const float* __restric
   }
 }
 
-// "K-major panel": rows index K, cols index M (or N) (A transposed, or B not transposed). Element
-// (k, c..c+3) with k = idx / 32, c = (idx % 32) * 4.
-__device__ __forceinline__ void load_km(float4 (&reg)[2], const float* __restrict__ g, int64_t ld,
+// "K-major panel": rows index K, cols index M (or N) (A transposed, or B not transposed), W of them
+// per K row. Element (k, c..c+3) with k = idx / (W / 4), c = (idx % (W / 4)) * 4.
+template <int THREADS, int W, int L>
+__device__ __forceinline__ void load_km(float4 (&reg)[L], const float* __restrict__ g, int64_t ld,
                                         int krows, int cols, int k0, int c0, bool vec, int tid) {
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < L; ++i) {
     const int idx = tid + i * THREADS;
-    const int kr = k0 + (idx >> 5), c = c0 + (idx & 31) * 4;
+    const int kr = k0 + idx / (W / 4), c = c0 + (idx % (W / 4)) * 4;
     float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
     if (kr < krows) {
       const float* p = g + int64_t(kr) * ld + c;
@@ -106,9 +122,10 @@ __device__ __forceinline__ void load_km(float4 (&reg)[2], const float* __restric
 }
 
 // Stores a row-major panel's registers transposed into S[k][m].
-__device__ __forceinline__ void store_mk(float (*S)[BM + PAD], const float4 (&reg)[2], int tid) {
+template <int THREADS, int W, int L>
+__device__ __forceinline__ void store_mk(float (*S)[W + PAD], const float4 (&reg)[L], int tid) {
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < L; ++i) {
     const int idx = tid + i * THREADS;
     const int r = idx >> 2, kc = (idx & 3) * 4;
     S[kc + 0][r] = reg[i].x;
@@ -118,16 +135,18 @@ __device__ __forceinline__ void store_mk(float (*S)[BM + PAD], const float4 (&re
   }
 }
 
-__device__ __forceinline__ void store_km(float (*S)[BM + PAD], const float4 (&reg)[2], int tid) {
+template <int THREADS, int W, int L>
+__device__ __forceinline__ void store_km(float (*S)[W + PAD], const float4 (&reg)[L], int tid) {
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < L; ++i) {
     const int idx = tid + i * THREADS;
-    *reinterpret_cast<float4*>(&S[idx >> 5][(idx & 31) * 4]) = reg[i];
+    *reinterpret_cast<float4*>(&S[idx / (W / 4)][(idx % (W / 4)) * 4]) = reg[i];
   }
 }
 
-template <bool TA, bool TB, int MINB>
-__global__ void __launch_bounds__(THREADS, MINB) sgemm_kernel(SgemmArgs p) {
+template <bool TA, bool TB, int MINB, typename TL>
+__global__ void __launch_bounds__(TL::THREADS, MINB) sgemm_kernel(SgemmArgs p) {
+  constexpr int BM = TL::BM, BN = TL::BN, THREADS = TL::THREADS, LA = TL::A_LOADS, LB = TL::B_LOADS;
   __shared__ __align__(16) float As[2][BK][BM + PAD];
   __shared__ __align__(16) float Bs[2][BK][BN + PAD];
 
@@ -140,7 +159,7 @@ __global__ void __launch_bounds__(THREADS, MINB) sgemm_kernel(SgemmArgs p) {
   const float* B = p.b + int64_t(z) * p.sb;
 
   const int warp = tid >> 5, lane = tid & 31;
-  const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+  const int wm = (warp / TL::WARPS_N) * 64, wn = (warp % TL::WARPS_N) * 32;
   const int lm = (lane >> 2) * 4, ln = (lane & 3) * 4;
 
   float acc[8][8];
@@ -149,16 +168,16 @@ __global__ void __launch_bounds__(THREADS, MINB) sgemm_kernel(SgemmArgs p) {
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[i][j] = 0.f;
 
-  float4 ra[2], rb[2];
+  float4 ra[LA], rb[LB];
   auto load = [&](int k0) {
-    if (TA) load_km(ra, A, p.lda, p.k, p.m, k0, m0, p.vec_a, tid);
-    else load_mk(ra, A, p.lda, p.m, p.k, m0, k0, p.vec_a, tid);
-    if (TB) load_mk(rb, B, p.ldb, p.n, p.k, n0, k0, p.vec_b, tid);
-    else load_km(rb, B, p.ldb, p.k, p.n, k0, n0, p.vec_b, tid);
+    if (TA) load_km<THREADS, BM>(ra, A, p.lda, p.k, p.m, k0, m0, p.vec_a, tid);
+    else load_mk<THREADS>(ra, A, p.lda, p.m, p.k, m0, k0, p.vec_a, tid);
+    if (TB) load_mk<THREADS>(rb, B, p.ldb, p.n, p.k, n0, k0, p.vec_b, tid);
+    else load_km<THREADS, BN>(rb, B, p.ldb, p.k, p.n, k0, n0, p.vec_b, tid);
   };
   auto store = [&](int buf) {
-    if (TA) store_km(As[buf], ra, tid); else store_mk(As[buf], ra, tid);
-    if (TB) store_mk(Bs[buf], rb, tid); else store_km(Bs[buf], rb, tid);
+    if (TA) store_km<THREADS, BM>(As[buf], ra, tid); else store_mk<THREADS, BM>(As[buf], ra, tid);
+    if (TB) store_mk<THREADS, BN>(Bs[buf], rb, tid); else store_km<THREADS, BN>(Bs[buf], rb, tid);
   };
 
   const int kt_begin = blockIdx.z * p.kt_split;
@@ -230,12 +249,13 @@ int choose_splits(int64_t blocks, int ktiles, int sms) {
   return s < 2 ? 1 : int(s);
 }
 
-template <int MINB>
+template <int MINB, typename TL>
 void launch_variant(const GemmProblem& p, const SgemmArgs& a, dim3 grid, cudaStream_t s) {
-  if (!p.ta && !p.tb) sgemm_kernel<false, false, MINB><<<grid, THREADS, 0, s>>>(a);
-  else if (!p.ta && p.tb) sgemm_kernel<false, true, MINB><<<grid, THREADS, 0, s>>>(a);
-  else if (p.ta && !p.tb) sgemm_kernel<true, false, MINB><<<grid, THREADS, 0, s>>>(a);
-  else sgemm_kernel<true, true, MINB><<<grid, THREADS, 0, s>>>(a);
+  constexpr int T = TL::THREADS;
+  if (!p.ta && !p.tb) sgemm_kernel<false, false, MINB, TL><<<grid, T, 0, s>>>(a);
+  else if (!p.ta && p.tb) sgemm_kernel<false, true, MINB, TL><<<grid, T, 0, s>>>(a);
+  else if (p.ta && !p.tb) sgemm_kernel<true, false, MINB, TL><<<grid, T, 0, s>>>(a);
+  else sgemm_kernel<true, true, MINB, TL><<<grid, T, 0, s>>>(a);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -256,7 +276,21 @@ tsm_status launch_sgemm(const GemmProblem& p, cudaStream_t s) {
   a.vec_a = aligned16(p.a) && p.lda % 4 == 0 && p.sa % 4 == 0;
   a.vec_b = aligned16(p.b) && p.ldb % 4 == 0 && p.sb % 4 == 0;
   a.e = make_epilogue(p);
-  const int64_t tiles = ceil_div(p.m, BM) * ceil_div(p.n, BN);
+  const DeviceProps* dp = props("cuda_sgemm");
+  const int sms = dp ? dp->sm_count : 0;
+  // Tile: 64x64 (4x the blocks) when 128x128 tiles (times the batch) would not give every
+  // multiprocessor one and K is at most 2048 (longer K is split instead); else 128x128. From
+  // single-shape A/B runs on an H100 (200 products each, 128 vs 64): 4096x256x256 0.045 vs 0.040 ms,
+  // 1024^3 0.129 vs 0.104, 64x512x1600 0.041 vs 0.035, 128x2048x256 0.038 vs 0.033; but
+  // 256x256x4096 0.041 vs 0.045 and 4096x1024x256 (256 tiles) 0.072 vs 0.122.
+  // TSM_SGEMM_TILE=128 or =64 forces one (tests, A/B).
+  static const int tile_env = [] {
+    const char* e = std::getenv("TSM_SGEMM_TILE");
+    return e && e[0] == '6' ? 64 : e && e[0] == '1' ? 128 : 0;
+  }();
+  const int64_t tiles128 = ceil_div(p.m, 128) * ceil_div(p.n, 128);
+  const bool small = tile_env == 64 || (tile_env == 0 && tiles128 * p.batch < int64_t(sms) && p.k <= 2048);
+  const int64_t tiles = small ? ceil_div(p.m, 64) * ceil_div(p.n, 64) : tiles128;
   if (tiles > INT32_MAX) return fail(TSM_ERR_INVALID_ARGUMENT, "cuda_sgemm: too many tiles");
   const int ktiles = int(ceil_div(p.k, BK));
   // TSM_SGEMM_SPLITK=0 never splits K (A/B measurements).
@@ -264,8 +298,7 @@ tsm_status launch_sgemm(const GemmProblem& p, cudaStream_t s) {
     const char* e = std::getenv("TSM_SGEMM_SPLITK");
     return e && e[0] == '0';
   }();
-  const DeviceProps* dp = props("cuda_sgemm");
-  const int splits = no_split || !dp ? 1 : choose_splits(tiles * p.batch, ktiles, dp->sm_count);
+  const int splits = no_split ? 1 : choose_splits(tiles * p.batch, ktiles, sms);
   a.kt_split = splits > 1 ? int(ceil_div(ktiles, splits)) : std::max(ktiles, 1);
   a.split_stride = 0;
   Scratch ws("cuda_sgemm");
@@ -279,8 +312,11 @@ tsm_status launch_sgemm(const GemmProblem& p, cudaStream_t s) {
     const char* e = std::getenv("TSM_SGEMM_MINB");
     return e && e[0] == '1' ? 1 : 2;
   }();
-  if (minb == 2) launch_variant<2>(p, a, grid, s);
-  else launch_variant<1>(p, a, grid, s);
+  // 64x64 blocks: 64 threads, at most 168 registers each (6 blocks, 12 warps per SM; at 128
+  // registers for 8 blocks ptxas spilled 156-236 bytes).
+  if (small) launch_variant<6, Tile64>(p, a, grid, s);
+  else if (minb == 2) launch_variant<2, Tile128>(p, a, grid, s);
+  else launch_variant<1, Tile128>(p, a, grid, s);
   if (tsm_status st = check_launch("cuda_sgemm (sgemm_kernel)")) return st;
   if (splits > 1) {
     const int64_t total = a.split_stride;
