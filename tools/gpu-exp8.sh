@@ -1,5 +1,5 @@
-# Call 8 of the first GPU session: the final tile rule (64x64 only below one 128x128 tile per SM and
-# K <= 2048) against 128x128 always, in the training steps; the GEMM tests and quick f32 bench with it.
+# For the next GPU session (not run: the first session's device time ran out): the committed tile rule
+# (64x64 only below one 128x128 tile per SM and K <= 2048) against 128x128 always, in the training steps;
 tsx="node node_modules/tsx/dist/cli.mjs"
 for t in 128 auto 128 auto; do for m in lm cnn; do TSM_SGEMM_TILE=$t $tsx tools/gpu-lm-steps.ts $m 20 5 | sed "s/^/tile=$t /"; done; done
 timeout 60 node node_modules/vitest/vitest.mjs run test/cuda.test.ts -t "SGEMM|epilogues|strided batched" > "$LOGS/test-sgemm.log" 2>&1
