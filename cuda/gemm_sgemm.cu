@@ -258,6 +258,12 @@ void launch_variant(const GemmProblem& p, const SgemmArgs& a, dim3 grid, cudaStr
   else sgemm_kernel<true, true, MINB, TL><<<grid, T, 0, s>>>(a);
 }
 
+// The first character of an environment variable, 0 when unset (the A/B switches below).
+char env_first(const char* name) {
+  const char* e = std::getenv(name);
+  return e ? e[0] : 0;
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
@@ -284,20 +290,14 @@ tsm_status launch_sgemm(const GemmProblem& p, cudaStream_t s) {
   // 1024^3 0.129 vs 0.104, 64x512x1600 0.041 vs 0.035, 128x2048x256 0.038 vs 0.033; but
   // 256x256x4096 0.041 vs 0.045 and 4096x1024x256 (256 tiles) 0.072 vs 0.122.
   // TSM_SGEMM_TILE=128 or =64 forces one (tests, A/B).
-  static const int tile_env = [] {
-    const char* e = std::getenv("TSM_SGEMM_TILE");
-    return e && e[0] == '6' ? 64 : e && e[0] == '1' ? 128 : 0;
-  }();
+  static const char tile_env = env_first("TSM_SGEMM_TILE");
   const int64_t tiles128 = ceil_div(p.m, 128) * ceil_div(p.n, 128);
-  const bool small = tile_env == 64 || (tile_env == 0 && tiles128 * p.batch < int64_t(sms) && p.k <= 2048);
+  const bool small = tile_env == '6' || (tile_env != '1' && tiles128 * p.batch < int64_t(sms) && p.k <= 2048);
   const int64_t tiles = small ? ceil_div(p.m, 64) * ceil_div(p.n, 64) : tiles128;
   if (tiles > INT32_MAX) return fail(TSM_ERR_INVALID_ARGUMENT, "cuda_sgemm: too many tiles");
   const int ktiles = int(ceil_div(p.k, BK));
   // TSM_SGEMM_SPLITK=0 never splits K (A/B measurements).
-  static const bool no_split = [] {
-    const char* e = std::getenv("TSM_SGEMM_SPLITK");
-    return e && e[0] == '0';
-  }();
+  static const bool no_split = env_first("TSM_SGEMM_SPLITK") == '0';
   const int splits = no_split ? 1 : choose_splits(tiles * p.batch, ktiles, sms);
   a.kt_split = splits > 1 ? int(ceil_div(ktiles, splits)) : std::max(ktiles, 1);
   a.split_stride = 0;
@@ -308,10 +308,7 @@ tsm_status launch_sgemm(const GemmProblem& p, cudaStream_t s) {
     a.e = Epilogue{1.f, 0.f, ws.p, TSM_CUDA_F32, p.n, int64_t(p.m) * p.n, nullptr, TSM_CUDA_ACT_NONE};
   }
   dim3 grid(unsigned(tiles), unsigned(p.batch), unsigned(splits));
-  static const int minb = [] {
-    const char* e = std::getenv("TSM_SGEMM_MINB");
-    return e && e[0] == '1' ? 1 : 2;
-  }();
+  static const int minb = env_first("TSM_SGEMM_MINB") == '1' ? 1 : 2;
   // 64x64 blocks: 64 threads, at most 168 registers each (6 blocks, 12 warps per SM; at 128
   // registers for 8 blocks ptxas spilled 156-236 bytes).
   if (small) launch_variant<6, Tile64>(p, a, grid, s);

@@ -48,18 +48,20 @@ const FUSED_MAX_D = 256;
 /** Most score elements (B * H * Lq * Lk, float32) the softmax path stores: 64 Mi = 256 MB. */
 const SOFTMAX_PATH_MAX_SCORES = 64 * 1024 * 1024;
 
-/**
- * Which path float32 attention without mask or dropout takes. 'softmax' (the default) when the scores
- * fit SOFTMAX_PATH_MAX_SCORES, else 'fused'. TSM_CUDA_SDPA=fused or =softmax forces one (measurements).
- */
 let pathOverride: 'auto' | 'fused' | 'softmax' = 'auto';
 /** Forces the path of unmasked float32 attention (tests of both paths; 'auto' restores the rule). */
 export function setUnmaskedAttentionPath(path: 'auto' | 'fused' | 'softmax'): void {
   pathOverride = path;
 }
+/** TSM_CUDA_SDPA=fused or =softmax forces the path too (measurements); read once. */
+const envPath = typeof process !== 'undefined' ? process.env.TSM_CUDA_SDPA : undefined;
 
+/**
+ * Which path float32 attention without mask or dropout takes: 'softmax' when the scores fit
+ * SOFTMAX_PATH_MAX_SCORES (or D is too large for the fused kernel), else 'fused'.
+ */
 function unmaskedPath(c: SdpaCall): 'fused' | 'softmax' {
-  const forced = pathOverride !== 'auto' ? pathOverride : typeof process !== 'undefined' ? process.env.TSM_CUDA_SDPA : undefined;
+  const forced = pathOverride !== 'auto' ? pathOverride : envPath;
   if (forced === 'fused' && c.D <= FUSED_MAX_D) return 'fused';
   if (forced === 'softmax') return 'softmax';
   return c.B * c.H * c.Lq * c.Lk <= SOFTMAX_PATH_MAX_SCORES || c.D > FUSED_MAX_D ? 'softmax' : 'fused';
@@ -81,12 +83,23 @@ export function scaledDotProductAttentionCuda(q: Tensor, k: Tensor, v: Tensor, c
  * Transformer LM of bench/cuda-train (see bench/NOTES.md); it stores the (B, H, Lq, Lk) scores.
  */
 function softmaxPath(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall): Tensor {
+  return throughScores(q, k, v, c, (s, t) => t(ops.softmax(s, -1)));
+}
+
+/**
+ * out = probs(scores) v on device ops, the scores (q * scale) k^T with the causal mask applied.
+ * `probs` turns the (B, H, Lq, Lk) scores into probabilities, passing what it creates through `t`;
+ * the intermediates are disposed here unless the autograd graph holds them.
+ */
+function throughScores(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall,
+                       probs: (s: Tensor, t: (x: Tensor) => Tensor) => Tensor): Tensor {
   const { B, H, Lq, Lk, D, scale, isCausal } = c;
   const tmp: Tensor[] = [];
   const t = (x: Tensor) => {
     tmp.push(x);
     return x;
   };
+  // Work in (B, H, L, D) views; the result takes q's shape back.
   const q4 = t(ops.reshape(q, [B, H, Lq, D])), k4 = t(ops.reshape(k, [B, H, Lk, D])), v4 = t(ops.reshape(v, [B, H, Lk, D]));
   // The scale goes on q (B H Lq D elements) rather than on the scores (B H Lq Lk).
   let s = t(ops.matmul(t(ops.mul(q4, scale)), t(ops.transpose(k4, -2, -1))));
@@ -95,11 +108,11 @@ function softmaxPath(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall): Tensor {
     for (let i = 0; i < Lq; i++) for (let j = 0; j <= i && j < Lk; j++) allow[i * Lk + j] = 1;
     s = t(ops.where(t(cu.upload(allow, [Lq, Lk], q.device)), s, -Infinity));
   }
-  const p = t(ops.softmax(s, -1));
-  const o4 = ops.matmul(p, v4);
+  const o4 = ops.matmul(probs(s, t), v4);
   const out = ops.reshape(o4, q.shape.slice());
+  // Intermediates the graph holds stay alive through it; dispose only when no graph was recorded.
   if (!out.requiresGrad) {
-    for (const x of tmp) if (x !== q && x !== k && x !== v) x.dispose();
+    for (const x of tmp) if (x !== q && x !== k && x !== v && x !== c.mask) x.dispose();
     if (o4 !== out) o4.dispose();
   }
   return out;
@@ -129,40 +142,20 @@ function fused(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall, op: string): Tensor
 }
 
 function composed(q: Tensor, k: Tensor, v: Tensor, c: SdpaCall): Tensor {
-  const { B, H, Lq, Lk, D, scale, isCausal, dropoutP, mask } = c;
-  const tmp: Tensor[] = [];
-  const t = (x: Tensor) => {
-    tmp.push(x);
-    return x;
-  };
-  // Work in (B, H, L, D) views; the result takes q's shape back.
-  const q4 = t(ops.reshape(q, [B, H, Lq, D])), k4 = t(ops.reshape(k, [B, H, Lk, D])), v4 = t(ops.reshape(v, [B, H, Lk, D]));
-  let s = t(ops.mul(t(ops.matmul(q4, t(ops.transpose(k4, -2, -1)))), scale));
-  if (isCausal) {
-    const allow = new Int32Array(Lq * Lk);
-    for (let i = 0; i < Lq; i++) for (let j = 0; j <= i && j < Lk; j++) allow[i * Lk + j] = 1;
-    s = t(ops.where(t(cu.upload(allow, [Lq, Lk], q.device)), s, -Infinity));
-  }
-  if (mask) s = t(mask.dtype === 'int32' ? ops.where(mask, s, -Infinity) : ops.add(s, mask));
-  // softmax along keys with the row max as a constant shift; rows with no key left give 0 (not NaN).
-  const shift = noGrad(() => {
-    const m = ops.max(s, -1, true);
-    const r = ops.where(ops.eq(m, -Infinity), 0, m);
-    m.dispose();
-    return r;
+  const { dropoutP, mask } = c;
+  return throughScores(q, k, v, c, (s0, t) => {
+    const s = mask ? t(mask.dtype === 'int32' ? ops.where(mask, s0, -Infinity) : ops.add(s0, mask)) : s0;
+    // softmax along keys with the row max as a constant shift; rows with no key left give 0 (not NaN).
+    const shift = t(noGrad(() => {
+      const m = ops.max(s, -1, true);
+      const r = ops.where(ops.eq(m, -Infinity), 0, m);
+      m.dispose();
+      return r;
+    }));
+    const e = t(ops.exp(t(ops.sub(s, shift))));
+    const den = t(ops.sum(e, -1, true));
+    const safe = t(ops.where(t(noGrad(() => ops.eq(den, 0))), 1, den));
+    const p = t(ops.div(e, safe));
+    return dropoutP > 0 ? t(F.dropout(p, dropoutP, true)) : p;
   });
-  tmp.push(shift);
-  const e = t(ops.exp(t(ops.sub(s, shift))));
-  const den = t(ops.sum(e, -1, true));
-  const safe = t(ops.where(t(noGrad(() => ops.eq(den, 0))), 1, den));
-  let p = t(ops.div(e, safe));
-  if (dropoutP > 0) p = t(F.dropout(p, dropoutP, true));
-  const o4 = ops.matmul(p, v4);
-  const out = ops.reshape(o4, q.shape.slice());
-  // Intermediates the graph holds stay alive through it; dispose only when no graph was recorded.
-  if (!out.requiresGrad) {
-    for (const x of tmp) if (x !== q && x !== k && x !== v && x !== mask) x.dispose();
-    if (o4 !== out) o4.dispose();
-  }
-  return out;
 }
