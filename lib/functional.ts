@@ -8,7 +8,7 @@ import * as cu from './cuda-tensor';
 import * as cn from './cuda-norm';
 import * as ops from './ops';
 import { checkTensor, empty32, normDim } from './ops';
-import { fromData, isGradEnabled, noGrad, sizeOf, tidy, Tensor, uninitializedI32 } from './tensor';
+import { deferredComputedF32, fromData, isGradEnabled, noGrad, sizeOf, tidy, Tensor, uninitializedI32 } from './tensor';
 
 const N = () => nativeAddon();
 const f32 = (t: Tensor) => t._data as Float32Array;
@@ -96,8 +96,20 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOpti
     throw new RangeError(`${op}: the kernel (${kh}x${kw}, dilation ${dH}x${dW}) is larger than the padded input (${h + 2 * pH}x${wd + 2 * pW})`);
   const args = [n, c, h, wd, oc, kh, kw, sH, sW, pH, pW, dH, dW, groups] as const;
   if (x.device !== 'cpu') return conv2dCuda(x, w, b ?? null, [n, oc, oh, ow], args);
-  const y = empty32([n, oc, oh, ow]);
-  if (y.size) N().conv2dForward(f32(y), f32(x), f32(w), b != null ? f32(b) : null, ...args);
+  let y: Tensor;
+  if (deferrableConv(x, w, b ?? null, cg * kh * kw, n * oc * oh * ow)) {
+    // Few taps per output and an output many times the input (a CNN's first layer): computed when
+    // something first reads it, and a max pooling computes it plane by plane instead (see
+    // maxPool2d). What it reads is copied now (a small fraction of the output), so that a later
+    // in-place update of the weights or the input cannot change it.
+    const info: DeferredConv = {
+      x: f32(x).slice(), w: f32(w).slice(), b: b != null ? f32(b).slice() : null, args, weight: w, bias: b ?? null,
+    };
+    y = deferredComputedF32([n, oc, oh, ow], 'conv2d', info, (out) => N().conv2dForward(out, info.x, info.w, info.b, ...args));
+  } else {
+    y = empty32([n, oc, oh, ow]);
+    if (y.size) N().conv2dForward(f32(y), f32(x), f32(w), b != null ? f32(b) : null, ...args);
+  }
   const backward = (dy: Tensor, node: Node): (Tensor | null)[] => {
     const [xi, wi, bi] = node.inputs as [Tensor, Tensor, Tensor | null];
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
@@ -115,6 +127,27 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOpti
     return [dx, dw, db];
   };
   return record(y, 'conv2d', [x, w, b ?? null], { backward });
+}
+
+/** What a deferred convolution (conv2d) computes from: copies of its operands, and its sizes. */
+interface DeferredConv {
+  x: Float32Array;
+  w: Float32Array;
+  b: Float32Array | null;
+  args: readonly [number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+  /** The weight and bias tensors: a fused pooling's gradient goes to them. */
+  weight: Tensor;
+  bias: Tensor | null;
+}
+
+/**
+ * Whether conv2d defers its output (CPU): few taps per output (C/groups*KH*KW <= 32), an output of at
+ * least 64K elements and 4x the input, and an input that takes no gradient (the fused pooling's
+ * backward gives the weights' and the bias's only).
+ */
+function deferrableConv(x: Tensor, w: Tensor, b: Tensor | null, taps: number, outSize: number): boolean {
+  return taps <= 32 && outSize >= 65536 && outSize >= 4 * x.size && x.dtype === 'float32' && w.dtype === 'float32' &&
+    (b === null || b.dtype === 'float32') && !(x.requiresGrad && isGradEnabled());
 }
 
 /** conv2d on a CUDA device (cuda/conv.cu), its backward beside it. */
@@ -189,6 +222,8 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
   }
   const y = empty32([n, c, p.oh, p.ow]);
   const idx = uninitializedI32(y.shape);  // every index is written by the kernel
+  const fused = poolDeferredConv(x, y, idx, p);
+  if (fused !== null) return fused;
   // Max pooling of a ReLU's output (conv -> relu -> pool), dilation 1. Forward: a ReLU not yet
   // computed (ops.relu defers it) is applied to each tap as it is read, in the same pass (values
   // and indices bit-identical to pooling relu(z)). Backward: max(relu(z)) = relu(max(z)), so the
@@ -216,6 +251,44 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
     return [dx];
   };
   return record(y, 'maxPool2d', [x], { backward }, [idx]);
+}
+
+/**
+ * Max pooling of a deferred convolution's output (see conv2d), directly or through a deferred ReLU
+ * (without dilation, as the ReLU path below): the convolution is computed plane by plane into a
+ * buffer and pooled there (tsm_conv2d_max_pool2d_forward), so its output is never written; the node
+ * takes the convolution's weight and bias as inputs, and its backward gives their gradients straight
+ * from dy and the indices (the gradient with respect to the convolution's output is never formed).
+ * The convolution's and the ReLU's nodes stay as they are, for any other consumer of their outputs.
+ * Null when the input is not such an output.
+ */
+function poolDeferredConv(x: Tensor, y: Tensor, idx: Tensor, p: ReturnType<typeof poolParams>): Tensor | null {
+  const relu = x._node !== null && x._node.op === 'unary' && x._node.saved.code === ops.UNARY.relu &&
+    !x._node.freed && p.dH === 1 && p.dW === 1;
+  const info = (relu ? x._deferredInfo('conv2d', 'relu') : x._deferredInfo('conv2d')) as DeferredConv | null;
+  if (info === null) return null;
+  // A convolution recorded by autograd (else its output takes no gradient: only the forward here).
+  const z = relu ? x._node!.inputs[0] as Tensor : x;
+  const tracked = z._node !== null && z._node.op === 'conv2d' && !z._node.freed;
+  if (z._node !== null && !tracked) return null;
+  const a = info.args;
+  N().conv2dMaxPool2dForward(f32(y), idx._data as Int32Array, info.x, info.w, info.b, ...a, p.kH, p.kW, p.sH, p.sW,
+    p.pH, p.pW, p.dH, p.dW, p.ceil, relu);
+  if (!tracked) {
+    idx.dispose();
+    return y;
+  }
+  const { weight, bias } = info;
+  const backward = (dy: Tensor): (Tensor | null)[] => {
+    const dw = empty32(weight.shape);
+    const db = bias !== null && bias.requiresGrad ? empty32(bias.shape) : null;
+    N().conv2dMaxPool2dBackwardWeight(f32(dw), db !== null ? f32(db) : null, f32(dy), relu ? f32(y) : null,
+      idx._data as Int32Array, info.x, ...a, p.oh, p.ow);
+    if (weight.requiresGrad) return [dw, db];
+    dw.dispose();
+    return [null, db];
+  };
+  return record(y, 'maxPool2d', [weight, bias], { backward }, [idx]);
 }
 
 /** Average pooling of (N, C, H, W) to (N, C, H_out, W_out); same options and errors as {@link maxPool2d}. */

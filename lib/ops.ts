@@ -473,7 +473,7 @@ function unary(name: UnaryName, x: Tensor): Tensor {
     // F.maxPool2d), and then, unless another op reads it, it is never written out. Only an op's
     // output holding its storage alone is deferred from: nothing writes into it afterwards (a view
     // of a parameter is a non-leaf too, but the optimizer updates the storage it shares).
-    const y = deferredF32(x.shape, 'relu', x, (out, src) => N().unaryForward(UNARY.relu, out, src));
+    const y = deferredF32(x.shape, 'relu', x, (out, src) => N().unaryForward(UNARY.relu, out, src!));
     return record(y, 'unary', [x], { code: UNARY.relu, x, y });
   }
   const y = empty32(x.shape);

@@ -66,16 +66,19 @@ export function checkShape(op: string, shape: unknown, name = 'shape'): number[]
 // Memory accounting and scopes (tidy)
 
 /**
- * @internal A float32 storage whose elements are not computed yet: `fill` writes them from the
- * elements of `source` on the first read. How a ReLU is deferred until something reads it, so that
- * max pooling can read through it instead (F.maxPool2d). The source must not change meanwhile:
- * only the outputs of recorded ops that hold their storage alone are deferred from (no op writes
- * into a non-leaf; a view of a leaf, which an optimizer may update in place, shares its storage).
+ * @internal A float32 storage whose elements are not computed yet: `fill` writes them on the first
+ * read, from the elements of `source` when there is one. How a ReLU is deferred until something
+ * reads it, so that max pooling can read through it instead (F.maxPool2d); the source must not
+ * change meanwhile: only the outputs of recorded ops that hold their storage alone are deferred from
+ * (no op writes into a non-leaf; a view of a leaf, which an optimizer may update in place, shares its
+ * storage). And how a convolution with few taps per output is deferred (F.conv2d), with no source
+ * but copies of its operands in `info`, so that a max pooling can compute it plane by plane instead.
  */
 interface Deferred {
   op: string;
-  source: Storage;
-  fill: (out: Float32Array, source: Float32Array) => void;
+  source: Storage | null;
+  fill: (out: Float32Array, source: Float32Array | null) => void;
+  info: unknown;
 }
 
 /** @internal The memory behind one or more tensors (views share it). */
@@ -105,11 +108,11 @@ export class Storage {
     }
     memoryState.storages++;
   }
-  /** A CPU float32 storage of n elements computed from `source` when first read (see Deferred). */
-  static deferred(n: number, op: string, source: Storage, fill: Deferred['fill']): Storage {
+  /** A CPU float32 storage of n elements computed (from `source`, if any) when first read (see Deferred). */
+  static deferred(n: number, op: string, source: Storage | null, fill: Deferred['fill'], info: unknown = null): Storage {
     const s = new Storage(null, 'cpu', null, 4 * n);
-    source.retain();
-    s.deferred = { op, source, fill };
+    source?.retain();
+    s.deferred = { op, source, fill, info };
     return s;
   }
   /** The CPU elements (computing a deferred storage's first), or null on a device and once released. */
@@ -124,17 +127,27 @@ export class Storage {
   /** The source elements of a storage deferred as `op` and not computed yet; null otherwise. */
   deferredSource(op: string): Float32Array | null {
     const d = this.deferred;
-    return d !== null && d.op === op ? (d.source.data as Float32Array) : null;
+    return d !== null && d.op === op && d.source !== null ? (d.source.data as Float32Array) : null;
+  }
+  /** The source storage of a storage deferred as `op` and not computed yet (nothing is computed); null otherwise. */
+  deferredSourceStorage(op: string): Storage | null {
+    const d = this.deferred;
+    return d !== null && d.op === op ? d.source : null;
+  }
+  /** The `info` of a storage deferred as `op` and not computed yet; null otherwise. */
+  deferredInfo(op: string): unknown {
+    const d = this.deferred;
+    return d !== null && d.op === op ? d.info : null;
   }
   private materialize(): void {
     const d = this.deferred!;
     const n = this.bytes / 4;  // as uninitializedF32: large buffers come from and go back to the pool
     this.pooled = n >= POOL_MIN;
     const out = (this.pooled ? takePooled(n) : undefined) ?? new Float32Array(n);
-    d.fill(out, d.source.data as Float32Array);
+    d.fill(out, d.source !== null ? (d.source.data as Float32Array) : null);
     this.arr = out;
     this.deferred = null;
-    d.source.release();
+    d.source?.release();
   }
   retain(): void {
     this.refs++;
@@ -143,7 +156,7 @@ export class Storage {
     if (--this.refs !== 0) return;
     if (this.deferred !== null) {
       // Never read: nothing was computed or allocated.
-      this.deferred.source.release();
+      this.deferred.source?.release();
       this.deferred = null;
       memoryState.bytes -= this.bytes;
       memoryState.storages--;
@@ -219,6 +232,16 @@ export function uninitializedI32(shape: readonly number[]): Tensor {
  */
 export function deferredF32(shape: readonly number[], op: string, source: Tensor, fill: Deferred['fill']): Tensor {
   return new Tensor(null, shape, 'float32', Storage.deferred(sizeOf(shape), op, source._storage('deferredF32'), fill));
+}
+
+/**
+ * @internal A float32 tensor of `shape` whose elements are fill(out), computed on the first read of
+ * its data; `info` (what fill reads, copied so that nothing can change it) is there for an op that
+ * computes what it needs of the tensor itself instead (see Deferred).
+ */
+export function deferredComputedF32(shape: readonly number[], op: string, info: unknown,
+                                    fill: (out: Float32Array) => void): Tensor {
+  return new Tensor(null, shape, 'float32', Storage.deferred(sizeOf(shape), op, null, (out) => fill(out), info));
 }
 
 /** Drops the buffers kept for reuse. */
@@ -462,6 +485,16 @@ export class Tensor {
    */
   _deferredSource(op: string): Float32Array | null {
     return this.storage?.deferredSource(op) ?? null;
+  }
+
+  /**
+   * @internal The `info` of this tensor's storage when it is a deferred `op` not computed yet, or
+   * with `outer`, of the source of a deferred `outer` (a ReLU of a deferred convolution); null
+   * otherwise. Computes nothing.
+   */
+  _deferredInfo(op: string, outer?: string): unknown {
+    const s = outer === undefined ? this.storage : this.storage?.deferredSourceStorage(outer);
+    return s?.deferredInfo(op) ?? null;
   }
 
   /**

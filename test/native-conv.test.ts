@@ -212,6 +212,16 @@ describe('pooling', () => {
     });
   }
 
+  // The convolution and the max pooling of its output in one pass (conv_pool.cpp) on every SIMD path.
+  for (const simd of simdPaths()) {
+    it(`conv2d + max pooling fused (forward, weight gradient) match the float64 references with TSM_SIMD=${simd} (child process)`, () => {
+      const out = runCheck<{ simd: string; cases: number; failures: string[] }>('test/helpers/conv-pool-check-main.ts', { TSM_SIMD: simd });
+      expect(out.simd).toBe(simd);
+      expect(out.cases).toBeGreaterThan(100);
+      expect(out.failures).toEqual([]);
+    });
+  }
+
   it('pool2dOutputSize follows PyTorch, ceil mode included', () => {
     for (let t = 0; t < 300; t++) {
       const k = randint(1, 5), s = randint(1, 4), pad = randint(0, Math.floor(k / 2)), d = randint(1, 2);

@@ -906,6 +906,133 @@ describe('a ReLU deferred until read, and max pooling through it', () => {
   });
 });
 
+describe('a convolution deferred until read, and max pooling of it in one pass', () => {
+  const F = tsm.F;
+  // A CNN's first layer: 1 input channel, 3x3, 32 filters, an output 27x the input: deferred.
+  const setup = () => {
+    tsm.manualSeed(5);
+    return { x: tsm.randn([6, 1, 28, 28]), w: tsm.randn([32, 1, 3, 3]).mul(0.5).requiresGrad_(), b: tsm.randn([32]).mul(0.1).requiresGrad_() };
+  };
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number) => {
+    let scale = 1e-3, err = 0;
+    for (let i = 0; i < b.length; i++) { scale = Math.max(scale, Math.abs(b[i])); err = Math.max(err, Math.abs(a[i] - b[i])); }
+    expect(a.length).toBe(b.length);
+    expect(err).toBeLessThanOrEqual(tol * scale);
+  };
+  // fused: as written; plain: the same with an input that takes a gradient (never deferred).
+  function run(fused: boolean, relu: boolean, extra = false) {
+    const { x, w, b } = setup();
+    const xi = fused ? x : x.requiresGrad_();
+    return tsm.tidy(() => {
+      const z = F.conv2d(xi, w, b);
+      const h = relu ? z.relu() : z;
+      const y = F.maxPool2d(h, 2);
+      const deferred = z._deferredInfo('conv2d') !== null;
+      tsm.manualSeed(9);
+      let loss = y.mul(tsm.randn([...y.shape])).sum();
+      if (extra) loss = loss.add(z.mul(z).mean());  // a second consumer of the convolution's output
+      loss.backward();
+      return { deferred, y: y.dataSync(), dw: w.grad!.dataSync(), db: b.grad!.dataSync() };
+    });
+  }
+
+  for (const relu of [true, false]) {
+    it(`gives the values and weight gradients of the convolution computed (${relu ? 'through a ReLU' : 'no ReLU'})`, () => {
+      const a = run(true, relu), p = run(false, relu);
+      expect(a.deferred).toBe(true);   // the pooling computed its planes, not the convolution's output
+      expect(p.deferred).toBe(false);
+      close(a.y, p.y, 1e-5);
+      close(a.dw, p.dw, 1e-4);
+      close(a.db, p.db, 1e-4);
+      if (relu) expect(Array.from(a.y).some((v) => v === 0) && Array.from(a.y).some((v) => v > 0)).toBe(true);
+    });
+  }
+
+  it('sums the gradients of a second consumer of the convolution\'s output', () => {
+    const a = run(true, true, true), p = run(false, true, true);
+    expect(a.deferred).toBe(true);  // when pooled; the second consumer read it afterwards
+    close(a.dw, p.dw, 1e-4);
+    close(a.db, p.db, 1e-4);
+  });
+
+  it('computes the output from the operands as they were, also after an in-place update', () => {
+    const { x, w, b } = setup();
+    const want = tsm.tidy(() => F.conv2d(x.requiresGrad_(false).mul(1), w, b).dataSync());
+    const z = F.conv2d(x, w, b);
+    const y = F.maxPool2d(z.relu(), 2);
+    expect(z._deferredInfo('conv2d')).not.toBeNull();
+    (w._data as Float32Array).fill(7);  // as an optimizer's step would
+    (x._data as Float32Array).fill(-3);
+    expect(Array.from(z.dataSync())).toEqual(Array.from(want));  // the same kernel on the same values
+    expect(z._deferredInfo('conv2d')).toBeNull();
+    z.dispose();
+    y.dispose();
+  });
+
+  it('pools without a graph under noGrad, and frees everything whether or not it was read', () => {
+    const { x, w, b } = setup();
+    const before = tsm.memory();
+    tsm.noGrad(() => tsm.tidy(() => {
+      const y = F.maxPool2d(F.conv2d(x, w, b), 2);
+      expect(y.requiresGrad).toBe(false);
+      const want = F.maxPool2d(F.conv2d(x, w, b).mul(1), 2);
+      close(y.dataSync(), want.dataSync(), 1e-5);
+    }));
+    tsm.tidy(() => {
+      const z = F.conv2d(x, w, b);
+      F.maxPool2d(z.relu(), 2).sum().backward();  // never read
+      F.conv2d(x, w, b).dataSync();                // read
+      const z2 = F.conv2d(x, w, b);
+      z2.dispose();                                // disposed unread
+    });
+    w.grad?.dispose();
+    b.grad?.dispose();
+    w.grad = null;
+    b.grad = null;
+    const after = tsm.memory();
+    expect(after.tensors).toBe(before.tensors);
+    expect(after.bytes).toBe(before.bytes);
+  });
+
+  it('trains the MNIST CNN as the computed convolution does', () => {
+    // Two SGD steps of the example's network, once as written and once with an input that takes a
+    // gradient (no deferral): the same losses and parameters to rounding.
+    const steps = (fused: boolean) => {
+      tsm.manualSeed(11);
+      const m = new MnistCnnForTest();
+      const opt = new tsm.optim.SGD(m.parameters(), { lr: 0.05, momentum: 0.9 });
+      const x = tsm.rand([16, 1, 28, 28]);
+      if (!fused) x.requiresGrad_();
+      const t = tsm.tensor(Int32Array.from({ length: 16 }, (_, i) => i % 10));
+      const losses: number[] = [];
+      for (let s = 0; s < 3; s++) {
+        losses.push(tsm.tidy(() => {
+          opt.zeroGrad();
+          const loss = F.crossEntropy(m.forward(x), t);
+          loss.backward();
+          opt.step();
+          return loss.item();
+        }));
+      }
+      return { losses, w: m.conv1.weight.dataSync() };
+    };
+    const a = steps(true), p = steps(false);
+    close(a.losses, p.losses, 1e-5);
+    close(a.w, p.w, 1e-4);
+  });
+});
+
+class MnistCnnForTest extends tsm.nn.Module {
+  conv1 = new tsm.nn.Conv2d(1, 32, 3);
+  conv2 = new tsm.nn.Conv2d(32, 64, 3);
+  fc = new tsm.nn.Linear(1600, 10);
+  forward(x: tsm.Tensor): tsm.Tensor {
+    let h = tsm.F.maxPool2d(this.conv1.forward(x).relu(), 2);
+    h = tsm.F.maxPool2d(this.conv2.forward(h).relu(), 2);
+    return this.fc.forward(h.flatten(1));
+  }
+}
+
 describe('buffer reuse', () => {
   it('maxPool2d writes every index of its (reused, dirty) index buffer', () => {
     // The indices live in a pooled buffer that a float tensor of the same length used before: fill

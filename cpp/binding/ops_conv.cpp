@@ -143,6 +143,80 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- convolution and max pooling in one pass (conv_pool.cpp) ----
+
+// conv2dMaxPool2dForward(y, indices: Int32Array, x, w, bias|null, N, C, H, W, OC, KH, KW, sH, sW, pH,
+//                        pW, dH, dW, groups, pKH, pKW, psH, psW, ppH, ppW, pdH, pdW, ceilMode, relu)
+Napi::Value Conv2dMaxPool2dForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "conv2dMaxPool2dForward";
+  size_t ly = 0, li = 0, lx = 0, lw = 0, lb = 0;
+  float* y = arg_f32(info, 0, op, "y", &ly);
+  int32_t* idx = arg_i32(info, 1, op, "indices", &li);
+  const float* x = arg_f32(info, 2, op, "x", &lx);
+  const float* w = arg_f32(info, 3, op, "w", &lw);
+  const float* bias = nullptr;
+  const bool has_bias = !info[4].IsNull() && !info[4].IsUndefined();
+  if (has_bias) bias = arg_f32(info, 4, op, "bias", &lb);
+  const ConvArgs a = conv_args(info, 5, op);
+  const tsm_conv2d_desc& d = a.d;
+  tsm_pool2d_desc p;
+  p.n = d.n;
+  p.c = d.oc;
+  p.h = a.oh;
+  p.w = a.ow;
+  p.kh = arg_size(info, 19, op, "pKH", 1);
+  p.kw = arg_size(info, 20, op, "pKW", 1);
+  p.stride_h = arg_size(info, 21, op, "psH", 1);
+  p.stride_w = arg_size(info, 22, op, "psW", 1);
+  p.pad_h = arg_size(info, 23, op, "ppH", 0);
+  p.pad_w = arg_size(info, 24, op, "ppW", 0);
+  p.dil_h = arg_size(info, 25, op, "pdH", 1);
+  p.dil_w = arg_size(info, 26, op, "pdW", 1);
+  p.ceil_mode = arg_bool(info, 27);
+  p.count_include_pad = 1;
+  const int64_t poh = pool_out(env, op, "height", p.h, p.kh, p.stride_h, p.pad_h, p.dil_h, p.ceil_mode);
+  const int64_t pow_ = pool_out(env, op, "width", p.w, p.kw, p.stride_w, p.pad_w, p.dil_w, p.ceil_mode);
+  const int64_t ny = elems(env, op, d.n, d.oc, poh, pow_);
+  need(env, op, "y", ly, ny);
+  need(env, op, "indices", li, ny);
+  need(env, op, "x", lx, elems(env, op, d.n, d.c, d.h, d.w));
+  need(env, op, "w", lw, elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw));
+  if (has_bias) need(env, op, "bias", lb, d.oc);
+  check_op(env, op, tsm_conv2d_max_pool2d_forward(y, idx, x, w, bias, &d, &p, arg_bool(info, 28)));
+  return env.Undefined();
+}
+
+// conv2dMaxPool2dBackwardWeight(dw, dbias|null, dy, y|null, indices: Int32Array, x, N, C, H, W, OC, KH,
+//                               KW, sH, sW, pH, pW, dH, dW, groups, POH, POW): y is the pooled output
+//                               when the pooling read through a ReLU
+Napi::Value Conv2dMaxPool2dBackwardWeight(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* op = "conv2dMaxPool2dBackwardWeight";
+  size_t ldw = 0, ldb = 0, ldy = 0, lyy = 0, li = 0, lx = 0;
+  float* dw = arg_f32(info, 0, op, "dw", &ldw);
+  float* dbias = nullptr;
+  const bool has_bias = !info[1].IsNull() && !info[1].IsUndefined();
+  if (has_bias) dbias = arg_f32(info, 1, op, "dbias", &ldb);
+  const float* dy = arg_f32(info, 2, op, "dy", &ldy);
+  const float* y = nullptr;
+  if (!info[3].IsNull() && !info[3].IsUndefined()) y = arg_f32(info, 3, op, "y", &lyy);
+  const int32_t* idx = arg_i32(info, 4, op, "indices", &li);
+  const float* x = arg_f32(info, 5, op, "x", &lx);
+  const ConvArgs a = conv_args(info, 6, op);
+  const tsm_conv2d_desc& d = a.d;
+  const int64_t poh = arg_size(info, 20, op, "POH", 1), pow_ = arg_size(info, 21, op, "POW", 1);
+  const int64_t ny = elems(env, op, d.n, d.oc, poh, pow_);
+  need(env, op, "dw", ldw, elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw));
+  if (has_bias) need(env, op, "dbias", ldb, d.oc);
+  need(env, op, "dy", ldy, ny);
+  if (y) need(env, op, "y", lyy, ny);
+  need(env, op, "indices", li, ny);
+  need(env, op, "x", lx, elems(env, op, d.n, d.c, d.h, d.w));
+  check_op(env, op, tsm_conv2d_max_pool2d_backward_weight(dw, dbias, dy, y, idx, x, &d, poh, pow_));
+  return env.Undefined();
+}
+
 // avgPool2dForward(y, x, N, C, H, W, KH, KW, sH, sW, pH, pW, ceilMode, countIncludePad)
 Napi::Value AvgPool2dForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -240,6 +314,9 @@ void register_ops_conv(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, Conv2dBackwardWeight, "conv2dBackwardWeight"));
   exports.Set("maxPool2dForward", Napi::Function::New(env, MaxPool2dForward, "maxPool2dForward"));
   exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward, "maxPool2dBackward"));
+  exports.Set("conv2dMaxPool2dForward", Napi::Function::New(env, Conv2dMaxPool2dForward, "conv2dMaxPool2dForward"));
+  exports.Set("conv2dMaxPool2dBackwardWeight",
+              Napi::Function::New(env, Conv2dMaxPool2dBackwardWeight, "conv2dMaxPool2dBackwardWeight"));
   exports.Set("avgPool2dForward", Napi::Function::New(env, AvgPool2dForward, "avgPool2dForward"));
   exports.Set("avgPool2dBackward", Napi::Function::New(env, AvgPool2dBackward, "avgPool2dBackward"));
   exports.Set("adaptiveAvgPool2dForward",

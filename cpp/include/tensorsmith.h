@@ -168,6 +168,28 @@ TSM_API tsm_status tsm_max_pool2d_backward(float* dx, const float* dy, const int
 TSM_API tsm_status tsm_max_pool2d_relu_backward(float* dx, const float* dy, const float* y,
                                                 const int32_t* indices,
                                                 const tsm_pool2d_shape* s);
+/* A convolution and the max pooling of its output (through a ReLU when relu != 0) in one pass,
+ * without writing the convolution's output: y and indices as tsm_max_pool2d_forward (or
+ * tsm_max_pool2d_relu_forward) of z = tsm_conv2d_forward(x, w, bias, c), where p describes the
+ * pooling of z (p->n, p->c, p->h, p->w must be N, OC, OH, OW of the convolution). Each plane of z is
+ * computed into a buffer and pooled there (C/groups*KH*KW multiply-adds per element of z: meant for
+ * convolutions with few taps per output, such as a CNN's first layer). z is summed in this kernel's
+ * own order, so y agrees with the composition to rounding (an index can differ where two taps tie to
+ * within it). */
+TSM_API tsm_status tsm_conv2d_max_pool2d_forward(float* y, int32_t* indices, const float* x,
+                                                 const float* w, const float* bias,
+                                                 const tsm_conv2d_desc* c,
+                                                 const tsm_pool2d_desc* p, int relu);
+/* dw (OC,C/g,KH,KW) and dbias (OC, nullable) of the convolution of tsm_conv2d_max_pool2d_forward
+ * from the pooling's dy (N,OC,POH,POW), indices and, when the pooling read through a ReLU, its
+ * output y (nullable otherwise): the gradient with respect to z is the pooling's scatter of dy
+ * (where y > 0 with y, a select), taken to the weights patch by patch without forming it. Every
+ * index must lie in [0, OH*OW) (checked). Not for a ReLU pooling with dilation, whose windows can
+ * lie wholly in the padding (see tsm_max_pool2d_relu_backward). */
+TSM_API tsm_status tsm_conv2d_max_pool2d_backward_weight(float* dw, float* dbias, const float* dy,
+                                                         const float* y, const int32_t* indices,
+                                                         const float* x, const tsm_conv2d_desc* c,
+                                                         int64_t poh, int64_t pow_);
 /* y (N,C,OH,OW) = mean over each window of x (N,C,H,W); the divisor is the window clipped to the
  * padded input (count_include_pad) or to the input (otherwise), as PyTorch. */
 TSM_API tsm_status tsm_avg_pool2d_forward(float* y, const float* x, const tsm_pool2d_desc* d);

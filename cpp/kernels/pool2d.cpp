@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "../runtime/runtime.h"
+#include "pool_plane.h"
 #include "simd/pool_simd.h"
 
 namespace tsm {
@@ -216,6 +217,38 @@ inline AvgWindow avg_window(const PoolGeom& g, int64_t oh, int64_t ow) {
   win.inv = 1.0f / static_cast<float>(divisor);
   return win;
 }
+
+}  // namespace
+
+tsm_status max_pool2d_check(const char* op, const tsm_pool2d_desc* d, int64_t* oh, int64_t* ow) {
+  PoolGeom g{};
+  const tsm_status s = make_geom(op, d, true, &g);
+  if (s != TSM_OK) return s;
+  if (g.h * g.w > INT32_MAX)
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: h*w = %lld does not fit the int32 indices", op,
+                (long long)(g.h * g.w));
+  *oh = g.oh;
+  *ow = g.ow;
+  return TSM_OK;
+}
+
+void max_pool2d_plane(float* y, int32_t* idx, const float* x, const tsm_pool2d_desc& d, bool relu) {
+  const bool cm = d.ceil_mode != 0;
+  const PoolGeom g{d.n, d.c, d.h, d.w, d.kh, d.kw, d.stride_h, d.stride_w, d.pad_h, d.pad_w, d.dil_h,
+                   d.dil_w, output_size(d.h, d.kh, d.stride_h, d.pad_h, d.dil_h, cm),
+                   output_size(d.w, d.kw, d.stride_w, d.pad_w, d.dil_w, cm), cm, false};
+  const bool two = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
+                   g.dh == 1 && g.dw == 1;
+  if (two) {
+    if (relu) max_plane_2x2<true>(y, idx, x, g);
+    else max_plane_2x2<false>(y, idx, x, g);
+  } else {
+    if (relu) max_plane<true>(y, idx, x, g);
+    else max_plane<false>(y, idx, x, g);
+  }
+}
+
+namespace {
 
 // tsm_max_pool2d_forward, of x or (Relu) of relu(x).
 template <bool Relu>

@@ -1,0 +1,409 @@
+// A convolution followed by max pooling (through a ReLU or not) without the convolution's output:
+//
+//   tsm_conv2d_max_pool2d_forward          y, indices = max_pool2d([relu](conv2d(x, w) + bias))
+//   tsm_conv2d_max_pool2d_backward_weight  dw, dbias of that convolution from the pooling's dy
+//
+// For the first layer of a CNN (few input channels, many output channels), the convolution's
+// output is many times its input and the layer is bound by memory: in the MNIST CNN's step, conv1
+// writes 5.3 MiB that the pooling then reads, and backward the pooling scatters into a zeroed
+// tensor of that size that the weight gradient then reads. Here each output plane is computed into
+// a buffer that stays in L1 and pooled there; backward, each pooled gradient goes straight to the
+// weight gradient from the input patch of its winner, so the full-size gradient (three quarters
+// zeros under a 2x2 pooling) is never formed either.
+//
+// Work is per (image, output channel) plane in the direct loop below: C/groups * KH * KW
+// multiply-adds per convolution output, so it suits convolutions with few taps per output (the
+// library uses it for those); any geometry is accepted. The summation order is the kernel's own
+// (bias, then the taps channel by channel, row by row), so y agrees with the composition of
+// tsm_conv2d_forward and tsm_max_pool2d_forward to rounding, and an index can differ where two
+// taps tie to within it.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "../runtime/runtime.h"
+#include "pool_plane.h"
+#include "simd/isa_target.h"
+
+namespace tsm {
+namespace {
+
+// Eight floats in a register (AVX/AVX-512 builds) or two (SSE2); loads and stores unaligned. (The
+// helpers below are inlined into each ISA's build, so GCC's note that passing a 32-byte vector
+// without AVX changes the calling convention concerns no call that exists.)
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v8 __attribute__((vector_size(32)));
+
+inline __attribute__((always_inline)) v8 load8(const float* p) {
+  v8 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline __attribute__((always_inline)) void store8(float* p, v8 v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// dy, or with y (the pooled output of a ReLU) dy where y > 0 and 0 elsewhere, as a select (also for
+// a NaN dy) done on the bits: GCC makes a branch of the ?: form, and whether a ReLU was active is
+// as good as random.
+inline __attribute__((always_inline)) float masked_grad(const float* dy, const float* y, int64_t e) {
+  if (y == nullptr) return dy[e];
+  uint32_t bits;
+  __builtin_memcpy(&bits, dy + e, 4);
+  bits &= 0u - static_cast<uint32_t>(y[e] > 0.0f);
+  float g;
+  __builtin_memcpy(&g, &bits, 4);
+  return g;
+}
+
+// The widest column chunk of the forward (two 16-float vectors).
+constexpr int64_t kChunkMax = 32;
+
+// The sizes of one convolution, and the row width wq of the padded copy of one image's group of
+// input channels: (Cg, HP, WQ) with the zero padding on every side and zeros to the right far
+// enough that the forward's column chunks and the backward's 8-wide patch rows read inside it.
+struct Geo {
+  int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+  int64_t cg, ocg, oh, ow, hp, wq;
+};
+
+Geo make_geo(const tsm_conv2d_desc& d, int64_t oh, int64_t ow) {
+  Geo g{d.n,     d.c,      d.h,      d.w,   d.oc,     d.kh,  d.kw, d.stride_h, d.stride_w, d.pad_h,
+        d.pad_w, d.dil_h, d.dil_w, d.groups, 0,     0,     oh,   ow,         0,          0};
+  g.cg = d.c / d.groups;
+  g.ocg = d.oc / d.groups;
+  g.hp = d.h + 2 * d.pad_h;
+  const int64_t span_w = (d.kw - 1) * d.dil_w;
+  const int64_t chunks = (ow + kChunkMax - 1) / kChunkMax * kChunkMax;
+  g.wq = std::max({d.w + 2 * d.pad_w, (chunks - 1) * d.stride_w + span_w + 1,
+                   (ow - 1) * d.stride_w + span_w + 8});
+  return g;
+}
+
+// xq (Cg, HP, WQ) = one image's group xg (Cg, H, W) with its padding and right margin as zeros.
+void pad_group(float* xq, const float* xg, const Geo& g) {
+  std::memset(xq, 0, sizeof(float) * g.cg * g.hp * g.wq);
+  for (int64_t c = 0; c < g.cg; ++c)
+    for (int64_t ih = 0; ih < g.h; ++ih)
+      std::memcpy(xq + (c * g.hp + ih + g.ph) * g.wq + g.pw, xg + (c * g.h + ih) * g.w,
+                  sizeof(float) * g.w);
+}
+
+// Vectors of VW floats for the forward: 16 in the AVX-512 build, 8 in the AVX2 one, 4 (SSE2) in the
+// generic one.
+template <int VW>
+struct Vec {
+  typedef float type __attribute__((vector_size(VW * 4)));
+};
+
+template <int VW>
+inline __attribute__((always_inline)) typename Vec<VW>::type loadv(const float* p) {
+  typename Vec<VW>::type v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Rows oh0 .. oh0+ROWS-1, columns ow0 .. ow0+2VW-1 of z = bias + sum over c, r, s of
+// wo[(c*KH + r)*KW + s] * xq[c][oh*SH + r*DH][ow*SW + s*DW], in 2*ROWS registers (ROWS * 2
+// independent chains of multiply-adds). Each row is stored whole, 2VW floats from (oh, ow0) with the
+// row stride OW: what lies past OW lands on the start of later rows (see conv_plane_body).
+template <int VW, int ROWS, bool UnitStride>
+inline __attribute__((always_inline)) void conv_tile(float* z, const float* xq, const float* wo, float bias,
+                                                     const Geo& g, int64_t oh0, int64_t ow0) {
+  typedef typename Vec<VW>::type V;
+  V acc[ROWS][2];
+  for (int i = 0; i < ROWS; ++i)
+    for (int j = 0; j < 2; ++j)
+      for (int l = 0; l < VW; ++l) acc[i][j][l] = bias;
+  const int64_t row_step = g.sh * g.wq;
+  const float* wp = wo;
+  for (int64_t c = 0; c < g.cg; ++c) {
+    for (int64_t r = 0; r < g.kh; ++r) {
+      const float* xr = xq + (c * g.hp + oh0 * g.sh + r * g.dh) * g.wq + ow0 * g.sw;
+      for (int64_t s = 0; s < g.kw; ++s, ++wp) {
+        const float* xs = xr + s * g.dw;
+        const float wv = *wp;
+        for (int i = 0; i < ROWS; ++i) {
+          const float* xi = xs + i * row_step;
+          if (UnitStride) {
+            acc[i][0] += wv * loadv<VW>(xi);
+            acc[i][1] += wv * loadv<VW>(xi + VW);
+          } else {
+            V x0, x1;
+            for (int l = 0; l < VW; ++l) {
+              x0[l] = xi[l * g.sw];
+              x1[l] = xi[(l + VW) * g.sw];
+            }
+            acc[i][0] += wv * x0;
+            acc[i][1] += wv * x1;
+          }
+        }
+      }
+    }
+  }
+  for (int i = 0; i < ROWS; ++i)
+    __builtin_memcpy(z + (oh0 + i) * g.ow + ow0, &acc[i][0], sizeof acc[i]);
+}
+
+// One output plane z (OH, OW) of the convolution (z holds 2 * kChunkMax floats past OH*OW).
+// Stores run whole past the end of a row: tiles go down the plane, and within a tile the column
+// chunks go from the last to the first and the rows downwards, so whatever a store puts past its
+// row's end lands on elements of later rows that are stored afterwards.
+template <int VW, bool UnitStride>
+inline __attribute__((always_inline)) void conv_plane_body(float* z, const float* xq, const float* wo,
+                                                           float bias, const Geo& g) {
+  const int64_t chunk = 2 * VW, last = (g.ow - 1) / chunk * chunk;
+  int64_t oh = 0;
+  for (; oh + 4 <= g.oh; oh += 4)
+    for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 4, UnitStride>(z, xq, wo, bias, g, oh, ow0);
+  for (; oh < g.oh; ++oh)
+    for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 1, UnitStride>(z, xq, wo, bias, g, oh, ow0);
+}
+
+// The weight gradient of one output plane of one image, from its pooled gradient: for each pooled
+// output e, g_e = dy[e] (with y: only where y[e] > 0, as a select) goes to every tap of the patch
+// under its winner idx[e]; a[(c*KH + r)*8 + s] += g_e * xq[c][oh*SH + r*DH][ow*SW + s] for the 8
+// columns s of each patch row (DW = 1, KW <= 8: the columns past KW are not used), R = Cg*KH rows
+// in registers, in two sets for short rows so that consecutive outputs do not wait on each other.
+// pos[i] is the offset in xq of the patch under convolution output i (no division per output).
+// Returns the sum of g_e (the bias gradient).
+template <int R, int Sets>
+inline __attribute__((always_inline)) float bw_plane_rows(float* a, const float* dy, const float* y,
+                                                          const int32_t* idx, int64_t np,
+                                                          const float* xq, const int64_t* pos,
+                                                          const Geo& g) {
+  int64_t roff[R];
+  for (int rr = 0; rr < R; ++rr) {
+    const int64_t c = rr / g.kh, r = rr - c * g.kh;
+    roff[rr] = (c * g.hp + r * g.dh) * g.wq;
+  }
+  v8 acc[Sets][R];
+  for (int k = 0; k < Sets; ++k)
+    for (int i = 0; i < R; ++i) acc[k][i] = v8{0, 0, 0, 0, 0, 0, 0, 0};
+  float gs[Sets] = {};
+  int64_t e = 0;
+  for (; e + Sets <= np; e += Sets) {
+    for (int k = 0; k < Sets; ++k) {
+      const float gv = masked_grad(dy, y, e + k);
+      gs[k] += gv;
+      const float* base = xq + pos[idx[e + k]];
+      for (int rr = 0; rr < R; ++rr) acc[k][rr] += gv * load8(base + roff[rr]);
+    }
+  }
+  for (; e < np; ++e) {
+    const float gv = masked_grad(dy, y, e);
+    gs[0] += gv;
+    const float* base = xq + pos[idx[e]];
+    for (int rr = 0; rr < R; ++rr) acc[0][rr] += gv * load8(base + roff[rr]);
+  }
+  float total = 0.0f;
+  for (int k = 0; k < Sets; ++k) total += gs[k];
+  for (int rr = 0; rr < R; ++rr) {
+    v8 s = acc[0][rr];
+    for (int k = 1; k < Sets; ++k) s += acc[k][rr];
+    store8(a + rr * 8, s);
+  }
+  return total;
+}
+
+// The same for any geometry: a (Cg*KH*KW) per tap, accumulated in memory.
+inline __attribute__((always_inline)) float bw_plane_any(float* a, const float* dy, const float* y,
+                                                         const int32_t* idx, int64_t np,
+                                                         const float* xq, const int64_t* pos,
+                                                         const Geo& g) {
+  const int64_t kk = g.cg * g.kh * g.kw;
+  std::memset(a, 0, sizeof(float) * kk);
+  float total = 0.0f;
+  for (int64_t e = 0; e < np; ++e) {
+    const float gv = masked_grad(dy, y, e);
+    total += gv;
+    const float* base = xq + pos[idx[e]];
+    float* ap = a;
+    for (int64_t c = 0; c < g.cg; ++c)
+      for (int64_t r = 0; r < g.kh; ++r) {
+        const float* xr = base + (c * g.hp + r * g.dh) * g.wq;
+        for (int64_t s = 0; s < g.kw; ++s) *ap++ += gv * xr[s * g.dw];
+      }
+  }
+  return total;
+}
+
+// Whether bw_plane_rows serves a geometry, and the rows R = Cg*KH it then has.
+inline bool rows_path(const Geo& g) { return g.dw == 1 && g.kw <= 8 && g.cg * g.kh <= 12; }
+
+// One plane's weight gradient: a holds Cg*KH rows of 8 (rows_path) or Cg*KH*KW taps.
+template <int R>
+inline __attribute__((always_inline)) float bw_rows(float* a, const float* dy, const float* y,
+                                                    const int32_t* idx, int64_t np, const float* xq,
+                                                    const int64_t* pos, const Geo& g) {
+  return bw_plane_rows<R, (R <= 6 ? 2 : 1)>(a, dy, y, idx, np, xq, pos, g);
+}
+
+inline __attribute__((always_inline)) float bw_plane_body(float* a, const float* dy, const float* y,
+                                                          const int32_t* idx, int64_t np,
+                                                          const float* xq, const int64_t* pos,
+                                                          const Geo& g) {
+  if (!rows_path(g)) return bw_plane_any(a, dy, y, idx, np, xq, pos, g);
+  switch (g.cg * g.kh) {
+    case 1: return bw_rows<1>(a, dy, y, idx, np, xq, pos, g);
+    case 2: return bw_rows<2>(a, dy, y, idx, np, xq, pos, g);
+    case 3: return bw_rows<3>(a, dy, y, idx, np, xq, pos, g);
+    case 4: return bw_rows<4>(a, dy, y, idx, np, xq, pos, g);
+    case 5: return bw_rows<5>(a, dy, y, idx, np, xq, pos, g);
+    case 6: return bw_rows<6>(a, dy, y, idx, np, xq, pos, g);
+    case 7: return bw_rows<7>(a, dy, y, idx, np, xq, pos, g);
+    case 8: return bw_rows<8>(a, dy, y, idx, np, xq, pos, g);
+    case 9: return bw_rows<9>(a, dy, y, idx, np, xq, pos, g);
+    case 10: return bw_rows<10>(a, dy, y, idx, np, xq, pos, g);
+    case 11: return bw_rows<11>(a, dy, y, idx, np, xq, pos, g);
+    default: return bw_rows<12>(a, dy, y, idx, np, xq, pos, g);
+  }
+}
+
+#define TSM_CONV_POOL_ISA(name, attr, vw)                                                           \
+  attr void conv_plane_##name(float* z, const float* xq, const float* wo, float bias, const Geo& g) { \
+    if (g.sw == 1) conv_plane_body<vw, true>(z, xq, wo, bias, g);                                   \
+    else conv_plane_body<vw, false>(z, xq, wo, bias, g);                                            \
+  }                                                                                                 \
+  attr float bw_plane_##name(float* a, const float* dy, const float* y, const int32_t* idx,         \
+                             int64_t np, const float* xq, const int64_t* pos, const Geo& g) {       \
+    return bw_plane_body(a, dy, y, idx, np, xq, pos, g);                                            \
+  }
+TSM_CONV_POOL_ISA(generic, , 4)
+#if TSM_ISA_X86
+TSM_CONV_POOL_ISA(avx2, TSM_TARGET_AVX2, 8)
+TSM_CONV_POOL_ISA(avx512, TSM_TARGET_AVX512, 16)
+#endif
+#undef TSM_CONV_POOL_ISA
+
+// Validates the convolution and, when pd is given, that the pooling reads its output; *g its sizes.
+tsm_status check_conv(const char* op, const tsm_conv2d_desc* cd, Geo* g) {
+  if (!cd) return fail(TSM_ERR_INVALID_ARGUMENT, "%s: conv descriptor is NULL", op);
+  int64_t oh = 0, ow = 0;
+  const tsm_status s = tsm_conv2d_output_size(&oh, &ow, cd);
+  if (s != TSM_OK) return s;
+  if (oh * ow > INT32_MAX)
+    return fail(TSM_ERR_INVALID_ARGUMENT, "%s: the convolution's planes (%lld x %lld) do not fit the int32 indices",
+                op, (long long)oh, (long long)ow);
+  *g = make_geo(*cd, oh, ow);
+  return TSM_OK;
+}
+
+}  // namespace
+}  // namespace tsm
+
+extern "C" {
+
+TSM_API tsm_status tsm_conv2d_max_pool2d_forward(float* y, int32_t* indices, const float* x,
+                                                 const float* w, const float* bias,
+                                                 const tsm_conv2d_desc* cd,
+                                                 const tsm_pool2d_desc* pd, int relu) {
+  const char* op = "conv2d_max_pool2d_forward";
+  tsm::Geo g;
+  tsm_status s = tsm::check_conv(op, cd, &g);
+  if (s != TSM_OK) return s;
+  if (!pd) return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: pool descriptor is NULL", op);
+  if (pd->n != g.n || pd->c != g.oc || pd->h != g.oh || pd->w != g.ow)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT,
+                     "%s: the pooling's input (%lld, %lld, %lld, %lld) is not the convolution's "
+                     "output (%lld, %lld, %lld, %lld)",
+                     op, (long long)pd->n, (long long)pd->c, (long long)pd->h, (long long)pd->w,
+                     (long long)g.n, (long long)g.oc, (long long)g.oh, (long long)g.ow);
+  int64_t poh = 0, pow_ = 0;
+  s = tsm::max_pool2d_check(op, pd, &poh, &pow_);
+  if (s != TSM_OK) return s;
+  if (!y || !indices || !x || !w)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op,
+                     !y ? "y" : !indices ? "indices" : !x ? "x" : "w");
+  const auto conv_plane = TSM_PICK_ISA(tsm::active_simd(), tsm::conv_plane);
+  const int64_t planes = g.n * g.oc, pp = poh * pow_, kk = g.cg * g.kh * g.kw;
+  const int nt = tsm::num_threads();
+  const int64_t tasks = planes * g.oh * g.ow * kk < 65536 ? 1 : std::min<int64_t>(planes, 4 * nt);
+  tsm_pool2d_desc plane = *pd;
+  plane.n = plane.c = 1;
+  tsm::parallel_for(tasks, [&](int64_t t) {
+    const int64_t p0 = planes * t / tasks, p1 = planes * (t + 1) / tasks;
+    std::vector<float> xq(g.cg * g.hp * g.wq), z(g.oh * g.ow + 2 * tsm::kChunkMax);
+    int64_t padded = -1;  // the (image, group) whose input xq holds
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / g.oc, o = p - n * g.oc, grp = o / g.ocg;
+      if (n * g.groups + grp != padded) {
+        padded = n * g.groups + grp;
+        tsm::pad_group(xq.data(), x + (n * g.c + grp * g.cg) * g.h * g.w, g);
+      }
+      conv_plane(z.data(), xq.data(), w + o * kk, bias ? bias[o] : 0.0f, g);
+      tsm::max_pool2d_plane(y + p * pp, indices + p * pp, z.data(), plane, relu != 0);
+    }
+  });
+  return TSM_OK;
+}
+
+TSM_API tsm_status tsm_conv2d_max_pool2d_backward_weight(float* dw, float* dbias, const float* dy,
+                                                         const float* y, const int32_t* indices,
+                                                         const float* x, const tsm_conv2d_desc* cd,
+                                                         int64_t poh, int64_t pow_) {
+  const char* op = "conv2d_max_pool2d_backward_weight";
+  tsm::Geo g;
+  tsm_status s = tsm::check_conv(op, cd, &g);
+  if (s != TSM_OK) return s;
+  if (poh < 1 || pow_ < 1)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: the pooled size must be >= 1, got %lld x %lld",
+                     op, (long long)poh, (long long)pow_);
+  if (!dw || !dy || !indices || !x)
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op,
+                     !dw ? "dw" : !dy ? "dy" : !indices ? "indices" : "x");
+  const auto bw_plane = TSM_PICK_ISA(tsm::active_simd(), tsm::bw_plane);
+  const int64_t pp = poh * pow_, zhw = g.oh * g.ow, kk = g.cg * g.kh * g.kw;
+  const bool rows = tsm::rows_path(g);
+  const int64_t alen = rows ? g.cg * g.kh * 8 : kk;
+  const int nt = tsm::num_threads();
+  const int64_t tasks = g.n * g.oc * pp * kk < 65536 ? 1 : std::min<int64_t>(g.oc, 2 * nt);
+  // The offset in the padded input of the patch under each convolution output.
+  std::vector<int64_t> pos(zhw);
+  for (int64_t i = 0; i < zhw; ++i) pos[i] = (i / g.ow) * g.sh * g.wq + (i % g.ow) * g.sw;
+  std::atomic<bool> bad{false};
+  tsm::parallel_for(tasks, [&](int64_t t) {
+    const int64_t o0 = g.oc * t / tasks, o1 = g.oc * (t + 1) / tasks;
+    if (o0 == o1) return;
+    // Sums over the images in double; one image's plane is summed in float registers.
+    std::vector<double> acc((o1 - o0) * kk, 0.0), bacc(o1 - o0, 0.0);
+    std::vector<float> xq(g.cg * g.hp * g.wq), a(alen);
+    for (int64_t n = 0; n < g.n; ++n) {
+      int64_t padded = -1;
+      for (int64_t o = o0; o < o1; ++o) {
+        const int64_t grp = o / g.ocg, plane = n * g.oc + o;
+        const int32_t* ip = indices + plane * pp;
+        // Every index must lie in the convolution's plane before a patch is read through it.
+        uint32_t worst = 0;
+        for (int64_t e = 0; e < pp; ++e) worst = std::max(worst, static_cast<uint32_t>(ip[e]));
+        if (worst >= static_cast<uint64_t>(zhw)) {
+          bad.store(true, std::memory_order_relaxed);
+          continue;
+        }
+        if (grp != padded) {
+          padded = grp;
+          tsm::pad_group(xq.data(), x + (n * g.c + grp * g.cg) * g.h * g.w, g);
+        }
+        const float gsum = bw_plane(a.data(), dy + plane * pp, y ? y + plane * pp : nullptr, ip,
+                                    pp, xq.data(), pos.data(), g);
+        bacc[o - o0] += gsum;
+        double* ao = acc.data() + (o - o0) * kk;
+        if (rows) {
+          for (int64_t rr = 0; rr < g.cg * g.kh; ++rr)
+            for (int64_t sidx = 0; sidx < g.kw; ++sidx) ao[rr * g.kw + sidx] += a[rr * 8 + sidx];
+        } else {
+          for (int64_t k = 0; k < kk; ++k) ao[k] += a[k];
+        }
+      }
+    }
+    for (int64_t o = o0; o < o1; ++o) {
+      for (int64_t k = 0; k < kk; ++k) dw[o * kk + k] = static_cast<float>(acc[(o - o0) * kk + k]);
+      if (dbias) dbias[o] = static_cast<float>(bacc[o - o0]);
+    }
+  });
+  if (bad.load())
+    return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: an index lies outside the convolution's %lld x %lld plane",
+                     op, (long long)g.oh, (long long)g.ow);
+  return TSM_OK;
+}
+
+}  // extern "C"
