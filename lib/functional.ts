@@ -263,14 +263,21 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
  * Null when the input is not such an output.
  */
 function poolDeferredConv(x: Tensor, y: Tensor, idx: Tensor, p: ReturnType<typeof poolParams>): Tensor | null {
-  const relu = x._node !== null && x._node.op === 'unary' && x._node.saved.code === ops.UNARY.relu &&
-    !x._node.freed && p.dH === 1 && p.dW === 1;
-  const info = (relu ? x._deferredInfo('conv2d', 'relu') : x._deferredInfo('conv2d')) as DeferredConv | null;
+  const viaRelu = p.dH === 1 && p.dW === 1 && x._deferredInfo('conv2d', 'relu') !== null;
+  const info = (viaRelu ? x._deferredInfo('conv2d', 'relu') : x._deferredInfo('conv2d')) as DeferredConv | null;
   if (info === null) return null;
-  // A convolution recorded by autograd (else its output takes no gradient: only the forward here).
-  const z = relu ? x._node!.inputs[0] as Tensor : x;
-  const tracked = z._node !== null && z._node.op === 'conv2d' && !z._node.freed;
-  if (z._node !== null && !tracked) return null;
+  // Recorded by autograd: the ReLU's node (when there is one) and the convolution's, whose inputs the
+  // gradient skips to. Without a node (recorded under noGrad) the output takes no gradient: only the
+  // forward here.
+  let tracked = false;
+  if (x._node !== null) {
+    const n = x._node;
+    if (viaRelu && (n.op !== 'unary' || n.saved.code !== ops.UNARY.relu || n.freed)) return null;
+    const z = viaRelu ? n.inputs[0] as Tensor : x;
+    if (z._node === null || z._node.op !== 'conv2d' || z._node.freed) return null;
+    tracked = true;
+  }
+  const relu = viaRelu;
   const a = info.args;
   N().conv2dMaxPool2dForward(f32(y), idx._data as Int32Array, info.x, info.w, info.b, ...a, p.kH, p.kW, p.sH, p.sW,
     p.pH, p.pW, p.dH, p.dW, p.ceil, relu);

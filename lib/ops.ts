@@ -467,7 +467,9 @@ function unary(name: UnaryName, x: Tensor): Tensor {
     const yc = cu.unaryForward(UNARY[name], x, name);
     return record(yc, 'unary', [x], { code: UNARY[name], x, y: yc });
   }
-  if (name === 'relu' && x._node !== null && !x._storageShared() && x.dtype === 'float32' && x.size) {
+  // (Without a graph, e.g. under noGrad, a deferred convolution's output is an op's output too.)
+  if (name === 'relu' && (x._node !== null || x._deferredInfo('conv2d') !== null) && !x._storageShared() &&
+      x.dtype === 'float32' && x.size) {
     // The ReLU of an op's output is computed when something first reads it: a max pooling reads
     // through it instead (conv -> relu -> pool in one pass over the convolution's output, see
     // F.maxPool2d), and then, unless another op reads it, it is never written out. Only an op's

@@ -977,6 +977,11 @@ describe('a convolution deferred until read, and max pooling of it in one pass',
       expect(y.requiresGrad).toBe(false);
       const want = F.maxPool2d(F.conv2d(x, w, b).mul(1), 2);
       close(y.dataSync(), want.dataSync(), 1e-5);
+      // inference through the ReLU: deferred without a graph, pooled in the same pass
+      const z = F.conv2d(x, w, b);
+      const yr = F.maxPool2d(z.relu(), 2);
+      expect(z._deferredInfo('conv2d')).not.toBeNull();
+      close(yr.dataSync(), F.maxPool2d(F.conv2d(x, w, b).mul(1).relu(), 2).dataSync(), 1e-5);
     }));
     tsm.tidy(() => {
       const z = F.conv2d(x, w, b);
