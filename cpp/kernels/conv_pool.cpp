@@ -106,9 +106,10 @@ inline __attribute__((always_inline)) typename Vec<VW>::type loadv(const float* 
 // wo[(c*KH + r)*KW + s] * xq[c][oh*SH + r*DH][ow*SW + s*DW], in 2*ROWS registers (ROWS * 2
 // independent chains of multiply-adds). Each row is stored whole, 2VW floats from (oh, ow0) with the
 // row stride OW: what lies past OW lands on the start of later rows (see conv_plane_body).
-template <int VW, int ROWS, bool UnitStride>
+template <int VW, int ROWS, bool UnitStride, int KW>
 inline __attribute__((always_inline)) void conv_tile(float* z, const float* xq, const float* wo, float bias,
                                                      const Geo& g, int64_t oh0, int64_t ow0) {
+  const int64_t kw = KW > 0 ? KW : g.kw;  // KW > 0: a width known at compile time (unrolled)
   typedef typename Vec<VW>::type V;
   V acc[ROWS][2];
   for (int i = 0; i < ROWS; ++i)
@@ -119,7 +120,7 @@ inline __attribute__((always_inline)) void conv_tile(float* z, const float* xq, 
   for (int64_t c = 0; c < g.cg; ++c) {
     for (int64_t r = 0; r < g.kh; ++r) {
       const float* xr = xq + (c * g.hp + oh0 * g.sh + r * g.dh) * g.wq + ow0 * g.sw;
-      for (int64_t s = 0; s < g.kw; ++s, ++wp) {
+      for (int64_t s = 0; s < kw; ++s, ++wp) {
         const float* xs = xr + s * g.dw;
         const float wv = *wp;
         for (int i = 0; i < ROWS; ++i) {
@@ -148,15 +149,22 @@ inline __attribute__((always_inline)) void conv_tile(float* z, const float* xq, 
 // Stores run whole past the end of a row: tiles go down the plane, and within a tile the column
 // chunks go from the last to the first and the rows downwards, so whatever a store puts past its
 // row's end lands on elements of later rows that are stored afterwards.
-template <int VW, bool UnitStride>
-inline __attribute__((always_inline)) void conv_plane_body(float* z, const float* xq, const float* wo,
-                                                           float bias, const Geo& g) {
+template <int VW, bool UnitStride, int KW>
+inline __attribute__((always_inline)) void conv_plane_tiles(float* z, const float* xq, const float* wo,
+                                                            float bias, const Geo& g) {
   const int64_t chunk = 2 * VW, last = (g.ow - 1) / chunk * chunk;
   int64_t oh = 0;
   for (; oh + 4 <= g.oh; oh += 4)
-    for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 4, UnitStride>(z, xq, wo, bias, g, oh, ow0);
+    for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 4, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
   for (; oh < g.oh; ++oh)
-    for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 1, UnitStride>(z, xq, wo, bias, g, oh, ow0);
+    for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 1, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
+}
+
+template <int VW, bool UnitStride>
+inline __attribute__((always_inline)) void conv_plane_body(float* z, const float* xq, const float* wo,
+                                                           float bias, const Geo& g) {
+  if (g.kw == 3) conv_plane_tiles<VW, UnitStride, 3>(z, xq, wo, bias, g);
+  else conv_plane_tiles<VW, UnitStride, 0>(z, xq, wo, bias, g);
 }
 
 // The weight gradient of one output plane of one image, from its pooled gradient: for each pooled
