@@ -149,22 +149,32 @@ inline __attribute__((always_inline)) void conv_tile(float* z, const float* xq, 
 // Stores run whole past the end of a row: tiles go down the plane, and within a tile the column
 // chunks go from the last to the first and the rows downwards, so whatever a store puts past its
 // row's end lands on elements of later rows that are stored afterwards.
-template <int VW, bool UnitStride, int KW>
+template <int VW, bool UnitStride, int KW, int R>
 inline __attribute__((always_inline)) void conv_plane_tiles(float* z, const float* xq, const float* wo,
                                                             float bias, const Geo& g) {
   const int64_t chunk = 2 * VW, last = (g.ow - 1) / chunk * chunk;
   int64_t oh = 0;
-  for (; oh + 4 <= g.oh; oh += 4)
+  for (; oh + R <= g.oh; oh += R)
+    for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, R, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
+  // The rows left (fewer than R) in tiles of 4, 2 and 1 rows.
+  if (R > 4 && oh + 4 <= g.oh) {
     for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 4, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
-  for (; oh < g.oh; ++oh)
+    oh += 4;
+  }
+  if (oh + 2 <= g.oh) {
+    for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 2, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
+    oh += 2;
+  }
+  if (oh < g.oh)
     for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 1, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
 }
 
-template <int VW, bool UnitStride>
+// R: rows per tile, as many as the ISA's vector registers hold (2R accumulators).
+template <int VW, bool UnitStride, int R>
 inline __attribute__((always_inline)) void conv_plane_body(float* z, const float* xq, const float* wo,
                                                            float bias, const Geo& g) {
-  if (g.kw == 3) conv_plane_tiles<VW, UnitStride, 3>(z, xq, wo, bias, g);
-  else conv_plane_tiles<VW, UnitStride, 0>(z, xq, wo, bias, g);
+  if (g.kw == 3) conv_plane_tiles<VW, UnitStride, 3, R>(z, xq, wo, bias, g);
+  else conv_plane_tiles<VW, UnitStride, 0, R>(z, xq, wo, bias, g);
 }
 
 // The weight gradient of one output plane of one image, from its pooled gradient: for each pooled
@@ -267,19 +277,19 @@ inline __attribute__((always_inline)) float bw_plane_body(float* a, const float*
   }
 }
 
-#define TSM_CONV_POOL_ISA(name, attr, vw)                                                           \
+#define TSM_CONV_POOL_ISA(name, attr, vw, rows)                                                     \
   attr void conv_plane_##name(float* z, const float* xq, const float* wo, float bias, const Geo& g) { \
-    if (g.sw == 1) conv_plane_body<vw, true>(z, xq, wo, bias, g);                                   \
-    else conv_plane_body<vw, false>(z, xq, wo, bias, g);                                            \
+    if (g.sw == 1) conv_plane_body<vw, true, rows>(z, xq, wo, bias, g);                             \
+    else conv_plane_body<vw, false, rows>(z, xq, wo, bias, g);                                      \
   }                                                                                                 \
   attr float bw_plane_##name(float* a, const float* dy, const float* y, const int32_t* idx,         \
                              int64_t np, const float* xq, const int64_t* pos, const Geo& g) {       \
     return bw_plane_body(a, dy, y, idx, np, xq, pos, g);                                            \
   }
-TSM_CONV_POOL_ISA(generic, , 4)
+TSM_CONV_POOL_ISA(generic, , 4, 4)
 #if TSM_ISA_X86
-TSM_CONV_POOL_ISA(avx2, TSM_TARGET_AVX2, 8)
-TSM_CONV_POOL_ISA(avx512, TSM_TARGET_AVX512, 16)
+TSM_CONV_POOL_ISA(avx2, TSM_TARGET_AVX2, 8, 4)
+TSM_CONV_POOL_ISA(avx512, TSM_TARGET_AVX512, 16, 4)
 #endif
 #undef TSM_CONV_POOL_ISA
 
