@@ -66,7 +66,12 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-/** 2-d convolution (cross-correlation, as PyTorch): x (N,C,H,W), w (OC, C/groups, KH, KW), b (OC). */
+/**
+ * 2-d convolution (cross-correlation, as PyTorch): x (N,C,H,W), w (OC, C/groups, KH, KW), b (OC).
+ * On the CPU, a convolution with few taps per output (a CNN's first layer) computes its output when
+ * something first reads it, from its operands as they were at the call: a {@link maxPool2d} of it
+ * (or of its ReLU) then runs as one pass that never writes it out.
+ */
 export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`${op}: opts must be an object, got ${describe(opts)}`);
@@ -263,21 +268,21 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
  * Null when the input is not such an output.
  */
 function poolDeferredConv(x: Tensor, y: Tensor, idx: Tensor, p: ReturnType<typeof poolParams>): Tensor | null {
-  const viaRelu = p.dH === 1 && p.dW === 1 && x._deferredInfo('conv2d', 'relu') !== null;
-  const info = (viaRelu ? x._deferredInfo('conv2d', 'relu') : x._deferredInfo('conv2d')) as DeferredConv | null;
+  const throughRelu = p.dH === 1 && p.dW === 1 ? x._deferredInfo('conv2d', 'relu') : null;
+  const info = (throughRelu ?? x._deferredInfo('conv2d')) as DeferredConv | null;
   if (info === null) return null;
+  const relu = throughRelu !== null;
   // Recorded by autograd: the ReLU's node (when there is one) and the convolution's, whose inputs the
   // gradient skips to. Without a node (recorded under noGrad) the output takes no gradient: only the
   // forward here.
   let tracked = false;
   if (x._node !== null) {
     const n = x._node;
-    if (viaRelu && (n.op !== 'unary' || n.saved.code !== ops.UNARY.relu || n.freed)) return null;
-    const z = viaRelu ? n.inputs[0] as Tensor : x;
+    if (relu && (n.op !== 'unary' || n.saved.code !== ops.UNARY.relu || n.freed)) return null;
+    const z = relu ? n.inputs[0] as Tensor : x;
     if (z._node === null || z._node.op !== 'conv2d' || z._node.freed) return null;
     tracked = true;
   }
-  const relu = viaRelu;
   const a = info.args;
   N().conv2dMaxPool2dForward(f32(y), idx._data as Int32Array, info.x, info.w, info.b, ...a, p.kH, p.kW, p.sH, p.sW,
     p.pH, p.pW, p.dH, p.dW, p.ceil, relu);
