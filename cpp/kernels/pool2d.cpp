@@ -296,7 +296,8 @@ tsm_status max_pool2d_backward(const char* op, float* dx, const float* dy, const
   // (16 outputs per step, masked stores) was 2x faster with dx in cache but 10-25% slower than the
   // scatter with dx cold: masked stores that miss the cache are slow on Zen 5.
   // (The dense pass computes window corners in int32: planes of at most INT32_MAX elements.)
-  const bool two = 2 * sh->oh <= sh->h && 2 * sh->ow <= sh->w && sh->ow >= 8 && hw <= INT32_MAX;
+  [[maybe_unused]] const bool two =  // the dense pass is x86-only
+      2 * sh->oh <= sh->h && 2 * sh->ow <= sh->w && sh->ow >= 8 && hw <= INT32_MAX;
   for_planes(planes, hw + ohw, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int32_t* ip = indices + p * ohw;
