@@ -55,6 +55,16 @@ inline __attribute__((always_inline)) float masked_grad(const float* dy, const f
   return g;
 }
 
+// The patch offset of index i (pos has lim entries); an index outside [0, lim) reads entry 0
+// instead and sets bad, so that no read leaves the table whatever the indices hold.
+inline __attribute__((always_inline)) int64_t patch_at(const int64_t* pos, int32_t i, uint32_t lim,
+                                                      uint32_t& bad) {
+  const uint32_t u = static_cast<uint32_t>(i);
+  const bool out = u >= lim;
+  bad |= out;
+  return pos[out ? 0u : u];
+}
+
 // The widest column chunk of the forward (two 16-float vectors).
 constexpr int64_t kChunkMax = 32;
 
@@ -188,7 +198,7 @@ template <int R, int Sets>
 inline __attribute__((always_inline)) float bw_plane_rows(float* a, const float* dy, const float* y,
                                                           const int32_t* idx, int64_t np,
                                                           const float* xq, const int64_t* pos,
-                                                          const Geo& g) {
+                                                          uint32_t lim, uint32_t& bad, const Geo& g) {
   int64_t roff[R];
   for (int rr = 0; rr < R; ++rr) {
     const int64_t c = rr / g.kh, r = rr - c * g.kh;
@@ -203,14 +213,14 @@ inline __attribute__((always_inline)) float bw_plane_rows(float* a, const float*
     for (int k = 0; k < Sets; ++k) {
       const float gv = masked_grad(dy, y, e + k);
       gs[k] += gv;
-      const float* base = xq + pos[idx[e + k]];
+      const float* base = xq + patch_at(pos, idx[e + k], lim, bad);
       for (int rr = 0; rr < R; ++rr) acc[k][rr] += gv * load8(base + roff[rr]);
     }
   }
   for (; e < np; ++e) {
     const float gv = masked_grad(dy, y, e);
     gs[0] += gv;
-    const float* base = xq + pos[idx[e]];
+    const float* base = xq + patch_at(pos, idx[e], lim, bad);
     for (int rr = 0; rr < R; ++rr) acc[0][rr] += gv * load8(base + roff[rr]);
   }
   float total = 0.0f;
@@ -227,14 +237,14 @@ inline __attribute__((always_inline)) float bw_plane_rows(float* a, const float*
 inline __attribute__((always_inline)) float bw_plane_any(float* a, const float* dy, const float* y,
                                                          const int32_t* idx, int64_t np,
                                                          const float* xq, const int64_t* pos,
-                                                         const Geo& g) {
+                                                         uint32_t lim, uint32_t& bad, const Geo& g) {
   const int64_t kk = g.cg * g.kh * g.kw;
   std::memset(a, 0, sizeof(float) * kk);
   float total = 0.0f;
   for (int64_t e = 0; e < np; ++e) {
     const float gv = masked_grad(dy, y, e);
     total += gv;
-    const float* base = xq + pos[idx[e]];
+    const float* base = xq + patch_at(pos, idx[e], lim, bad);
     float* ap = a;
     for (int64_t c = 0; c < g.cg; ++c)
       for (int64_t r = 0; r < g.kh; ++r) {
@@ -252,28 +262,29 @@ inline bool rows_path(const Geo& g) { return g.dw == 1 && g.kw <= 8 && g.cg * g.
 template <int R>
 inline __attribute__((always_inline)) float bw_rows(float* a, const float* dy, const float* y,
                                                     const int32_t* idx, int64_t np, const float* xq,
-                                                    const int64_t* pos, const Geo& g) {
-  return bw_plane_rows<R, (R <= 6 ? 2 : 1)>(a, dy, y, idx, np, xq, pos, g);
+                                                    const int64_t* pos, uint32_t lim, uint32_t& bad,
+                                                    const Geo& g) {
+  return bw_plane_rows<R, (R <= 6 ? 2 : 1)>(a, dy, y, idx, np, xq, pos, lim, bad, g);
 }
 
 inline __attribute__((always_inline)) float bw_plane_body(float* a, const float* dy, const float* y,
                                                           const int32_t* idx, int64_t np,
                                                           const float* xq, const int64_t* pos,
-                                                          const Geo& g) {
-  if (!rows_path(g)) return bw_plane_any(a, dy, y, idx, np, xq, pos, g);
+                                                          uint32_t lim, uint32_t& bad, const Geo& g) {
+  if (!rows_path(g)) return bw_plane_any(a, dy, y, idx, np, xq, pos, lim, bad, g);
   switch (g.cg * g.kh) {
-    case 1: return bw_rows<1>(a, dy, y, idx, np, xq, pos, g);
-    case 2: return bw_rows<2>(a, dy, y, idx, np, xq, pos, g);
-    case 3: return bw_rows<3>(a, dy, y, idx, np, xq, pos, g);
-    case 4: return bw_rows<4>(a, dy, y, idx, np, xq, pos, g);
-    case 5: return bw_rows<5>(a, dy, y, idx, np, xq, pos, g);
-    case 6: return bw_rows<6>(a, dy, y, idx, np, xq, pos, g);
-    case 7: return bw_rows<7>(a, dy, y, idx, np, xq, pos, g);
-    case 8: return bw_rows<8>(a, dy, y, idx, np, xq, pos, g);
-    case 9: return bw_rows<9>(a, dy, y, idx, np, xq, pos, g);
-    case 10: return bw_rows<10>(a, dy, y, idx, np, xq, pos, g);
-    case 11: return bw_rows<11>(a, dy, y, idx, np, xq, pos, g);
-    default: return bw_rows<12>(a, dy, y, idx, np, xq, pos, g);
+    case 1: return bw_rows<1>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 2: return bw_rows<2>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 3: return bw_rows<3>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 4: return bw_rows<4>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 5: return bw_rows<5>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 6: return bw_rows<6>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 7: return bw_rows<7>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 8: return bw_rows<8>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 9: return bw_rows<9>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 10: return bw_rows<10>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    case 11: return bw_rows<11>(a, dy, y, idx, np, xq, pos, lim, bad, g);
+    default: return bw_rows<12>(a, dy, y, idx, np, xq, pos, lim, bad, g);
   }
 }
 
@@ -283,8 +294,9 @@ inline __attribute__((always_inline)) float bw_plane_body(float* a, const float*
     else conv_plane_body<vw, false, rows>(z, xq, wo, bias, g);                                      \
   }                                                                                                 \
   attr float bw_plane_##name(float* a, const float* dy, const float* y, const int32_t* idx,         \
-                             int64_t np, const float* xq, const int64_t* pos, const Geo& g) {       \
-    return bw_plane_body(a, dy, y, idx, np, xq, pos, g);                                            \
+                             int64_t np, const float* xq, const int64_t* pos, uint32_t lim,         \
+                             uint32_t& bad, const Geo& g) {                                         \
+    return bw_plane_body(a, dy, y, idx, np, xq, pos, lim, bad, g);                                  \
   }
 TSM_CONV_POOL_ISA(generic, , 4, 4)
 #if TSM_ISA_X86
@@ -390,19 +402,19 @@ TSM_API tsm_status tsm_conv2d_max_pool2d_backward_weight(float* dw, float* dbias
       for (int64_t o = o0; o < o1; ++o) {
         const int64_t grp = o / g.ocg, plane = n * g.oc + o;
         const int32_t* ip = indices + plane * pp;
-        // Every index must lie in the convolution's plane before a patch is read through it.
-        uint32_t worst = 0;
-        for (int64_t e = 0; e < pp; ++e) worst = std::max(worst, static_cast<uint32_t>(ip[e]));
-        if (worst >= static_cast<uint64_t>(zhw)) {
-          bad.store(true, std::memory_order_relaxed);
-          continue;
-        }
         if (grp != padded) {
           padded = grp;
           tsm::pad_group(xq.data(), x + (n * g.c + grp * g.cg) * g.h * g.w, g);
         }
+        // An index outside the convolution's plane reads a harmless patch and flags the plane,
+        // whose sums are then dropped (the call fails).
+        uint32_t plane_bad = 0;
         const float gsum = bw_plane(a.data(), dy + plane * pp, y ? y + plane * pp : nullptr, ip,
-                                    pp, xq.data(), pos.data(), g);
+                                    pp, xq.data(), pos.data(), static_cast<uint32_t>(zhw), plane_bad, g);
+        if (plane_bad) {
+          bad.store(true, std::memory_order_relaxed);
+          continue;
+        }
         bacc[o - o0] += gsum;
         double* ao = acc.data() + (o - o0) * kk;
         if (rows) {
