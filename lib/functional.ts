@@ -139,7 +139,7 @@ interface DeferredConv {
   x: Float32Array;
   w: Float32Array;
   b: Float32Array | null;
-  args: readonly [number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+  args: cu.ConvSizes;
   /** The weight and bias tensors: a fused pooling's gradient goes to them. */
   weight: Tensor;
   bias: Tensor | null;

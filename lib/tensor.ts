@@ -241,7 +241,7 @@ export function deferredF32(shape: readonly number[], op: string, source: Tensor
  */
 export function deferredComputedF32(shape: readonly number[], op: string, info: unknown,
                                     fill: (out: Float32Array) => void): Tensor {
-  return new Tensor(null, shape, 'float32', Storage.deferred(sizeOf(shape), op, null, (out) => fill(out), info));
+  return new Tensor(null, shape, 'float32', Storage.deferred(sizeOf(shape), op, null, fill, info));
 }
 
 /** Drops the buffers kept for reuse. */

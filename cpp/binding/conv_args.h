@@ -89,29 +89,35 @@ inline int64_t pool_out(Napi::Env env, const char* op, const char* dim, int64_t 
   return out;
 }
 
+// Reads a pooling's window KH, KW, sH, sW, pH, pW [, dH, dW] from `first` into d (ceil_mode 0,
+// count_include_pad 1) and checks its padding; the plane sizes are the caller's.
+inline void pool_window(const Napi::CallbackInfo& info, size_t first, const char* op, bool dilation,
+                        tsm_pool2d_desc* d) {
+  d->kh = arg_size(info, first + 0, op, "KH", 1);
+  d->kw = arg_size(info, first + 1, op, "KW", 1);
+  d->stride_h = arg_size(info, first + 2, op, "sH", 1);
+  d->stride_w = arg_size(info, first + 3, op, "sW", 1);
+  d->pad_h = arg_size(info, first + 4, op, "pH", 0);
+  d->pad_w = arg_size(info, first + 5, op, "pW", 0);
+  d->dil_h = dilation ? arg_size(info, first + 6, op, "dH", 1) : 1;
+  d->dil_w = dilation ? arg_size(info, first + 7, op, "dW", 1) : 1;
+  d->ceil_mode = 0;
+  d->count_include_pad = 1;
+  if (d->pad_h > d->kh / 2 || d->pad_w > d->kw / 2)
+    range_error(info.Env(), std::string(op) + ": padding (" + std::to_string(d->pad_h) + ", " +
+                                std::to_string(d->pad_w) + ") must be at most half the kernel size (" +
+                                std::to_string(d->kh) + ", " + std::to_string(d->kw) + ")");
+}
+
 // Reads N, C, H, W, KH, KW, sH, sW, pH, pW [, dH, dW] from `first`; ceil_mode etc. by the caller.
 inline tsm_pool2d_desc pool_desc(const Napi::CallbackInfo& info, size_t first, const char* op,
                           bool dilation) {
-  Napi::Env env = info.Env();
   tsm_pool2d_desc d;
   d.n = arg_size(info, first + 0, op, "N", 1);
   d.c = arg_size(info, first + 1, op, "C", 1);
   d.h = arg_size(info, first + 2, op, "H", 1);
   d.w = arg_size(info, first + 3, op, "W", 1);
-  d.kh = arg_size(info, first + 4, op, "KH", 1);
-  d.kw = arg_size(info, first + 5, op, "KW", 1);
-  d.stride_h = arg_size(info, first + 6, op, "sH", 1);
-  d.stride_w = arg_size(info, first + 7, op, "sW", 1);
-  d.pad_h = arg_size(info, first + 8, op, "pH", 0);
-  d.pad_w = arg_size(info, first + 9, op, "pW", 0);
-  d.dil_h = dilation ? arg_size(info, first + 10, op, "dH", 1) : 1;
-  d.dil_w = dilation ? arg_size(info, first + 11, op, "dW", 1) : 1;
-  d.ceil_mode = 0;
-  d.count_include_pad = 1;
-  if (d.pad_h > d.kh / 2 || d.pad_w > d.kw / 2)
-    range_error(env, std::string(op) + ": padding (" + std::to_string(d.pad_h) + ", " +
-                         std::to_string(d.pad_w) + ") must be at most half the kernel size (" +
-                         std::to_string(d.kh) + ", " + std::to_string(d.kw) + ")");
+  pool_window(info, first + 4, op, dilation, &d);
   return d;
 }
 

@@ -146,7 +146,8 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
 // ---- convolution and max pooling in one pass (conv_pool.cpp) ----
 
 // conv2dMaxPool2dForward(y, indices: Int32Array, x, w, bias|null, N, C, H, W, OC, KH, KW, sH, sW, pH,
-//                        pW, dH, dW, groups, pKH, pKW, psH, psW, ppH, ppW, pdH, pdW, ceilMode, relu)
+//                        pW, dH, dW, groups, then the pooling's KH, KW, sH, sW, pH, pW, dH, dW,
+//                        ceilMode, relu)
 Napi::Value Conv2dMaxPool2dForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* op = "conv2dMaxPool2dForward";
@@ -160,21 +161,13 @@ Napi::Value Conv2dMaxPool2dForward(const Napi::CallbackInfo& info) {
   if (has_bias) bias = arg_f32(info, 4, op, "bias", &lb);
   const ConvArgs a = conv_args(info, 5, op);
   const tsm_conv2d_desc& d = a.d;
-  tsm_pool2d_desc p;
+  tsm_pool2d_desc p;  // the pooling of the convolution's output
   p.n = d.n;
   p.c = d.oc;
   p.h = a.oh;
   p.w = a.ow;
-  p.kh = arg_size(info, 19, op, "pKH", 1);
-  p.kw = arg_size(info, 20, op, "pKW", 1);
-  p.stride_h = arg_size(info, 21, op, "psH", 1);
-  p.stride_w = arg_size(info, 22, op, "psW", 1);
-  p.pad_h = arg_size(info, 23, op, "ppH", 0);
-  p.pad_w = arg_size(info, 24, op, "ppW", 0);
-  p.dil_h = arg_size(info, 25, op, "pdH", 1);
-  p.dil_w = arg_size(info, 26, op, "pdW", 1);
+  pool_window(info, 19, op, true, &p);
   p.ceil_mode = arg_bool(info, 27);
-  p.count_include_pad = 1;
   const int64_t poh = pool_out(env, op, "height", p.h, p.kh, p.stride_h, p.pad_h, p.dil_h, p.ceil_mode);
   const int64_t pow_ = pool_out(env, op, "width", p.w, p.kw, p.stride_w, p.pad_w, p.dil_w, p.ceil_mode);
   const int64_t ny = elems(env, op, d.n, d.oc, poh, pow_);

@@ -29,18 +29,23 @@
 namespace tsm {
 namespace {
 
-// Eight floats in a register (AVX/AVX-512 builds) or two (SSE2); loads and stores unaligned. (The
-// helpers below are inlined into each ISA's build, so GCC's note that passing a 32-byte vector
+// Vectors of VW floats, loads and stores unaligned: the forward's are 16 floats in the AVX-512 build,
+// 8 in the AVX2 one, 4 (SSE2) in the generic one; the backward's patch rows are 8 (v8) everywhere.
+// (The helpers are inlined into each ISA's build, so GCC's note that passing a 32-byte vector
 // without AVX changes the calling convention concerns no call that exists.)
 #pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v8 __attribute__((vector_size(32)));
+template <int VW>
+struct Vec {
+  typedef float type __attribute__((vector_size(VW * 4)));
+};
+typedef Vec<8>::type v8;
 
-inline __attribute__((always_inline)) v8 load8(const float* p) {
-  v8 v;
+template <int VW>
+inline __attribute__((always_inline)) typename Vec<VW>::type loadv(const float* p) {
+  typename Vec<VW>::type v;
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-inline __attribute__((always_inline)) void store8(float* p, v8 v) { __builtin_memcpy(p, &v, sizeof v); }
 
 // dy, or with y (the pooled output of a ReLU) dy where y > 0 and 0 elsewhere, as a select (also for
 // a NaN dy) done on the bits: GCC makes a branch of the ?: form, and whether a ReLU was active is
@@ -98,20 +103,6 @@ void pad_group(float* xq, const float* xg, const Geo& g) {
                   sizeof(float) * g.w);
 }
 
-// Vectors of VW floats for the forward: 16 in the AVX-512 build, 8 in the AVX2 one, 4 (SSE2) in the
-// generic one.
-template <int VW>
-struct Vec {
-  typedef float type __attribute__((vector_size(VW * 4)));
-};
-
-template <int VW>
-inline __attribute__((always_inline)) typename Vec<VW>::type loadv(const float* p) {
-  typename Vec<VW>::type v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
 // Rows oh0 .. oh0+ROWS-1, columns ow0 .. ow0+2VW-1 of z = bias + sum over c, r, s of
 // wo[(c*KH + r)*KW + s] * xq[c][oh*SH + r*DH][ow*SW + s*DW], in 2*ROWS registers (ROWS * 2
 // independent chains of multiply-adds). Each row is stored whole, 2VW floats from (oh, ow0) with the
@@ -155,22 +146,18 @@ inline __attribute__((always_inline)) void conv_tile(float* z, const float* xq, 
     __builtin_memcpy(z + (oh0 + i) * g.ow + ow0, &acc[i][0], sizeof acc[i]);
 }
 
-// One output plane z (OH, OW) of the convolution (z holds 2 * kChunkMax floats past OH*OW).
-// Stores run whole past the end of a row: tiles go down the plane, and within a tile the column
-// chunks go from the last to the first and the rows downwards, so whatever a store puts past its
-// row's end lands on elements of later rows that are stored afterwards.
-template <int VW, bool UnitStride, int KW, int R>
+// One output plane z (OH, OW) of the convolution (z holds 2 * kChunkMax floats past OH*OW), in
+// tiles of 4 rows (8 accumulators; 8- and 6-row tiles measured slower), the rows left in tiles of 2
+// and 1. Stores run whole past the end of a row: tiles go down the plane, and within a tile the
+// column chunks go from the last to the first and the rows downwards, so whatever a store puts past
+// its row's end lands on elements of later rows that are stored afterwards.
+template <int VW, bool UnitStride, int KW>
 inline __attribute__((always_inline)) void conv_plane_tiles(float* z, const float* xq, const float* wo,
                                                             float bias, const Geo& g) {
   const int64_t chunk = 2 * VW, last = (g.ow - 1) / chunk * chunk;
   int64_t oh = 0;
-  for (; oh + R <= g.oh; oh += R)
-    for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, R, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
-  // The rows left (fewer than R) in tiles of 4, 2 and 1 rows.
-  if (R > 4 && oh + 4 <= g.oh) {
+  for (; oh + 4 <= g.oh; oh += 4)
     for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 4, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
-    oh += 4;
-  }
   if (oh + 2 <= g.oh) {
     for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 2, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
     oh += 2;
@@ -179,12 +166,11 @@ inline __attribute__((always_inline)) void conv_plane_tiles(float* z, const floa
     for (int64_t ow0 = last; ow0 >= 0; ow0 -= chunk) conv_tile<VW, 1, UnitStride, KW>(z, xq, wo, bias, g, oh, ow0);
 }
 
-// R: rows per tile, as many as the ISA's vector registers hold (2R accumulators).
-template <int VW, bool UnitStride, int R>
+template <int VW, bool UnitStride>
 inline __attribute__((always_inline)) void conv_plane_body(float* z, const float* xq, const float* wo,
                                                            float bias, const Geo& g) {
-  if (g.kw == 3) conv_plane_tiles<VW, UnitStride, 3, R>(z, xq, wo, bias, g);
-  else conv_plane_tiles<VW, UnitStride, 0, R>(z, xq, wo, bias, g);
+  if (g.kw == 3) conv_plane_tiles<VW, UnitStride, 3>(z, xq, wo, bias, g);
+  else conv_plane_tiles<VW, UnitStride, 0>(z, xq, wo, bias, g);
 }
 
 // The weight gradient of one output plane of one image, from its pooled gradient: for each pooled
@@ -214,21 +200,21 @@ inline __attribute__((always_inline)) float bw_plane_rows(float* a, const float*
       const float gv = masked_grad(dy, y, e + k);
       gs[k] += gv;
       const float* base = xq + patch_at(pos, idx[e + k], lim, bad);
-      for (int rr = 0; rr < R; ++rr) acc[k][rr] += gv * load8(base + roff[rr]);
+      for (int rr = 0; rr < R; ++rr) acc[k][rr] += gv * loadv<8>(base + roff[rr]);
     }
   }
   for (; e < np; ++e) {
     const float gv = masked_grad(dy, y, e);
     gs[0] += gv;
     const float* base = xq + patch_at(pos, idx[e], lim, bad);
-    for (int rr = 0; rr < R; ++rr) acc[0][rr] += gv * load8(base + roff[rr]);
+    for (int rr = 0; rr < R; ++rr) acc[0][rr] += gv * loadv<8>(base + roff[rr]);
   }
   float total = 0.0f;
   for (int k = 0; k < Sets; ++k) total += gs[k];
   for (int rr = 0; rr < R; ++rr) {
     v8 s = acc[0][rr];
     for (int k = 1; k < Sets; ++k) s += acc[k][rr];
-    store8(a + rr * 8, s);
+    __builtin_memcpy(a + rr * 8, &s, sizeof s);
   }
   return total;
 }
@@ -288,24 +274,25 @@ inline __attribute__((always_inline)) float bw_plane_body(float* a, const float*
   }
 }
 
-#define TSM_CONV_POOL_ISA(name, attr, vw, rows)                                                     \
+#define TSM_CONV_POOL_ISA(name, attr, vw)                                                           \
   attr void conv_plane_##name(float* z, const float* xq, const float* wo, float bias, const Geo& g) { \
-    if (g.sw == 1) conv_plane_body<vw, true, rows>(z, xq, wo, bias, g);                             \
-    else conv_plane_body<vw, false, rows>(z, xq, wo, bias, g);                                      \
+    if (g.sw == 1) conv_plane_body<vw, true>(z, xq, wo, bias, g);                                   \
+    else conv_plane_body<vw, false>(z, xq, wo, bias, g);                                            \
   }                                                                                                 \
   attr float bw_plane_##name(float* a, const float* dy, const float* y, const int32_t* idx,         \
                              int64_t np, const float* xq, const int64_t* pos, uint32_t lim,         \
                              uint32_t& bad, const Geo& g) {                                         \
     return bw_plane_body(a, dy, y, idx, np, xq, pos, lim, bad, g);                                  \
   }
-TSM_CONV_POOL_ISA(generic, , 4, 4)
+TSM_CONV_POOL_ISA(generic, , 4)
 #if TSM_ISA_X86
-TSM_CONV_POOL_ISA(avx2, TSM_TARGET_AVX2, 8, 4)
-TSM_CONV_POOL_ISA(avx512, TSM_TARGET_AVX512, 16, 4)
+TSM_CONV_POOL_ISA(avx2, TSM_TARGET_AVX2, 8)
+TSM_CONV_POOL_ISA(avx512, TSM_TARGET_AVX512, 16)
 #endif
 #undef TSM_CONV_POOL_ISA
 
-// Validates the convolution and, when pd is given, that the pooling reads its output; *g its sizes.
+// Validates the convolution (as tsm_conv2d_forward does) and that its planes fit int32 indices; *g
+// its sizes.
 tsm_status check_conv(const char* op, const tsm_conv2d_desc* cd, Geo* g) {
   if (!cd) return fail(TSM_ERR_INVALID_ARGUMENT, "%s: conv descriptor is NULL", op);
   int64_t oh = 0, ow = 0;
@@ -361,7 +348,7 @@ TSM_API tsm_status tsm_conv2d_max_pool2d_forward(float* y, int32_t* indices, con
         tsm::pad_group(xq.data(), x + (n * g.c + grp * g.cg) * g.h * g.w, g);
       }
       conv_plane(z.data(), xq.data(), w + o * kk, bias ? bias[o] : 0.0f, g);
-      tsm::max_pool2d_plane(y + p * pp, indices + p * pp, z.data(), plane, relu != 0);
+      tsm::max_pool2d_plane(y + p * pp, indices + p * pp, z.data(), plane, poh, pow_, relu != 0);
     }
   });
   return TSM_OK;

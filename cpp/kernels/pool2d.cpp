@@ -143,6 +143,12 @@ void max_plane(float* y, int32_t* idx, const float* x, const PoolGeom& g) {
   }
 }
 
+// Whether a pooling is the 2x2, stride 2, no padding, dilation 1 case of max_plane_2x2.
+inline bool window_2x2(const PoolGeom& g) {
+  return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 &&
+         g.dw == 1;
+}
+
 // The 2x2, stride 2, no padding, dilation 1 case (any ceil_mode: a window clipped by the right or
 // bottom edge goes through the general loop).
 template <bool Relu>
@@ -232,14 +238,11 @@ tsm_status max_pool2d_check(const char* op, const tsm_pool2d_desc* d, int64_t* o
   return TSM_OK;
 }
 
-void max_pool2d_plane(float* y, int32_t* idx, const float* x, const tsm_pool2d_desc& d, bool relu) {
-  const bool cm = d.ceil_mode != 0;
-  const PoolGeom g{d.n, d.c, d.h, d.w, d.kh, d.kw, d.stride_h, d.stride_w, d.pad_h, d.pad_w, d.dil_h,
-                   d.dil_w, output_size(d.h, d.kh, d.stride_h, d.pad_h, d.dil_h, cm),
-                   output_size(d.w, d.kw, d.stride_w, d.pad_w, d.dil_w, cm), cm, false};
-  const bool two = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
-                   g.dh == 1 && g.dw == 1;
-  if (two) {
+void max_pool2d_plane(float* y, int32_t* idx, const float* x, const tsm_pool2d_desc& d, int64_t oh,
+                      int64_t ow, bool relu) {
+  const PoolGeom g{d.n,     d.c,      d.h,      d.w, d.kh, d.kw, d.stride_h, d.stride_w,
+                   d.pad_h, d.pad_w, d.dil_h, d.dil_w, oh, ow, d.ceil_mode != 0, false};
+  if (window_2x2(g)) {
     if (relu) max_plane_2x2<true>(y, idx, x, g);
     else max_plane_2x2<false>(y, idx, x, g);
   } else {
@@ -264,8 +267,7 @@ tsm_status max_pool2d_forward(const char* op, float* y, int32_t* indices, const 
     return fail(TSM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op,
                 !y ? "y" : !indices ? "indices" : "x");
   const int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
-  const bool two = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
-                   g.dh == 1 && g.dw == 1;
+  const bool two = window_2x2(g);
   for_planes(g.planes(), hw, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       if (two) max_plane_2x2<Relu>(y + p * ohw, indices + p * ohw, x + p * hw, g);

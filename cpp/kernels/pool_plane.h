@@ -13,7 +13,8 @@ tsm_status max_pool2d_check(const char* op, const tsm_pool2d_desc* d, int64_t* o
 
 // One plane of tsm_max_pool2d_forward (relu: of tsm_max_pool2d_relu_forward): y and idx (oh, ow)
 // from x (d.h, d.w), bit-identical to those functions' output for that plane. d must have passed
-// max_pool2d_check.
-void max_pool2d_plane(float* y, int32_t* idx, const float* x, const tsm_pool2d_desc& d, bool relu);
+// max_pool2d_check, which gave oh and ow.
+void max_pool2d_plane(float* y, int32_t* idx, const float* x, const tsm_pool2d_desc& d, int64_t oh,
+                      int64_t ow, bool relu);
 
 }  // namespace tsm
