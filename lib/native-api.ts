@@ -46,10 +46,10 @@ export interface NativeAddon {
                          W: number, OC: number, KH: number, KW: number, sH: number, sW: number, pH: number, pW: number,
                          dH: number, dW: number, groups: number, pKH: number, pKW: number, psH: number, psW: number,
                          ppH: number, ppW: number, pdH: number, pdW: number, ceilMode: boolean, relu: boolean): void;
-  conv2dMaxPool2dBackwardWeight(dw: F32, dbias: F32 | null, dy: F32, y: F32 | null, indices: I32, x: F32, N: number,
-                                C: number, H: number, W: number, OC: number, KH: number, KW: number, sH: number,
-                                sW: number, pH: number, pW: number, dH: number, dW: number, groups: number,
-                                POH: number, POW: number): void;
+  conv2dMaxPool2dBackward(dx: F32 | null, dw: F32 | null, dbias: F32 | null, dy: F32, y: F32 | null, indices: I32,
+                          x: F32 | null, w: F32 | null, N: number, C: number, H: number, W: number, OC: number,
+                          KH: number, KW: number, sH: number, sW: number, pH: number, pW: number, dH: number,
+                          dW: number, groups: number, POH: number, POW: number): void;
   avgPool2dForward(y: F32, x: F32, N: number, C: number, H: number, W: number, KH: number, KW: number, sH: number,
                    sW: number, pH: number, pW: number, ceilMode: boolean, countIncludePad: boolean): void;
   avgPool2dBackward(dx: F32, dy: F32, N: number, C: number, H: number, W: number, KH: number, KW: number,

@@ -847,9 +847,10 @@ describe('a ReLU deferred until read, and max pooling through it', () => {
   const F = tsm.F;
   // conv -> relu -> pool on CNN-like shapes, once pooled through the ReLU (its output never written)
   // and once with the ReLU computed (x * 1 is not a ReLU node): values and gradients bit-identical.
+  // Two input channels: patch rows of 6 floats, below what the winners-only backward takes (below).
   function run(fused: boolean) {
     tsm.manualSeed(3);
-    const x = tsm.randn([4, 3, 14, 14]), w = tsm.randn([8, 3, 3, 3]).requiresGrad_(), b = tsm.randn([8]).requiresGrad_();
+    const x = tsm.randn([4, 2, 14, 14]), w = tsm.randn([8, 2, 3, 3]).requiresGrad_(), b = tsm.randn([8]).requiresGrad_();
     return tsm.tidy(() => {
       const z = F.conv2d(x, w, b);
       const r = fused ? z.relu() : z.relu().mul(1);
@@ -1025,6 +1026,88 @@ describe('a convolution deferred until read, and max pooling of it in one pass',
     const a = steps(true), p = steps(false);
     close(a.losses, p.losses, 1e-5);
     close(a.w, p.w, 1e-4);
+  });
+});
+
+describe('max pooling of a convolution: the backward from the winners only', () => {
+  const F = tsm.F;
+  // A CNN's second layer (small): 16 channels in, 3x3, 12 out, pooled 2x2: the pooling's node takes
+  // the convolution's input, weight and bias, and its backward forms no gradient of the output.
+  const setup = () => {
+    tsm.manualSeed(11);
+    return {
+      x: tsm.randn([5, 16, 13, 13]).requiresGrad_(), w: tsm.randn([12, 16, 3, 3]).mul(0.2).requiresGrad_(),
+      b: tsm.randn([12]).mul(0.1).requiresGrad_(),
+    };
+  };
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number) => {
+    let scale = 1e-3, err = 0;
+    for (let i = 0; i < b.length; i++) { scale = Math.max(scale, Math.abs(b[i])); err = Math.max(err, Math.abs(a[i] - b[i])); }
+    expect(a.length).toBe(b.length);
+    expect(err).toBeLessThanOrEqual(tol * scale);
+  };
+  // sparse: as written; plain: the pooling reads a copy (mul(1)), so its gradient goes through the
+  // convolution's own backward.
+  function run(sparse: boolean, relu: boolean, extra: 'none' | 'conv' | 'relu' = 'none', opts: tsm.Pool2dOptions | number = 2) {
+    const { x, w, b } = setup();
+    return tsm.tidy(() => {
+      const z = F.conv2d(x, w, b, { padding: 1 });
+      const h = relu ? z.relu() : z;
+      const y = F.maxPool2d(sparse ? h : h.mul(1), opts);
+      const skipped = y._node!.inputs[0] === x;  // the node goes straight to the convolution's operands
+      tsm.manualSeed(9);
+      let loss = y.mul(tsm.randn([...y.shape])).sum();
+      if (extra === 'conv') loss = loss.add(z.mul(z).mean());
+      if (extra === 'relu') loss = loss.add(h.mul(h).mean());
+      loss.backward();
+      return { skipped, y: y.dataSync(), dx: x.grad!.dataSync(), dw: w.grad!.dataSync(), db: b.grad!.dataSync() };
+    });
+  }
+
+  for (const relu of [true, false]) {
+    it(`gives the gradients of the composed backward (${relu ? 'through a ReLU' : 'no ReLU'})`, () => {
+      const a = run(true, relu), p = run(false, relu);
+      expect(a.skipped).toBe(true);
+      expect(p.skipped).toBe(false);
+      expect(Array.from(a.y)).toEqual(Array.from(p.y));
+      close(a.dx, p.dx, 1e-5);
+      close(a.dw, p.dw, 1e-5);
+      close(a.db, p.db, 1e-5);
+    });
+  }
+
+  for (const extra of ['conv', 'relu'] as const) {
+    it(`sums the gradients of a second consumer of the ${extra === 'conv' ? 'convolution\'s' : 'ReLU\'s'} output`, () => {
+      const a = run(true, true, extra), p = run(false, true, extra);
+      expect(a.skipped).toBe(true);
+      close(a.dx, p.dx, 1e-5);
+      close(a.dw, p.dw, 1e-5);
+      close(a.db, p.db, 1e-5);
+    });
+  }
+
+  it('keeps the composed backward where the pooling keeps more than half of the outputs', () => {
+    const a = run(true, true, 'none', { kernelSize: 2, stride: 1 }), p = run(false, true, 'none', { kernelSize: 2, stride: 1 });
+    expect(a.skipped).toBe(false);
+    close(a.dx, p.dx, 1e-5);
+    close(a.dw, p.dw, 1e-5);
+  });
+
+  it('gives the gradients of the operands that take one only', () => {
+    const { x, w, b } = setup();
+    x.requiresGrad_(false);
+    b.requiresGrad_(false);
+    const y = F.maxPool2d(F.conv2d(x, w, b).relu(), 2);
+    expect(y._node!.inputs[1]).toBe(w);
+    y.sum().backward();
+    expect(x.grad).toBeNull();
+    expect(b.grad).toBeNull();
+    const want = tsm.tidy(() => {
+      const w2 = w.detach().requiresGrad_();
+      F.maxPool2d(F.conv2d(x, w2, b).relu().mul(1), 2).sum().backward();
+      return w2.grad!.dataSync();
+    });
+    close(w.grad!.dataSync(), want, 1e-5);
   });
 });
 

@@ -180,33 +180,39 @@ Napi::Value Conv2dMaxPool2dForward(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// conv2dMaxPool2dBackwardWeight(dw, dbias|null, dy, y|null, indices: Int32Array, x, N, C, H, W, OC, KH,
-//                               KW, sH, sW, pH, pW, dH, dW, groups, POH, POW): y is the pooled output
-//                               when the pooling read through a ReLU
-Napi::Value Conv2dMaxPool2dBackwardWeight(const Napi::CallbackInfo& info) {
+// conv2dMaxPool2dBackward(dx|null, dw|null, dbias|null, dy, y|null, indices: Int32Array, x|null,
+//                         w|null, N, C, H, W, OC, KH, KW, sH, sW, pH, pW, dH, dW, groups, POH, POW):
+//                         y is the pooled output when the pooling read through a ReLU; x is needed
+//                         for dw, w for dx
+Napi::Value Conv2dMaxPool2dBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const char* op = "conv2dMaxPool2dBackwardWeight";
-  size_t ldw = 0, ldb = 0, ldy = 0, lyy = 0, li = 0, lx = 0;
-  float* dw = arg_f32(info, 0, op, "dw", &ldw);
-  float* dbias = nullptr;
-  const bool has_bias = !info[1].IsNull() && !info[1].IsUndefined();
-  if (has_bias) dbias = arg_f32(info, 1, op, "dbias", &ldb);
-  const float* dy = arg_f32(info, 2, op, "dy", &ldy);
-  const float* y = nullptr;
-  if (!info[3].IsNull() && !info[3].IsUndefined()) y = arg_f32(info, 3, op, "y", &lyy);
-  const int32_t* idx = arg_i32(info, 4, op, "indices", &li);
-  const float* x = arg_f32(info, 5, op, "x", &lx);
-  const ConvArgs a = conv_args(info, 6, op);
+  const char* op = "conv2dMaxPool2dBackward";
+  size_t ldx = 0, ldw = 0, ldb = 0, ldy = 0, lyy = 0, li = 0, lx = 0, lw = 0;
+  auto given = [&](size_t i) { return !info[i].IsNull() && !info[i].IsUndefined(); };
+  float* dx = given(0) ? arg_f32(info, 0, op, "dx", &ldx) : nullptr;
+  float* dw = given(1) ? arg_f32(info, 1, op, "dw", &ldw) : nullptr;
+  float* dbias = given(2) ? arg_f32(info, 2, op, "dbias", &ldb) : nullptr;
+  const float* dy = arg_f32(info, 3, op, "dy", &ldy);
+  const float* y = given(4) ? arg_f32(info, 4, op, "y", &lyy) : nullptr;
+  const int32_t* idx = arg_i32(info, 5, op, "indices", &li);
+  const float* x = given(6) ? arg_f32(info, 6, op, "x", &lx) : nullptr;
+  const float* w = given(7) ? arg_f32(info, 7, op, "w", &lw) : nullptr;
+  const ConvArgs a = conv_args(info, 8, op);
   const tsm_conv2d_desc& d = a.d;
-  const int64_t poh = arg_size(info, 20, op, "POH", 1), pow_ = arg_size(info, 21, op, "POW", 1);
+  const int64_t poh = arg_size(info, 22, op, "POH", 1), pow_ = arg_size(info, 23, op, "POW", 1);
   const int64_t ny = elems(env, op, d.n, d.oc, poh, pow_);
-  need(env, op, "dw", ldw, elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw));
-  if (has_bias) need(env, op, "dbias", ldb, d.oc);
+  const int64_t nx = elems(env, op, d.n, d.c, d.h, d.w), nw = elems(env, op, d.oc, d.c / d.groups, d.kh, d.kw);
+  if (dx) need(env, op, "dx", ldx, nx);
+  if (dw) need(env, op, "dw", ldw, nw);
+  if (dbias) need(env, op, "dbias", ldb, d.oc);
   need(env, op, "dy", ldy, ny);
   if (y) need(env, op, "y", lyy, ny);
   need(env, op, "indices", li, ny);
-  need(env, op, "x", lx, elems(env, op, d.n, d.c, d.h, d.w));
-  check_op(env, op, tsm_conv2d_max_pool2d_backward_weight(dw, dbias, dy, y, idx, x, &d, poh, pow_));
+  if (dw && !x) type_error(env, std::string(op) + ": x is needed for dw, got null");
+  if (dx && !w) type_error(env, std::string(op) + ": w is needed for dx, got null");
+  if (x) need(env, op, "x", lx, nx);
+  if (w) need(env, op, "w", lw, nw);
+  check_op(env, op, tsm_conv2d_max_pool2d_backward(dx, dw, dbias, dy, y, idx, x, w, &d, poh, pow_));
   return env.Undefined();
 }
 
@@ -308,8 +314,8 @@ void register_ops_conv(Napi::Env env, Napi::Object exports) {
   exports.Set("maxPool2dForward", Napi::Function::New(env, MaxPool2dForward, "maxPool2dForward"));
   exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward, "maxPool2dBackward"));
   exports.Set("conv2dMaxPool2dForward", Napi::Function::New(env, Conv2dMaxPool2dForward, "conv2dMaxPool2dForward"));
-  exports.Set("conv2dMaxPool2dBackwardWeight",
-              Napi::Function::New(env, Conv2dMaxPool2dBackwardWeight, "conv2dMaxPool2dBackwardWeight"));
+  exports.Set("conv2dMaxPool2dBackward",
+              Napi::Function::New(env, Conv2dMaxPool2dBackward, "conv2dMaxPool2dBackward"));
   exports.Set("avgPool2dForward", Napi::Function::New(env, AvgPool2dForward, "avgPool2dForward"));
   exports.Set("avgPool2dBackward", Napi::Function::New(env, AvgPool2dBackward, "avgPool2dBackward"));
   exports.Set("adaptiveAvgPool2dForward",

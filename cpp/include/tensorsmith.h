@@ -180,12 +180,24 @@ TSM_API tsm_status tsm_conv2d_max_pool2d_forward(float* y, int32_t* indices, con
                                                  const float* w, const float* bias,
                                                  const tsm_conv2d_desc* c,
                                                  const tsm_pool2d_desc* p, int relu);
-/* dw (OC,C/g,KH,KW) and dbias (OC, nullable) of the convolution of tsm_conv2d_max_pool2d_forward
- * from the pooling's dy (N,OC,POH,POW), indices and, when the pooling read through a ReLU, its
- * output y (nullable otherwise): the gradient with respect to z is the pooling's scatter of dy
- * (where y > 0 with y, a select), taken to the weights patch by patch without forming it. Every
- * index must lie in [0, OH*OW) (checked). Not for a ReLU pooling with dilation, whose windows can
- * lie wholly in the padding (see tsm_max_pool2d_relu_backward). */
+/* The backward of a convolution whose output only a max pooling reads (through a ReLU or not):
+ * dx (N,C,H,W), dw (OC,C/g,KH,KW) and dbias (OC), each nullable, from the pooling's dy (N,OC,POH,POW),
+ * indices and, when the pooling read through a ReLU, its output y (nullable otherwise); x is needed
+ * for dw, w for dx. The gradient with respect to the convolution's output z is the pooling's scatter
+ * of dy (where y > 0 with y, a select): it is never formed, each pooled gradient going to the weights
+ * and to dx from the patch under its winner, so the work is that of the pooled outputs (a quarter of
+ * z's under a 2x2 pooling, and only those with a nonzero gradient) rather than all of z's. z may come
+ * from tsm_conv2d_forward or tsm_conv2d_max_pool2d_forward. Every index must lie in [0, OH*OW)
+ * (checked). A NaN or infinity in x or w reaches the gradients only through a winner's patch with a
+ * nonzero gradient (the dense backward multiplies every element of x by the zeros too). Not for a
+ * ReLU pooling with dilation, whose windows can lie wholly in the padding (see
+ * tsm_max_pool2d_relu_backward). */
+TSM_API tsm_status tsm_conv2d_max_pool2d_backward(float* dx, float* dw, float* dbias, const float* dy,
+                                                  const float* y, const int32_t* indices,
+                                                  const float* x, const float* w,
+                                                  const tsm_conv2d_desc* c, int64_t poh,
+                                                  int64_t pow_);
+/* tsm_conv2d_max_pool2d_backward without dx (dw must not be NULL). */
 TSM_API tsm_status tsm_conv2d_max_pool2d_backward_weight(float* dw, float* dbias, const float* dy,
                                                          const float* y, const int32_t* indices,
                                                          const float* x, const tsm_conv2d_desc* c,

@@ -219,32 +219,10 @@ inline __attribute__((always_inline)) float bw_plane_rows(float* a, const float*
   return total;
 }
 
-// The same for any geometry: a (Cg*KH*KW) per tap, accumulated in memory.
-inline __attribute__((always_inline)) float bw_plane_any(float* a, const float* dy, const float* y,
-                                                         const int32_t* idx, int64_t np,
-                                                         const float* xq, const int64_t* pos,
-                                                         uint32_t lim, uint32_t& bad, const Geo& g) {
-  const int64_t kk = g.cg * g.kh * g.kw;
-  std::memset(a, 0, sizeof(float) * kk);
-  float total = 0.0f;
-  for (int64_t e = 0; e < np; ++e) {
-    const float gv = masked_grad(dy, y, e);
-    total += gv;
-    const float* base = xq + patch_at(pos, idx[e], lim, bad);
-    float* ap = a;
-    for (int64_t c = 0; c < g.cg; ++c)
-      for (int64_t r = 0; r < g.kh; ++r) {
-        const float* xr = base + (c * g.hp + r * g.dh) * g.wq;
-        for (int64_t s = 0; s < g.kw; ++s) *ap++ += gv * xr[s * g.dw];
-      }
-  }
-  return total;
-}
-
 // Whether bw_plane_rows serves a geometry, and the rows R = Cg*KH it then has.
 inline bool rows_path(const Geo& g) { return g.dw == 1 && g.kw <= 8 && g.cg * g.kh <= 12; }
 
-// One plane's weight gradient: a holds Cg*KH rows of 8 (rows_path) or Cg*KH*KW taps.
+// One plane's weight gradient (rows_path only): a holds Cg*KH rows of 8.
 template <int R>
 inline __attribute__((always_inline)) float bw_rows(float* a, const float* dy, const float* y,
                                                     const int32_t* idx, int64_t np, const float* xq,
@@ -257,7 +235,6 @@ inline __attribute__((always_inline)) float bw_plane_body(float* a, const float*
                                                           const int32_t* idx, int64_t np,
                                                           const float* xq, const int64_t* pos,
                                                           uint32_t lim, uint32_t& bad, const Geo& g) {
-  if (!rows_path(g)) return bw_plane_any(a, dy, y, idx, np, xq, pos, lim, bad, g);
   switch (g.cg * g.kh) {
     case 1: return bw_rows<1>(a, dy, y, idx, np, xq, pos, lim, bad, g);
     case 2: return bw_rows<2>(a, dy, y, idx, np, xq, pos, lim, bad, g);
@@ -274,6 +251,174 @@ inline __attribute__((always_inline)) float bw_plane_body(float* a, const float*
   }
 }
 
+// The full backward through the channels (dx, dw, dbias), for any geometry. One image's group of
+// input channels is laid out as pixels of Cg channels with its padding as zeros,
+// xt[(ih*WP + iw)*Cg + c] (HP = H + 2PH rows of WP = W + 2PW pixels), and the weights of output
+// channel o in the same order, wt[o][(r*KW + s)*Cg + c]. The patch under a convolution output is then
+// KH rows of KW*Cg consecutive floats (DW = 1), or KH*KW runs of Cg (otherwise): its segments, the
+// k-th at seg_off[k] from the patch's first float and at k*seg_len in wt. Each winner of a plane with
+// a pooled gradient g != 0 adds g * its patch to the plane's weight gradient (in the patch order) and
+// g * wt[o] to its patch of the input gradient dxt (laid out as xt): under a 2x2 pooling a quarter
+// of the convolution's outputs (fewer through the ReLU), where the dense backward takes all of them.
+struct Winner {
+  float g;
+  int64_t off;  // offset of its patch in xt
+};
+
+struct ChanGeo {
+  int64_t hp, wp, seg_len, segs;
+  const int64_t* seg_off;
+  bool even;  // seg_off[k] = k * seg_off[1] (the rows of the patch, DW = 1)
+};
+
+// NV vectors at the same place in each of NS segments (xs, dxs, ws, as point at the first one's; the
+// segments lie xstride apart in xt and dxt, wstride apart in wo and a; the winners' offsets are added
+// to xs and dxs): a += the sum of g * patch (in NS*NV registers over the winners), and for each
+// winner in turn dxs[off ..] += g * ws (patches overlap).
+template <int VW, int NV, int NS, bool DX, bool DW>
+inline __attribute__((always_inline)) void chan_chunk(const Winner* wl, int64_t m, const float* __restrict xs,
+                                                      float* __restrict dxs, const float* __restrict ws,
+                                                      float* __restrict as, int64_t xstride, int64_t wstride) {
+  typedef typename Vec<VW>::type V;
+  V acc[NS][NV];
+  if (DW)
+    for (int k = 0; k < NS; ++k)
+      for (int j = 0; j < NV; ++j) acc[k][j] = loadv<VW>(as + k * wstride + j * VW);
+  for (int64_t e = 0; e < m; ++e) {
+    const float g = wl[e].g;
+    const int64_t off = wl[e].off;
+    for (int k = 0; k < NS; ++k)
+      for (int j = 0; j < NV; ++j) {
+        const int64_t at = off + k * xstride + j * VW;
+        if (DW) acc[k][j] += g * loadv<VW>(xs + at);
+        if (DX) {
+          const V d = loadv<VW>(dxs + at) + g * loadv<VW>(ws + k * wstride + j * VW);
+          __builtin_memcpy(dxs + at, &d, sizeof d);
+        }
+      }
+  }
+  if (DW)
+    for (int k = 0; k < NS; ++k)
+      for (int j = 0; j < NV; ++j) __builtin_memcpy(as + k * wstride + j * VW, &acc[k][j], sizeof acc[k][j]);
+}
+
+// NS segments of len floats together: chunks of whole vectors (at most 24 accumulators with AVX-512's
+// 32 registers, 12 otherwise), then the floats past the last whole vector.
+template <int VW, int NS, bool DX, bool DW>
+inline __attribute__((always_inline)) void chan_segments(const Winner* wl, int64_t m, const float* xs, float* dxs,
+                                                         const float* ws, float* as, int64_t len,
+                                                         int64_t xstride, int64_t wstride) {
+  constexpr int kMax = std::min(8, (VW == 16 ? 24 : 12) / NS);
+  int64_t v = 0;
+  for (; v + VW <= len;) {
+    const int64_t cnt = std::min<int64_t>((len - v) / VW, kMax);
+#define TSM_CHAN_CASE(k)                                                                          \
+  case k:                                                                                         \
+    if (k <= kMax)                                                                                \
+      chan_chunk<VW, (k <= kMax ? k : 1), NS, DX, DW>(wl, m, xs + v, dxs + v, ws + v, as + v, xstride, \
+                                                      wstride);                                   \
+    break;
+    switch (cnt) {
+      TSM_CHAN_CASE(1) TSM_CHAN_CASE(2) TSM_CHAN_CASE(3) TSM_CHAN_CASE(4)
+      TSM_CHAN_CASE(5) TSM_CHAN_CASE(6) TSM_CHAN_CASE(7) TSM_CHAN_CASE(8)
+      default: break;
+    }
+#undef TSM_CHAN_CASE
+    v += cnt * VW;
+  }
+  for (int k = 0; k < NS; ++k)
+    for (int64_t u = v; u < len; ++u) {
+      const int64_t sx = k * xstride + u, sw = k * wstride + u;
+      float sum = DW ? as[sw] : 0.0f;
+      for (int64_t e = 0; e < m; ++e) {
+        if (DW) sum += wl[e].g * xs[wl[e].off + sx];
+        if (DX) dxs[wl[e].off + sx] += wl[e].g * ws[sw];
+      }
+      if (DW) as[sw] = sum;
+    }
+}
+
+// A plane's winners through every segment, three at a time where they lie evenly apart (rows of
+// the patch): a (the weight gradient of output channel o, patch order) when DW, dxt with wo (its
+// weights, patch order) when DX.
+template <int VW, bool DX, bool DW>
+inline __attribute__((always_inline)) void chan_plane_segs(const Winner* wl, int64_t m, const float* xt, float* dxt,
+                                                           const float* wo, float* a, const ChanGeo& c) {
+  for (int64_t k = 0; k < c.segs;) {
+    const int64_t so = c.seg_off[k], wk = k * c.seg_len;
+    const float* xs = DW ? xt + so : nullptr;
+    float* dxs = DX ? dxt + so : nullptr;
+    const float* ws = DX ? wo + wk : nullptr;
+    float* as = DW ? a + wk : nullptr;
+    if (c.even && k + 3 <= c.segs) {
+      const int64_t xstride = c.seg_off[k + 1] - so;
+      chan_segments<VW, 3, DX, DW>(wl, m, xs, dxs, ws, as, c.seg_len, xstride, c.seg_len);
+      k += 3;
+    } else {
+      chan_segments<VW, 1, DX, DW>(wl, m, xs, dxs, ws, as, c.seg_len, 0, 0);
+      k += 1;
+    }
+  }
+}
+
+template <int VW>
+inline __attribute__((always_inline)) void chan_plane_body(const Winner* wl, int64_t m, const float* xt, float* dxt,
+                                                           const float* wo, float* a, const ChanGeo& c) {
+  if (a) chan_plane_segs<VW, false, true>(wl, m, xt, dxt, wo, a, c);
+  if (dxt) chan_plane_segs<VW, true, false>(wl, m, xt, dxt, wo, a, c);
+}
+
+// 8 x 8 transpose of r (rows in, columns out) in three rounds of two-vector shuffles.
+typedef int32_t v8i __attribute__((vector_size(32)));
+inline __attribute__((always_inline)) void transpose8(v8 r[8]) {
+  const v8i lo1{0, 8, 1, 9, 4, 12, 5, 13}, hi1{2, 10, 3, 11, 6, 14, 7, 15};
+  const v8i lo2{0, 1, 8, 9, 4, 5, 12, 13}, hi2{2, 3, 10, 11, 6, 7, 14, 15};
+  const v8i lo3{0, 1, 2, 3, 8, 9, 10, 11}, hi3{4, 5, 6, 7, 12, 13, 14, 15};
+  v8 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shuffle(r[i], r[i + 1], lo1);
+    t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi1);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = __builtin_shuffle(t[i], t[i + 2], lo2);
+    u[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi2);
+    u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo2);
+    u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi2);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = __builtin_shuffle(u[i], u[i + 4], lo3);
+    r[i + 4] = __builtin_shuffle(u[i], u[i + 4], hi3);
+  }
+}
+
+// One image's group of channels (Cg, H, W) to the channels layout xt (ToChannels: in is that group,
+// out is xt, whose padding is left as it is) or back (in is xt, out the group): blocks of 8 channels x
+// 8 columns through transpose8 (the last block of a row overlapping the one before it when W is not a
+// multiple of 8), what is left one float at a time.
+template <bool ToChannels>
+inline __attribute__((always_inline)) void channels_copy(float* out, const float* in, const Geo& g, const ChanGeo& c) {
+  const int64_t hw = g.h * g.w, cb = g.w >= 8 ? g.cg / 8 * 8 : 0;
+  // element (channel ci, column iw) of row ih, in the group and in xt
+  auto at_g = [&](int64_t ih, int64_t ci, int64_t iw) { return ci * hw + ih * g.w + iw; };
+  auto at_t = [&](int64_t ih, int64_t ci, int64_t iw) { return ((ih + g.ph) * c.wp + g.pw + iw) * g.cg + ci; };
+  for (int64_t ih = 0; ih < g.h; ++ih) {
+    for (int64_t c0 = 0; c0 < cb; c0 += 8)
+      for (int64_t w0 = 0; w0 < g.w; w0 += 8) {
+        const int64_t iw = std::min(w0, g.w - 8);
+        v8 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = loadv<8>(in + (ToChannels ? at_g(ih, c0 + i, iw) : at_t(ih, c0, iw + i)));
+        transpose8(r);
+        for (int i = 0; i < 8; ++i)
+          __builtin_memcpy(out + (ToChannels ? at_t(ih, c0, iw + i) : at_g(ih, c0 + i, iw)), &r[i], sizeof r[i]);
+      }
+    for (int64_t ci = cb; ci < g.cg; ++ci)
+      for (int64_t iw = 0; iw < g.w; ++iw) {
+        if (ToChannels) out[at_t(ih, ci, iw)] = in[at_g(ih, ci, iw)];
+        else out[at_g(ih, ci, iw)] = in[at_t(ih, ci, iw)];
+      }
+  }
+}
+
 #define TSM_CONV_POOL_ISA(name, attr, vw)                                                           \
   attr void conv_plane_##name(float* z, const float* xq, const float* wo, float bias, const Geo& g) { \
     if (g.sw == 1) conv_plane_body<vw, true>(z, xq, wo, bias, g);                                   \
@@ -283,6 +428,17 @@ inline __attribute__((always_inline)) float bw_plane_body(float* a, const float*
                              int64_t np, const float* xq, const int64_t* pos, uint32_t lim,         \
                              uint32_t& bad, const Geo& g) {                                         \
     return bw_plane_body(a, dy, y, idx, np, xq, pos, lim, bad, g);                                  \
+  }                                                                                                 \
+  attr void chan_plane_##name(const Winner* wl, int64_t m, const float* xt, float* dxt,             \
+                              const float* wo, float* a, const ChanGeo& c) {                        \
+    chan_plane_body<vw>(wl, m, xt, dxt, wo, a, c);                                                  \
+  }                                                                                                 \
+  attr void to_channels_##name(float* xt, const float* xg, const Geo& g, const ChanGeo& c) {        \
+    std::memset(xt, 0, sizeof(float) * c.hp * c.wp * g.cg);                                         \
+    channels_copy<true>(xt, xg, g, c);                                                              \
+  }                                                                                                 \
+  attr void from_channels_##name(float* dxg, const float* dxt, const Geo& g, const ChanGeo& c) {    \
+    channels_copy<false>(dxg, dxt, g, c);                                                           \
   }
 TSM_CONV_POOL_ISA(generic, , 4)
 #if TSM_ISA_X86
@@ -303,6 +459,161 @@ tsm_status check_conv(const char* op, const tsm_conv2d_desc* cd, Geo* g) {
                 op, (long long)oh, (long long)ow);
   *g = make_geo(*cd, oh, ow);
   return TSM_OK;
+}
+
+
+// dw (with dbias) when the patch rows fit registers (rows_path, no dx): each plane's patch rows of 8
+// in the image's own layout.
+bool backward_rows(float* dw, float* dbias, const float* dy, const float* y, const int32_t* indices,
+                   const float* x, const Geo& g, int64_t poh, int64_t pow_) {
+  const auto bw_plane = TSM_PICK_ISA(active_simd(), bw_plane);
+  const int64_t pp = poh * pow_, zhw = g.oh * g.ow, kk = g.cg * g.kh * g.kw;
+  const int64_t alen = g.cg * g.kh * 8;
+  const int nt = num_threads();
+  const int64_t tasks = g.n * g.oc * pp * kk < 65536 ? 1 : std::min<int64_t>(g.oc, 2 * nt);
+  // The offset in the padded input of the patch under each convolution output.
+  std::vector<int64_t> pos(zhw);
+  for (int64_t i = 0; i < zhw; ++i) pos[i] = (i / g.ow) * g.sh * g.wq + (i % g.ow) * g.sw;
+  std::atomic<bool> bad{false};
+  parallel_for(tasks, [&](int64_t t) {
+    const int64_t o0 = g.oc * t / tasks, o1 = g.oc * (t + 1) / tasks;
+    if (o0 == o1) return;
+    // Sums over the images in double; one image's plane is summed in float registers.
+    std::vector<double> acc((o1 - o0) * kk, 0.0), bacc(o1 - o0, 0.0);
+    std::vector<float> xq(g.cg * g.hp * g.wq), a(alen);
+    for (int64_t n = 0; n < g.n; ++n) {
+      int64_t padded = -1;
+      for (int64_t o = o0; o < o1; ++o) {
+        const int64_t grp = o / g.ocg, plane = n * g.oc + o;
+        const int32_t* ip = indices + plane * pp;
+        if (grp != padded) {
+          padded = grp;
+          pad_group(xq.data(), x + (n * g.c + grp * g.cg) * g.h * g.w, g);
+        }
+        // An index outside the convolution's plane reads a harmless patch and flags the plane,
+        // whose sums are then dropped (the call fails).
+        uint32_t plane_bad = 0;
+        const float gsum = bw_plane(a.data(), dy + plane * pp, y ? y + plane * pp : nullptr, ip,
+                                    pp, xq.data(), pos.data(), static_cast<uint32_t>(zhw), plane_bad, g);
+        if (plane_bad) {
+          bad.store(true, std::memory_order_relaxed);
+          continue;
+        }
+        bacc[o - o0] += gsum;
+        double* ao = acc.data() + (o - o0) * kk;
+        for (int64_t rr = 0; rr < g.cg * g.kh; ++rr)
+          for (int64_t sidx = 0; sidx < g.kw; ++sidx) ao[rr * g.kw + sidx] += a[rr * 8 + sidx];
+      }
+    }
+    for (int64_t o = o0; o < o1; ++o) {
+      for (int64_t k = 0; k < kk; ++k) dw[o * kk + k] = static_cast<float>(acc[(o - o0) * kk + k]);
+      if (dbias) dbias[o] = static_cast<float>(bacc[o - o0]);
+    }
+  });
+  return !bad.load();
+}
+
+// dx, dw, dbias (each may be null) through the channels (see chan_plane_body); images split between
+// the threads, each summing its own weight gradient. False when an index lies outside the plane.
+bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, const float* y,
+                       const int32_t* indices, const float* x, const float* w, const Geo& g,
+                       int64_t poh, int64_t pow_) {
+  const auto chan_plane = TSM_PICK_ISA(active_simd(), chan_plane);
+  const auto to_channels = TSM_PICK_ISA(active_simd(), to_channels);
+  const auto from_channels = TSM_PICK_ISA(active_simd(), from_channels);
+  const int64_t pp = poh * pow_, zhw = g.oh * g.ow, kk = g.cg * g.kh * g.kw;
+  ChanGeo c{g.h + 2 * g.ph, g.w + 2 * g.pw, 0, 0, nullptr, g.dw == 1};
+  std::vector<int64_t> seg_off;
+  if (g.dw == 1) {
+    c.seg_len = g.kw * g.cg;
+    for (int64_t r = 0; r < g.kh; ++r) seg_off.push_back(r * g.dh * c.wp * g.cg);
+  } else {
+    c.seg_len = g.cg;
+    for (int64_t r = 0; r < g.kh; ++r)
+      for (int64_t s = 0; s < g.kw; ++s) seg_off.push_back((r * g.dh * c.wp + s * g.dw) * g.cg);
+  }
+  c.segs = static_cast<int64_t>(seg_off.size());
+  c.seg_off = seg_off.data();
+  std::vector<int64_t> pos(zhw);
+  for (int64_t i = 0; i < zhw; ++i) pos[i] = ((i / g.ow) * g.sh * c.wp + (i % g.ow) * g.sw) * g.cg;
+  // The weights in the patch order (for dx).
+  std::vector<float> wt(dx ? g.oc * kk : 0);
+  if (dx)
+    for (int64_t o = 0; o < g.oc; ++o)
+      for (int64_t ci = 0; ci < g.cg; ++ci)
+        for (int64_t r = 0; r < g.kh; ++r)
+          for (int64_t s = 0; s < g.kw; ++s)
+            wt[o * kk + (r * g.kw + s) * g.cg + ci] = w[o * kk + (ci * g.kh + r) * g.kw + s];
+  const int64_t tasks =
+      g.n * g.oc * pp * kk < 65536 ? 1 : std::min<int64_t>(g.n, num_threads());
+  std::vector<std::vector<float>> acc(tasks);    // per task: (OC, KK) in the patch order
+  std::vector<std::vector<double>> bacc(tasks);  // per task: (OC)
+  const int64_t xsz = c.hp * c.wp * g.cg;
+  std::atomic<bool> bad{false};
+  parallel_for(tasks, [&](int64_t t) {
+    const int64_t n0 = g.n * t / tasks, n1 = g.n * (t + 1) / tasks;
+    std::vector<float>& a = acc[t];
+    if (dw) a.assign(g.oc * kk, 0.0f);
+    bacc[t].assign(g.oc, 0.0);
+    std::vector<float> xt(dw ? xsz : 0), dxt(dx ? xsz : 0);
+    std::vector<Winner> wl(pp);
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const int64_t img = (n * g.c + grp * g.cg) * g.h * g.w;
+        if (dw) to_channels(xt.data(), x + img, g, c);
+        if (dx) std::memset(dxt.data(), 0, sizeof(float) * xsz);
+        for (int64_t o = grp * g.ocg; o < (grp + 1) * g.ocg; ++o) {
+          const int64_t plane = n * g.oc + o;
+          const float* dyp = dy + plane * pp;
+          const float* yp = y ? y + plane * pp : nullptr;
+          const int32_t* ip = indices + plane * pp;
+          uint32_t plane_bad = 0;
+          float gsum = 0.0f;
+          int64_t m = 0;
+          // Row by row, the even pooled columns before the odd ones: the patches of consecutive
+          // winners then overlap less, and the updates of dxt wait less on each other.
+          for (int64_t ph = 0; ph < poh; ++ph)
+            for (int64_t par = 0; par < 2; ++par)
+              for (int64_t pw = par; pw < pow_; pw += 2) {
+                const int64_t e = ph * pow_ + pw;
+                const float gv = masked_grad(dyp, yp, e);
+                gsum += gv;
+                // Kept when g != 0 (a NaN included), without a branch: whether the ReLU was
+                // active is as good as random.
+                wl[m] = Winner{gv, patch_at(pos.data(), ip[e], static_cast<uint32_t>(zhw), plane_bad)};
+                m += gv != 0.0f;
+              }
+          // An index outside the convolution's plane flags the call (which fails); the plane adds
+          // nothing.
+          if (plane_bad) {
+            bad.store(true, std::memory_order_relaxed);
+            continue;
+          }
+          bacc[t][o] += gsum;
+          if (m > 0 && (dw || dx))
+            chan_plane(wl.data(), m, dw ? xt.data() : nullptr, dx ? dxt.data() : nullptr,
+                       dx ? wt.data() + o * kk : nullptr, dw ? a.data() + o * kk : nullptr, c);
+        }
+        if (dx) from_channels(dx + img, dxt.data(), g, c);
+      }
+  });
+  if (bad.load()) return false;
+  for (int64_t o = 0; o < g.oc; ++o) {
+    if (dw)
+      for (int64_t ci = 0; ci < g.cg; ++ci)
+        for (int64_t r = 0; r < g.kh; ++r)
+          for (int64_t s = 0; s < g.kw; ++s) {
+            float sum = 0.0f;
+            for (int64_t t = 0; t < tasks; ++t) sum += acc[t][o * kk + (r * g.kw + s) * g.cg + ci];
+            dw[o * kk + (ci * g.kh + r) * g.kw + s] = sum;
+          }
+    if (dbias) {
+      double sum = 0.0;
+      for (int64_t t = 0; t < tasks; ++t) sum += bacc[t][o];
+      dbias[o] = static_cast<float>(sum);
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -354,73 +665,37 @@ TSM_API tsm_status tsm_conv2d_max_pool2d_forward(float* y, int32_t* indices, con
   return TSM_OK;
 }
 
-TSM_API tsm_status tsm_conv2d_max_pool2d_backward_weight(float* dw, float* dbias, const float* dy,
-                                                         const float* y, const int32_t* indices,
-                                                         const float* x, const tsm_conv2d_desc* cd,
-                                                         int64_t poh, int64_t pow_) {
-  const char* op = "conv2d_max_pool2d_backward_weight";
+TSM_API tsm_status tsm_conv2d_max_pool2d_backward(float* dx, float* dw, float* dbias,
+                                                  const float* dy, const float* y,
+                                                  const int32_t* indices, const float* x,
+                                                  const float* w, const tsm_conv2d_desc* cd,
+                                                  int64_t poh, int64_t pow_) {
+  const char* op = "conv2d_max_pool2d_backward";
   tsm::Geo g;
   tsm_status s = tsm::check_conv(op, cd, &g);
   if (s != TSM_OK) return s;
   if (poh < 1 || pow_ < 1)
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: the pooled size must be >= 1, got %lld x %lld",
                      op, (long long)poh, (long long)pow_);
-  if (!dw || !dy || !indices || !x)
+  if (!dy || !indices || (dw && !x) || (dx && !w))
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op,
-                     !dw ? "dw" : !dy ? "dy" : !indices ? "indices" : "x");
-  const auto bw_plane = TSM_PICK_ISA(tsm::active_simd(), tsm::bw_plane);
-  const int64_t pp = poh * pow_, zhw = g.oh * g.ow, kk = g.cg * g.kh * g.kw;
-  const bool rows = tsm::rows_path(g);
-  const int64_t alen = rows ? g.cg * g.kh * 8 : kk;
-  const int nt = tsm::num_threads();
-  const int64_t tasks = g.n * g.oc * pp * kk < 65536 ? 1 : std::min<int64_t>(g.oc, 2 * nt);
-  // The offset in the padded input of the patch under each convolution output.
-  std::vector<int64_t> pos(zhw);
-  for (int64_t i = 0; i < zhw; ++i) pos[i] = (i / g.ow) * g.sh * g.wq + (i % g.ow) * g.sw;
-  std::atomic<bool> bad{false};
-  tsm::parallel_for(tasks, [&](int64_t t) {
-    const int64_t o0 = g.oc * t / tasks, o1 = g.oc * (t + 1) / tasks;
-    if (o0 == o1) return;
-    // Sums over the images in double; one image's plane is summed in float registers.
-    std::vector<double> acc((o1 - o0) * kk, 0.0), bacc(o1 - o0, 0.0);
-    std::vector<float> xq(g.cg * g.hp * g.wq), a(alen);
-    for (int64_t n = 0; n < g.n; ++n) {
-      int64_t padded = -1;
-      for (int64_t o = o0; o < o1; ++o) {
-        const int64_t grp = o / g.ocg, plane = n * g.oc + o;
-        const int32_t* ip = indices + plane * pp;
-        if (grp != padded) {
-          padded = grp;
-          tsm::pad_group(xq.data(), x + (n * g.c + grp * g.cg) * g.h * g.w, g);
-        }
-        // An index outside the convolution's plane reads a harmless patch and flags the plane,
-        // whose sums are then dropped (the call fails).
-        uint32_t plane_bad = 0;
-        const float gsum = bw_plane(a.data(), dy + plane * pp, y ? y + plane * pp : nullptr, ip,
-                                    pp, xq.data(), pos.data(), static_cast<uint32_t>(zhw), plane_bad, g);
-        if (plane_bad) {
-          bad.store(true, std::memory_order_relaxed);
-          continue;
-        }
-        bacc[o - o0] += gsum;
-        double* ao = acc.data() + (o - o0) * kk;
-        if (rows) {
-          for (int64_t rr = 0; rr < g.cg * g.kh; ++rr)
-            for (int64_t sidx = 0; sidx < g.kw; ++sidx) ao[rr * g.kw + sidx] += a[rr * 8 + sidx];
-        } else {
-          for (int64_t k = 0; k < kk; ++k) ao[k] += a[k];
-        }
-      }
-    }
-    for (int64_t o = o0; o < o1; ++o) {
-      for (int64_t k = 0; k < kk; ++k) dw[o * kk + k] = static_cast<float>(acc[(o - o0) * kk + k]);
-      if (dbias) dbias[o] = static_cast<float>(bacc[o - o0]);
-    }
-  });
-  if (bad.load())
+                     !dy ? "dy" : !indices ? "indices" : (dw && !x) ? "x (for dw)" : "w (for dx)");
+  if (!dx && !dw && !dbias) return TSM_OK;
+  const bool ok = !dx && dw && tsm::rows_path(g)
+                      ? tsm::backward_rows(dw, dbias, dy, y, indices, x, g, poh, pow_)
+                      : tsm::backward_channels(dx, dw, dbias, dy, y, indices, x, w, g, poh, pow_);
+  if (!ok)
     return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "%s: an index lies outside the convolution's %lld x %lld plane",
                      op, (long long)g.oh, (long long)g.ow);
   return TSM_OK;
+}
+
+TSM_API tsm_status tsm_conv2d_max_pool2d_backward_weight(float* dw, float* dbias, const float* dy,
+                                                         const float* y, const int32_t* indices,
+                                                         const float* x, const tsm_conv2d_desc* cd,
+                                                         int64_t poh, int64_t pow_) {
+  if (!dw) return tsm::fail(TSM_ERR_INVALID_ARGUMENT, "conv2d_max_pool2d_backward_weight: dw is NULL");
+  return tsm_conv2d_max_pool2d_backward(nullptr, dw, dbias, dy, y, indices, x, nullptr, cd, poh, pow_);
 }
 
 }  // extern "C"

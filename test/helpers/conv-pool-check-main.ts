@@ -4,11 +4,13 @@
 // general tap loop), the MNIST CNN's first layer, pooling with and without the ReLU, and in ceil mode.
 //   forward:  y within rounding of the reference's pooled maximum, and each index naming a tap whose
 //             reference value is that maximum (to rounding: near-ties may pick either);
-//   backward: dw and dbias against the float64 weight gradient of the pooling's scatter of dy (masked
-//             by y > 0 through the ReLU) at the kernel's own indices.
+//   backward: dw and dbias (alone: the patch-rows path where it applies) and dx, dw, dbias together
+//             (the channels path) against the float64 gradients of the pooling's scatter of dy
+//             (masked by y > 0 through the ReLU) at the kernel's own indices, with some of dy zero
+//             (the winners the channels path skips).
 // Prints one JSON line {simd, cases, failures}.
 import { buildInfo } from '../../lib/runtime';
-import { convArgs, convOut, refConvBackwardWeight, refConvForward, seededHelpers, type Conv } from './conv-check';
+import { convArgs, convOut, refConvBackwardData, refConvBackwardWeight, refConvForward, seededHelpers, type Conv } from './conv-check';
 import { raw } from './raw';
 
 const { rand, randint, pick, randn } = seededHelpers(4242);
@@ -57,14 +59,14 @@ function check(c: Conv, pl: Pool, bias: boolean): void {
   }
   // backward, from the kernel's own y and indices
   const dy = randn(ny);
+  for (let o = 0; o < ny; o += 3) dy[o] = 0;
   const dz = new Float64Array(c.N * c.OC * OH * OW);
   for (let o = 0; o < ny; o++) {
     const plane = Math.floor(o / (POH * POW));
     if (!pl.relu || y[o] > 0) dz[plane * OH * OW + idx[o]] += dy[o];
   }
   const [rdw, rdb] = refConvBackwardWeight(c, dz, x);
-  const dw = new Float32Array(w.length).fill(NaN), db = bias ? new Float32Array(c.OC).fill(NaN) : null;
-  raw.conv2dMaxPool2dBackwardWeight(dw, db, dy, pl.relu ? y : null, idx, x, ...convArgs(c), POH, POW);
+  const rdx = refConvBackwardData(c, dz, w);
   const close = (got: Float32Array, want: Float64Array, name: string) => {
     let s = 1e-3;
     for (const v of want) s = Math.max(s, Math.abs(v));
@@ -75,11 +77,25 @@ function check(c: Conv, pl: Pool, bias: boolean): void {
       }
     }
   };
-  close(dw, rdw, 'dw');
-  if (db) close(db, rdb, 'dbias');
+  const yr = pl.relu ? y : null;
+  const dw = new Float32Array(w.length).fill(NaN), db = bias ? new Float32Array(c.OC).fill(NaN) : null;
+  raw.conv2dMaxPool2dBackward(null, dw, db, dy, yr, idx, x, null, ...convArgs(c), POH, POW);
+  close(dw, rdw, 'dw (alone)');
+  if (db) close(db, rdb, 'dbias (alone)');
+  const dx2 = new Float32Array(x.length).fill(NaN), dw2 = new Float32Array(w.length).fill(NaN);
+  const db2 = bias ? new Float32Array(c.OC).fill(NaN) : null;
+  raw.conv2dMaxPool2dBackward(dx2, dw2, db2, dy, yr, idx, x, w, ...convArgs(c), POH, POW);
+  close(dx2, rdx, 'dx');
+  close(dw2, rdw, 'dw');
+  if (db2) close(db2, rdb, 'dbias');
+  const dx3 = new Float32Array(x.length).fill(NaN);
+  raw.conv2dMaxPool2dBackward(dx3, null, null, dy, yr, idx, null, w, ...convArgs(c), POH, POW);
+  close(dx3, rdx, 'dx (alone)');
 }
 
-// The MNIST CNN's first layer (a small batch), and one with 3 input channels and padding.
+// The MNIST CNN's first and second layers (small batches), and one with 3 input channels and padding.
+check({ N: 2, C: 32, H: 13, W: 13, OC: 64, KH: 3, KW: 3, sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 },
+  { k: 2, s: 2, p: 0, d: 1, ceil: false, relu: true }, true);
 check({ N: 3, C: 1, H: 28, W: 28, OC: 32, KH: 3, KW: 3, sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 },
   { k: 2, s: 2, p: 0, d: 1, ceil: false, relu: true }, true);
 check({ N: 2, C: 3, H: 33, W: 35, OC: 16, KH: 3, KW: 3, sH: 1, sW: 1, pH: 1, pW: 1, dH: 1, dW: 1, groups: 1 },
@@ -103,21 +119,46 @@ for (let t = 0; t < 150; t++) {
   check(c, pl, rand() < 0.7);
 }
 
+// Many channels per group (the channels path's vectors and the floats after them: KW*Cg or Cg not a
+// multiple of the vector).
+for (let t = 0; t < 40; t++) {
+  const groups = pick([1, 1, 2]);
+  const c: Conv = {
+    N: randint(1, 2), C: groups * randint(4, 40), H: randint(3, 12), W: randint(3, 14), OC: groups * randint(1, 5),
+    KH: randint(1, 4), KW: randint(1, 4), sH: randint(1, 2), sW: pick([1, 1, 2]), pH: randint(0, 1), pW: randint(0, 2),
+    dH: pick([1, 1, 2]), dW: pick([1, 1, 1, 2]), groups,
+  };
+  const [OH, OW] = convOut(c);
+  if (OH < 1 || OW < 1) continue;
+  const k = randint(1, 3), relu = rand() < 0.6;
+  const pl: Pool = { k, s: randint(1, 3), p: randint(0, Math.floor(k / 2)), d: relu ? 1 : pick([1, 1, 2]), ceil: rand() < 0.3, relu };
+  check(c, pl, rand() < 0.7);
+}
+
 // Bad input: a pooling that does not read the convolution's output, an index outside its plane.
 const c1: Conv = { N: 1, C: 1, H: 6, W: 6, OC: 2, KH: 3, KW: 3, sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
 const x1 = randn(36), w1 = randn(18), y1 = new Float32Array(8), i1 = new Int32Array(8);
 try {
   raw.conv2dMaxPool2dForward(y1, i1, x1, w1, null, ...convArgs(c1), 2, 2, 2, 2, 0, 0, 1, 1, false, true);
-  raw.conv2dMaxPool2dBackwardWeight(new Float32Array(18), null, new Float32Array(8), y1, i1, x1, ...convArgs(c1), 2, 2);
+  raw.conv2dMaxPool2dBackward(null, new Float32Array(18), null, new Float32Array(8), y1, i1, x1, null, ...convArgs(c1), 2, 2);
 } catch (e) {
   failures.push(`valid call threw ${(e as Error).message}`);
 }
 i1[5] = 16;
+for (const withDx of [false, true]) {
+  try {
+    raw.conv2dMaxPool2dBackward(withDx ? new Float32Array(36) : null, new Float32Array(18), null, new Float32Array(8).fill(1),
+      y1, i1, x1, w1, ...convArgs(c1), 2, 2);
+    failures.push(`an index outside the plane was accepted (dx: ${withDx})`);
+  } catch (e) {
+    if (!/conv2d_max_pool2d_backward: .*index lies outside/.test((e as Error).message)) failures.push(`bad index: ${(e as Error).message}`);
+  }
+}
 try {
-  raw.conv2dMaxPool2dBackwardWeight(new Float32Array(18), null, new Float32Array(8), y1, i1, x1, ...convArgs(c1), 2, 2);
-  failures.push('an index outside the plane was accepted');
+  raw.conv2dMaxPool2dBackward(new Float32Array(36), null, null, new Float32Array(8), y1, i1, x1, null, ...convArgs(c1), 2, 2);
+  failures.push('dx without w was accepted');
 } catch (e) {
-  if (!/conv2dMaxPool2dBackwardWeight: .*index lies outside/.test((e as Error).message)) failures.push(`bad index: ${(e as Error).message}`);
+  if (!/conv2dMaxPool2dBackward: w is needed for dx/.test((e as Error).message)) failures.push(`dx without w: ${(e as Error).message}`);
 }
 
 console.log(JSON.stringify({ simd: buildInfo().simd, cases, failures }));
