@@ -19,6 +19,7 @@
 // taps tie to within it.
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -256,13 +257,18 @@ inline __attribute__((always_inline)) float bw_plane_body(float* a, const float*
 // xt[(ih*WP + iw)*Cg + c] (HP = H + 2PH rows of WP = W + 2PW pixels), and the weights of output
 // channel o in the same order, wt[o][(r*KW + s)*Cg + c]. The patch under a convolution output is then
 // KH rows of KW*Cg consecutive floats (DW = 1), or KH*KW runs of Cg (otherwise): its segments, the
-// k-th at seg_off[k] from the patch's first float and at k*seg_len in wt. Each winner of a plane with
-// a pooled gradient g != 0 adds g * its patch to the plane's weight gradient (in the patch order) and
-// g * wt[o] to its patch of the input gradient dxt (laid out as xt): under a 2x2 pooling a quarter
-// of the convolution's outputs (fewer through the ReLU), where the dense backward takes all of them.
+// k-th at seg_off[k] from the patch's first float and at k*seg_len in wt. Only the winners with a
+// pooled gradient g != 0 take part: under a 2x2 pooling a quarter of the convolution's outputs
+// (fewer through the ReLU), where the dense backward takes all of them.
+//   dw: for each plane (image, o), the sum of g * the winner's patch, into o's row (patch order);
+//   dx: for each convolution output of an image, the sum of g * wt[o] over the planes whose winner
+//       it is, added once to its patch of dxt (laid out as xt).
+// Both are one operation, dst += sum over a list of (g, offset) of g * src[offset ..], the segments
+// of src or dst being the patch's and those of the other the row's.
 struct Winner {
   float g;
-  int64_t off;  // offset of its patch in xt
+  int32_t at;   // the convolution output (its index in the plane)
+  int64_t off;  // offset of the source: of the patch in xt (dw), of o's row in wt (dx)
 };
 
 struct ChanGeo {
@@ -271,52 +277,42 @@ struct ChanGeo {
   bool even;  // seg_off[k] = k * seg_off[1] (the rows of the patch, DW = 1)
 };
 
-// NV vectors at the same place in each of NS segments (xs, dxs, ws, as point at the first one's; the
-// segments lie xstride apart in xt and dxt, wstride apart in wo and a; the winners' offsets are added
-// to xs and dxs): a += the sum of g * patch (in NS*NV registers over the winners), and for each
-// winner in turn dxs[off ..] += g * ws (patches overlap).
-template <int VW, int NV, int NS, bool DX, bool DW>
-inline __attribute__((always_inline)) void chan_chunk(const Winner* wl, int64_t m, const float* __restrict xs,
-                                                      float* __restrict dxs, const float* __restrict ws,
-                                                      float* __restrict as, int64_t xstride, int64_t wstride) {
+// NV vectors at the same place in each of NS segments (src and dst point at the first one's; the
+// segments lie sstride apart in src and dstride apart in dst; the list's offsets are added to src):
+// dst += the sum of g * src[off ..] over the list, in NS*NV registers.
+template <int VW, int NV, int NS>
+inline __attribute__((always_inline)) void chan_chunk(const Winner* wl, int64_t m, const float* __restrict src,
+                                                      float* __restrict dst, int64_t sstride, int64_t dstride) {
   typedef typename Vec<VW>::type V;
   V acc[NS][NV];
-  if (DW)
-    for (int k = 0; k < NS; ++k)
-      for (int j = 0; j < NV; ++j) acc[k][j] = loadv<VW>(as + k * wstride + j * VW);
+  for (int k = 0; k < NS; ++k)
+    for (int j = 0; j < NV; ++j) acc[k][j] = loadv<VW>(dst + k * dstride + j * VW);
   for (int64_t e = 0; e < m; ++e) {
     const float g = wl[e].g;
-    const int64_t off = wl[e].off;
-    for (int k = 0; k < NS; ++k)
-      for (int j = 0; j < NV; ++j) {
-        const int64_t at = off + k * xstride + j * VW;
-        if (DW) acc[k][j] += g * loadv<VW>(xs + at);
-        if (DX) {
-          const V d = loadv<VW>(dxs + at) + g * loadv<VW>(ws + k * wstride + j * VW);
-          __builtin_memcpy(dxs + at, &d, sizeof d);
-        }
-      }
+    for (int k = 0; k < NS; ++k) {
+      // One base per segment, the vectors at constant displacements from it (the empty asm keeps
+      // GCC from hoisting NS*NV separate offsets out of the loop, which spills them).
+      const float* sk = src + wl[e].off + k * sstride;
+      __asm__("" : "+r"(sk));
+      for (int j = 0; j < NV; ++j) acc[k][j] += g * loadv<VW>(sk + j * VW);
+    }
   }
-  if (DW)
-    for (int k = 0; k < NS; ++k)
-      for (int j = 0; j < NV; ++j) __builtin_memcpy(as + k * wstride + j * VW, &acc[k][j], sizeof acc[k][j]);
+  for (int k = 0; k < NS; ++k)
+    for (int j = 0; j < NV; ++j) __builtin_memcpy(dst + k * dstride + j * VW, &acc[k][j], sizeof acc[k][j]);
 }
 
 // NS segments of len floats together: chunks of whole vectors (at most 24 accumulators with AVX-512's
 // 32 registers, 12 otherwise), then the floats past the last whole vector.
-template <int VW, int NS, bool DX, bool DW>
-inline __attribute__((always_inline)) void chan_segments(const Winner* wl, int64_t m, const float* xs, float* dxs,
-                                                         const float* ws, float* as, int64_t len,
-                                                         int64_t xstride, int64_t wstride) {
+template <int VW, int NS>
+inline __attribute__((always_inline)) void chan_segments(const Winner* wl, int64_t m, const float* src, float* dst,
+                                                         int64_t len, int64_t sstride, int64_t dstride) {
   constexpr int kMax = std::min(8, (VW == 16 ? 24 : 12) / NS);
   int64_t v = 0;
   for (; v + VW <= len;) {
     const int64_t cnt = std::min<int64_t>((len - v) / VW, kMax);
 #define TSM_CHAN_CASE(k)                                                                          \
   case k:                                                                                         \
-    if (k <= kMax)                                                                                \
-      chan_chunk<VW, (k <= kMax ? k : 1), NS, DX, DW>(wl, m, xs + v, dxs + v, ws + v, as + v, xstride, \
-                                                      wstride);                                   \
+    if (k <= kMax) chan_chunk<VW, (k <= kMax ? k : 1), NS>(wl, m, src + v, dst + v, sstride, dstride); \
     break;
     switch (cnt) {
       TSM_CHAN_CASE(1) TSM_CHAN_CASE(2) TSM_CHAN_CASE(3) TSM_CHAN_CASE(4)
@@ -328,44 +324,32 @@ inline __attribute__((always_inline)) void chan_segments(const Winner* wl, int64
   }
   for (int k = 0; k < NS; ++k)
     for (int64_t u = v; u < len; ++u) {
-      const int64_t sx = k * xstride + u, sw = k * wstride + u;
-      float sum = DW ? as[sw] : 0.0f;
-      for (int64_t e = 0; e < m; ++e) {
-        if (DW) sum += wl[e].g * xs[wl[e].off + sx];
-        if (DX) dxs[wl[e].off + sx] += wl[e].g * ws[sw];
-      }
-      if (DW) as[sw] = sum;
+      float sum = dst[k * dstride + u];
+      for (int64_t e = 0; e < m; ++e) sum += wl[e].g * src[wl[e].off + k * sstride + u];
+      dst[k * dstride + u] = sum;
     }
 }
 
-// A plane's winners through every segment, three at a time where they lie evenly apart (rows of
-// the patch): a (the weight gradient of output channel o, patch order) when DW, dxt with wo (its
-// weights, patch order) when DX.
-template <int VW, bool DX, bool DW>
-inline __attribute__((always_inline)) void chan_plane_segs(const Winner* wl, int64_t m, const float* xt, float* dxt,
-                                                           const float* wo, float* a, const ChanGeo& c) {
+// dst += the sum over the list of g * src[off ..], segment by segment, three at a time where they lie
+// evenly apart (the rows of the patch). SrcPatch: src is xt (its segments the patch's), dst a row of
+// the weight gradient; otherwise src is wt, dst a patch of dxt.
+template <int VW, bool SrcPatch>
+inline __attribute__((always_inline)) void chan_accumulate(const Winner* wl, int64_t m, const float* src, float* dst,
+                                                           const ChanGeo& c) {
   for (int64_t k = 0; k < c.segs;) {
-    const int64_t so = c.seg_off[k], wk = k * c.seg_len;
-    const float* xs = DW ? xt + so : nullptr;
-    float* dxs = DX ? dxt + so : nullptr;
-    const float* ws = DX ? wo + wk : nullptr;
-    float* as = DW ? a + wk : nullptr;
+    const int64_t patch_k = c.seg_off[k], row_k = k * c.seg_len;
+    const float* s = src + (SrcPatch ? patch_k : row_k);
+    float* d = dst + (SrcPatch ? row_k : patch_k);
     if (c.even && k + 3 <= c.segs) {
-      const int64_t xstride = c.seg_off[k + 1] - so;
-      chan_segments<VW, 3, DX, DW>(wl, m, xs, dxs, ws, as, c.seg_len, xstride, c.seg_len);
+      const int64_t patch_stride = c.seg_off[k + 1] - patch_k, row_stride = c.seg_len;
+      chan_segments<VW, 3>(wl, m, s, d, c.seg_len, SrcPatch ? patch_stride : row_stride,
+                           SrcPatch ? row_stride : patch_stride);
       k += 3;
     } else {
-      chan_segments<VW, 1, DX, DW>(wl, m, xs, dxs, ws, as, c.seg_len, 0, 0);
+      chan_segments<VW, 1>(wl, m, s, d, c.seg_len, 0, 0);
       k += 1;
     }
   }
-}
-
-template <int VW>
-inline __attribute__((always_inline)) void chan_plane_body(const Winner* wl, int64_t m, const float* xt, float* dxt,
-                                                           const float* wo, float* a, const ChanGeo& c) {
-  if (a) chan_plane_segs<VW, false, true>(wl, m, xt, dxt, wo, a, c);
-  if (dxt) chan_plane_segs<VW, true, false>(wl, m, xt, dxt, wo, a, c);
 }
 
 // 8 x 8 transpose of r (rows in, columns out) in three rounds of two-vector shuffles.
@@ -429,9 +413,13 @@ inline __attribute__((always_inline)) void channels_copy(float* out, const float
                              uint32_t& bad, const Geo& g) {                                         \
     return bw_plane_body(a, dy, y, idx, np, xq, pos, lim, bad, g);                                  \
   }                                                                                                 \
-  attr void chan_plane_##name(const Winner* wl, int64_t m, const float* xt, float* dxt,             \
-                              const float* wo, float* a, const ChanGeo& c) {                        \
-    chan_plane_body<vw>(wl, m, xt, dxt, wo, a, c);                                                  \
+  attr void chan_dw_##name(const Winner* wl, int64_t m, const float* xt, float* a,                 \
+                           const ChanGeo& c) {                                                      \
+    chan_accumulate<vw, true>(wl, m, xt, a, c);                                                     \
+  }                                                                                                 \
+  attr void chan_dx_##name(const Winner* wl, int64_t m, const float* wt, float* dxp,                \
+                           const ChanGeo& c) {                                                      \
+    chan_accumulate<vw, false>(wl, m, wt, dxp, c);                                                  \
   }                                                                                                 \
   attr void to_channels_##name(float* xt, const float* xg, const Geo& g, const ChanGeo& c) {        \
     std::memset(xt, 0, sizeof(float) * c.hp * c.wp * g.cg);                                         \
@@ -513,12 +501,24 @@ bool backward_rows(float* dw, float* dbias, const float* dy, const float* y, con
   return !bad.load();
 }
 
-// dx, dw, dbias (each may be null) through the channels (see chan_plane_body); images split between
+// n floats from a 64-byte boundary (a whole 16-float vector at a multiple of 16 floats from it then
+// reads one cache line, not two).
+struct Aligned64 {
+  std::vector<float> v;
+  float* p;
+  explicit Aligned64(size_t n) : v(n + 16) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(v.data());
+    p = v.data() + (64 - a % 64) % 64 / sizeof(float);
+  }
+};
+
+// dx, dw, dbias (each may be null) through the channels (see Winner); images split between
 // the threads, each summing its own weight gradient. False when an index lies outside the plane.
 bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, const float* y,
                        const int32_t* indices, const float* x, const float* w, const Geo& g,
                        int64_t poh, int64_t pow_) {
-  const auto chan_plane = TSM_PICK_ISA(active_simd(), chan_plane);
+  const auto chan_dw = TSM_PICK_ISA(active_simd(), chan_dw);
+  const auto chan_dx = TSM_PICK_ISA(active_simd(), chan_dx);
   const auto to_channels = TSM_PICK_ISA(active_simd(), to_channels);
   const auto from_channels = TSM_PICK_ISA(active_simd(), from_channels);
   const int64_t pp = poh * pow_, zhw = g.oh * g.ow, kk = g.cg * g.kh * g.kw;
@@ -537,7 +537,8 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
   std::vector<int64_t> pos(zhw);
   for (int64_t i = 0; i < zhw; ++i) pos[i] = ((i / g.ow) * g.sh * c.wp + (i % g.ow) * g.sw) * g.cg;
   // The weights in the patch order (for dx).
-  std::vector<float> wt(dx ? g.oc * kk : 0);
+  Aligned64 wt_buf(dx ? g.oc * kk : 0);
+  float* wt = wt_buf.p;
   if (dx)
     for (int64_t o = 0; o < g.oc; ++o)
       for (int64_t ci = 0; ci < g.cg; ++ci)
@@ -546,22 +547,28 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
             wt[o * kk + (r * g.kw + s) * g.cg + ci] = w[o * kk + (ci * g.kh + r) * g.kw + s];
   const int64_t tasks =
       g.n * g.oc * pp * kk < 65536 ? 1 : std::min<int64_t>(g.n, num_threads());
-  std::vector<std::vector<float>> acc(tasks);    // per task: (OC, KK) in the patch order
+  // Per task: the weight gradient (OC, KK) in the patch order, at a 64-byte boundary.
+  const int64_t astride = (g.oc * kk + 15) / 16 * 16;
+  Aligned64 acc(dw ? tasks * astride : 0);
   std::vector<std::vector<double>> bacc(tasks);  // per task: (OC)
   const int64_t xsz = c.hp * c.wp * g.cg;
   std::atomic<bool> bad{false};
   parallel_for(tasks, [&](int64_t t) {
     const int64_t n0 = g.n * t / tasks, n1 = g.n * (t + 1) / tasks;
-    std::vector<float>& a = acc[t];
-    if (dw) a.assign(g.oc * kk, 0.0f);
+    float* a = acc.p + t * astride;
+    if (dw) std::fill(a, a + g.oc * kk, 0.0f);
     bacc[t].assign(g.oc, 0.0);
-    std::vector<float> xt(dw ? xsz : 0), dxt(dx ? xsz : 0);
-    std::vector<Winner> wl(pp);
+    Aligned64 xt_buf(dw ? xsz : 0), dxt_buf(dx ? xsz : 0);
+    float* xt = xt_buf.p;
+    float* dxt = dxt_buf.p;
+    // A plane's winners; for dx, those of the image's group and the same sorted by output.
+    std::vector<Winner> wl(pp), all(dx ? g.ocg * pp : 0), sorted(all.size());
+    std::vector<int64_t> first(dx ? zhw + 1 : 0);
     for (int64_t n = n0; n < n1; ++n)
       for (int64_t grp = 0; grp < g.groups; ++grp) {
         const int64_t img = (n * g.c + grp * g.cg) * g.h * g.w;
-        if (dw) to_channels(xt.data(), x + img, g, c);
-        if (dx) std::memset(dxt.data(), 0, sizeof(float) * xsz);
+        if (dw) to_channels(xt, x + img, g, c);
+        int64_t na = 0;
         for (int64_t o = grp * g.ocg; o < (grp + 1) * g.ocg; ++o) {
           const int64_t plane = n * g.oc + o;
           const float* dyp = dy + plane * pp;
@@ -570,31 +577,42 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
           uint32_t plane_bad = 0;
           float gsum = 0.0f;
           int64_t m = 0;
-          // Row by row, the even pooled columns before the odd ones: the patches of consecutive
-          // winners then overlap less, and the updates of dxt wait less on each other.
-          for (int64_t ph = 0; ph < poh; ++ph)
-            for (int64_t par = 0; par < 2; ++par)
-              for (int64_t pw = par; pw < pow_; pw += 2) {
-                const int64_t e = ph * pow_ + pw;
-                const float gv = masked_grad(dyp, yp, e);
-                gsum += gv;
-                // Kept when g != 0 (a NaN included), without a branch: whether the ReLU was
-                // active is as good as random.
-                wl[m] = Winner{gv, patch_at(pos.data(), ip[e], static_cast<uint32_t>(zhw), plane_bad)};
-                m += gv != 0.0f;
-              }
-          // An index outside the convolution's plane flags the call (which fails); the plane adds
-          // nothing.
+          for (int64_t e = 0; e < pp; ++e) {
+            const float gv = masked_grad(dyp, yp, e);
+            gsum += gv;
+            // Kept when g != 0 (a NaN included), without a branch: whether the ReLU was active is
+            // as good as random. An index outside the plane reads entry 0 and flags the call.
+            const uint32_t u = static_cast<uint32_t>(ip[e]);
+            const bool out = u >= static_cast<uint32_t>(zhw);
+            plane_bad |= out;
+            const int32_t at = out ? 0 : static_cast<int32_t>(u);
+            wl[m] = Winner{gv, at, pos[at]};
+            m += gv != 0.0f;
+          }
+          // A plane with an index outside it adds nothing (the call fails).
           if (plane_bad) {
             bad.store(true, std::memory_order_relaxed);
             continue;
           }
           bacc[t][o] += gsum;
-          if (m > 0 && (dw || dx))
-            chan_plane(wl.data(), m, dw ? xt.data() : nullptr, dx ? dxt.data() : nullptr,
-                       dx ? wt.data() + o * kk : nullptr, dw ? a.data() + o * kk : nullptr, c);
+          if (dw && m > 0) chan_dw(wl.data(), m, xt, a + o * kk, c);
+          if (dx)
+            for (int64_t e = 0; e < m; ++e) all[na++] = Winner{wl[e].g, wl[e].at, o * kk};
         }
-        if (dx) from_channels(dx + img, dxt.data(), g, c);
+        if (!dx) continue;
+        // The group's winners by convolution output (a counting sort), then each output's sum of
+        // g * wt[o] into its patch.
+        std::fill(first.begin(), first.end(), 0);
+        for (int64_t e = 0; e < na; ++e) ++first[all[e].at + 1];
+        for (int64_t i = 0; i < zhw; ++i) first[i + 1] += first[i];
+        for (int64_t e = 0; e < na; ++e) sorted[first[all[e].at]++] = all[e];
+        std::memset(dxt, 0, sizeof(float) * xsz);
+        for (int64_t i = 0, start = 0; i < zhw; ++i) {
+          // first[i] is now the end of output i's run (the start of the next)
+          if (first[i] > start) chan_dx(sorted.data() + start, first[i] - start, wt, dxt + pos[i], c);
+          start = first[i];
+        }
+        from_channels(dx + img, dxt, g, c);
       }
   });
   if (bad.load()) return false;
@@ -604,7 +622,7 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
         for (int64_t r = 0; r < g.kh; ++r)
           for (int64_t s = 0; s < g.kw; ++s) {
             float sum = 0.0f;
-            for (int64_t t = 0; t < tasks; ++t) sum += acc[t][o * kk + (r * g.kw + s) * g.cg + ci];
+            for (int64_t t = 0; t < tasks; ++t) sum += acc.p[t * astride + o * kk + (r * g.kw + s) * g.cg + ci];
             dw[o * kk + (ci * g.kh + r) * g.kw + s] = sum;
           }
     if (dbias) {
