@@ -1,7 +1,8 @@
 // A convolution followed by max pooling (through a ReLU or not) without the convolution's output:
 //
 //   tsm_conv2d_max_pool2d_forward          y, indices = max_pool2d([relu](conv2d(x, w) + bias))
-//   tsm_conv2d_max_pool2d_backward_weight  dw, dbias of that convolution from the pooling's dy
+//   tsm_conv2d_max_pool2d_backward         dx, dw, dbias of that convolution from the pooling's dy
+//   tsm_conv2d_max_pool2d_backward_weight  the same without dx
 //
 // For the first layer of a CNN (few input channels, many output channels), the convolution's
 // output is many times its input and the layer is bound by memory: in the MNIST CNN's step, conv1
@@ -9,9 +10,12 @@
 // tensor of that size that the weight gradient then reads. Here each output plane is computed into
 // a buffer that stays in L1 and pooled there; backward, each pooled gradient goes straight to the
 // weight gradient from the input patch of its winner, so the full-size gradient (three quarters
-// zeros under a 2x2 pooling) is never formed either.
+// zeros under a 2x2 pooling) is never formed either. The backward serves any pooled convolution,
+// its output computed by this forward or by tsm_conv2d_forward (the library takes it for a CNN's
+// later layers too, where the input takes a gradient): its work is the winners', a quarter of the
+// outputs' under a 2x2 pooling.
 //
-// Work is per (image, output channel) plane in the direct loop below: C/groups * KH * KW
+// The forward's work is per (image, output channel) plane in the direct loop below: C/groups * KH * KW
 // multiply-adds per convolution output, so it suits convolutions with few taps per output (the
 // library uses it for those); any geometry is accepted. The summation order is the kernel's own
 // (bias, then the taps channel by channel, row by row), so y agrees with the composition of
@@ -448,7 +452,6 @@ tsm_status check_conv(const char* op, const tsm_conv2d_desc* cd, Geo* g) {
   *g = make_geo(*cd, oh, ow);
   return TSM_OK;
 }
-
 
 // dw (with dbias) when the patch rows fit registers (rows_path, no dx): each plane's patch rows of 8
 // in the image's own layout.
