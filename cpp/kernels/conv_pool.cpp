@@ -44,6 +44,10 @@ struct Vec {
   typedef float type __attribute__((vector_size(VW * 4)));
 };
 typedef Vec<8>::type v8;
+template <int VW>
+struct VecI {
+  typedef int32_t type __attribute__((vector_size(VW * 4)));
+};
 
 template <int VW>
 inline __attribute__((always_inline)) typename Vec<VW>::type loadv(const float* p) {
@@ -277,6 +281,7 @@ struct Winner {
 
 struct ChanGeo {
   int64_t hp, wp, seg_len, segs;
+  int64_t row_len;  // seg_len rounded up to 16: the segments' spacing in wt and the weight gradient
   const int64_t* seg_off;
   bool even;  // seg_off[k] = k * seg_off[1] (the rows of the patch, DW = 1)
 };
@@ -284,13 +289,14 @@ struct ChanGeo {
 // NV vectors at the same place in each of NS segments (src and dst point at the first one's; the
 // segments lie sstride apart in src and dstride apart in dst; the list's offsets are added to src):
 // dst += the sum of g * src[off ..] over the list, in NS*NV registers.
-template <int VW, int NV, int NS>
+template <int VW, int NV, int NS, bool Masked = false>
 inline __attribute__((always_inline)) void chan_chunk(const Winner* wl, int64_t m, const float* __restrict src,
-                                                      float* __restrict dst, int64_t sstride, int64_t dstride) {
+                                                      float* __restrict dst, int64_t sstride, int64_t dstride,
+                                                      int rem = VW) {
   typedef typename Vec<VW>::type V;
-  V acc[NS][NV];
+  V acc[NS][NV], old[NS][NV];
   for (int k = 0; k < NS; ++k)
-    for (int j = 0; j < NV; ++j) acc[k][j] = loadv<VW>(dst + k * dstride + j * VW);
+    for (int j = 0; j < NV; ++j) old[k][j] = acc[k][j] = loadv<VW>(dst + k * dstride + j * VW);
   for (int64_t e = 0; e < m; ++e) {
     const float g = wl[e].g;
     for (int k = 0; k < NS; ++k) {
@@ -301,13 +307,23 @@ inline __attribute__((always_inline)) void chan_chunk(const Winner* wl, int64_t 
       for (int j = 0; j < NV; ++j) acc[k][j] += g * loadv<VW>(sk + j * VW);
     }
   }
+  if (Masked) {
+    // Lanes from rem on lie past the segment: they keep what they held.
+    typename VecI<VW>::type lane;
+    for (int l = 0; l < VW; ++l) lane[l] = l;
+    for (int k = 0; k < NS; ++k)
+      for (int j = 0; j < NV; ++j) acc[k][j] = lane < rem ? acc[k][j] : old[k][j];
+  }
   for (int k = 0; k < NS; ++k)
     for (int j = 0; j < NV; ++j) __builtin_memcpy(dst + k * dstride + j * VW, &acc[k][j], sizeof acc[k][j]);
 }
 
 // NS segments of len floats together: chunks of whole vectors (at most 24 accumulators with AVX-512's
-// 32 registers, 12 otherwise), then the floats past the last whole vector.
-template <int VW, int NS>
+// 32 registers, 12 otherwise), then the floats past the last whole vector as one more vector per
+// segment, a segment at a time: it reads past the segment (into the buffers' margins or padding),
+// and where dst is a patch of dxt (Masked) stores back only the segment's lanes; a row of the weight
+// gradient has its padding to 16 floats for the rest.
+template <int VW, int NS, bool Masked>
 inline __attribute__((always_inline)) void chan_segments(const Winner* wl, int64_t m, const float* src, float* dst,
                                                          int64_t len, int64_t sstride, int64_t dstride) {
   constexpr int kMax = std::min(8, (VW == 16 ? 24 : 12) / NS);
@@ -326,12 +342,10 @@ inline __attribute__((always_inline)) void chan_segments(const Winner* wl, int64
 #undef TSM_CHAN_CASE
     v += cnt * VW;
   }
-  for (int k = 0; k < NS; ++k)
-    for (int64_t u = v; u < len; ++u) {
-      float sum = dst[k * dstride + u];
-      for (int64_t e = 0; e < m; ++e) sum += wl[e].g * src[wl[e].off + k * sstride + u];
-      dst[k * dstride + u] = sum;
-    }
+  if (v < len)
+    for (int k = 0; k < NS; ++k)
+      chan_chunk<VW, 1, 1, Masked>(wl, m, src + k * sstride + v, dst + k * dstride + v, 0, 0,
+                                   static_cast<int>(len - v));
 }
 
 // dst += the sum over the list of g * src[off ..], segment by segment, three at a time where they lie
@@ -341,16 +355,16 @@ template <int VW, bool SrcPatch>
 inline __attribute__((always_inline)) void chan_accumulate(const Winner* wl, int64_t m, const float* src, float* dst,
                                                            const ChanGeo& c) {
   for (int64_t k = 0; k < c.segs;) {
-    const int64_t patch_k = c.seg_off[k], row_k = k * c.seg_len;
+    const int64_t patch_k = c.seg_off[k], row_k = k * c.row_len;
     const float* s = src + (SrcPatch ? patch_k : row_k);
     float* d = dst + (SrcPatch ? row_k : patch_k);
     if (c.even && k + 3 <= c.segs) {
-      const int64_t patch_stride = c.seg_off[k + 1] - patch_k, row_stride = c.seg_len;
-      chan_segments<VW, 3>(wl, m, s, d, c.seg_len, SrcPatch ? patch_stride : row_stride,
-                           SrcPatch ? row_stride : patch_stride);
+      const int64_t patch_stride = c.seg_off[k + 1] - patch_k, row_stride = c.row_len;
+      chan_segments<VW, 3, !SrcPatch>(wl, m, s, d, c.seg_len, SrcPatch ? patch_stride : row_stride,
+                                      SrcPatch ? row_stride : patch_stride);
       k += 3;
     } else {
-      chan_segments<VW, 1>(wl, m, s, d, c.seg_len, 0, 0);
+      chan_segments<VW, 1, !SrcPatch>(wl, m, s, d, c.seg_len, 0, 0);
       k += 1;
     }
   }
@@ -525,7 +539,7 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
   const auto to_channels = TSM_PICK_ISA(active_simd(), to_channels);
   const auto from_channels = TSM_PICK_ISA(active_simd(), from_channels);
   const int64_t pp = poh * pow_, zhw = g.oh * g.ow, kk = g.cg * g.kh * g.kw;
-  ChanGeo c{g.h + 2 * g.ph, g.w + 2 * g.pw, 0, 0, nullptr, g.dw == 1};
+  ChanGeo c{g.h + 2 * g.ph, g.w + 2 * g.pw, 0, 0, 0, nullptr, g.dw == 1};
   std::vector<int64_t> seg_off;
   if (g.dw == 1) {
     c.seg_len = g.kw * g.cg;
@@ -536,22 +550,27 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
       for (int64_t s = 0; s < g.kw; ++s) seg_off.push_back((r * g.dh * c.wp + s * g.dw) * g.cg);
   }
   c.segs = static_cast<int64_t>(seg_off.size());
+  c.row_len = (c.seg_len + 15) / 16 * 16;
   c.seg_off = seg_off.data();
+  const int64_t kkp = c.segs * c.row_len;  // a weight row with its segments padded
   std::vector<int64_t> pos(zhw);
   for (int64_t i = 0; i < zhw; ++i) pos[i] = ((i / g.ow) * g.sh * c.wp + (i % g.ow) * g.sw) * g.cg;
-  // The weights in the patch order (for dx).
-  Aligned64 wt_buf(dx ? g.oc * kk : 0);
+  // The weights in the patch order (for dx), each segment padded with zeros to row_len floats; the
+  // tap (r, s) lies in segment r at s*Cg (DW = 1) or in segment r*KW + s at 0.
+  auto patch_at_tap = [&](int64_t r, int64_t s, int64_t ci) {
+    return g.dw == 1 ? r * c.row_len + s * g.cg + ci : (r * g.kw + s) * c.row_len + ci;
+  };
+  Aligned64 wt_buf(dx ? g.oc * kkp : 0);
   float* wt = wt_buf.p;
   if (dx)
     for (int64_t o = 0; o < g.oc; ++o)
       for (int64_t ci = 0; ci < g.cg; ++ci)
         for (int64_t r = 0; r < g.kh; ++r)
-          for (int64_t s = 0; s < g.kw; ++s)
-            wt[o * kk + (r * g.kw + s) * g.cg + ci] = w[o * kk + (ci * g.kh + r) * g.kw + s];
+          for (int64_t s = 0; s < g.kw; ++s) wt[o * kkp + patch_at_tap(r, s, ci)] = w[o * kk + (ci * g.kh + r) * g.kw + s];
   const int64_t tasks =
       g.n * g.oc * pp * kk < 65536 ? 1 : std::min<int64_t>(g.n, num_threads());
   // Per task: the weight gradient (OC, KK) in the patch order, at a 64-byte boundary.
-  const int64_t astride = (g.oc * kk + 15) / 16 * 16;
+  const int64_t astride = g.oc * kkp + 16;  // 16 floats for the last tail vector's reach
   Aligned64 acc(dw ? tasks * astride : 0);
   std::vector<std::vector<double>> bacc(tasks);  // per task: (OC)
   const int64_t xsz = c.hp * c.wp * g.cg;
@@ -559,9 +578,10 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
   parallel_for(tasks, [&](int64_t t) {
     const int64_t n0 = g.n * t / tasks, n1 = g.n * (t + 1) / tasks;
     float* a = acc.p + t * astride;
-    if (dw) std::fill(a, a + g.oc * kk, 0.0f);
+    if (dw) std::fill(a, a + astride, 0.0f);
     bacc[t].assign(g.oc, 0.0);
-    Aligned64 xt_buf(dw ? xsz : 0), dxt_buf(dx ? xsz : 0);
+    // 16 floats of margin past the end: a segment's last vector may read (and, masked, rewrite) them.
+    Aligned64 xt_buf(dw ? xsz + 16 : 0), dxt_buf(dx ? xsz + 16 : 0);
     float* xt = xt_buf.p;
     float* dxt = dxt_buf.p;
     // A plane's winners; for dx, those of the image's group and the same sorted by output.
@@ -598,9 +618,9 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
             continue;
           }
           bacc[t][o] += gsum;
-          if (dw && m > 0) chan_dw(wl.data(), m, xt, a + o * kk, c);
+          if (dw && m > 0) chan_dw(wl.data(), m, xt, a + o * kkp, c);
           if (dx)
-            for (int64_t e = 0; e < m; ++e) all[na++] = Winner{wl[e].g, wl[e].at, o * kk};
+            for (int64_t e = 0; e < m; ++e) all[na++] = Winner{wl[e].g, wl[e].at, o * kkp};
         }
         if (!dx) continue;
         // The group's winners by convolution output (a counting sort), then each output's sum of
@@ -625,7 +645,7 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
         for (int64_t r = 0; r < g.kh; ++r)
           for (int64_t s = 0; s < g.kw; ++s) {
             float sum = 0.0f;
-            for (int64_t t = 0; t < tasks; ++t) sum += acc.p[t * astride + o * kk + (r * g.kw + s) * g.cg + ci];
+            for (int64_t t = 0; t < tasks; ++t) sum += acc.p[t * astride + o * kkp + patch_at_tap(r, s, ci)];
             dw[o * kk + (ci * g.kh + r) * g.kw + s] = sum;
           }
     if (dbias) {

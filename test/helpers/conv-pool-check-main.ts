@@ -135,6 +135,26 @@ for (let t = 0; t < 40; t++) {
   check(c, pl, rand() < 0.7);
 }
 
+// A NaN in dy reaches dx only through the patch under its winner, as in the composed backward: the
+// last vector of a patch row (15 floats: 5 channels x 3 columns) reads and rewrites the floats after
+// the row, and must leave them as they were.
+{
+  const c: Conv = { N: 1, C: 5, H: 9, W: 9, OC: 3, KH: 3, KW: 3, sH: 1, sW: 1, pH: 1, pW: 1, dH: 1, dW: 1, groups: 1 };
+  const P = 4, ny = c.OC * P * P;
+  const x = randn(c.C * 81), w = randn(c.OC * c.C * 9), y = new Float32Array(ny), idx = new Int32Array(ny);
+  raw.conv2dMaxPool2dForward(y, idx, x, w, null, ...convArgs(c), 2, 2, 2, 2, 0, 0, 1, 1, false, false);
+  const dy = randn(ny);
+  dy[5] = NaN;
+  const dz = new Float64Array(c.OC * 81);
+  for (let o = 0; o < ny; o++) dz[Math.floor(o / (P * P)) * 81 + idx[o]] += dy[o];
+  const want = refConvBackwardData(c, dz, w);
+  const dx = new Float32Array(x.length);
+  raw.conv2dMaxPool2dBackward(dx, null, null, dy, null, idx, null, w, ...convArgs(c), P, P);
+  cases++;
+  const bad = Array.from(dx).findIndex((v, i) => Number.isNaN(v) !== Number.isNaN(want[i]));
+  if (bad >= 0) failures.push(`NaN in dy: dx[${bad}] is ${dx[bad]}, the composed backward's ${want[bad]}`);
+}
+
 // Bad input: a pooling that does not read the convolution's output, an index outside its plane.
 const c1: Conv = { N: 1, C: 1, H: 6, W: 6, OC: 2, KH: 3, KW: 3, sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
 const x1 = randn(36), w1 = randn(18), y1 = new Float32Array(8), i1 = new Int32Array(8);
