@@ -1048,7 +1048,7 @@ describe('max pooling of a convolution: the backward from the winners only', () 
   };
   // sparse: as written; plain: the pooling reads a copy (mul(1)), so its gradient goes through the
   // convolution's own backward.
-  function run(sparse: boolean, relu: boolean, extra: 'none' | 'conv' | 'relu' = 'none', opts: tsm.Pool2dOptions | number = 2) {
+  function run(sparse: boolean, relu: boolean, extra: 'none' | 'conv' | 'relu' = 'none', opts: Parameters<typeof tsm.F.maxPool2d>[1] = 2) {
     const { x, w, b } = setup();
     return tsm.tidy(() => {
       const z = F.conv2d(x, w, b, { padding: 1 });
