@@ -1,7 +1,7 @@
 // Tensor semantics and bad input through the public API: creation, dtypes, the seeded RNG,
 // broadcasting, reductions vs plain JS, views, data access, memory (dispose/tidy), named errors for
 // every op, and Module bookkeeping (names, train/eval, state dicts, default initialisation).
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tsm from '../lib/index';
 import type { Tensor } from '../lib/index';
 import { seededRandom as mulberry32 } from '../lib/text';
@@ -1031,6 +1031,10 @@ describe('a convolution deferred until read, and max pooling of it in one pass',
 
 describe('max pooling of a convolution: the backward from the winners only', () => {
   const F = tsm.F;
+  // The path needs at least as many images (5 below) as threads.
+  let threads = 1;
+  beforeAll(() => { threads = tsm.getNumThreads(); tsm.setNumThreads(2); });
+  afterAll(() => tsm.setNumThreads(threads));
   // A CNN's second layer (small): 16 channels in, 3x3, 12 out, pooled 2x2: the pooling's node takes
   // the convolution's input, weight and bias, and its backward forms no gradient of the output.
   const setup = () => {
@@ -1091,6 +1095,14 @@ describe('max pooling of a convolution: the backward from the winners only', () 
     expect(a.skipped).toBe(false);
     close(a.dx, p.dx, 1e-5);
     close(a.dw, p.dw, 1e-5);
+  });
+
+  it('keeps the composed backward with fewer images than threads', () => {
+    tsm.manualSeed(2);
+    const x = tsm.randn([1, 16, 10, 10]).requiresGrad_(), w = tsm.randn([4, 16, 3, 3]).requiresGrad_();
+    const y = F.maxPool2d(F.conv2d(x, w).relu(), 2);
+    expect(y._node!.inputs[0]).not.toBe(x);
+    y.dispose();
   });
 
   it('gives the gradients of the operands that take one only', () => {
