@@ -227,7 +227,7 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
   }
   const y = empty32([n, c, p.oh, p.ow]);
   const idx = uninitializedI32(y.shape);  // every index is written by the kernel
-  const fused = poolDeferredConv(x, y, idx, p) ?? poolConvSparse(x, y, idx, p);
+  const fused = poolDeferredConv(x, y, idx, p);
   if (fused !== null) return fused;
   // Max pooling of a ReLU's output (conv -> relu -> pool), dilation 1. Forward: a ReLU not yet
   // computed (ops.relu defers it) is applied to each tap as it is read, in the same pass (values
@@ -241,8 +241,11 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions | number): Tensor {
     !x._node.freed && p.dH === 1 && p.dW === 1 ? x._node : null;
   const src = relu !== null ? x._deferredSource('relu') : null;
   if (y.size) N().maxPool2dForward(f32(y), idx._data as Int32Array, src ?? f32(x), n, c, h, w, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, p.ceil, src !== null);
+  // The pooled tensor itself (z below) is a CPU convolution's output: the backward from the winners.
+  const z = relu !== null ? relu.inputs[0] as Tensor : x;
+  const winners = poolConvWinners(z, y, idx, p, relu !== null);
+  if (winners !== null) return winners;
   if (relu !== null) {
-    const z = relu.inputs[0] as Tensor;
     const backward = (dy: Tensor): (Tensor | null)[] => {
       const dz = empty32(z.shape);
       if (dy.size) N().maxPool2dBackward(f32(dz), f32(dy), idx._data as Int32Array, n, c, h, w, p.oh, p.ow, f32(y));
@@ -304,42 +307,31 @@ function poolDeferredConv(x: Tensor, y: Tensor, idx: Tensor, p: ReturnType<typeo
 }
 
 /**
- * Max pooling of a convolution's output on the CPU, directly or through a ReLU (without dilation, as
- * the ReLU path of maxPool2d), where the pooling keeps at most half of the outputs and the patch rows
- * are at least 12 floats (C/groups*KW; with fewer, the composed backward was as fast on AVX-512),
- * with at least as many images as threads: the forward is the pooling's own, and the node takes the
- * convolution's input, weight and bias as its inputs; its backward (tsm_conv2d_max_pool2d_backward)
- * takes each pooled gradient straight to their gradients from the patch under its winner, so the
- * gradient with respect to the convolution's output is never formed and the work is the winners'
- * (a quarter of the outputs under a 2x2 pooling, and only those with a gradient) rather than every
- * output's. The convolution's and the ReLU's nodes stay as they are, for any other consumer of their
- * outputs. Null when the input is not such an output.
+ * The node of maxPool2d when the tensor it pooled, z (directly, or through the ReLU of the path
+ * above: relu), is a CPU convolution's output, the pooling keeps at most half of its elements, the
+ * patch rows are at least 12 floats (C/groups*KW; with fewer, the composed backward was as fast on
+ * AVX-512) and there are at least as many images as threads: the node takes the convolution's input,
+ * weight and bias as its inputs, and its backward (tsm_conv2d_max_pool2d_backward) takes each pooled
+ * gradient straight to their gradients from the patch under its winner, so the gradient with respect
+ * to z is never formed and the work is the winners' (a quarter of z's elements under a 2x2 pooling,
+ * and only those with a gradient) rather than every element's. The convolution's and the ReLU's
+ * nodes stay as they are, for any other consumer of their outputs. Null otherwise (y, idx computed).
  */
-function poolConvSparse(x: Tensor, y: Tensor, idx: Tensor, p: ReturnType<typeof poolParams>): Tensor | null {
-  if (y.size === 0 || !isGradEnabled()) return null;
-  let relu: Node | null = null, z = x;
-  if (x._node !== null && x._node.op === 'unary') {
-    if (x._node.saved.code !== ops.UNARY.relu || x._node.freed || p.dH !== 1 || p.dW !== 1) return null;
-    relu = x._node;
-    z = relu.inputs[0] as Tensor;
-  }
+function poolConvWinners(z: Tensor, y: Tensor, idx: Tensor, p: ReturnType<typeof poolParams>, relu: boolean): Tensor | null {
   const conv = z._node;
-  if (conv === null || conv.op !== 'conv2d' || conv.freed || conv.saved.args === undefined) return null;
+  if (y.size === 0 || conv === null || conv.op !== 'conv2d' || conv.freed || conv.saved.args === undefined) return null;
   const args = conv.saved.args as cu.ConvSizes;
   const [cx, cw, cb] = conv.inputs as [Tensor, Tensor, Tensor | null];
-  const [n, c, , , oc, , kw, , , , , , , groups] = args;
+  const [n, c, , , , , kw, , , , , , , groups] = args;
   const [, , oh, ow] = z.shape;
   // The kernel splits its work by image: with fewer images than threads some would sit idle (one
   // 56x56 image of 64 channels: 2.4 ms against 1.5 composed, 2 threads).
   if (2 * p.oh * p.ow > oh * ow || (c / groups) * kw < 12 || n < N().getNumThreads()) return null;
-  const src = relu !== null ? x._deferredSource('relu') : null;
-  N().maxPool2dForward(f32(y), idx._data as Int32Array, src ?? f32(x), n, oc, oh, ow, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW,
-    p.dH, p.dW, p.ceil, src !== null);
   const backward = (dy: Tensor): (Tensor | null)[] => {
     const dx = cx.requiresGrad ? empty32(cx.shape) : null;
     const dw = cw.requiresGrad ? empty32(cw.shape) : null;
     const db = cb !== null && cb.requiresGrad ? empty32(cb.shape) : null;
-    N().conv2dMaxPool2dBackward(dx && f32(dx), dw && f32(dw), db && f32(db), f32(dy), relu !== null ? f32(y) : null,
+    N().conv2dMaxPool2dBackward(dx && f32(dx), dw && f32(dw), db && f32(db), f32(dy), relu ? f32(y) : null,
       idx._data as Int32Array, dw ? f32(cx) : null, dx ? f32(cw) : null, ...args, p.oh, p.ow);
     return [dx, dw, db];
   };

@@ -440,7 +440,6 @@ inline __attribute__((always_inline)) void channels_copy(float* out, const float
     chan_accumulate<vw, false>(wl, m, wt, dxp, c);                                                  \
   }                                                                                                 \
   attr void to_channels_##name(float* xt, const float* xg, const Geo& g, const ChanGeo& c) {        \
-    std::memset(xt, 0, sizeof(float) * c.hp * c.wp * g.cg);                                         \
     channels_copy<true>(xt, xg, g, c);                                                              \
   }                                                                                                 \
   attr void from_channels_##name(float* dxg, const float* dxt, const Geo& g, const ChanGeo& c) {    \
@@ -581,6 +580,7 @@ bool backward_channels(float* dx, float* dw, float* dbias, const float* dy, cons
     if (dw) std::fill(a, a + astride, 0.0f);
     bacc[t].assign(g.oc, 0.0);
     // 16 floats of margin past the end: a segment's last vector may read (and, masked, rewrite) them.
+    // xt's padding stays as allocated, zeros: to_channels writes only the image's pixels.
     Aligned64 xt_buf(dw ? xsz + 16 : 0), dxt_buf(dx ? xsz + 16 : 0);
     float* xt = xt_buf.p;
     float* dxt = dxt_buf.p;

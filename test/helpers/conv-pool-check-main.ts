@@ -105,6 +105,14 @@ check({ N: 2, C: 3, H: 20, W: 19, OC: 6, KH: 5, KW: 5, sH: 1, sW: 1, pH: 2, pW: 
   { k: 3, s: 2, p: 1, d: 1, ceil: false, relu: true }, false);
 check({ N: 2, C: 1, H: 12, W: 30, OC: 4, KH: 2, KW: 9, sH: 1, sW: 1, pH: 0, pW: 4, dH: 1, dW: 1, groups: 1 },
   { k: 2, s: 2, p: 0, d: 1, ceil: false, relu: false }, true);
+// A random pooling (and bias or not) of the convolution c, when c has an output.
+function checkRandomPool(c: Conv): void {
+  const [OH, OW] = convOut(c);
+  if (OH < 1 || OW < 1) return;
+  const k = randint(1, 3), relu = rand() < 0.6;
+  const pl: Pool = { k, s: randint(1, 3), p: randint(0, Math.floor(k / 2)), d: relu ? 1 : pick([1, 1, 2]), ceil: rand() < 0.3, relu };
+  check(c, pl, rand() < 0.7);
+}
 for (let t = 0; t < 150; t++) {
   const groups = pick([1, 1, 1, 2, 3]);
   const c: Conv = {
@@ -112,11 +120,7 @@ for (let t = 0; t < 150; t++) {
     KH: randint(1, 5), KW: randint(1, 10), sH: randint(1, 2), sW: pick([1, 1, 1, 2, 3]), pH: randint(0, 2), pW: randint(0, 3),
     dH: pick([1, 1, 2]), dW: pick([1, 1, 1, 2]), groups,
   };
-  const [OH, OW] = convOut(c);
-  if (OH < 1 || OW < 1) continue;
-  const k = randint(1, 3), relu = rand() < 0.6;
-  const pl: Pool = { k, s: randint(1, 3), p: randint(0, Math.floor(k / 2)), d: relu ? 1 : pick([1, 1, 2]), ceil: rand() < 0.3, relu };
-  check(c, pl, rand() < 0.7);
+  checkRandomPool(c);
 }
 
 // Many channels per group (the channels path's vectors and the floats after them: KW*Cg or Cg not a
@@ -128,11 +132,7 @@ for (let t = 0; t < 40; t++) {
     KH: randint(1, 4), KW: randint(1, 4), sH: randint(1, 2), sW: pick([1, 1, 2]), pH: randint(0, 1), pW: randint(0, 2),
     dH: pick([1, 1, 2]), dW: pick([1, 1, 1, 2]), groups,
   };
-  const [OH, OW] = convOut(c);
-  if (OH < 1 || OW < 1) continue;
-  const k = randint(1, 3), relu = rand() < 0.6;
-  const pl: Pool = { k, s: randint(1, 3), p: randint(0, Math.floor(k / 2)), d: relu ? 1 : pick([1, 1, 2]), ceil: rand() < 0.3, relu };
-  check(c, pl, rand() < 0.7);
+  checkRandomPool(c);
 }
 
 // A NaN in dy reaches dx only through the patch under its winner, as in the composed backward: the
