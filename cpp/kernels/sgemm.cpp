@@ -8,6 +8,8 @@
 //         for jr in NC by NR:               B micro-panel KC x NR stays in L1
 //           for ir in MC by MR:             micro-kernel: MR x NR tile of C in registers
 // Transposes are absorbed by the packing routines, so one micro-kernel serves all four cases.
+// Few rows (m <= 2 MC) split the columns between threads instead, and an untransposed B is then
+// packed by the micro-kernel as it computes each panel's first row tile (macro_kernel_pack_b).
 // Edge tiles (m % MR, n % NR) run the micro-kernel on a zero-padded tile and copy the valid part.
 #include <algorithm>
 #include <cmath>
@@ -222,6 +224,17 @@ void scale_c(float* c, int64_t ldc, int64_t m, int64_t n, float beta) {
   }
 }
 
+// C[0:rows, 0:cols] = tile + beta * C: an edge tile, computed whole into `tile` (ld nr).
+void store_edge_tile(float* c, int64_t ldc, const float* tile, int nr, int64_t rows, int64_t cols,
+                     float beta) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    const float* ti = tile + i * nr;
+    if (beta == 0.0f) for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j];
+    else for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j] + beta * ci[j];
+  }
+}
+
 // Run the micro-kernels of one packed A block against a range of packed B panels.
 void macro_kernel(const GemmUkernel& uk, int64_t mc, int64_t kc, const float* apack,
                   const float* bpack, int64_t panel_begin, int64_t panel_end, int64_t nc, float* c,
@@ -240,13 +253,36 @@ void macro_kernel(const GemmUkernel& uk, int64_t mc, int64_t kc, const float* ap
         uk.fn(kc, ap, bp, cij, ldc, alpha, beta);
       } else {
         uk.fn(kc, ap, bp, tile, nr, alpha, 0.0f);
-        for (int64_t i = 0; i < rows; ++i) {
-          float* ci = cij + i * ldc;
-          const float* ti = tile + i * nr;
-          if (beta == 0.0f) for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j];
-          else for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j] + beta * ci[j];
-        }
+        store_edge_tile(cij, ldc, tile, nr, rows, cols, beta);
       }
+    }
+  }
+}
+
+// macro_kernel for `panels` full panels of an untransposed B read in place (b: row 0 of the KC
+// step, the range's first column): each panel's first row tile runs uk.fn_pack_b, which packs the
+// panel into bpack (kc x nr) as it computes; the panel's other row tiles read bpack. The panel then
+// comes from L3 or memory once, its loads overlapped with the FMAs, instead of in a packing pass of
+// its own that writes all of the thread's panels before the kernel reads them back. A/B (2 threads,
+// AVX-512, tools/ab-addons.js, 15 rounds, against packing all the panels first): NN 64x1600x512
+// +11.5% (15/15), 100x1000x300 +8%, 128x256x2048 +3.8%, 64x512x1600 +2.5%, 128x2048x256 +2.3%.
+void macro_kernel_pack_b(const GemmUkernel& uk, int64_t mc, int64_t kc, const float* apack,
+                         const float* b, int64_t ldb, int64_t panels, float* bpack, float* c,
+                         int64_t ldc, float alpha, float beta) {
+  const int mr = uk.mr, nr = uk.nr;
+  alignas(64) float tile[16 * 64];
+  for (int64_t panel = 0; panel < panels; ++panel) {
+    const float* bsrc = b + panel * nr;
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+      const int64_t rows = std::min<int64_t>(mr, mc - ir);
+      const float* ap = apack + ir * kc;
+      float* cij = c + ir * ldc + panel * nr;
+      float* out = rows == mr ? cij : tile;
+      const int64_t ldo = rows == mr ? ldc : nr;
+      const float beta_o = rows == mr ? beta : 0.0f;
+      if (ir == 0) uk.fn_pack_b(kc, ap, bsrc, ldb, bpack, out, ldo, alpha, beta_o);
+      else uk.fn(kc, ap, bpack, out, ldo, alpha, beta_o);
+      if (rows < mr) store_edge_tile(cij, ldc, tile, nr, rows, nr, beta);
     }
   }
 }
@@ -332,21 +368,40 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
         }
       });
     }
+    // Each thread's panels of an untransposed B are packed by the kernel itself, panel by panel
+    // (macro_kernel_pack_b). The others (a transposed B, a partial last panel, an ISA without
+    // fn_pack_b) are packed in groups of at most GROUP_BYTES, each group computed while it is in L2:
+    // packing all of a thread's panels first (1.6 MiB for NT 64x512x1600) measured 1-2% slower on
+    // the NT layer shapes (AVX-512, 11 rounds; AVX2 within 0.5%).
+    const bool in_kernel = !tb && uk.fn_pack_b != nullptr;
+    constexpr int64_t GROUP_BYTES = 256 * 1024;
     parallel_for(nt, [&](int64_t t) {
       const int64_t p0 = total_panels * t / nt, p1 = total_panels * (t + 1) / nt;
       const int64_t j0 = p0 * nr, ncols = std::min<int64_t>(n, p1 * nr) - j0;
+      // The thread's panels wholly inside B (all but a partial last one) are packed by the kernel.
+      const int64_t full = in_kernel ? std::min<int64_t>(p1 - p0, ncols / nr) : 0;
       // Slots 0 and 1 are the GEMM's own (see runtime.h): callers such as conv2d and attention hold
       // buffers in slots 2 and 3 while they call sgemm.
-      float* bpriv = scratch(0, static_cast<size_t>(kc_max) * (p1 - p0) * nr);
+      const int64_t group = std::max<int64_t>(1, GROUP_BYTES / (sizeof(float) * kc_max * nr));
+      const int64_t buf_panels = std::min<int64_t>(p1 - p0, group);
+      float* bpriv = scratch(0, static_cast<size_t>(kc_max) * buf_panels * nr);
       float* apack = shared_a ? nullptr : scratch(1, static_cast<size_t>(mpad) * kc_max);
       if (!bpriv || (!shared_a && !apack)) { oom = true; return; }
       for (int64_t pc = 0; pc < k; pc += kc_max) {
         const int64_t kc = std::min<int64_t>(kc_max, k - pc);
-        pack_b_panels(bpriv, b, ldb, tb, pc, kc, j0, ncols, nr, 0, p1 - p0, true);
+        const float beta_eff = pc == 0 ? beta : 1.0f;
         const float* ap = apack;
         if (shared_a) ap = ashared + mpad * pc;
         else pack_a(apack, a, lda, ta, 0, m, pc, kc, mr);
-        macro_kernel(uk, m, kc, ap, bpriv, 0, p1 - p0, ncols, c + j0, ldc, alpha, pc == 0 ? beta : 1.0f);
+        if (full > 0)
+          macro_kernel_pack_b(uk, m, kc, ap, b + pc * ldb + j0, ldb, full, bpriv, c + j0, ldc, alpha,
+                              beta_eff);
+        for (int64_t g0 = full; g0 < p1 - p0; g0 += group) {
+          const int64_t panels = std::min<int64_t>(group, p1 - p0 - g0);
+          const int64_t jg = j0 + g0 * nr, cols = ncols - g0 * nr;
+          pack_b_panels(bpriv, b, ldb, tb, pc, kc, jg, cols, nr, 0, panels, true);
+          macro_kernel(uk, m, kc, ap, bpriv, 0, panels, cols, c + jg, ldc, alpha, beta_eff);
+        }
       }
     });
     if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");

@@ -68,6 +68,12 @@ export function sgemmCases(seed = 1234): SgemmCase[] {
   cases.push({ transA: false, transB: true, m: 301, n: 67, k: 1100, alpha: 0.5, beta: 0, padA: 1, padB: 1, padC: 3 });
   cases.push({ transA: true, transB: false, m: 301, n: 67, k: 1100, alpha: 2, beta: 1, padA: 0, padB: 0, padC: 0 });
   cases.push({ transA: false, transB: false, m: 145, n: 4097, k: 260, alpha: 1, beta: -1, padA: 5, padB: 0, padC: 2 });
+  // Few rows on several threads: each thread's panels of an untransposed B are packed by the kernel
+  // as it runs their first row tile (here fewer rows than the tile: into the edge tile), over three
+  // KC steps; a transposed B is packed in groups of panels.
+  cases.push({ transA: false, transB: false, m: 3, n: 2000, k: 100, alpha: -0.75, beta: 0.3, padA: 0, padB: 1, padC: 2 });
+  cases.push({ transA: false, transB: false, m: 20, n: 1100, k: 1030, alpha: 1.5, beta: 1, padA: 1, padB: 5, padC: 0 });
+  cases.push({ transA: true, transB: true, m: 64, n: 1000, k: 600, alpha: 1, beta: 0, padA: 0, padB: 2, padC: 1 });
   return cases;
 }
 

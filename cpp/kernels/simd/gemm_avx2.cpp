@@ -14,9 +14,13 @@ constexpr int MR = 6, NR = 16;
 // accumulators in registers this way, where a hand-unrolled 4-step body had it spill two of them
 // to the stack and shuffle the rest with register moves inside the loop (16 ymm registers: 12
 // accumulators, 2 B vectors and 1 broadcast leave one spare).
-template <int M>
-void ukernel_avx2(int64_t k, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-                  float beta) {
+// PackB: B is read in place (row p at b + p*ldb) and each row is stored to bpack as it goes,
+// prefetched PF_ROWS rows ahead (see gemm_avx512.cpp).
+constexpr int PF_ROWS = 16;
+
+template <int M, bool PackB>
+void ukernel_avx2_impl(int64_t k, const float* a, const float* b, int64_t ldb, float* bpack,
+                       float* c, int64_t ldc, float alpha, float beta) {
   __m256 acc[M][2];
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -27,9 +31,20 @@ void ukernel_avx2(int64_t k, const float* a, const float* b, float* c, int64_t l
   }
 #pragma GCC unroll 2
   for (int64_t p = 0; p < k; ++p) {
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR), _MM_HINT_T0);  // one line per step
+    __m256 b0, b1;
+    if (PackB) {
+      b0 = _mm256_loadu_ps(b);
+      b1 = _mm256_loadu_ps(b + 8);
+      _mm256_store_ps(bpack, b0);
+      _mm256_store_ps(bpack + 8, b1);
+      bpack += NR;
+      _mm_prefetch(reinterpret_cast<const char*>(b + PF_ROWS * ldb), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + PF_ROWS * ldb + NR - 1), _MM_HINT_T0);
+    } else {
+      b0 = _mm256_load_ps(b);
+      b1 = _mm256_load_ps(b + 8);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR), _MM_HINT_T0);  // one line per step
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < M; ++i) {
       const __m256 ai = _mm256_broadcast_ss(a + i);
@@ -37,7 +52,7 @@ void ukernel_avx2(int64_t k, const float* a, const float* b, float* c, int64_t l
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
     a += M;
-    b += NR;
+    b += PackB ? ldb : NR;
   }
   const __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
 #pragma GCC unroll 8
@@ -53,12 +68,25 @@ void ukernel_avx2(int64_t k, const float* a, const float* b, float* c, int64_t l
   }
 }
 
+template <int M>
+void ukernel_avx2(int64_t k, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                  float beta) {
+  ukernel_avx2_impl<M, false>(k, a, b, NR, nullptr, c, ldc, alpha, beta);
+}
+
+template <int M>
+void ukernel_avx2_pack_b(int64_t k, const float* a, const float* b, int64_t ldb, float* bpack,
+                         float* c, int64_t ldc, float alpha, float beta) {
+  ukernel_avx2_impl<M, true>(k, a, b, ldb, bpack, c, ldc, alpha, beta);
+}
+
 }  // namespace
 
 // Blocking for Zen-class cores: A block 144 x 256 floats (144 KiB) in the 512 KiB L2, a B panel
 // 256 x 16 (16 KiB) in the 32 KiB L1, the B block 256 x 4080 in L3.
 const GemmUkernel* gemm_ukernel_avx2() {
-  static const GemmUkernel k{"avx2 6x16", MR, NR, 144, 256, 4080, ukernel_avx2<MR>};
+  static const GemmUkernel k{"avx2 6x16", MR, NR, 144, 256, 4080, ukernel_avx2<MR>,
+                             ukernel_avx2_pack_b<MR>};
   return &k;
 }
 

@@ -14,9 +14,14 @@ namespace {
 
 constexpr int NR = 32;
 
-template <int MR>
-void ukernel_avx512(int64_t k, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-                    float beta) {
+// PackB: B is read in place (row p at b + p*ldb) and each row is stored to bpack as it goes. The
+// prefetch runs PF_ROWS rows ahead (rows of a large B come from L3 or memory, one row per 8-12
+// cycles of FMAs); a packed panel is prefetched 8 rows ahead.
+constexpr int PF_ROWS = 16;
+
+template <int MR, bool PackB>
+void ukernel_avx512_impl(int64_t k, const float* a, const float* b, int64_t ldb, float* bpack,
+                         float* c, int64_t ldc, float alpha, float beta) {
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -27,9 +32,20 @@ void ukernel_avx512(int64_t k, const float* a, const float* b, float* c, int64_t
   }
 #pragma GCC unroll 2
   for (int64_t p = 0; p < k; ++p) {
-    const __m512 b0 = _mm512_load_ps(b);
-    const __m512 b1 = _mm512_load_ps(b + 16);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+    __m512 b0, b1;
+    if (PackB) {
+      b0 = _mm512_loadu_ps(b);
+      b1 = _mm512_loadu_ps(b + 16);
+      _mm512_store_ps(bpack, b0);
+      _mm512_store_ps(bpack + 16, b1);
+      bpack += NR;
+      _mm_prefetch(reinterpret_cast<const char*>(b + PF_ROWS * ldb), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + PF_ROWS * ldb + NR - 1), _MM_HINT_T0);
+    } else {
+      b0 = _mm512_load_ps(b);
+      b1 = _mm512_load_ps(b + 16);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+    }
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
@@ -37,7 +53,7 @@ void ukernel_avx512(int64_t k, const float* a, const float* b, float* c, int64_t
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
     a += MR;
-    b += NR;
+    b += PackB ? ldb : NR;
   }
   const __m512 valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
 #pragma GCC unroll 12
@@ -51,6 +67,18 @@ void ukernel_avx512(int64_t k, const float* a, const float* b, float* c, int64_t
     _mm512_storeu_ps(ci, lo);
     _mm512_storeu_ps(ci + 16, hi);
   }
+}
+
+template <int MR>
+void ukernel_avx512(int64_t k, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                    float beta) {
+  ukernel_avx512_impl<MR, false>(k, a, b, NR, nullptr, c, ldc, alpha, beta);
+}
+
+template <int MR>
+void ukernel_avx512_pack_b(int64_t k, const float* a, const float* b, int64_t ldb, float* bpack,
+                           float* c, int64_t ldc, float alpha, float beta) {
+  ukernel_avx512_impl<MR, true>(k, a, b, ldb, bpack, c, ldc, alpha, beta);
 }
 
 }  // namespace
@@ -68,12 +96,14 @@ void ukernel_avx512(int64_t k, const float* a, const float* b, float* c, int64_t
 // The 8x32 kernel keeps KC = 512: at 1024 its TN 256x256x4096 (the shape it exists for) was 4.6%
 // slower.
 const GemmUkernel* gemm_ukernel_avx512() {
-  static const GemmUkernel k{"avx512 12x32", 12, NR, 144, 1024, 4064, ukernel_avx512<12>};
+  static const GemmUkernel k{"avx512 12x32", 12, NR, 144, 1024, 4064, ukernel_avx512<12>,
+                                ukernel_avx512_pack_b<12>};
   return &k;
 }
 
 const GemmUkernel* gemm_ukernel_avx512_mr8() {
-  static const GemmUkernel k{"avx512 8x32", 8, NR, 144, 512, 4064, ukernel_avx512<8>};
+  static const GemmUkernel k{"avx512 8x32", 8, NR, 144, 512, 4064, ukernel_avx512<8>,
+                                ukernel_avx512_pack_b<8>};
   return &k;
 }
 

@@ -17,11 +17,18 @@ namespace tsm {
 using GemmUkernelFn = void (*)(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                                float alpha, float beta);
 
+// The same tile with B read in place from a row-major matrix (b[p*ldb + j], j < NR, any alignment),
+// each row of it also stored to bpack (k x NR, 64-byte aligned): the first row tile of a panel packs
+// the panel for the tiles after it while it computes, instead of a separate packing pass.
+using GemmUkernelPackBFn = void (*)(int64_t k, const float* a, const float* b, int64_t ldb,
+                                    float* bpack, float* c, int64_t ldc, float alpha, float beta);
+
 struct GemmUkernel {
   const char* name;
   int mr, nr;        // register tile
   int mc, kc, nc;    // cache blocking: A block mc x kc in L2, B block kc x nc in L3, B panel in L1
   GemmUkernelFn fn;
+  GemmUkernelPackBFn fn_pack_b = nullptr;  // nullptr where the ISA has none
 };
 
 const GemmUkernel& gemm_ukernel_generic();
