@@ -28,6 +28,19 @@ describe('kernels.sgemm matches a float64 reference', () => {
     setNumThreads(initialThreads);
   });
 
+  it('with more threads than row blocks (the shared B block\'s panels split between threads)', () => {
+    // 290 rows on 8 threads make 7 row blocks: each also takes a part of the panels.
+    setNumThreads(8);
+    const cases: SgemmCase[] = [
+      { transA: false, transB: false, m: 290, n: 300, k: 70, alpha: 1, beta: 0, padA: 0, padB: 1, padC: 0 },
+      { transA: false, transB: false, m: 290, n: 300, k: 1100, alpha: 0.5, beta: 1, padA: 2, padB: 0, padC: 3 },
+      { transA: true, transB: true, m: 290, n: 300, k: 70, alpha: 1, beta: -1, padA: 0, padB: 0, padC: 0 },
+    ];
+    const failures = cases.map((c, i) => checkCase(c, 500 + i)).filter((f) => f !== null);
+    setNumThreads(initialThreads);
+    expect(failures).toEqual([]);
+  });
+
   it('reads nothing from C when beta = 0 and scales C by beta when k = 0', () => {
     const c = new Float32Array([NaN, Infinity, -Infinity, NaN]);
     kernels.sgemm({ m: 2, n: 2, k: 0, a: new Float32Array(0), b: new Float32Array(0), c });
