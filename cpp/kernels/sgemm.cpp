@@ -12,10 +12,8 @@
 // packed by the micro-kernel as it computes each panel's first row tile (macro_kernel_pack_b).
 // Edge tiles (m % MR, n % NR) run the micro-kernel on a zero-padded tile and copy the valid part.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
-#include <thread>
 
 #include "../runtime/runtime.h"
 #include "kernels.h"
@@ -289,81 +287,6 @@ void macro_kernel_pack_b(const GemmUkernel& uk, int64_t mc, int64_t kc, const fl
   }
 }
 
-// The shared B block's panels, packed by whichever thread reaches each first (macro_kernel_claim).
-// state: 0 not packed, 1 being packed, 2 packed.
-struct SharedPanels {
-  static constexpr int64_t kMaxPanels = 256;  // NC / NR of every kernel is below it
-  float* bpack = nullptr;                       // the block: panel p at bpack + p * kc * nr
-  int64_t count = 0;                            // 0: the block is packed in a pass of its own
-  std::atomic<int> state[kMaxPanels];
-};
-
-// Wait until a panel another thread is packing is packed. That thread is inside the panel's first
-// row tile, which waits for nothing, so this ends; yield the core after a while in case its thread
-// was descheduled.
-void wait_packed(const std::atomic<int>& st) {
-  for (int spin = 0; st.load(std::memory_order_acquire) != 2; ++spin) {
-#if defined(__x86_64__)
-    if (spin < 4096) { __builtin_ia32_pause(); continue; }
-#endif
-    std::this_thread::yield();
-  }
-}
-
-// macro_kernel against the panels [panel_begin, panel_end) of a shared B block that is packed on
-// first use: a panel not yet packed is claimed (0 -> 1) and packed by the kernel as it computes the
-// panel's first row tile (uk.fn_pack_b; a partial panel by pack_b_panels), then marked packed; a
-// panel being packed by another thread is waited for. The threads start at different panels
-// (`first`) so that they seldom meet. Every panel is packed exactly once per block whatever the
-// thread pool does with the tasks (one thread running them all included), and no separate packing
-// pass with its barrier precedes the kernel.
-void macro_kernel_claim(const GemmUkernel& uk, int64_t mc, int64_t kc, const float* apack,
-                        SharedPanels& sp, const float* b, int64_t ldb, int64_t pc, int64_t jc,
-                        int64_t nc, int64_t panel_begin, int64_t panel_end, int64_t first,
-                        float* c, int64_t ldc, float alpha, float beta) {
-  const int mr = uk.mr, nr = uk.nr;
-  const int64_t count = panel_end - panel_begin;
-  alignas(64) float tile[16 * 64];
-  for (int64_t i = 0; i < count; ++i) {
-    const int64_t panel = panel_begin + (first - panel_begin + i) % count;
-    const int64_t jr = panel * nr;
-    const int64_t cols = std::min<int64_t>(nr, nc - jr);
-    float* bp = sp.bpack + panel * kc * nr;
-    std::atomic<int>& st = sp.state[panel];
-    int64_t ir = 0;
-    if (st.load(std::memory_order_acquire) != 2) {
-      int expected = 0;
-      if (st.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-        if (cols == nr) {
-          // The first row tile packs the panel as it computes.
-          const int64_t rows = std::min<int64_t>(mr, mc);
-          float* out = rows == mr ? c + jr : tile;
-          uk.fn_pack_b(kc, apack, b + pc * ldb + jc + jr, ldb, bp, out, rows == mr ? ldc : nr, alpha,
-                       rows == mr ? beta : 0.0f);
-          if (rows < mr) store_edge_tile(c + jr, ldc, tile, nr, rows, nr, beta);
-          ir = mr;
-        } else {
-          pack_b_panels(sp.bpack, b, ldb, false, pc, kc, jc, nc, nr, panel, panel + 1, false);
-        }
-        st.store(2, std::memory_order_release);
-      } else {
-        wait_packed(st);
-      }
-    }
-    for (; ir < mc; ir += mr) {
-      const int64_t rows = std::min<int64_t>(mr, mc - ir);
-      const float* ap = apack + ir * kc;
-      float* cij = c + ir * ldc + jr;
-      if (rows == mr && cols == nr) {
-        uk.fn(kc, ap, bp, cij, ldc, alpha, beta);
-      } else {
-        uk.fn(kc, ap, bp, tile, nr, alpha, 0.0f);
-        store_edge_tile(cij, ldc, tile, nr, rows, cols, beta);
-      }
-    }
-  }
-}
-
 tsm_status check_args(const char* op, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
                       const float* a, int64_t lda, const float* b, int64_t ldb, const float* c,
                       int64_t ldc) {
@@ -487,13 +410,6 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 
   float* bpack = scratch(0, static_cast<size_t>(kc_max) * nc_max);
   if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
-  // An untransposed B is packed by the kernel, each panel by the first thread to reach it
-  // (macro_kernel_claim), instead of in a pass of its own before the kernel.
-  SharedPanels sp;
-  sp.bpack = bpack;
-  if (!tb && uk.fn_pack_b && uk.pack_b_shared && ceil_div(nc_max, nr) <= SharedPanels::kMaxPanels)
-    sp.count = ceil_div(nc_max, nr);
-  const bool claim = sp.count > 0;
 
   for (int64_t jc = 0; jc < n; jc += nc_max) {
     const int64_t nc = std::min<int64_t>(nc_max, n - jc);
@@ -503,25 +419,12 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
     for (int64_t pc = 0; pc < k; pc += kc_max) {
       const int64_t kc = std::min<int64_t>(kc_max, k - pc);
       const float beta_eff = pc == 0 ? beta : 1.0f;
-      if (claim) {
-        for (int64_t p = 0; p < n_panels; ++p) sp.state[p].store(0, std::memory_order_relaxed);
-      } else {
-        // Pack the B block, its panels spread over the threads.
-        const int64_t pack_tasks = std::min<int64_t>(nt, n_panels);
-        parallel_for(pack_tasks, [&](int64_t t) {
-          pack_b_panels(bpack, b, ldb, tb, pc, kc, jc, nc, nr, n_panels * t / pack_tasks,
-                        n_panels * (t + 1) / pack_tasks, true);
-        });
-      }
-      // The kernel pass over one packed A block against the panels [p0, p1), starting at `first`.
-      auto run_block = [&](int64_t rows, const float* apack, int64_t p0, int64_t p1, int64_t first,
-                           float* cblock) {
-        if (claim)
-          macro_kernel_claim(uk, rows, kc, apack, sp, b, ldb, pc, jc, nc, p0, p1, first, cblock, ldc,
-                             alpha, beta_eff);
-        else
-          macro_kernel(uk, rows, kc, apack, bpack, p0, p1, nc, cblock, ldc, alpha, beta_eff);
-      };
+      // Pack the B block, its panels spread over the threads.
+      const int64_t pack_tasks = std::min<int64_t>(nt, n_panels);
+      parallel_for(pack_tasks, [&](int64_t t) {
+        pack_b_panels(bpack, b, ldb, tb, pc, kc, jc, nc, nr, n_panels * t / pack_tasks,
+                      n_panels * (t + 1) / pack_tasks, true);
+      });
       bool oom = false;
       if (nsplit == 1 && nt > 1) {
         // Each thread takes an equal share of the rows (a multiple of MR), cut into blocks of at
@@ -538,7 +441,8 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           for (int64_t ic = r0; ic < r1; ic += mct) {
             const int64_t rows = std::min<int64_t>(mct, r1 - ic);
             pack_a(apack, a, lda, ta, ic, rows, pc, kc, mr);
-            run_block(rows, apack, 0, n_panels, n_panels * t / nt, c + ic * ldc + jc);
+            macro_kernel(uk, rows, kc, apack, bpack, 0, n_panels, nc, c + ic * ldc + jc, ldc, alpha,
+                         beta_eff);
           }
         });
       } else {
@@ -549,9 +453,8 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           float* apack = scratch(1, static_cast<size_t>(round_up(rows, mr)) * kc);
           if (!apack) { oom = true; return; }
           pack_a(apack, a, lda, ta, ic, rows, pc, kc, mr);
-          const int64_t p0 = n_panels * part / nsplit, p1 = n_panels * (part + 1) / nsplit;
-          // Row blocks of one part start at different panels of it, so threads seldom meet.
-          run_block(rows, apack, p0, p1, p0 + (p1 - p0) * (ib % nt) / nt, c + ic * ldc + jc);
+          macro_kernel(uk, rows, kc, apack, bpack, n_panels * part / nsplit,
+                       n_panels * (part + 1) / nsplit, nc, c + ic * ldc + jc, ldc, alpha, beta_eff);
         });
       }
       if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");

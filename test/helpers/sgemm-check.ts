@@ -74,8 +74,7 @@ export function sgemmCases(seed = 1234): SgemmCase[] {
   cases.push({ transA: false, transB: false, m: 3, n: 2000, k: 100, alpha: -0.75, beta: 0.3, padA: 0, padB: 1, padC: 2 });
   cases.push({ transA: false, transB: false, m: 20, n: 1100, k: 1030, alpha: 1.5, beta: 1, padA: 1, padB: 5, padC: 0 });
   cases.push({ transA: true, transB: true, m: 64, n: 1000, k: 600, alpha: 1, beta: 0, padA: 0, padB: 2, padC: 1 });
-  // More rows: an untransposed B's shared block is packed by the kernel, each panel by the first
-  // thread to reach it (AVX-512), over two KC steps with a partial last panel, and over two NC blocks.
+  // More rows (the shared B block): two KC steps with a partial last panel, and two NC blocks.
   cases.push({ transA: false, transB: false, m: 300, n: 200, k: 1030, alpha: 1, beta: 0.3, padA: 0, padB: 3, padC: 0 });
   cases.push({ transA: false, transB: false, m: 290, n: 4100, k: 20, alpha: -1, beta: 0, padA: 1, padB: 0, padC: 1 });
   return cases;

@@ -82,10 +82,6 @@ void ukernel_avx2_pack_b(int64_t k, const float* a, const float* b, int64_t ldb,
 
 }  // namespace
 
-// The AVX2 kernel packs B as it computes only on the few-rows path: for the large products'
-// shared block (sgemm.cpp, macro_kernel_claim) it measured 7% slower at 1024^3 (2 threads; B's
-// 4 KiB rows all fall in one L1 set, and 16 of them prefetched ahead do not stay there), and
-// prefetching into L2 instead made 1024^3 and 1536^3 even but NN 64x1600x512 3.4% slower.
 // Blocking for Zen-class cores: A block 144 x 256 floats (144 KiB) in the 512 KiB L2, a B panel
 // 256 x 16 (16 KiB) in the 32 KiB L1, the B block 256 x 4080 in L3.
 const GemmUkernel* gemm_ukernel_avx2() {

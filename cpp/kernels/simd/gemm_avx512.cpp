@@ -95,18 +95,15 @@ void ukernel_avx512_pack_b(int64_t k, const float* a, const float* b, int64_t ld
 //   KC 768 and 1536 were 1-4% slower than 1024 at 1024^3 and 2048^3, MC 72/96/120 within +-2% of 144.
 // The 8x32 kernel keeps KC = 512: at 1024 its TN 256x256x4096 (the shape it exists for) was 4.6%
 // slower.
-// Both kernels pack the large products' shared B block as they compute (sgemm.cpp,
-// macro_kernel_claim). A/B against the packing pass (2 threads, 15 rounds): 768^3 +2.1% (14/15),
-// 1024^3 +1.9% (14/15), 1536^3 +1%, 2048^3 +0.6%; 1 thread 1024^3 and 512^3 within 0.7%.
 const GemmUkernel* gemm_ukernel_avx512() {
   static const GemmUkernel k{"avx512 12x32", 12, NR, 144, 1024, 4064, ukernel_avx512<12>,
-                                ukernel_avx512_pack_b<12>, true};
+                                ukernel_avx512_pack_b<12>};
   return &k;
 }
 
 const GemmUkernel* gemm_ukernel_avx512_mr8() {
   static const GemmUkernel k{"avx512 8x32", 8, NR, 144, 512, 4064, ukernel_avx512<8>,
-                                ukernel_avx512_pack_b<8>, true};
+                                ukernel_avx512_pack_b<8>};
   return &k;
 }
 

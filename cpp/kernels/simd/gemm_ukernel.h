@@ -29,9 +29,6 @@ struct GemmUkernel {
   int mc, kc, nc;    // cache blocking: A block mc x kc in L2, B block kc x nc in L3, B panel in L1
   GemmUkernelFn fn;
   GemmUkernelPackBFn fn_pack_b = nullptr;  // nullptr where the ISA has none
-  // Whether the large products' shared B block is packed by fn_pack_b too (sgemm.cpp,
-  // macro_kernel_claim), not only the few-rows path's private panels.
-  bool pack_b_shared = false;
 };
 
 const GemmUkernel& gemm_ukernel_generic();
