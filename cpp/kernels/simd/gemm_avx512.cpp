@@ -16,7 +16,9 @@ constexpr int NR = 32;
 
 // PackB: B is read in place (row p at b + p*ldb) and each row is stored to bpack as it goes. The
 // prefetch runs PF_ROWS rows ahead (rows of a large B come from L3 or memory, one row per 8-12
-// cycles of FMAs); a packed panel is prefetched 8 rows ahead.
+// cycles of FMAs). A packed panel is prefetched 16 rows (2 KiB) ahead: its first row tile reads it
+// from L3 in the large products (a 128 KiB panel of a 6-8 MiB block); against 8 rows, 2048^3 +1.9%
+// (13/15 rounds, 2 threads), the other sizes and the layer shapes within 0.7%.
 constexpr int PF_ROWS = 16;
 
 template <int MR, bool PackB>
@@ -44,7 +46,7 @@ void ukernel_avx512_impl(int64_t k, const float* a, const float* b, int64_t ldb,
     } else {
       b0 = _mm512_load_ps(b);
       b1 = _mm512_load_ps(b + 16);
-      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NR), _MM_HINT_T0);
     }
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
