@@ -383,7 +383,8 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
       // Slots 0 and 1 are the GEMM's own (see runtime.h): callers such as conv2d and attention hold
       // buffers in slots 2 and 3 while they call sgemm.
       const int64_t group = std::max<int64_t>(1, GROUP_BYTES / (sizeof(float) * kc_max * nr));
-      const int64_t buf_panels = std::min<int64_t>(p1 - p0, group);
+      // With the kernel packing, the buffer holds its current panel, or the partial last one.
+      const int64_t buf_panels = in_kernel ? 1 : std::min<int64_t>(p1 - p0, group);
       float* bpriv = scratch(0, static_cast<size_t>(kc_max) * buf_panels * nr);
       float* apack = shared_a ? nullptr : scratch(1, static_cast<size_t>(mpad) * kc_max);
       if (!bpriv || (!shared_a && !apack)) { oom = true; return; }
