@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "runtime/cuda_common.cuh"
 
@@ -77,6 +78,35 @@ __device__ __forceinline__ float apply_act(float v, int act) {
   return v;
 }
 
+// float <-> the output types, and a 4-element vector store (the caller checked the alignment:
+// 16 bytes for float, 8 for the 16-bit types).
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+template <typename OutT>
+__device__ __forceinline__ OutT from_float(float v) {
+  if constexpr (sizeof(OutT) == 4) return v;
+  else if constexpr (std::is_same<OutT, __half>::value) return __float2half_rn(v);
+  else return __float2bfloat16_rn(v);
+}
+__device__ __forceinline__ void store4(float* out, const float (&v)[4]) {
+  *reinterpret_cast<float4*>(out) = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ __forceinline__ void store4(__nv_bfloat16* out, const float (&v)[4]) {
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+  uint2 u;
+  u.x = *reinterpret_cast<uint32_t*>(&lo);
+  u.y = *reinterpret_cast<uint32_t*>(&hi);
+  *reinterpret_cast<uint2*>(out) = u;
+}
+__device__ __forceinline__ void store4(__half* out, const float (&v)[4]) {
+  __half2 lo = __floats2half2_rn(v[0], v[1]), hi = __floats2half2_rn(v[2], v[3]);
+  uint2 u;
+  u.x = *reinterpret_cast<uint32_t*>(&lo);
+  u.y = *reinterpret_cast<uint32_t*>(&hi);
+  *reinterpret_cast<uint2*>(out) = u;
+}
+
 // out = act(alpha * acc + beta * C + bias[col]) for element (row, col) of batch z; the caller has
 // checked row < M and col < N.
 __device__ __forceinline__ void epilogue_store(const Epilogue& e, int z, int row, int col, float acc) {
@@ -129,6 +159,54 @@ __device__ __forceinline__ void epilogue_store2(const Epilogue& e, int z, int ro
   }
   epilogue_store(e, z, row, col, a0);
   if (col + 1 < n) epilogue_store(e, z, row, col + 1, a1);
+}
+
+// Fragment stores for kernels that keep their accumulators in registers to the end (the SIMT and
+// mma.sync kernels): a kernel stores 32 pairs per thread, fully unrolled, and epilogue_store2 inlined
+// at each of them made ~200 KB of machine code per kernel (the wgmma kernel's epilogue, measured on
+// the H100, cost more than half its run time that way). epilogue_pair inlines only the common cases
+// (beta == 0, no activation or ReLU, an aligned pair inside the matrix) and calls the general
+// epilogue out of line for the rest. `fast` is epilogue_inline(e), computed once per thread.
+__device__ __noinline__ inline void epilogue_store2_general(const Epilogue* e, int z, int row, int col, int n, float a0,
+                                                            float a1) {
+  epilogue_store2(*e, z, row, col, n, a0, a1);
+}
+__device__ __forceinline__ bool epilogue_inline(const Epilogue& e) { return e.beta == 0.f && (e.act == 0 || e.act == 1); }
+__device__ __forceinline__ void epilogue_pair(const Epilogue& e, bool fast, int z, int row, int col, int n, float a0,
+                                              float a1) {
+  if (col >= n) return;
+  if (fast && col + 1 < n) {
+    const int64_t off = int64_t(z) * e.sc + int64_t(row) * e.ldc + col;
+    float v0 = e.alpha * a0, v1 = e.alpha * a1;
+    if (e.bias) {
+      v0 += __ldg(e.bias + col);
+      v1 += __ldg(e.bias + col + 1);
+    }
+    if (e.act == 1) {  // ReLU; keeps NaN, as torch.relu
+      v0 = v0 < 0.f ? 0.f : v0;
+      v1 = v1 < 0.f ? 0.f : v1;
+    }
+    if (e.c_dtype == 0) {
+      float* c = static_cast<float*>(e.c) + off;
+      if ((reinterpret_cast<uintptr_t>(c) & 7) == 0) {
+        *reinterpret_cast<float2*>(c) = make_float2(v0, v1);
+        return;
+      }
+    } else if (e.c_dtype == 1) {
+      __nv_bfloat16* c = static_cast<__nv_bfloat16*>(e.c) + off;
+      if ((reinterpret_cast<uintptr_t>(c) & 3) == 0) {
+        *reinterpret_cast<__nv_bfloat162*>(c) = __floats2bfloat162_rn(v0, v1);
+        return;
+      }
+    } else {
+      __half* c = static_cast<__half*>(e.c) + off;
+      if ((reinterpret_cast<uintptr_t>(c) & 3) == 0) {
+        *reinterpret_cast<__half2*>(c) = __floats2half2_rn(v0, v1);
+        return;
+      }
+    }
+  }
+  epilogue_store2_general(&e, z, row, col, n, a0, a1);
 }
 
 #endif  // __CUDACC__

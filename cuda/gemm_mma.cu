@@ -250,14 +250,16 @@ __global__ void __launch_bounds__(THREADS) mma_gemm_kernel(MmaArgs p) {
   cp_async_wait<0>();
 
   const int g = lane >> 2, t = lane & 3;
+  const Epilogue e = p.e;
+  const bool fast = epilogue_inline(e);
 #pragma unroll
   for (int mt = 0; mt < 4; ++mt) {
     const int row = m0 + wm + mt * 16 + g;
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
       const int col = n0 + wn + nt * 8 + 2 * t;
-      if (row < p.m) epilogue_store2(p.e, z, row, col, p.n, acc[mt][nt][0], acc[mt][nt][1]);
-      if (row + 8 < p.m) epilogue_store2(p.e, z, row + 8, col, p.n, acc[mt][nt][2], acc[mt][nt][3]);
+      if (row < p.m) epilogue_pair(e, fast, z, row, col, p.n, acc[mt][nt][0], acc[mt][nt][1]);
+      if (row + 8 < p.m) epilogue_pair(e, fast, z, row + 8, col, p.n, acc[mt][nt][2], acc[mt][nt][3]);
     }
   }
 #endif

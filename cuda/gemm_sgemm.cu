@@ -210,6 +210,7 @@ __global__ void __launch_bounds__(TL::THREADS, MINB) sgemm_kernel(SgemmArgs p) {
   // with wn + ln (+16).
   Epilogue e = p.e;
   if (gridDim.z > 1) e.c = static_cast<float*>(e.c) + blockIdx.z * p.split_stride;
+  const bool fast = epilogue_inline(e);
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
     const int row = m0 + wm + (i < 4 ? lm + i : 32 + lm + i - 4);
@@ -217,8 +218,8 @@ __global__ void __launch_bounds__(TL::THREADS, MINB) sgemm_kernel(SgemmArgs p) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int col = n0 + wn + h * 16 + ln;
-      epilogue_store2(e, z, row, col, p.n, acc[i][h * 4 + 0], acc[i][h * 4 + 1]);
-      if (col + 2 < p.n) epilogue_store2(e, z, row, col + 2, p.n, acc[i][h * 4 + 2], acc[i][h * 4 + 3]);
+      epilogue_pair(e, fast, z, row, col, p.n, acc[i][h * 4 + 0], acc[i][h * 4 + 1]);
+      epilogue_pair(e, fast, z, row, col + 2, p.n, acc[i][h * 4 + 2], acc[i][h * 4 + 3]);
     }
   }
 }

@@ -49,7 +49,7 @@ constexpr int STAGE_BYTES = A_STAGE + B_STAGE;
 constexpr int SMEM_BYTES = WSTAGES * STAGE_BYTES + 1024 /* alignment slack */ + 2 * WSTAGES * 8;
 
 struct WgArgs {
-  int m, n, k, batch;
+  int m, n, k;
   bool batched_a, batched_b;
   Epilogue e;
 };
@@ -145,127 +145,63 @@ __device__ __forceinline__ void wgmma_step(float (&d)[128], uint64_t da, uint64_
 }
 #endif  // TSM_WGMMA_DEVICE
 
-// Kernel variants, chosen at compile time (the lab harness tools/gpu-lab/wgmma_lab.cu times each):
-//   WG_PERSIST  a persistent grid (one block per SM) walking the tiles; the producer runs on into the
-//               next tile's stages while the consumers store the current one.
-//   WG_CLUSTER  2-CTA clusters along M: the two blocks compute vertically adjacent tiles with the
-//               same B columns; each loads half of the B tile and multicasts it to both.
-//   WG_NOMMA, WG_NOLOAD, WG_NOEPI  diagnostics (wrong results): no wgmma / loads only for the first
-//               stages / no stores, to time the feed, the tensor pipe and the epilogue apart.
-//   WG_WAIT0    release each stage after wgmma.wait_group 0 instead of one stage later.
-enum : int {
-  WG_PERSIST = 1, WG_CLUSTER = 2, WG_NOMMA = 4, WG_NOLOAD = 8, WG_NOEPI = 16, WG_WAIT0 = 32,
-  WG_EPI_SIMPLE = 64, WG_EPI_SMEM = 128
-};
+// Kernel variants, chosen at compile time; the lab harness tools/gpu-lab/wgmma_lab.cu times them
+// against cuBLAS. WG_NOEPI is a diagnostic (no stores, wrong results): the main loop's own rate.
+enum : int { WG_NOEPI = 16 };
 // The variant the library runs.
 constexpr int WG_DEFAULT = 0;
 
 #ifdef TSM_WGMMA_DEVICE
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ void cluster_sync_all() {
-  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
-}
-// Arrive on the mbarrier at the same shared-memory offset in CTA `rank` of the cluster.
-__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t rank) {
-  asm volatile(
-      "{\n .reg .b32 ra;\n mapa.shared::cluster.u32 ra, %0, %1;\n"
-      " mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
-      "r"(rank)
-      : "memory");
-}
-__device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-__device__ __forceinline__ void tma_load_3d_mc(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2,
-                                               uint32_t bar, uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
-      " [%0], [%1, {%2, %3, %4}], [%5], %6;\n"
-      ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "h"(mask)
-      : "memory");
-}
-#endif
-
-#ifdef TSM_WGMMA_DEVICE
-// Epilogue through shared memory for one consumer warpgroup (wtid 0..127, 64 rows x 256 columns):
-// act(alpha * acc + bias) converted to OutT is written to `stage` (64 rows of 256 * sizeof(OutT)
-// bytes; 16-byte chunks XOR-swizzled by row so the fragment writes hit 32 distinct banks), then each
-// warp writes whole rows with 16-byte stores. beta != 0 is not handled here.
+// The epilogue of one consumer warpgroup (wtid 0..127; rows row_base .. row_base+63, columns n0 ..
+// n0+255), through shared memory. Why: the epilogue written per accumulator fragment (64 stores per
+// thread, each with the general epilogue's branches on dtype, beta, bias and activation) unrolled
+// into ~300 KB of machine code per kernel, fetched once per tile; that cost more than half the run
+// time (bf16 4096^3: 434 us against 174 us without stores). Here the fragments go to shared memory
+// as alpha * acc in float32 (16-byte chunks XOR-swizzled by row: the pair stores of a warp hit 32
+// distinct banks), then a rolled loop applies act(v + beta * C + bias) and writes each row with
+// vector stores, compact code whatever the epilogue.
 template <typename OutT>
-__device__ __forceinline__ void epilogue_smem(float (&d)[128], unsigned char* stage, const Epilogue& e, int z,
-                                              int row_base, int n0, int m, int n, int wtid, int cw) {
-  constexpr int ES = sizeof(OutT), ROWB = 256 * ES, EPC = 16 / ES, CPR = ROWB / 16;
-  const int lane = wtid & 31, w = wtid >> 5, g = lane >> 2, t = lane & 3;
-#pragma unroll
-  for (int j = 0; j < 32; ++j) {
-    const int c = 8 * j + 2 * t;
-    float b0 = 0.f, b1 = 0.f;
-    if (e.bias) {
-      if (n0 + c < n) b0 = __ldg(e.bias + n0 + c);
-      if (n0 + c + 1 < n) b1 = __ldg(e.bias + n0 + c + 1);
-    }
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = w * 16 + g + 8 * h;
-      const float v0 = apply_act(e.alpha * d[4 * j + 2 * h] + b0, e.act);
-      const float v1 = apply_act(e.alpha * d[4 * j + 2 * h + 1] + b1, e.act);
-      unsigned char* dst = stage + r * ROWB + (((c / EPC) ^ (r & 7)) * 16) + (c % EPC) * ES;
-      if constexpr (ES == 4) {
-        *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
-      } else if constexpr (std::is_same<OutT, __half>::value) {
-        *reinterpret_cast<__half2*>(dst) = __floats2half2_rn(v0, v1);
-      } else {
-        *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(v0, v1);
-      }
-    }
-  }
-  asm volatile("bar.sync %0, 128;\n" ::"r"(2 + cw) : "memory");
+__device__ __forceinline__ void epilogue_rows(const float* stage, const Epilogue& e, int z, int row_base, int n0,
+                                              int m, int n, int wtid) {
+  constexpr int CPR = 64;  // 16-byte chunks of 4 floats per staged row
   OutT* cbase = static_cast<OutT*>(e.c) + int64_t(z) * e.sc;
-#pragma unroll 4
+#pragma unroll 2
   for (int idx = wtid; idx < 64 * CPR; idx += 128) {
     const int r = idx / CPR, ch = idx % CPR;
-    const int row = row_base + r, col = n0 + ch * EPC;
+    const int row = row_base + r, col = n0 + 4 * ch;
     if (row >= m || col >= n) continue;
-    const uint4 v = *reinterpret_cast<const uint4*>(stage + r * ROWB + ((ch ^ (r & 7)) * 16));
+    const float4 s = *reinterpret_cast<const float4*>(stage + r * 256 + ((ch ^ (r & 7)) * 4));
+    float v[4] = {s.x, s.y, s.z, s.w};
     OutT* out = cbase + int64_t(row) * e.ldc + col;
-    if (col + EPC <= n && (reinterpret_cast<uintptr_t>(out) & 15) == 0) {
-      *reinterpret_cast<uint4*>(out) = v;
+    const int cnt = min(4, n - col);
+    const bool vec = cnt == 4 && (reinterpret_cast<uintptr_t>(out) & (4 * sizeof(OutT) - 1)) == 0;
+    if (e.beta != 0.f) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        if (i < cnt) v[i] += e.beta * to_float(out[i]);
+    }
+    if (e.bias) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        if (i < cnt) v[i] += __ldg(e.bias + col + i);
+    }
+    if (e.act) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[i] = apply_act(v[i], e.act);
+    }
+    if (vec) {
+      store4(out, v);
     } else {
-      const OutT* src = reinterpret_cast<const OutT*>(&v);
-      for (int i = 0; i < EPC && col + i < n; ++i) out[i] = src[i];
+      for (int i = 0; i < cnt; ++i) out[i] = from_float<OutT>(v[i]);
     }
   }
 }
-#endif
-
-// The work unit `u` of the schedule -> tile coordinates. With clusters a unit is a pair of
-// vertically adjacent tiles (rank 0 the upper one).
-__device__ __forceinline__ void unit_tile(int u, int tiles_m, int tiles_n, bool pairs, int rank, int* tm, int* tn) {
-  if (pairs) {
-    int pm;
-    tile_coords(u, (tiles_m + 1) / 2, tiles_n, 4, &pm, tn);
-    *tm = 2 * pm + rank;
-  } else {
-    tile_coords(u, tiles_m, tiles_n, 8, tm, tn);
-  }
-}
+#endif  // TSM_WGMMA_DEVICE
 
 template <typename T, int F>
 __global__ void __launch_bounds__(WTHREADS, 1)
     wgmma_gemm_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB, WgArgs p) {
 #ifdef TSM_WGMMA_DEVICE
-  constexpr bool PERSIST = F & WG_PERSIST, CL = F & WG_CLUSTER;
   constexpr int BK = 128 / int(sizeof(T));  // K per stage
   constexpr int KSTEPS = 4;                 // wgmma per stage: 32 B of K each
   extern __shared__ unsigned char smem_raw[];
@@ -277,175 +213,91 @@ __global__ void __launch_bounds__(WTHREADS, 1)
   auto empty = [&](int s) { return bars + 8u * (WSTAGES + s); };
 
   const int tiles_m = (p.m + WBM - 1) / WBM, tiles_n = (p.n + WBN - 1) / WBN;
-  // Work units: tiles (tile pairs with clusters) of every batch entry, batch-major.
-  const int units = CL ? ((tiles_m + 1) / 2) * tiles_n : tiles_m * tiles_n;
-  const int total = units * p.batch;
-  const int first = CL ? int(blockIdx.x) / 2 : int(blockIdx.x);
-  const int step = PERSIST ? (CL ? int(gridDim.x) / 2 : int(gridDim.x)) : total;
-  const int rank = CL ? int(cluster_rank()) : 0;
+  int tm, tn;
+  tile_coords(blockIdx.x, tiles_m, tiles_n, 8, &tm, &tn);
+  const int m0 = tm * WBM, n0 = tn * WBN, z = blockIdx.y;
   const int wg = threadIdx.x / 128;
   const int ktiles = (p.k + BK - 1) / BK;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < WSTAGES; ++s) {
       mbar_init(full(s), 1);
-      mbar_init(empty(s), CL ? 16 : 8);  // one arrive per consumer warp (of both CTAs with clusters)
+      mbar_init(empty(s), 8);  // one arrive per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
-  if constexpr (CL) cluster_sync_all();
 
   if (wg == 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (threadIdx.x == 0) {
-      int it = 0;  // stage counter across tiles
-      for (int u = first; u < total; u += step) {
-        const int z = u / units;
-        const int za = p.batched_a ? z : 0, zb = p.batched_b ? z : 0;
-        int tm, tn;
-        unit_tile(u - z * units, tiles_m, tiles_n, CL, rank, &tm, &tn);
-        const int m0 = tm * WBM, n0 = tn * WBN;
-        for (int kt = 0; kt < ktiles; ++kt, ++it) {
-          const int s = it % WSTAGES;
-          if (it >= WSTAGES) {
-            if constexpr (CL) mbar_wait_cluster(empty(s), ((it / WSTAGES) - 1) & 1);
-            else mbar_wait(empty(s), ((it / WSTAGES) - 1) & 1);
-          }
-          if ((F & WG_NOLOAD) && it >= WSTAGES) {
-            mbar_arrive(full(s));
-            continue;
-          }
-          mbar_expect_tx(full(s), STAGE_BYTES);
-          tma_load_3d(sA + s * A_STAGE, &tmA, kt * BK, m0, za, full(s));
-          if constexpr (CL) {
-            tma_load_3d_mc(sB + s * B_STAGE + rank * (B_STAGE / 2), &tmB, kt * BK, n0 + rank * (WBN / 2), zb,
-                           full(s), uint16_t(3));
-          } else {
-            tma_load_3d(sB + s * B_STAGE, &tmB, kt * BK, n0, zb, full(s));
-          }
-        }
+      const int za = p.batched_a ? z : 0, zb = p.batched_b ? z : 0;
+      for (int kt = 0; kt < ktiles; ++kt) {
+        const int s = kt % WSTAGES;
+        if (kt >= WSTAGES) mbar_wait(empty(s), ((kt / WSTAGES) - 1) & 1);
+        mbar_expect_tx(full(s), STAGE_BYTES);
+        tma_load_3d(sA + s * A_STAGE, &tmA, kt * BK, m0, za, full(s));
+        tma_load_3d(sB + s * B_STAGE, &tmB, kt * BK, n0, zb, full(s));
       }
     }
   } else {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    float d[128];
+#pragma unroll
+    for (int i = 0; i < 128; ++i) d[i] = 0.f;
     const int cw = wg - 1;  // consumer warpgroup: rows cw*64 .. cw*64+63 of the tile
     const int lane = threadIdx.x & 31;
-    auto release = [&](int s) {
-      if (lane == 0) {
-        if constexpr (CL) {
-          mbar_arrive_cluster(empty(s), 0);
-          mbar_arrive_cluster(empty(s), 1);
-        } else {
-          mbar_arrive(empty(s));
-        }
-      }
-    };
-    float d[128];
-    int it = 0;
-    for (int u = first; u < total; u += step) {
-      const int z = u / units;
-      int tm, tn;
-      unit_tile(u - z * units, tiles_m, tiles_n, CL, rank, &tm, &tn);
-      const int m0 = tm * WBM, n0 = tn * WBN;
-#pragma unroll
-      for (int i = 0; i < 128; ++i) d[i] = 0.f;
-      for (int kt = 0; kt < ktiles; ++kt, ++it) {
-        const int s = it % WSTAGES;
-        mbar_wait(full(s), (it / WSTAGES) & 1);
-        if constexpr (F & WG_NOMMA) {
-          release(s);
-          continue;
-        }
-        fence_regs(d);
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < KSTEPS; ++kk) {
-          const uint64_t da = make_desc(sA + s * A_STAGE + cw * 64 * 128 + kk * 32);
-          const uint64_t db = make_desc(sB + s * B_STAGE + kk * 32);
-          wgmma_step<T>(d, da, db);
-        }
-        wgmma_commit();
-        fence_regs(d);
-        if constexpr (F & WG_WAIT0) {
-          wgmma_wait<0>();
-          fence_regs(d);
-          release(s);
-        } else {
-          wgmma_wait<1>();
-          fence_regs(d);
-          if (kt > 0) release((it - 1) % WSTAGES);
-        }
-      }
-      wgmma_wait<0>();
+    for (int kt = 0; kt < ktiles; ++kt) {
+      const int s = kt % WSTAGES;
+      mbar_wait(full(s), (kt / WSTAGES) & 1);
       fence_regs(d);
-      if (!(F & (WG_WAIT0 | WG_NOMMA)) && ktiles > 0) release((it - 1) % WSTAGES);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; ++kk) {
+        const uint64_t da = make_desc(sA + s * A_STAGE + cw * 64 * 128 + kk * 32);
+        const uint64_t db = make_desc(sB + s * B_STAGE + kk * 32);
+        wgmma_step<T>(d, da, db);
+      }
+      wgmma_commit();
+      fence_regs(d);
+      wgmma_wait<1>();
+      fence_regs(d);
+      if (kt > 0 && lane == 0) mbar_arrive(empty((kt - 1) % WSTAGES));
+    }
+    wgmma_wait<0>();
+    fence_regs(d);
 
-      if constexpr (F & WG_NOEPI) {
-        // No stores, but the accumulators stay live (otherwise the compiler may drop the wgmmas).
-        float acc = 0.f;
+    if constexpr (F & WG_NOEPI) {
+      // No stores, but the accumulators stay live (otherwise the compiler may drop the wgmmas).
+      float acc = 0.f;
 #pragma unroll
-        for (int i = 0; i < 128; ++i) acc += d[i];
-        if (acc == 1234567.f) static_cast<float*>(p.e.c)[threadIdx.x] = acc;
-      } else if constexpr (F & WG_EPI_SMEM) {
-        // Both consumer warpgroups are done with the stage buffers (the producer too: every stage
-        // it loaded was consumed); each stages its 64 rows there and writes them out in rows.
-        asm volatile("bar.sync 1, 256;\n" ::: "memory");
-        unsigned char* stage = smem_raw + (base - raw);
-        const int wtid = threadIdx.x - 128 * wg;
-        if (p.e.c_dtype == 0)
-          epilogue_smem<float>(d, stage + cw * 64 * 256 * 4, p.e, z, m0 + cw * 64, n0, p.m, p.n, wtid, cw);
-        else if (p.e.c_dtype == 1)
-          epilogue_smem<__nv_bfloat16>(d, stage + cw * 64 * 256 * 2, p.e, z, m0 + cw * 64, n0, p.m, p.n, wtid, cw);
-        else
-          epilogue_smem<__half>(d, stage + cw * 64 * 256 * 2, p.e, z, m0 + cw * 64, n0, p.m, p.n, wtid, cw);
-      } else if constexpr (F & WG_EPI_SIMPLE) {
-        const int w = (threadIdx.x / 32) & 3, g = lane >> 2, t = lane & 3;
-        const int row0 = m0 + cw * 64 + w * 16 + g;
-        if (p.e.c_dtype == 1 && p.e.alpha == 1.f && p.e.beta == 0.f && !p.e.bias && p.e.act == 0 && n0 + WBN <= p.n &&
-            (p.e.ldc & 1) == 0) {
-          __nv_bfloat16* c0 = static_cast<__nv_bfloat16*>(p.e.c) + int64_t(z) * p.e.sc + int64_t(row0) * p.e.ldc + n0 + 2 * t;
+      for (int i = 0; i < 128; ++i) acc += d[i];
+      if (acc == 1234567.f) static_cast<float*>(p.e.c)[threadIdx.x] = acc;
+    } else {
+      // Both consumer warpgroups are past their last wgmma, and every stage the producer loaded has
+      // been consumed: the stage buffers are free. Warpgroup cw stages its 64 x 256 floats at
+      // base + cw * 64 KiB (within the 192 KiB of stages).
+      asm volatile("bar.sync 1, 256;\n" ::: "memory");
+      float* stage = reinterpret_cast<float*>(smem_raw + (base - raw)) + cw * 64 * 256;
+      // Accumulator layout (per warp of the warpgroup, 16 rows): d[4j + 2h + c] is row g + 8h,
+      // column 8j + 2t + c, with g = lane / 4, t = lane % 4.
+      const int w = (threadIdx.x / 32) & 3, g = lane >> 2, t = lane & 3;
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            if (row0 + 8 * h < p.m) {
-              __nv_bfloat16* c = c0 + int64_t(8 * h) * p.e.ldc;
+      for (int j = 0; j < 32; ++j) {
 #pragma unroll
-              for (int j = 0; j < 32; ++j)
-                *reinterpret_cast<__nv_bfloat162*>(c + 8 * j) = __floats2bfloat162_rn(d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
-            }
-          }
-        } else {
-#pragma unroll
-          for (int j = 0; j < 32; ++j) {
-            const int col = n0 + 8 * j + 2 * t;
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              const int row = row0 + 8 * h;
-              if (row < p.m) epilogue_store2(p.e, z, row, col, p.n, d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
-            }
-          }
-        }
-      } else {
-        // Accumulator layout (per warp of the warpgroup, 16 rows): d[4j + 2h + c] is row g + 8h,
-        // column 8j + 2t + c, with g = lane / 4, t = lane % 4.
-        const int w = (threadIdx.x / 32) & 3, g = lane >> 2, t = lane & 3;
-        const int row0 = m0 + cw * 64 + w * 16 + g;
-#pragma unroll
-        for (int j = 0; j < 32; ++j) {
-          const int col = n0 + 8 * j + 2 * t;
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int row = row0 + 8 * h;
-            if (row < p.m) epilogue_store2(p.e, z, row, col, p.n, d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
-          }
+        for (int h = 0; h < 2; ++h) {
+          const int r = w * 16 + g + 8 * h;
+          const int c = 8 * j + 2 * t;  // float column; chunk c / 4, swizzled by row
+          *reinterpret_cast<float2*>(stage + r * 256 + (((c >> 2) ^ (r & 7)) << 2) + (c & 3)) =
+              make_float2(p.e.alpha * d[4 * j + 2 * h], p.e.alpha * d[4 * j + 2 * h + 1]);
         }
       }
+      asm volatile("bar.sync %0, 128;\n" ::"r"(2 + cw) : "memory");
+      const int wtid = threadIdx.x - 128 * wg, row_base = m0 + cw * 64;
+      if (p.e.c_dtype == TSM_CUDA_F32) epilogue_rows<float>(stage, p.e, z, row_base, n0, p.m, p.n, wtid);
+      else if (p.e.c_dtype == TSM_CUDA_BF16) epilogue_rows<__nv_bfloat16>(stage, p.e, z, row_base, n0, p.m, p.n, wtid);
+      else epilogue_rows<__half>(stage, p.e, z, row_base, n0, p.m, p.n, wtid);
     }
-  }
-  if constexpr (CL) {
-    // No block may leave while its peer can still arrive on its barriers.
-    __syncwarp();
-    cluster_sync_all();
   }
 #endif  // TSM_WGMMA_DEVICE
 }
@@ -533,61 +385,25 @@ tsm_status encode(CUtensorMap* map, const void* ptr, int64_t inner, int64_t rows
 
 template <typename T, int F>
 tsm_status launch_typed(const GemmProblem& p, cudaStream_t s) {
-  constexpr bool CL = F & WG_CLUSTER, PERSIST = F & WG_PERSIST;
   CUtensorMap ta, tb;
   tsm_status st = encode<T>(&ta, p.a, p.k, p.m, p.lda, p.sa, p.batch, WBM);
   if (st != TSM_OK) return st;
-  st = encode<T>(&tb, p.b, p.k, p.n, p.ldb, p.sb, p.batch, CL ? WBN / 2 : WBN);
+  st = encode<T>(&tb, p.b, p.k, p.n, p.ldb, p.sb, p.batch, WBN);
   if (st != TSM_OK) return st;
   WgArgs a;
   a.m = p.m;
   a.n = p.n;
   a.k = p.k;
-  a.batch = p.batch;
   a.batched_a = p.sa != 0 && p.batch > 1;
   a.batched_b = p.sb != 0 && p.batch > 1;
   a.e = make_epilogue(p);
   auto kernel = wgmma_gemm_kernel<T, F>;
   static std::atomic<uint64_t> smem_set{0};  // devices where the limit is raised
   if (tsm_status st = allow_dynamic_smem(kernel, SMEM_BYTES, smem_set)) return st;
-  const int64_t tiles_m = ceil_div(p.m, WBM), tiles_n = ceil_div(p.n, WBN);
-  const int64_t units = (CL ? (tiles_m + 1) / 2 : tiles_m) * tiles_n * p.batch;
-  if (units * (CL ? 2 : 1) > INT32_MAX) return fail(TSM_ERR_INVALID_ARGUMENT, "cuda_gemm: too many tiles");
-  int64_t blocks = units;  // blocks (clusters with CL) in the grid
-  cudaLaunchConfig_t cfg{};
-  cudaLaunchAttribute attr[1];
-  cfg.blockDim = dim3(WTHREADS);
-  cfg.dynamicSmemBytes = SMEM_BYTES;
-  cfg.stream = s;
-  if constexpr (CL) {
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 2;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-  }
-  if constexpr (PERSIST) {
-    static std::atomic<int> resident{0};  // blocks (clusters) resident at once, first device asked
-    int r = resident.load(std::memory_order_relaxed);
-    if (r == 0) {
-      const DeviceProps* dp = props("cuda_gemm");
-      r = dp ? dp->sm_count : 1;
-      if constexpr (CL) {
-        cfg.gridDim = dim3(unsigned(2 * r));
-        int clusters = 0;
-        if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess || clusters < 1) {
-          cudaGetLastError();
-          clusters = r / 2;
-        }
-        r = clusters;
-      }
-      resident.store(r, std::memory_order_relaxed);
-    }
-    blocks = std::min<int64_t>(units, r);
-  }
-  cfg.gridDim = dim3(unsigned(blocks * (CL ? 2 : 1)));
-  TSM_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, ta, tb, a), "cuda_gemm (wgmma_gemm_kernel)");
+  const int64_t tiles = ceil_div(p.m, WBM) * ceil_div(p.n, WBN);
+  if (tiles > INT32_MAX) return fail(TSM_ERR_INVALID_ARGUMENT, "cuda_gemm: too many tiles");
+  dim3 grid{unsigned(tiles), unsigned(p.batch)};
+  kernel<<<grid, WTHREADS, SMEM_BYTES, s>>>(ta, tb, a);
   return check_launch("cuda_gemm (wgmma_gemm_kernel)");
 }
 
