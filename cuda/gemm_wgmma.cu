@@ -25,8 +25,12 @@
 //   ~3.0). 4096^3 bf16: 137 GFLOP -> ~0.14 ms at peak, bytes 4096^2*(2+2+4) = 134 MB -> 0.045 ms:
 //   compute-bound; the tile's 128x256 gives 2*128*256*64 FLOP per 48 KB = 85 FLOP/B of L2->SMEM
 //   traffic, enough to keep L2 under its bandwidth at full tensor rate.
-// Not done yet (next steps once measured): persistent tile scheduler with the epilogue overlapped,
-//   2-CTA clusters with TMA multicast, a TMA-store epilogue, the MN-major (transposed) 16-bit cases.
+// Epilogue: through shared memory (epilogue_rows below); on an H100 (2026-11-23) 0.92-0.97x cuBLAS
+//   for bf16 and 0.94-0.98x for tf32 at 4096^3-8192^3 (bench/NOTES.md, "GPU: the second session").
+// Tried in tools/gpu-lab and not kept: a persistent grid (+1.5%), 2-CTA clusters with the B tile
+//   multicast (35-45% slower). Not done: the epilogue overlapped with the next tile's wgmmas (a
+//   persistent kernel with a TMA store; the no-store variant is 10% faster at 4096^3), smaller tiles
+//   or split K for products with few tiles, the MN-major (transposed) 16-bit cases.
 #include <cuda.h>  // CUtensorMap and its enums (header only: the driver entry point is fetched at run time)
 
 #include <atomic>
