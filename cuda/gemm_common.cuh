@@ -131,9 +131,11 @@ __device__ __forceinline__ void epilogue_store(const Epilogue& e, int z, int row
 }
 
 // Two adjacent columns (col, col+1) of one row; falls back to single stores at the right edge or
-// when the pair is not aligned for a vector store.
-__device__ __forceinline__ void epilogue_store2(const Epilogue& e, int z, int row, int col, int n,
-                                               float a0, float a1) {
+// when the pair is not aligned for a vector store. Out of line: epilogue_pair below inlines the
+// common cases and calls this for the rest.
+__device__ __noinline__ inline void epilogue_store2(const Epilogue* ep, int z, int row, int col, int n, float a0,
+                                                    float a1) {
+  const Epilogue& e = *ep;
   if (col >= n) return;
   const int64_t off = int64_t(z) * e.sc + int64_t(row) * e.ldc + col;
   const uintptr_t esz = e.c_dtype == 0 ? 4 : 2;
@@ -166,11 +168,8 @@ __device__ __forceinline__ void epilogue_store2(const Epilogue& e, int z, int ro
 // at each of them made ~200 KB of machine code per kernel (the wgmma kernel's epilogue, measured on
 // the H100, cost more than half its run time that way). epilogue_pair inlines only the common cases
 // (beta == 0, no activation or ReLU, an aligned pair inside the matrix) and calls the general
-// epilogue out of line for the rest. `fast` is epilogue_inline(e), computed once per thread.
-__device__ __noinline__ inline void epilogue_store2_general(const Epilogue* e, int z, int row, int col, int n, float a0,
-                                                            float a1) {
-  epilogue_store2(*e, z, row, col, n, a0, a1);
-}
+// epilogue out of line (epilogue_store2) for the rest. `fast` is epilogue_inline(e), computed once
+// per thread.
 __device__ __forceinline__ bool epilogue_inline(const Epilogue& e) { return e.beta == 0.f && (e.act == 0 || e.act == 1); }
 __device__ __forceinline__ void epilogue_pair(const Epilogue& e, bool fast, int z, int row, int col, int n, float a0,
                                               float a1) {
@@ -206,7 +205,7 @@ __device__ __forceinline__ void epilogue_pair(const Epilogue& e, bool fast, int 
       }
     }
   }
-  epilogue_store2_general(&e, z, row, col, n, a0, a1);
+  epilogue_store2(&e, z, row, col, n, a0, a1);
 }
 
 #endif  // __CUDACC__

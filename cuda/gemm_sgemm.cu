@@ -298,11 +298,10 @@ tsm_status launch_sgemm(const GemmProblem& p, cudaStream_t s) {
   // 0.031; conv2 data gradient (M 288) 0.056 vs 0.062.
   // TSM_SGEMM_TILE=128 or =64 forces one (tests, A/B).
   static const char tile_env = env_first("TSM_SGEMM_TILE");
-  const int64_t tiles128 = ceil_div(p.m, 128) * ceil_div(p.n, 128);
-  const int64_t area64 = ceil_div(p.m, 64) * ceil_div(p.n, 64) * 4096;
-  const bool padded = tiles128 * 16384 * 20 > area64 * 23;
+  const int64_t tiles128 = ceil_div(p.m, 128) * ceil_div(p.n, 128), tiles64 = ceil_div(p.m, 64) * ceil_div(p.n, 64);
+  const bool padded = tiles128 * 4 * 20 > tiles64 * 23;  // a 128x128 tile covers four 64x64 ones
   const bool small = tile_env == '6' || (tile_env != '1' && ((tiles128 * p.batch < int64_t(sms) && p.k <= 2048) || padded));
-  const int64_t tiles = small ? ceil_div(p.m, 64) * ceil_div(p.n, 64) : tiles128;
+  const int64_t tiles = small ? tiles64 : tiles128;
   if (tiles > INT32_MAX) return fail(TSM_ERR_INVALID_ARGUMENT, "cuda_sgemm: too many tiles");
   const int ktiles = int(ceil_div(p.k, BK));
   // TSM_SGEMM_SPLITK=0 never splits K (A/B measurements).

@@ -157,7 +157,6 @@ int main(int argc, char** argv) {
   CK(cudaStreamSynchronize(stream));
   CK(cudaGetLastError());
   const size_t nc = size_t(M) * N;
-  std::vector<uint16_t> h16;
   std::vector<float> o(nc), r(nc);
   if (bf) {
     std::vector<uint16_t> a16(nc), b16(nc);
