@@ -254,7 +254,8 @@ void test_sgemm() {
       {1100, 260, 2},   // 9 x 3 tiles: the raster groups of 8 tile rows and a partial last group
       {70, 50, 600},    // one tile, 38 K tiles: split K (4 slices) and the ordered reduction
       {20, 20, 4100},   // K > 2048: the 128x128 tile with 32 K slices
-      {1700, 1300, 3}}; // 154 tiles of 128x128 (the others run 64x64 tiles under the emulator's 132 SMs)
+      {1700, 1300, 3},  // 154 tiles of 128x128 (the others run 64x64 tiles under the emulator's 132 SMs)
+      {2600, 1300, 9}};  // 121 tiles of 256x128 (K step 8: a partial second K tile)
   const std::vector<std::array<int64_t, 3>> shapes_full = {
       {2, 2, 2},   {1, 128, 16}, {128, 1, 16},   {127, 129, 15}, {130, 257, 40}, {256, 128, 64}, {31, 65, 100},
       {200, 3, 9}, {6, 6, 1},    {33, 17, 31},   {1, 300, 2},    {300, 1, 3},    {140, 140, 32},
