@@ -15,10 +15,6 @@ export interface Node {
   freed: boolean;
 }
 
-/**
- * Records `op` on `out` when gradients are on and some input requires them. Returns `out`.
- * Otherwise disposes the `owned` buffers at once (nothing will need them).
- */
 /** @internal NaN/Inf checks installed by tsm.setDetectAnomaly (lib/anomaly.ts); null when off. */
 export const anomalyHooks: {
   forward: ((out: Tensor, op: OpName, inputs: (Tensor | null)[], saved: Record<string, unknown>) => void) | null;
@@ -33,6 +29,18 @@ function anyRequiresGrad(inputs: (Tensor | null)[]): boolean {
   return false;
 }
 
+/**
+ * @internal Whether record() would do anything for an op of inputs a (and b) that owns no buffers:
+ * lets the hot paths of tiny ops skip building its input list and saved values.
+ */
+export function needsRecord(a: Tensor, b: Tensor | null = null): boolean {
+  return anomalyHooks.forward !== null || (isGradEnabled() && (a.requiresGrad || (b !== null && b.requiresGrad)));
+}
+
+/**
+ * Records `op` on `out` when gradients are on and some input requires them. Returns `out`.
+ * Otherwise disposes the `owned` buffers at once (nothing will need them).
+ */
 export function record(out: Tensor, op: OpName, inputs: (Tensor | null)[], saved: Record<string, unknown> = {},
                        owned: Tensor[] = []): Tensor {
   if (anomalyHooks.forward) anomalyHooks.forward(out, op, inputs, saved);

@@ -6,7 +6,7 @@
 // without a CUDA kernel validate with checkTensor/checkFloat, which throw TsmCudaError
 // "<op>: no CUDA kernel yet for this op; ..." for a CUDA tensor; ops with one use checkAny/checkFloatAny
 // and check that all their tensors share a device.
-import { backward as autogradBackward, record } from './autograd';
+import { backward as autogradBackward, needsRecord, record } from './autograd';
 import { describe } from './check';
 import * as cu from './cuda-tensor';
 import * as cuSeq from './cuda-seq';
@@ -136,7 +136,10 @@ function broadcastStrides(shape: Shape, outShape: Shape): number[] {
 }
 
 function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A float32 tensor to be fully overwritten by a kernel (its initial contents are unspecified). */
@@ -480,7 +483,7 @@ function unary(name: UnaryName, x: Tensor): Tensor {
   }
   const y = empty32(x.shape);
   if (x.size) N().unaryForward(UNARY[name], y._data as Float32Array, x._data as Float32Array);
-  return record(y, 'unary', [x], { code: UNARY[name], x, y });
+  return needsRecord(x) ? record(y, 'unary', [x], { code: UNARY[name], x, y }) : y;
 }
 
 /** Element-wise -x (float32; TypeError otherwise). The unary ops below share this contract. */
@@ -534,7 +537,7 @@ function binary(name: BinaryName, a: Tensor | number, b: Tensor | number): Tenso
       y = empty32(x.shape);
       if (x.size) N().scalarForward(BINARY[name], y._data as Float32Array, x._data as Float32Array, s, reverse);
     }
-    if (!DIFFERENTIABLE_BINARY.has(name)) return y;
+    if (!DIFFERENTIABLE_BINARY.has(name) || !needsRecord(x)) return y;
     return record(y, 'binaryScalar', [x], { code: BINARY[name], name, x, y, s, reverse });
   }
   checkFloatAny(name, 'input', a);
@@ -543,7 +546,7 @@ function binary(name: BinaryName, a: Tensor | number, b: Tensor | number): Tenso
   if (sameShape(a.shape, b.shape)) {
     const y = empty32(a.shape);
     if (y.size) N().binarySame(BINARY[name], y._data as Float32Array, a._data as Float32Array, b._data as Float32Array);
-    if (!DIFFERENTIABLE_BINARY.has(name)) return y;
+    if (!DIFFERENTIABLE_BINARY.has(name) || !needsRecord(a, b)) return y;
     return record(y, 'binary', [a, b], { name, a, b, y });
   }
   const shape = broadcastShapes(name, a.shape, b.shape);

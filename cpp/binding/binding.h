@@ -32,19 +32,26 @@ inline void check(Napi::Env env, tsm_status status) {
   throw Napi::Error::New(env, msg);
 }
 
-inline int64_t arg_int(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
-  if (i >= info.Length() || !info[i].IsNumber())
+// The argument checks below make one N-API call per argument (napi_get_value_double fails on a
+// non-number, napi_get_typedarray_info on anything but a typed array): a tiny op's native call
+// passes 3-6 arguments, and each extra call (type tests, node-addon-api's wrappers querying the
+// same typed array again) cost ~20-40 ns on the development machines.
+inline double number_or_throw(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
+  double v = 0;
+  if (i >= info.Length() || napi_get_value_double(info.Env(), info[i], &v) != napi_ok)
     type_error(info.Env(), std::string(op) + ": " + name + " must be a number");
-  double v = info[i].As<Napi::Number>().DoubleValue();
+  return v;
+}
+
+inline int64_t arg_int(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
+  const double v = number_or_throw(info, i, op, name);
   if (!std::isfinite(v) || v != std::floor(v) || std::fabs(v) > 9007199254740991.0)
     range_error(info.Env(), std::string(op) + ": " + name + " must be an integer");
   return static_cast<int64_t>(v);
 }
 
 inline double arg_num(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
-  if (i >= info.Length() || !info[i].IsNumber())
-    type_error(info.Env(), std::string(op) + ": " + name + " must be a number");
-  return info[i].As<Napi::Number>().DoubleValue();
+  return number_or_throw(info, i, op, name);
 }
 
 inline bool arg_bool(const Napi::CallbackInfo& info, size_t i) {
@@ -54,15 +61,16 @@ inline bool arg_bool(const Napi::CallbackInfo& info, size_t i) {
 template <typename T, napi_typedarray_type Kind>
 inline T* typed(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name,
                 const char* type_name, size_t* length) {
-  if (i >= info.Length() || !info[i].IsTypedArray())
+  napi_typedarray_type kind = napi_int8_array;
+  void* data = nullptr;
+  size_t n = 0;
+  // data comes adjusted by the view's byte offset; a detached buffer has no data and length 0
+  // (callers check the length they need).
+  if (i >= info.Length() ||
+      napi_get_typedarray_info(info.Env(), info[i], &kind, &n, &data, nullptr, nullptr) != napi_ok || kind != Kind)
     type_error(info.Env(), std::string(op) + ": " + name + " must be a " + type_name);
-  Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != Kind)
-    type_error(info.Env(), std::string(op) + ": " + name + " must be a " + type_name);
-  Napi::TypedArrayOf<T> arr = info[i].As<Napi::TypedArrayOf<T>>();
-  *length = arr.ElementLength();
-  // A detached buffer has no data and length 0; callers check the length they need.
-  return *length ? arr.Data() : nullptr;
+  *length = n;
+  return n ? static_cast<T*>(data) : nullptr;
 }
 
 inline float* arg_f32(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name,
