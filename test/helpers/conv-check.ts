@@ -176,6 +176,17 @@ export const CONV_GROUPS: [string, () => void][] = [
     checkConv({ ...base, N: 4, C: 64, H: 10, W: 18, OC: 26, KH: 3, KW: 3, pH: 1, pW: 2, dH: 2, groups: 2 }, true);
     checkConv({ ...base, N: 2, C: 64, H: 7, W: 30, OC: 5, KH: 2, KW: 4, dW: 3 }, false);
   }],
+  ['matches the reference on the flipped-kernel backward-data (stride 1, Cg >= 64: the forward of dy)', () => {
+    // AVX2 machines with N * groups >= 2 * threads: dx as the forward convolution of dy with the
+    // kernel flipped and its channel axes swapped, padded by dil * (K - 1) - pad. Padding of 1, of
+    // the whole dilated kernel (no padding left) and none at all, dilation, groups, rectangular
+    // kernels; and padding past the kernel (which stays on the other paths).
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 4, C: 64, H: 12, W: 20, OC: 16, KH: 3, KW: 3, pH: 1, pW: 1 }, true);
+    checkConv({ ...base, N: 2, C: 128, H: 9, W: 11, OC: 8, KH: 3, KW: 2, pH: 2, pW: 1, dH: 2, groups: 2 }, false);
+    checkConv({ ...base, N: 4, C: 64, H: 8, W: 6, OC: 7, KH: 2, KW: 4, pW: 3 }, true);
+    checkConv({ ...base, N: 4, C: 64, H: 10, W: 10, OC: 12, KH: 3, KW: 3, pH: 3 }, false);
+  }],
   ['matches the reference on the row-wise forward (stride_w 1, OC per group a multiple of 32)', () => {
     // Tiles of up to 12 pixels of one output row x 32 channels, rows split into equal tiles, bands
     // of rows moved to channels-first with the bias. Runs on AVX-512 machines with N * groups >= 2 *

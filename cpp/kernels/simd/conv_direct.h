@@ -68,9 +68,11 @@ void conv_col2im_rows_avx512(float* dxg, const float* col, int64_t ld, int64_t c
 void conv_col2im_s1_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
                            const DirectConvShape& s);
 
-// conv_col2im_s1_avx512's AVX2 form (simd/conv_pack_avx2.cpp): tap by tap, 8, 4 and 1 floats.
-void conv_col2im_s1_avx2(float* dxg, const float* col, int64_t ld, int64_t cg,
-                         const DirectConvShape& s);
+// conv_col2im_s1_avx512's AVX2 form (simd/conv_pack_avx2.cpp) for the output rows [oh_begin,
+// oh_end): col's column 0 is pixel (oh_begin, 0); adds into dxg, which the caller zeroes first. Tap
+// by tap, 8, 4 and 1 floats.
+void conv_col2im_s1_avx2(float* dxg, const float* col, int64_t ld, int64_t cg, const DirectConvShape& s,
+                         int64_t oh_begin, int64_t oh_end);
 
 // One tile of the row-wise forward and backward-data (stride 1): C(i, j) for mr (1..14) consecutive output pixels of
 // one output row and 32 output channels,

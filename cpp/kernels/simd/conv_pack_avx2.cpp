@@ -69,10 +69,9 @@ void conv_pack_b_runs_avx2(float* dst, const float* xg, const int64_t* tap_off, 
   }
 }
 
-void conv_col2im_s1_avx2(float* dxg, const float* col, int64_t ld, int64_t cg,
-                         const DirectConvShape& s) {
+void conv_col2im_s1_avx2(float* dxg, const float* col, int64_t ld, int64_t cg, const DirectConvShape& s,
+                         int64_t oh_begin, int64_t oh_end) {
   const int64_t hw = s.h * s.w;
-  for (int64_t i = 0; i < cg * hw; ++i) dxg[i] = 0.0f;
   for (int64_t c = 0; c < cg; ++c) {
     float* xc = dxg + c * hw;
     for (int64_t kh = 0; kh < s.kh; ++kh) {
@@ -83,10 +82,10 @@ void conv_col2im_s1_avx2(float* dxg, const float* col, int64_t ld, int64_t cg,
         const int64_t ow_lo = std::max<int64_t>(0, -shift), ow_hi = std::min<int64_t>(s.ow, s.w - shift);
         const int64_t n = ow_hi - ow_lo;
         if (n <= 0) continue;
-        for (int64_t oh = 0; oh < s.oh; ++oh) {
+        for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
           const int64_t ih = oh * s.sh - s.ph + kh * s.dh;
           if (ih < 0 || ih >= s.h) continue;
-          const float* sr = src + oh * s.ow + ow_lo;
+          const float* sr = src + (oh - oh_begin) * s.ow + ow_lo;
           float* d = xc + ih * s.w + ow_lo + shift;
           int64_t i = 0;
           for (; i + 8 <= n; i += 8)
