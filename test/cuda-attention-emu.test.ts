@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { run } from './helpers/run';
 
 const root = path.resolve(__dirname, '..');
 const sources = ['test/emu/attention_emu.cpp', 'cuda/attention_fwd.cu', 'cuda/attention_bwd.cu', 'cuda/attention_common.cuh',
@@ -34,18 +35,18 @@ const skipReason = !gxx ? 'g++ is not installed' : !inc ? 'the CUDA headers (cud
 if (skipReason) console.log(`[cuda-attention-emu.test] skipped: ${skipReason}`);
 
 describe.skipIf(!!skipReason)('fused attention kernels, emulated on the host', () => {
-  it('forward and backward match a float64 reference (mma and general kernels)', () => {
+  it('forward and backward match a float64 reference (mma and general kernels)', async () => {
     const newest = Math.max(...sources.map((f) => fs.statSync(f).mtimeMs));
     if (!fs.existsSync(exe) || fs.statSync(exe).mtimeMs < newest) {
       fs.mkdirSync(outDir, { recursive: true });
-      const cc = spawnSync(gxx, ['-std=c++20', '-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
+      const cc = await run(gxx, ['-std=c++20', '-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
         '-Wno-attributes', `-I${inc}`, `-I${path.join(root, 'cpp', 'include')}`, `-I${path.join(root, 'cuda')}`, sources[0],
-        '-o', `${exe}.tmp`, '-lpthread'], { encoding: 'utf8', timeout: 600_000 });
+        '-o', `${exe}.tmp`, '-lpthread'], { timeoutMs: 600_000 });
       expect(cc.status, `g++ failed:\n${cc.stderr}`).toBe(0);
       fs.renameSync(`${exe}.tmp`, exe);
     }
     const args = process.env.TSM_ATTN_EMU === 'full' ? [] : ['quick'];
-    const r = spawnSync(exe, args, { encoding: 'utf8', timeout: 900_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
+    const r = await run(exe, args, { timeoutMs: 900_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
     const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     expect(r.status, out).toBe(0);
     expect(out.trim().split('\n').pop(), out).toBe('OK');

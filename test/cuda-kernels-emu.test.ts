@@ -10,11 +10,11 @@
 //
 // Needs g++ (C++20) and the CUDA headers; skipped with the reason otherwise. The binary is cached in
 // build/cuda-emu/ (objects rebuilt when a source is newer). TSM_CUDA_EMU=full runs every case (slow).
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: plain ES module without types
 import { build, missing } from './emu/build.mjs';
+import { run } from './helpers/run';
 
 const root = path.resolve(__dirname, '..');
 const skipReason: string = missing();
@@ -29,14 +29,10 @@ describe.skipIf(!!skipReason)('CUDA kernels, emulated on the host', () => {
     expect(exe).toBe(path.join(root, 'build', 'cuda-emu', 'kernels_emu'));
   }, 1_200_000);
 
-  it.each(groups)('%s matches the CPU kernels', (group) => {
+  it.each(groups)('%s matches the CPU kernels', async (group) => {
     expect(exe, 'the emulator did not build').not.toBe('');
     const mode = process.env.TSM_CUDA_EMU === 'full' ? 'full' : 'quick';
-    const r = spawnSync(exe, [mode, group], {
-      encoding: 'utf8',
-      timeout: 1_800_000,
-      env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' },
-    });
+    const r = await run(exe, [mode, group], { timeoutMs: 1_800_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
     const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     expect(r.status, out).toBe(0);
     expect(out.trim().split('\n').pop(), out).toBe('OK');

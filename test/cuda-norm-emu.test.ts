@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { run } from './helpers/run';
 
 const root = path.resolve(__dirname, '..');
 const compiled = ['test/emu/norm_emu.cpp', 'cpp/kernels/layer_norm.cpp', 'cpp/kernels/batch_norm.cpp',
@@ -39,17 +40,17 @@ const skipReason = !gxx ? 'g++ is not installed' : !inc ? 'the CUDA headers (cud
 if (skipReason) console.log(`[cuda-norm-emu.test] skipped: ${skipReason}`);
 
 describe.skipIf(!!skipReason)('norm, embedding, dropout and adaptive-pool kernels, emulated on the host', () => {
-  it('match the CPU kernels (dropout and embedding bit for bit)', () => {
+  it('match the CPU kernels (dropout and embedding bit for bit)', async () => {
     const newest = Math.max(...[...compiled, ...included].map((f) => fs.statSync(f).mtimeMs));
     if (!fs.existsSync(exe) || fs.statSync(exe).mtimeMs < newest) {
       fs.mkdirSync(outDir, { recursive: true });
-      const cc = spawnSync(gxx, ['-std=c++20', '-O1', '-g', '-ffp-contract=off', '-fsanitize=address,undefined',
+      const cc = await run(gxx, ['-std=c++20', '-O1', '-g', '-ffp-contract=off', '-fsanitize=address,undefined',
         '-fno-sanitize-recover=undefined', '-Wno-attributes', `-I${inc}`, `-I${path.join(root, 'cpp', 'include')}`,
-        `-I${path.join(root, 'cuda')}`, ...compiled, '-o', `${exe}.tmp`, '-lpthread'], { encoding: 'utf8', timeout: 900_000 });
+        `-I${path.join(root, 'cuda')}`, ...compiled, '-o', `${exe}.tmp`, '-lpthread'], { timeoutMs: 900_000 });
       expect(cc.status, `g++ failed:\n${cc.stderr}`).toBe(0);
       fs.renameSync(`${exe}.tmp`, exe);
     }
-    const r = spawnSync(exe, [], { encoding: 'utf8', timeout: 900_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
+    const r = await run(exe, [], { timeoutMs: 900_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
     const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     expect(r.status, out).toBe(0);
     // stdout's last line (ASan prints a one-time note about swapcontext on stderr; the harness

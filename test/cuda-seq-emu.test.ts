@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { run } from './helpers/run';
 
 const root = path.resolve(__dirname, '..');
 const sources = ['test/emu/seq_emu.cpp', 'test/emu/seq_emu_shim.h', 'cuda/scratch.cuh', 'cuda/lstm.cu', 'cuda/index.cu',
@@ -25,19 +26,19 @@ const skipReason = !gxx ? 'g++ is not installed' : '';
 if (skipReason) console.log(`[cuda-seq-emu.test] skipped: ${skipReason}`);
 
 describe.skipIf(!!skipReason)('LSTM and index kernels, emulated on the host', () => {
-  it('forward and backward match float64 references (index ops bit-identical to the CPU order)', () => {
+  it('forward and backward match float64 references (index ops bit-identical to the CPU order)', async () => {
     const newest = Math.max(...sources.map((f) => fs.statSync(f).mtimeMs));
     if (!fs.existsSync(exe) || fs.statSync(exe).mtimeMs < newest) {
       fs.mkdirSync(outDir, { recursive: true });
-      const cc = spawnSync(gxx, ['-std=c++20', '-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
+      const cc = await run(gxx, ['-std=c++20', '-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
         '-ffp-contract=off', '-Wno-attributes', '-Wno-unknown-pragmas', '-DTSM_SEQ_EMULATE',
         `-I${path.join(root, 'cpp', 'include')}`, `-I${path.join(root, 'test', 'emu')}`,
         '-x', 'c++', path.join(root, 'cuda', 'lstm.cu'), '-x', 'c++', path.join(root, 'cuda', 'index.cu'), '-x', 'none', sources[0],
-        '-o', `${exe}.tmp`], { encoding: 'utf8', timeout: 600_000 });
+        '-o', `${exe}.tmp`], { timeoutMs: 600_000 });
       expect(cc.status, `g++ failed:\n${cc.stderr}`).toBe(0);
       fs.renameSync(`${exe}.tmp`, exe);
     }
-    const r = spawnSync(exe, [], { encoding: 'utf8', timeout: 600_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
+    const r = await run(exe, [], { timeoutMs: 600_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
     const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     expect(r.status, out).toBe(0);
     expect(out.trim().split('\n').pop(), out).toBe('OK');

@@ -9,11 +9,12 @@
 // and theirs) come from the npm cache that installing this repository filled: the temporary
 // project gets a lockfile with the repository's versions of them, so only their tarballs must be
 // cached (as after `npm ci`), not registry metadata.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run, type RunResult } from './helpers/run';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { checkPack } = require('../tools/pack-check.js') as {
@@ -52,32 +53,6 @@ function which(cmd: string, envPath = process.env.PATH ?? ''): string | null {
 const npmPath = which('npm');
 const npxPath = which('npm') ? which('npx') : null;
 
-interface RunResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  error?: Error;
-}
-
-// Asynchronous on purpose: a worker blocked in spawnSync for a minute misses vitest's RPC deadline.
-function run(cmd: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      resolve({ status: null, stdout, stderr, error });
-    });
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 const output = (r: RunResult) => `${r.stdout}${r.stderr}${r.error ? `\n${r.error.message}` : ''}`;
 const tail = (s: string, n = 4000) => (s.length > n ? `...${s.slice(-n)}` : s);
 
