@@ -1194,7 +1194,8 @@ tsm_status backward_data_scatter(float* dx, const float* dy, const float* w, con
 // vs 2.39 ms and conv1 (Cg 1: a GEMM of one row) 2.18 vs 0.37 ms.
 bool use_flipped_bwd_data(const ConvGeom& g) {
   return active_simd() == TSM_SIMD_AVX2 && g.cg >= 64 && g.sh == 1 && g.sw == 1 && g.ph <= g.dh * (g.kh - 1) &&
-         g.pw <= g.dw * (g.kw - 1) && !g.pointwise() && use_implicit(g);
+         g.pw <= g.dw * (g.kw - 1) && !g.pointwise() && use_implicit(g) &&
+         g.ocg * g.kh * g.kw <= 4096;  // the forward's reduction, within the implicit GEMM's limit
 }
 
 tsm_status backward_data_flipped(float* dx, const float* dy, const float* w, const ConvGeom& g) {
