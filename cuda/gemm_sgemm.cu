@@ -345,7 +345,6 @@ tsm_status launch_sgemm(const GemmProblem& p, cudaStream_t s) {
   // (two runs each): ResNet 3x3 64->64 forward 0.78 vs 1.00 ms, weight gradient 1.10 vs 1.35, data
   // gradient (M 576: 1.13x the area, stays 128) 0.762 vs 0.750; conv1 data gradient (M 9) 0.021 vs
   // 0.031; conv2 data gradient (M 288) 0.056 vs 0.062.
-  // TSM_SGEMM_TILE=128 or =64 forces one (tests, A/B).
   // Tile 256x128 (warps of 64x64, 8x16 outputs per thread, K step 8) when its tiles (times the
   // batch) fill at least 3/4 of the multiprocessors and pad the matrix no more than 128x128 tiles
   // would (within 1.15x): H100, tools/gpu-lab/sgemm_lab.cu, 4096^3 against the 128x128 tile: NN

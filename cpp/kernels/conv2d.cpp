@@ -535,11 +535,12 @@ tsm_status backward_data_implicit(float* dx, const float* dy, const float* w, co
   // (7 MiB) went to L3 and back.
   const int64_t band = s1_avx2 ? std::max<int64_t>(1, (int64_t(256) << 10) / int64_t(sizeof(float) * mpad * g.ow))
                                : g.oh;
-  const int64_t bpad = round_up(std::min(band, g.oh) * g.ow, uk.nr);  // col columns of one band
+  // col columns computed at a time: one band's, or the whole image's
+  const int64_t ccols = s1_avx2 ? round_up(std::min(band, g.oh) * g.ow, uk.nr) : npad;
   parallel_for(g.n * g.g, [&](int64_t task) {
     const int64_t n = task / g.g, grp = task % g.g;
-    float* bpack = scratch(2, static_cast<size_t>(g.ocg * (s1_avx2 ? bpad : npad)));
-    float* col = scratch(3, static_cast<size_t>(mpad * (s1_avx2 ? bpad : npad)));
+    float* bpack = scratch(2, static_cast<size_t>(g.ocg * ccols));
+    float* col = scratch(3, static_cast<size_t>(mpad * ccols));
     if (!bpack || !col) { oom = true; return; }
     const float* dyg = dy + (n * g.oc + grp * g.ocg) * ohw;
     float* dxg = dx + (n * g.c + grp * g.cg) * g.hw();

@@ -11,83 +11,15 @@
 // a hung kernel then costs one line.
 #define TSM_WGMMA_LAB_VARIANTS(X) X(0) X(16)
 #define TSM_WGMMA_LAB 1
-#include <dlfcn.h>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdarg>
-#include <cstdio>
-#include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "../../cuda/gemm_wgmma.cu"
+#include "lab_common.cuh"
 
-namespace tsm {
-tsm_status fail(tsm_status status, const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "error: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
-  va_end(ap);
-  return status;
-}
-namespace cuda {
-tsm_status check(cudaError_t err, const char* call) {
-  if (err == cudaSuccess) return TSM_OK;
-  return fail(TSM_ERR_CUDA, "%s: %s", call, cudaGetErrorString(err));
-}
-tsm_status check_launch(const char* what) { return check(cudaGetLastError(), what); }
-const DeviceProps* props(const char*) {
-  static DeviceProps d;
-  static bool ready = false;
-  if (!ready) {
-    cudaDeviceProp p{};
-    if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) return nullptr;
-    d.cc_major = p.major;
-    d.cc_minor = p.minor;
-    d.sm_count = p.multiProcessorCount;
-    d.smem_optin = p.sharedMemPerBlockOptin;
-    snprintf(d.name, sizeof d.name, "%s", p.name);
-    ready = true;
-  }
-  return &d;
-}
-}  // namespace cuda
-}  // namespace tsm
-
-namespace lab {
 using namespace tsm::cuda;
-
-#define CK(x)                                                                              \
-  do {                                                                                     \
-    cudaError_t e_ = (x);                                                                  \
-    if (e_ != cudaSuccess) {                                                               \
-      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      exit(2);                                                                             \
-    }                                                                                      \
-  } while (0)
-
-using GemmExFn = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
-                         const void*, void*, int, int, int, int);
-
-__global__ void fill_random(void* out, int64_t n, uint32_t seed, int kind) {  // kind 0 f32, 1 bf16
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    uint32_t h = uint32_t(i) * 2654435761u ^ seed;
-    h ^= h >> 15; h *= 2246822519u; h ^= h >> 13; h *= 3266489917u; h ^= h >> 16;
-    const float v = (h >> 8) * (2.f / 16777216.f) - 1.f;
-    if (kind == 0) static_cast<float*>(out)[i] = v;
-    else static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(v);
-  }
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-}  // namespace lab
 using namespace lab;
 
 int main(int argc, char** argv) {
@@ -101,21 +33,13 @@ int main(int argc, char** argv) {
   const int reps = argc > 6 ? atoi(argv[6]) : 30;
   const size_t esz = bf ? 2 : 4, csz = bf ? 2 : 4;
   const size_t abytes = size_t(M) * K * esz, bbytes = size_t(N) * K * esz, cbytes = size_t(M) * N * csz;
-  const int sets = std::max<int>(2, int(std::min<size_t>(8, (200u << 20) / (abytes + bbytes) + 1)));
-
-  const char* libs[] = {getenv("TSM_CUBLAS"), "/usr/local/cuda/lib64/libcublas.so", "libcublas.so.13", "libcublas.so"};
-  void* h = nullptr;
-  for (const char* l : libs)
-    if (l && (h = dlopen(l, RTLD_NOW))) break;
-  if (!h) { fprintf(stderr, "cuBLAS not found: %s\n", dlerror()); return 2; }
-  auto create = reinterpret_cast<int (*)(void**)>(dlsym(h, "cublasCreate_v2"));
-  auto set_stream = reinterpret_cast<int (*)(void*, cudaStream_t)>(dlsym(h, "cublasSetStream_v2"));
-  auto gemm_ex = reinterpret_cast<GemmExFn>(dlsym(h, "cublasGemmEx"));
-  void* handle = nullptr;
-  if (!create || !gemm_ex || create(&handle) != 0) { fprintf(stderr, "cublasCreate failed\n"); return 2; }
+  const int sets = input_sets(abytes, bbytes);
   cudaStream_t stream;
   CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  set_stream(handle, stream);
+  using GemmExFn = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
+                           const void*, void*, int, int, int, int);
+  const Cublas cublas = open_cublas(stream, "cublasGemmEx");
+  const auto gemm_ex = reinterpret_cast<GemmExFn>(cublas.fn);
 
   std::vector<void*> A(sets), B(sets), C(sets);
   for (int i = 0; i < sets; ++i) {
@@ -146,7 +70,7 @@ int main(int argc, char** argv) {
   auto peer = [&](int i, void* c) {
     // row-major C (M x N) = A (M x K) B^T, B stored N x K: column-major C^T = op_T(B) op_N(A)
     const int dt = bf ? 14 : 0, comp = bf ? 68 : 77;
-    int st = gemm_ex(handle, 1, 0, N, M, K, &one, B[i], dt, K, A[i], dt, K, &zero, c, dt, N, comp, -1);
+    int st = gemm_ex(cublas.handle, 1, 0, N, M, K, &one, B[i], dt, K, A[i], dt, K, &zero, c, dt, N, comp, -1);
     if (st != 0) { fprintf(stderr, "cublasGemmEx status %d\n", st); exit(2); }
   };
 
@@ -171,39 +95,12 @@ int main(int argc, char** argv) {
     CK(cudaMemcpy(o.data(), C[0], cbytes, cudaMemcpyDeviceToHost));
     CK(cudaMemcpy(r.data(), Cref, cbytes, cudaMemcpyDeviceToHost));
   }
-  double num = 0, den = 0;
   size_t bad = 0;
-  for (size_t i = 0; i < nc; ++i) {
-    if (!std::isfinite(o[i])) ++bad;
-    const double dd = double(o[i]) - r[i];
-    num += dd * dd;
-    den += double(r[i]) * r[i];
-  }
-  const double rel = bad ? NAN : std::sqrt(num / den);
+  const double rel = rel_error(o, r, &bad);
 
-  // Time: warm-up, then alternating blocks of ours and cuBLAS, each product between two events.
-  cudaEvent_t ev[2];
-  CK(cudaEventCreate(&ev[0]));
-  CK(cudaEventCreate(&ev[1]));
-  std::vector<double> t_ours, t_peer;
-  for (int i = 0; i < 5; ++i) { ours(i % sets); peer(i % sets, C[i % sets]); }
-  int j = 0;
-  for (int blk = 0; blk < 4; ++blk) {
-    for (int side = 0; side < 2; ++side) {
-      for (int i = 0; i < reps / 4 + 1; ++i, ++j) {
-        CK(cudaEventRecord(ev[0], stream));
-        if (side == 0) ours(j % sets); else peer(j % sets, C[j % sets]);
-        CK(cudaEventRecord(ev[1], stream));
-        CK(cudaEventSynchronize(ev[1]));
-        float ms = 0;
-        CK(cudaEventElapsedTime(&ms, ev[0], ev[1]));
-        (side == 0 ? t_ours : t_peer).push_back(ms);
-      }
-    }
-  }
-  CK(cudaGetLastError());
+  double mo = 0, mp = 0;
+  time_pair(stream, sets, reps, ours, [&](int i) { peer(i, C[i]); }, &mo, &mp);
   const double fl = 2.0 * M * N * K;
-  const double mo = median(t_ours), mp = median(t_peer);
   printf("%-5s v%-3d %5dx%5dx%5d  ours %8.4f ms %6.1f TF  cublas %8.4f ms %6.1f TF  ratio %.3f  relerr %.2e%s\n",
          argv[1], flags, M, N, K, mo, fl / mo / 1e9, mp, fl / mp / 1e9, mp / mo, rel, bad ? "  NONFINITE" : "");
   return 0;
