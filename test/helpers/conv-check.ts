@@ -158,6 +158,19 @@ export const CONV_GROUPS: [string, () => void][] = [
     // a col buffer past 512 KiB per image: backward-data scatters it tap by tap
     checkConv({ ...base, N: 4, C: 16, H: 40, W: 40, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1 }, false);
   }],
+  ['matches the reference on the AVX2 col2im (by bands of output rows; short rows summed in registers)', () => {
+    // AVX2 machines with N * groups >= 2 * threads, stride_w 1, Cg < 64. Rows narrower than 16
+    // pixels: each dx row's 8-float chunks take every tap whose output row lies in the band.
+    // Several bands with stride 2 in h (a dx row summed in two bands), short and wide rows, taps
+    // past the row ends, kernels taller than 16 rows (two passes), 1-pixel rows (a chunk reaching
+    // 7 rows on, masked at the group's end), groups.
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 4, C: 48, H: 61, W: 15, OC: 4, KH: 3, KW: 3, sH: 2, pH: 1, pW: 1 }, false);
+    checkConv({ ...base, N: 4, C: 16, H: 61, W: 47, OC: 4, KH: 3, KW: 3, sH: 2, pH: 1, pW: 1 }, false);
+    checkConv({ ...base, N: 4, C: 4, H: 20, W: 9, OC: 4, KH: 18, KW: 3, pH: 2, pW: 1 }, false);
+    checkConv({ ...base, N: 4, C: 3, H: 20, W: 1, OC: 4, KH: 5, KW: 1, pH: 2 }, false);
+    checkConv({ ...base, N: 4, C: 8, H: 9, W: 13, OC: 6, KH: 3, KW: 5, pW: 3, dW: 2, dH: 2, groups: 2 }, false);
+  }],
   ['matches the reference on the few-taps backward-weight (Cg*KH*KW < 12, bias as a row of ones)', () => {
     const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
     checkConv({ ...base, N: 5, C: 1, H: 17, W: 30, OC: 48, KH: 3, KW: 3, pH: 1, pW: 1 }, true); // padding, 1.5 panels
