@@ -69,8 +69,9 @@ void conv_col2im_s1_avx512(float* dxg, const float* col, int64_t ld, int64_t cg,
                            const DirectConvShape& s);
 
 // conv_col2im_s1_avx512's AVX2 form (simd/conv_pack_avx2.cpp) for the output rows [oh_begin,
-// oh_end): col's column 0 is pixel (oh_begin, 0); adds into dxg, which the caller zeroes first. Dx
-// row by dx row, 8 floats at a time summed in a register over the taps (masked loads).
+// oh_end): col's column 0 is pixel (oh_begin, 0); adds into dxg, which the caller zeroes first.
+// Output rows narrower than 16 pixels go dx row by dx row, 8 floats summed in a register over the
+// taps (masked loads); wider ones tap by tap, 8, 4 and 1 floats.
 void conv_col2im_s1_avx2(float* dxg, const float* col, int64_t ld, int64_t cg, const DirectConvShape& s,
                          int64_t oh_begin, int64_t oh_end);
 
