@@ -81,6 +81,40 @@ inline int input_sets(size_t abytes, size_t bbytes) {
   return std::max<int>(2, int(std::min<size_t>(8, (200u << 20) / (abytes + bbytes) + 1)));
 }
 
+// The rotating input sets of a product (A: a_elems, B: b_elems uniform in [-1, 1) as float32, or
+// bfloat16 when kind is 1), an output C per set, and a reference C for the check.
+struct Operands {
+  std::vector<void*> a, b, c;
+  void* cref = nullptr;
+};
+inline Operands make_operands(cudaStream_t stream, int sets, int64_t a_elems, int64_t b_elems, size_t cbytes,
+                              int kind) {
+  const size_t esz = kind == 1 ? 2 : 4;
+  Operands o;
+  o.a.resize(sets);
+  o.b.resize(sets);
+  o.c.resize(sets);
+  for (int i = 0; i < sets; ++i) {
+    CK(cudaMalloc(&o.a[i], a_elems * esz));
+    CK(cudaMalloc(&o.b[i], b_elems * esz));
+    CK(cudaMalloc(&o.c[i], cbytes));
+    fill_random<<<1024, 256, 0, stream>>>(o.a[i], a_elems, 1234u + 7u * i, kind);
+    fill_random<<<1024, 256, 0, stream>>>(o.b[i], b_elems, 9876u + 13u * i, kind);
+  }
+  CK(cudaMalloc(&o.cref, cbytes));
+  return o;
+}
+
+// The check's run: set 0's C poisoned (all bits set: NaN), ours(0), then peer(0) into the reference C.
+inline void run_check(cudaStream_t stream, const Operands& ops, size_t cbytes, const std::function<void(int)>& ours,
+                      const std::function<void(int, void*)>& peer) {
+  CK(cudaMemsetAsync(ops.c[0], 0xFF, cbytes, stream));
+  ours(0);
+  peer(0, ops.cref);
+  CK(cudaStreamSynchronize(stream));
+  CK(cudaGetLastError());
+}
+
 // cuBLAS (TSM_CUBLAS, the CUDA install, or the loader's path), a handle on `stream`, and `sym`
 // resolved; exits 2 when any is missing.
 struct Cublas {

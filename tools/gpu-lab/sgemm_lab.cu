@@ -37,16 +37,7 @@ int main(int argc, char** argv) {
   const Cublas cublas = open_cublas(stream, "cublasSgemm_v2");
   const auto sgemm = reinterpret_cast<SgemmFn>(cublas.fn);
 
-  std::vector<void*> A(sets), B(sets), C(sets);
-  for (int i = 0; i < sets; ++i) {
-    CK(cudaMalloc(&A[i], abytes));
-    CK(cudaMalloc(&B[i], bbytes));
-    CK(cudaMalloc(&C[i], cbytes));
-    fill_random<<<1024, 256, 0, stream>>>(A[i], int64_t(M) * K, 1234u + 7u * i, 0);
-    fill_random<<<1024, 256, 0, stream>>>(B[i], int64_t(N) * K, 9876u + 13u * i, 0);
-  }
-  void* Cref;
-  CK(cudaMalloc(&Cref, cbytes));
+  const Operands ops = make_operands(stream, sets, int64_t(M) * K, int64_t(N) * K, cbytes, 0);
 
   GemmProblem p{};
   p.type = TSM_CUDA_GEMM_F32;
@@ -59,32 +50,28 @@ int main(int argc, char** argv) {
   p.c_dtype = 0;
   p.act = 0;
   auto ours = [&](int i) {
-    p.a = A[i]; p.b = B[i]; p.c = C[i];
+    p.a = ops.a[i]; p.b = ops.b[i]; p.c = ops.c[i];
     if (launch_sgemm_variant(p, stream, variant) != TSM_OK) exit(3);
   };
   const float one = 1.f, zero = 0.f;
   auto peer = [&](int i, void* c) {
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLAS gets B first.
-    int st = sgemm(cublas.handle, tb ? 1 : 0, ta ? 1 : 0, N, M, K, &one, static_cast<const float*>(B[i]), int(p.ldb),
-                   static_cast<const float*>(A[i]), int(p.lda), &zero, static_cast<float*>(c), N);
+    int st = sgemm(cublas.handle, tb ? 1 : 0, ta ? 1 : 0, N, M, K, &one, static_cast<const float*>(ops.b[i]), int(p.ldb),
+                   static_cast<const float*>(ops.a[i]), int(p.lda), &zero, static_cast<float*>(c), N);
     if (st != 0) { fprintf(stderr, "cublasSgemm status %d\n", st); exit(2); }
   };
 
   // Check: poison C, run once, compare with cuBLAS.
-  CK(cudaMemsetAsync(C[0], 0xFF, cbytes, stream));
-  ours(0);
-  peer(0, Cref);
-  CK(cudaStreamSynchronize(stream));
-  CK(cudaGetLastError());
+  run_check(stream, ops, cbytes, ours, peer);
   const size_t nc = size_t(M) * N;
   std::vector<float> o(nc), r(nc);
-  CK(cudaMemcpy(o.data(), C[0], cbytes, cudaMemcpyDeviceToHost));
-  CK(cudaMemcpy(r.data(), Cref, cbytes, cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(o.data(), ops.c[0], cbytes, cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(r.data(), ops.cref, cbytes, cudaMemcpyDeviceToHost));
   size_t bad = 0;
   const double rel = rel_error(o, r, &bad);
 
   double mo = 0, mp = 0;
-  time_pair(stream, sets, reps, ours, [&](int i) { peer(i, C[i]); }, &mo, &mp);
+  time_pair(stream, sets, reps, ours, [&](int i) { peer(i, ops.c[i]); }, &mo, &mp);
   const double fl = 2.0 * M * N * K;
   printf("f32 %s v%-3d %5dx%5dx%5d  ours %8.4f ms %6.1f TF  cublas %8.4f ms %6.1f TF  ratio %.3f  relerr %.2e%s\n",
          argv[1], variant, M, N, K, mo, fl / mo / 1e9, mp, fl / mp / 1e9, mp / mo, rel, bad ? "  NONFINITE" : "");

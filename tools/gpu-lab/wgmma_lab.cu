@@ -41,16 +41,7 @@ int main(int argc, char** argv) {
   const Cublas cublas = open_cublas(stream, "cublasGemmEx");
   const auto gemm_ex = reinterpret_cast<GemmExFn>(cublas.fn);
 
-  std::vector<void*> A(sets), B(sets), C(sets);
-  for (int i = 0; i < sets; ++i) {
-    CK(cudaMalloc(&A[i], abytes));
-    CK(cudaMalloc(&B[i], bbytes));
-    CK(cudaMalloc(&C[i], cbytes));
-    fill_random<<<1024, 256, 0, stream>>>(A[i], int64_t(M) * K, 1234u + 7u * i, bf ? 1 : 0);
-    fill_random<<<1024, 256, 0, stream>>>(B[i], int64_t(N) * K, 9876u + 13u * i, bf ? 1 : 0);
-  }
-  void* Cref;
-  CK(cudaMalloc(&Cref, cbytes));
+  const Operands ops = make_operands(stream, sets, int64_t(M) * K, int64_t(N) * K, cbytes, bf ? 1 : 0);
 
   GemmProblem p{};
   p.type = bf ? TSM_CUDA_GEMM_BF16 : TSM_CUDA_GEMM_TF32;
@@ -63,43 +54,39 @@ int main(int argc, char** argv) {
   p.c_dtype = bf ? 1 : 0;
   p.act = 0;
   auto ours = [&](int i) {
-    p.a = A[i]; p.b = B[i]; p.c = C[i];
+    p.a = ops.a[i]; p.b = ops.b[i]; p.c = ops.c[i];
     if (launch_wgmma_variant(p, stream, flags) != TSM_OK) exit(3);
   };
   const float one = 1.f, zero = 0.f;
   auto peer = [&](int i, void* c) {
     // row-major C (M x N) = A (M x K) B^T, B stored N x K: column-major C^T = op_T(B) op_N(A)
     const int dt = bf ? 14 : 0, comp = bf ? 68 : 77;
-    int st = gemm_ex(cublas.handle, 1, 0, N, M, K, &one, B[i], dt, K, A[i], dt, K, &zero, c, dt, N, comp, -1);
+    int st = gemm_ex(cublas.handle, 1, 0, N, M, K, &one, ops.b[i], dt, K, ops.a[i], dt, K, &zero, c, dt, N, comp, -1);
     if (st != 0) { fprintf(stderr, "cublasGemmEx status %d\n", st); exit(2); }
   };
 
   // Check: poison C, run once, compare with cuBLAS.
-  CK(cudaMemsetAsync(C[0], 0xFF, cbytes, stream));
-  ours(0);
-  peer(0, Cref);
-  CK(cudaStreamSynchronize(stream));
-  CK(cudaGetLastError());
+  run_check(stream, ops, cbytes, ours, peer);
   const size_t nc = size_t(M) * N;
   std::vector<float> o(nc), r(nc);
   if (bf) {
     std::vector<uint16_t> a16(nc), b16(nc);
-    CK(cudaMemcpy(a16.data(), C[0], cbytes, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(b16.data(), Cref, cbytes, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(a16.data(), ops.c[0], cbytes, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(b16.data(), ops.cref, cbytes, cudaMemcpyDeviceToHost));
     for (size_t i = 0; i < nc; ++i) {
       uint32_t x = uint32_t(a16[i]) << 16, y = uint32_t(b16[i]) << 16;
       memcpy(&o[i], &x, 4);
       memcpy(&r[i], &y, 4);
     }
   } else {
-    CK(cudaMemcpy(o.data(), C[0], cbytes, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(r.data(), Cref, cbytes, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(o.data(), ops.c[0], cbytes, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(r.data(), ops.cref, cbytes, cudaMemcpyDeviceToHost));
   }
   size_t bad = 0;
   const double rel = rel_error(o, r, &bad);
 
   double mo = 0, mp = 0;
-  time_pair(stream, sets, reps, ours, [&](int i) { peer(i, C[i]); }, &mo, &mp);
+  time_pair(stream, sets, reps, ours, [&](int i) { peer(i, ops.c[i]); }, &mo, &mp);
   const double fl = 2.0 * M * N * K;
   printf("%-5s v%-3d %5dx%5dx%5d  ours %8.4f ms %6.1f TF  cublas %8.4f ms %6.1f TF  ratio %.3f  relerr %.2e%s\n",
          argv[1], flags, M, N, K, mo, fl / mo / 1e9, mp, fl / mp / 1e9, mp / mo, rel, bad ? "  NONFINITE" : "");

@@ -104,40 +104,35 @@ void col2im_taps(float* dxg, const float* col, int64_t ld, int64_t cg, const Dir
   }
 }
 
+constexpr int64_t kMaxMasks = 64;  // (tap column, 8-float chunk) lane masks col2im_rows keeps
+
 // dx row by dx row: each 8-float chunk of a dx row is loaded once, takes the contributions of
 // every tap (kh, kw) whose output row lies in the band as masked loads of the col rows shifted by
 // the tap's column offset, and is stored once. The taps reaching a dx row and the lane masks of a
 // tap column are the same for every channel, so they are worked out once per row and per call.
+// The caller keeps KW * ceil(W / 8) <= kMaxMasks.
 void col2im_rows(float* dxg, const float* col, int64_t ld, int64_t cg, const DirectConvShape& s,
                  int64_t oh_begin, int64_t oh_end) {
   const int64_t hw = s.h * s.w, ntaps = s.kh * s.kw, nch = (s.w + 7) / 8;
   const float* group_end = dxg + cg * hw;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i ow_end = _mm256_set1_epi32(static_cast<int>(s.ow));
-  // Lanes of the chunk at dx column iw0 that tap column kw reaches: dx column iw takes col column
-  // ow = iw - shift, for 0 <= ow < OW and iw < W.
-  const auto lane_mask = [&](int64_t kw, int64_t iw0) {
-    const int64_t shift = kw * s.dw - s.pw;
-    const __m256i in_row = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, s.w - iw0))), lane);
-    const __m256i ow = _mm256_add_epi32(lane, _mm256_set1_epi32(static_cast<int>(iw0 - shift)));
-    return _mm256_and_si256(in_row, _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), ow),
-                                                        _mm256_cmpgt_epi32(ow_end, ow)));
+  const auto lanes_below = [&](int64_t n) {  // the lanes l < n
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane);
   };
-  // The masks of (kw, chunk) and whether each is empty (0), full (1, plain loads) or partial (2),
-  // when there are few enough to keep.
-  constexpr int64_t kMaxMasks = 64;
+  // For each (kw, chunk): the lanes of the chunk at dx column iw0 = 8 * chunk that tap column kw
+  // reaches (dx column iw takes col column ow = iw - shift, for 0 <= ow < OW and iw < W), and
+  // whether they are none (0), all (1: plain loads) or some (2: masked loads).
   __m256i masks[kMaxMasks];
   unsigned char kind[kMaxMasks];
-  const bool cached = s.kw * nch <= kMaxMasks;
-  const auto classify = [](__m256i m) {
-    return _mm256_testz_si256(m, m) ? 0 : _mm256_testc_si256(m, _mm256_set1_epi32(-1)) ? 1 : 2;
-  };
-  if (cached) {
-    for (int64_t kw = 0; kw < s.kw; ++kw)
-      for (int64_t ch = 0; ch < nch; ++ch) {
-        masks[kw * nch + ch] = lane_mask(kw, ch * 8);
-        kind[kw * nch + ch] = static_cast<unsigned char>(classify(masks[kw * nch + ch]));
-      }
+  for (int64_t kw = 0; kw < s.kw; ++kw) {
+    const int64_t shift = kw * s.dw - s.pw;
+    for (int64_t ch = 0; ch < nch; ++ch) {
+      // lanes [lo, lo + OW) have a col column, lanes below W - 8 * chunk a dx column
+      const int64_t lo = shift - ch * 8, hi = std::min(lo + s.ow, std::min<int64_t>(8, s.w - ch * 8));
+      const __m256i m = _mm256_andnot_si256(lanes_below(lo), lanes_below(hi));
+      masks[kw * nch + ch] = m;
+      kind[kw * nch + ch] = _mm256_testz_si256(m, m) ? 0 : _mm256_testc_si256(m, _mm256_set1_epi32(-1)) ? 1 : 2;
+    }
   }
   // dx rows that this band's output rows reach: ih = oh*sh - ph + kh*dh
   const int64_t ih_lo = std::max<int64_t>(0, oh_begin * s.sh - s.ph);
@@ -164,12 +159,11 @@ void col2im_rows(float* dxg, const float* col, int64_t ld, int64_t cg, const Dir
           // A row's last chunk reads the floats after the row and writes them back unchanged,
           // except where they lie past the group (another task's dx): masked there.
           const bool partial = s.w - iw0 < 8 && drow + iw0 + 8 > group_end;
-          const __m256i in_row =
-              _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, s.w - iw0))), lane);
+          const __m256i in_row = partial ? lanes_below(s.w - iw0) : _mm256_setzero_si256();
           __m256 acc = partial ? _mm256_maskload_ps(drow + iw0, in_row) : _mm256_loadu_ps(drow + iw0);
           for (int64_t kw = 0; kw < s.kw; ++kw) {
-            const __m256i ok = cached ? masks[kw * nch + ch] : lane_mask(kw, iw0);
-            const int k = cached ? kind[kw * nch + ch] : classify(ok);
+            const __m256i ok = masks[kw * nch + ch];
+            const int k = kind[kw * nch + ch];
             if (k == 0) continue;
             const float* base = colc + kw * ld + iw0 - (kw * s.dw - s.pw);
             if (k == 1) {
@@ -190,10 +184,11 @@ void col2im_rows(float* dxg, const float* col, int64_t ld, int64_t cg, const Dir
 
 // Short rows (OW < 16) take col2im_rows: tap by tap, CNN conv2's 11-pixel rows are one 8-float and
 // three single-float read-modify-writes of dx per tap and row, each tap one float over the last.
-// Wider rows stay tap by tap, which measured faster there (32 channels of 28x28 with padding 1).
+// Wider rows stay tap by tap, which measured faster there (32 channels of 28x28 with padding 1), as
+// do kernels too wide for col2im_rows' table of lane masks.
 void conv_col2im_s1_avx2(float* dxg, const float* col, int64_t ld, int64_t cg, const DirectConvShape& s,
                          int64_t oh_begin, int64_t oh_end) {
-  if (s.ow < 16) col2im_rows(dxg, col, ld, cg, s, oh_begin, oh_end);
+  if (s.ow < 16 && s.kw * ((s.w + 7) / 8) <= kMaxMasks) col2im_rows(dxg, col, ld, cg, s, oh_begin, oh_end);
   else col2im_taps(dxg, col, ld, cg, s, oh_begin, oh_end);
 }
 
