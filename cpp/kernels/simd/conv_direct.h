@@ -97,6 +97,12 @@ bool conv_scatter3_row_avx512(int ow, int64_t nrows, const float* const* rows, i
                               int64_t ostride, const float* b, float* c, int64_t ldc, int first,
                               int width);
 
+// Its AVX2 form (simd/conv_scatter_avx2.cpp) for 8 channels, written straight into dx's channel
+// rows: for x in [0, width) and j < 8, dx[j*ldx + x] = the sum above with b's rows 8 wide (a
+// 32-byte aligned panel, nrows*ocg*3 x 8). ow in 1..12 (false otherwise, nothing written).
+bool conv_scatter3_row_avx2(int ow, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
+                            const float* b, float* dx, int64_t ldx, int first, int width);
+
 // One tile of the row-wise backward-weight: mr (1..12) output channels x 32 input channels of one
 // tap, summed over the pixels of nrows output rows of ow pixels,
 //   C(i, j) (+)= sum_r sum_x a[(r*ow + x)*lda + i] * b[rowoff[r] + x*bstep + j]
