@@ -25,7 +25,9 @@
 //   * on AVX2 (the 6x16 kernel), the implicit GEMM with its own pieces: pixel runs packed with
 //     blended loads (forward, stride_w 1, padding through a zero-bordered copy), col2im by vector
 //     adds (backward-data, stride_w 1), channels-last panels (backward-weight, Cg % 16 == 0; the
-//     portable form also serves NEON's 12-column panels).
+//     portable form also serves NEON's 12-column panels). Backward-data of 3-wide kernels (stride
+//     1, Cg % 8 == 0) is a scatter of dy rows instead (backward_data_scatter_avx2); other stride-1
+//     ones with Cg >= 64 the forward of dy with the flipped kernel (backward_data_flipped).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -68,8 +70,8 @@ void conv_bw_rows_tile_avx512(int, int64_t, const int64_t*, int64_t, int64_t, co
 void conv_pack_b_runs_avx2(float*, const float*, const int64_t*, int64_t, const int32_t*,
                            const uint16_t*, int, int64_t, int64_t, int64_t, int64_t) {}
 void conv_col2im_s1_avx2(float*, const float*, int64_t, int64_t, const DirectConvShape&, int64_t, int64_t) {}
-bool conv_scatter3_row_avx2(int, int64_t, const float* const*, int64_t, int64_t, const float*, float*,
-                            int64_t, int, int) { return false; }
+void conv_scatter3_row_avx2(int, int64_t, const float* const*, int64_t, int64_t, const float*, float*,
+                            int64_t, int, int) {}
 #endif
 
 namespace {
@@ -1188,15 +1190,18 @@ tsm_status backward_data_scatter(float* dx, const float* dy, const float* w, con
 }
 
 // The scatter backward-data on AVX2 (conv_scatter3_row_avx2): a dx row of 8 input channels in
-// registers (OW + 2 of the 16), stored through 8x8 transposes into dx's channel rows. No padding
-// multiplied, no col buffer and no col2im, where the implicit GEMM's col (Cg*KH*KW rows) is written
-// and read back by col2im, and the flipped-kernel forward multiplies dy's zero border (CNN conv2:
-// 13x13 dx from 11x11 dy, 40% more FMAs). Tasks are (image, group, block of 8 channels), so that
-// even one image splits over the threads.
+// registers (rows of more than 12 dy pixels in segments of 6..12 pixels), stored through 8x8
+// transposes into dx's channel rows. No padding multiplied, no col buffer and no col2im, where the
+// implicit GEMM's col (Cg*KH*KW rows) is written and read back by col2im, and the flipped-kernel
+// forward multiplies dy's zero border (CNN conv2: 13x13 dx from 11x11 dy, 40% more FMAs). Zen 3,
+// A/B in both orders (9 rounds) against the paths before it: CNN conv2 (N64, 32 -> 64, 13x13)
+// 1.37-1.40x over the GEMM + col2im; against the flipped forward, ResNet 64 x 56x56 N8 1.09-1.16x,
+// 128 x 28x28 N16 1.08-1.10x, 512 x 7x7 N8 1.37-1.52x, and 256 x 14x14 N16 (two segments of 8
+// pixels) 0.94-1.03x, a tie.
 bool use_scatter_bwd_data_avx2(const ConvGeom& g) {
 #if defined(__x86_64__) || defined(_M_X64)
   return active_simd() == TSM_SIMD_AVX2 && g.sh == 1 && g.sw == 1 && g.dw == 1 && g.kw == 3 && g.kh <= 64 &&
-         g.pw <= 2 && g.ow >= 1 && g.ow <= 12 && g.cg % 8 == 0 && g.oc * g.ohw() < (int64_t(1) << 31);
+         g.pw <= 2 && g.ow >= 1 && g.cg % 8 == 0 && g.oc * g.ohw() < (int64_t(1) << 31);
 #else
   (void)g;
   return false;
@@ -1216,30 +1221,63 @@ tsm_status backward_data_scatter_avx2(float* dx, const float* dy, const float* w
           for (int64_t kw = 0; kw < 3; ++kw, d += 8)
             for (int64_t j = 0; j < 8; ++j) d[j] = w[(grp * g.ocg + o) * kk + (cb * 8 + j) * taps + kh * 3 + kw];
     }
-  parallel_for(g.n * g.g * blocks, [&](int64_t task) {
-    const int64_t cb = task % blocks, ng = task / blocks, n = ng / g.g, grp = ng % g.g;
+  // Tasks are (image, group, block of 8 channels), each reading the group's dy from L2 (conv2's is
+  // 31 KiB). Where dy is larger than half of L2 (ResNet's 64 x 56x56 layer: 784 KiB), tasks are
+  // (image, group, band of dx rows) over all the blocks, with the band's dy rows (<= ~128 KiB)
+  // copied channels-inner ([row][channel][pixel]) so that they stay in L2 while every block reads
+  // them, and a row's channels are consecutive: in place they lie a channel plane apart (12.25 KiB
+  // there), which maps the 64 channels' lines onto 16 of L1's 64 sets.
+  const int64_t dy_row = sizeof(float) * g.ocg * g.ow;
+  const bool banded = dy_row * g.oh > (int64_t(256) << 10);
+  const int64_t band =
+      banded ? std::clamp<int64_t>((int64_t(128) << 10) / dy_row - (g.kh - 1) * g.dh, 1, g.h) : g.h;
+  const int64_t nbands = (g.h + band - 1) / band;
+  const int64_t per_task = banded && g.n * g.g * nbands >= 2 * num_threads() ? blocks : 1;
+  bool oom = false;
+  parallel_for(g.n * g.g * nbands * (blocks / per_task), [&](int64_t task) {
+    const int64_t cb0 = (task % (blocks / per_task)) * per_task;
+    const int64_t t = task / (blocks / per_task), h0 = (t % nbands) * band, ng = t / nbands;
+    const int64_t h1 = std::min(g.h, h0 + band), n = ng / g.g, grp = ng % g.g;
     const float* dyg = dy + (n * g.oc + grp * g.ocg) * ohw;
-    float* dxc = dx + (n * g.c + grp * g.cg + cb * 8) * g.hw();
-    const float* bc = bpack + (grp * blocks + cb) * panel;
+    // dy row r of channel o at src + (r - r_lo) * rstride + o * ostride
+    const float* src = dyg;
+    int64_t r_lo = 0, rstride = g.ow, ostride = ohw;
+    if (banded) {
+      r_lo = std::max<int64_t>(0, h0 + g.ph - (g.kh - 1) * g.dh);
+      const int64_t r_hi = std::min(g.oh, h1 + g.ph);
+      float* buf = scratch(2, static_cast<size_t>(std::max<int64_t>(1, r_hi - r_lo) * g.ocg * g.ow));
+      if (!buf) { oom = true; return; }
+      for (int64_t r = r_lo; r < r_hi; ++r)
+        for (int64_t o = 0; o < g.ocg; ++o)
+          std::memcpy(buf + ((r - r_lo) * g.ocg + o) * g.ow, dyg + o * ohw + r * g.ow, sizeof(float) * g.ow);
+      src = buf;
+      rstride = g.ocg * g.ow;
+      ostride = g.ow;
+    }
     const float* rows[64];
-    for (int64_t h = 0; h < g.h; ++h) {
-      // the taps kh whose dy row h + PH - kh*DH lies in [0, OH): consecutive, one range of the panel
-      int64_t kh_lo = -1, nrows = 0;
-      for (int64_t kh = 0; kh < g.kh; ++kh) {
-        const int64_t r = h + g.ph - kh * g.dh;
-        if (r < 0 || r >= g.oh) continue;
-        if (kh_lo < 0) kh_lo = kh;
-        rows[nrows++] = dyg + r * g.ow;
+    for (int64_t cb = cb0; cb < cb0 + per_task; ++cb) {
+      float* dxc = dx + (n * g.c + grp * g.cg + cb * 8) * g.hw();
+      const float* bc = bpack + (grp * blocks + cb) * panel;
+      for (int64_t h = h0; h < h1; ++h) {
+        // the taps kh whose dy row h + PH - kh*DH lies in [0, OH): consecutive, one range of the panel
+        int64_t kh_lo = -1, nrows = 0;
+        for (int64_t kh = 0; kh < g.kh; ++kh) {
+          const int64_t r = h + g.ph - kh * g.dh;
+          if (r < 0 || r >= g.oh) continue;
+          if (kh_lo < 0) kh_lo = kh;
+          rows[nrows++] = src + (r - r_lo) * rstride;
+        }
+        if (nrows == 0) {  // no dy row reaches this dx row
+          for (int64_t j = 0; j < 8; ++j) std::memset(dxc + j * g.hw() + h * g.w, 0, sizeof(float) * g.w);
+          continue;
+        }
+        conv_scatter3_row_avx2(static_cast<int>(g.ow), nrows, rows, g.ocg, ostride, bc + kh_lo * g.ocg * 24,
+                               dxc + h * g.w, g.hw(), static_cast<int>(g.pw), static_cast<int>(g.w));
       }
-      if (nrows == 0) {  // no dy row reaches this dx row
-        for (int64_t j = 0; j < 8; ++j) std::memset(dxc + j * g.hw() + h * g.w, 0, sizeof(float) * g.w);
-        continue;
-      }
-      conv_scatter3_row_avx2(static_cast<int>(g.ow), nrows, rows, g.ocg, ohw, bc + kh_lo * g.ocg * 24,
-                             dxc + h * g.w, g.hw(), static_cast<int>(g.pw), static_cast<int>(g.w));
     }
   });
   aligned_free(bpack);
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
   return TSM_OK;
 }
 
@@ -1250,7 +1288,8 @@ tsm_status backward_data_scatter_avx2(float* dx, const float* dy, const float* w
 // reduces over OCg*KH*KW instead of OCg and needs no col2im, but its rows are the input channels:
 // only for Cg >= 64. AVX2, Zen 3, A/B against the GEMM + col2im path (9 rounds): ResNet 64->64
 // 56x56 pad 1, N8: 13.70 vs 14.67 ms (9/9); but the CNN's conv2 (Cg 32, 11x11 dy padded by 2) 3.16
-// vs 2.39 ms and conv1 (Cg 1: a GEMM of one row) 2.18 vs 0.37 ms.
+// vs 2.39 ms and conv1 (Cg 1: a GEMM of one row) 2.18 vs 0.37 ms. 3-wide kernels with Cg % 8 == 0
+// take the scatter above instead (ResNet's layers among them).
 bool use_flipped_bwd_data(const ConvGeom& g) {
   return active_simd() == TSM_SIMD_AVX2 && g.cg >= 64 && g.sh == 1 && g.sw == 1 && g.ph <= g.dh * (g.kh - 1) &&
          g.pw <= g.dw * (g.kw - 1) && !g.pointwise() && use_implicit(g) &&

@@ -171,12 +171,15 @@ export const CONV_GROUPS: [string, () => void][] = [
     checkConv({ ...base, N: 4, C: 3, H: 20, W: 1, OC: 4, KH: 5, KW: 1, pH: 2 }, false);
     checkConv({ ...base, N: 4, C: 8, H: 9, W: 13, OC: 6, KH: 3, KW: 5, pW: 3, dW: 2, dH: 2, groups: 2 }, false);
   }],
-  ['matches the reference on the AVX2 scatter backward-data (stride 1, KW 3, OW <= 12, Cg a multiple of 8)', () => {
+  ['matches the reference on the AVX2 scatter backward-data (stride 1, KW 3, Cg a multiple of 8)', () => {
     // AVX2 machines: a dx row of 8 channels in registers, each dy value multiplied into the three
     // dx pixels it reaches, stored through 8x8 transposes. One image (tasks by channel block),
-    // the widest row (OW 12), horizontal padding 1 and 2 (the stored pixels start past the padded
-    // row's first), 1-pixel output rows, dilation in h with dx rows no dy row reaches, kernels of
-    // 1 and 5 rows, groups, an odd number of output channels.
+    // the widest one-piece row (OW 12), horizontal padding 1 and 2 (the stored pixels start past
+    // the padded row's first), 1-pixel output rows, dilation in h with dx rows no dy row reaches,
+    // kernels of 1 and 5 rows, groups, an odd number of output channels. Then rows in segments
+    // (OW 13: 8 + 7 padded pixels; OW 26, 34, 35), and dy groups past 256 KiB, taken in bands of
+    // dx rows with a channels-inner copy of their dy rows: 3 bands over 2 blocks of channels (with
+    // 2 threads, 3 tasks are too few: then one block each).
     const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
     checkConv({ ...base, N: 1, C: 8, H: 5, W: 5, OC: 3, KH: 3, KW: 3, pH: 1, pW: 1 }, true);
     checkConv({ ...base, N: 2, C: 16, H: 14, W: 14, OC: 5, KH: 3, KW: 3 }, false);
@@ -184,6 +187,10 @@ export const CONV_GROUPS: [string, () => void][] = [
     checkConv({ ...base, N: 2, C: 32, H: 6, W: 1, OC: 4, KH: 1, KW: 3, pW: 1 }, false);
     checkConv({ ...base, N: 2, C: 8, H: 5, W: 7, OC: 3, KH: 3, KW: 3, dH: 2 }, false);
     checkConv({ ...base, N: 2, C: 16, H: 8, W: 10, OC: 6, KH: 3, KW: 3, pH: 2, groups: 2 }, true);
+    checkConv({ ...base, N: 2, C: 8, H: 6, W: 15, OC: 3, KH: 2, KW: 3 }, false);
+    checkConv({ ...base, N: 2, C: 8, H: 20, W: 26, OC: 5, KH: 3, KW: 3, pW: 1 }, false);
+    checkConv({ ...base, N: 1, C: 8, H: 36, W: 33, OC: 72, KH: 3, KW: 3, pW: 2, dH: 2 }, false);
+    checkConv({ ...base, N: 1, C: 16, H: 34, W: 34, OC: 64, KH: 3, KW: 3, pH: 1, pW: 1 }, false);
   }],
   ['matches the reference on the few-taps backward-weight (Cg*KH*KW < 12, bias as a row of ones)', () => {
     const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };

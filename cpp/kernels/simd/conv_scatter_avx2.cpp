@@ -5,6 +5,8 @@
 // -mfma; called only when cpuid reports both.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "conv_direct.h"
 
 namespace tsm {
@@ -34,65 +36,85 @@ inline void transpose8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-// acc[i] = the 8 channels of padded dx pixel i (dy pixel q reaches padded pixels q, q+1, q+2).
-// OW + 2 accumulators and one broadcast: up to 14 of the 16 registers for OW 12; the weights are
-// the FMAs' memory operands (three 32-byte loads per dy value, from one 96-byte line pair in L1).
-template <int OW>
-void scatter3_row8(int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
-                   const float* b, float* dx, int64_t ldx, int first, int width) {
-  constexpr int V = OW + 2;
-  __m256 acc[V];
+// Padded dx pixels [a, a + S) of one row of 8 channels (padded pixel p is dx pixel p - first), in
+// S accumulators: dy pixel q reaches padded pixels q, q+1 and q+2, and the dy pixels that reach the
+// segment are q = a + rel for rel in [-L, S - R), L = min(a, 2) and R = max(0, a + S - OW) (the
+// row's ends). S + 1 registers of the 16, and the three weights: GCC keeps what fits and reads the
+// rest as the FMAs' memory operands (one 96-byte piece of the panel per output channel, in L1).
+template <int S, int L, int R>
+void scatter3_seg(int64_t nrows, const float* const* rows, int64_t a, int64_t ocg, int64_t ostride,
+                  const float* b, float* dx, int64_t ldx, int first, int width) {
+  __m256 acc[S];
 #pragma GCC unroll 16
-  for (int i = 0; i < V; ++i) acc[i] = _mm256_setzero_ps();
+  for (int i = 0; i < S; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t r = 0; r < nrows; ++r) {
-    const float* src = rows[r];
+    const float* src = rows[r] + a;
     for (int64_t o = 0; o < ocg; ++o, src += ostride, b += 24) {
 #pragma GCC unroll 16
-      for (int q = 0; q < OW; ++q) {
+      for (int q = -L; q < S - R; ++q) {
         const __m256 v = _mm256_broadcast_ss(src + q);
-        acc[q] = _mm256_fmadd_ps(v, _mm256_load_ps(b), acc[q]);
-        acc[q + 1] = _mm256_fmadd_ps(v, _mm256_load_ps(b + 8), acc[q + 1]);
-        acc[q + 2] = _mm256_fmadd_ps(v, _mm256_load_ps(b + 16), acc[q + 2]);
+        const float* w2 = b + 16;
+        if (S >= 12) asm volatile("" : "+r"(w2));  // the third weight read by each FMA, not held
+        if (q >= 0) acc[q] = _mm256_fmadd_ps(v, _mm256_load_ps(b), acc[q]);
+        if (q + 1 >= 0 && q + 1 < S) acc[q + 1] = _mm256_fmadd_ps(v, _mm256_load_ps(b + 8), acc[q + 1]);
+        if (q + 2 >= 0 && q + 2 < S) acc[q + 2] = _mm256_fmadd_ps(v, _mm256_load_ps(w2), acc[q + 2]);
       }
     }
   }
-  // Pixels [first, first + width) of the padded row are the dx row: 8 at a time, transposed into
-  // 8 channel rows of 8 pixels (masked to the row's end).
-  alignas(32) float t[V + 8][8];
+  // The segment's part of the dx row, 8 pixels at a time, transposed into 8 channel rows of 8
+  // pixels (masked at the part's end).
+  alignas(32) float t[S + 8][8];
 #pragma GCC unroll 16
-  for (int i = 0; i < V; ++i) _mm256_store_ps(t[i], acc[i]);
-  for (int i = V; i < V + 8; ++i) _mm256_store_ps(t[i], _mm256_setzero_ps());
+  for (int i = 0; i < S; ++i) _mm256_store_ps(t[i], acc[i]);
+  for (int i = S; i < S + 8; ++i) _mm256_store_ps(t[i], _mm256_setzero_ps());
+  const int i_lo = std::max<int>(0, first - static_cast<int>(a));
+  const int i_hi = std::min<int>(S, first + width - static_cast<int>(a));
+  float* d = dx + (a + i_lo - first);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int p0 = 0; p0 < width; p0 += 8) {
-    const int n = width - p0 < 8 ? width - p0 : 8;
+  for (int i0 = i_lo; i0 < i_hi; i0 += 8, d += 8) {
+    const int n = std::min(8, i_hi - i0);
     __m256 r[8];
-    for (int k = 0; k < 8; ++k) r[k] = _mm256_load_ps(t[first + p0 + k]);  // past the row: not stored
+    for (int k = 0; k < 8; ++k) r[k] = _mm256_load_ps(t[i0 + k]);  // past the part: not stored
     transpose8(r);
     if (n == 8) {
-      for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dx + j * ldx + p0, r[j]);
+      for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d + j * ldx, r[j]);
     } else {
       const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
-      for (int j = 0; j < 8; ++j) _mm256_maskstore_ps(dx + j * ldx + p0, m, r[j]);
+      for (int j = 0; j < 8; ++j) _mm256_maskstore_ps(d + j * ldx, m, r[j]);
     }
   }
 }
 
-template <int... OWs>
-bool scatter3_dispatch(int ow, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
-                       const float* b, float* dx, int64_t ldx, int first, int width) {
-  bool done = false;
-  ((ow == OWs ? (scatter3_row8<OWs>(nrows, rows, ocg, ostride, b, dx, ldx, first, width), done = true)
-              : false),
-   ...);
-  return done;
+template <int L, int R, int... Ss>
+void seg_dispatch(int s, int64_t nrows, const float* const* rows, int64_t a, int64_t ocg, int64_t ostride,
+                  const float* b, float* dx, int64_t ldx, int first, int width) {
+  (void)((s == Ss ? (scatter3_seg<Ss, L, R>(nrows, rows, a, ocg, ostride, b, dx, ldx, first, width), true)
+                  : false) ||
+         ...);
 }
 
 }  // namespace
 
-bool conv_scatter3_row_avx2(int ow, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
+void conv_scatter3_row_avx2(int ow, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
                             const float* b, float* dx, int64_t ldx, int first, int width) {
-  return scatter3_dispatch<1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12>(ow, nrows, rows, ocg, ostride, b, dx,
-                                                                   ldx, first, width);
+  const int v = ow + 2;  // padded dx pixels
+  if (v <= 14) {
+    seg_dispatch<0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14>(v, nrows, rows, 0, ocg, ostride, b, dx, ldx,
+                                                                first, width);
+    return;
+  }
+  // Segments of 6..12 pixels, as even as they come: ceil(v / 12) of them.
+  const int nseg = (v + 11) / 12, base = v / nseg, extra = v % nseg;
+  for (int k = 0, a = 0; k < nseg; ++k) {
+    const int s = base + (k < extra ? 1 : 0);
+    if (k == 0)
+      seg_dispatch<0, 0, 6, 7, 8, 9, 10, 11, 12>(s, nrows, rows, a, ocg, ostride, b, dx, ldx, first, width);
+    else if (k + 1 < nseg)
+      seg_dispatch<2, 0, 6, 7, 8, 9, 10, 11, 12>(s, nrows, rows, a, ocg, ostride, b, dx, ldx, first, width);
+    else
+      seg_dispatch<2, 2, 6, 7, 8, 9, 10, 11, 12>(s, nrows, rows, a, ocg, ostride, b, dx, ldx, first, width);
+    a += s;
+  }
 }
 
 }  // namespace tsm
