@@ -70,8 +70,8 @@ void conv_bw_rows_tile_avx512(int, int64_t, const int64_t*, int64_t, int64_t, co
 void conv_pack_b_runs_avx2(float*, const float*, const int64_t*, int64_t, const int32_t*,
                            const uint16_t*, int, int64_t, int64_t, int64_t, int64_t) {}
 void conv_col2im_s1_avx2(float*, const float*, int64_t, int64_t, const DirectConvShape&, int64_t, int64_t) {}
-void conv_scatter3_row_avx2(int, int64_t, const float* const*, int64_t, int64_t, const float*, float*,
-                            int64_t, int, int) {}
+void conv_scatter3_row_avx2(int, int64_t, const float* const*, int64_t, int64_t, const float*,
+                            const float*, float*, int64_t, int, int) {}
 #endif
 
 namespace {
@@ -934,9 +934,13 @@ tsm_status forward_rows(float* y, const float* x, const float* w, const float* b
   return TSM_OK;
 }
 
+bool use_scatter_forward_avx2(const ConvGeom& g);
+tsm_status forward_scatter_avx2(float* y, const float* x, const float* w, const float* bias, const ConvGeom& g);
+
 tsm_status forward(float* y, const float* x, const float* w, const float* bias, const ConvGeom& g) {
   const int64_t ohw = g.ohw(), kk = g.kk;
   if (use_rows_forward(g)) return forward_rows(y, x, w, bias, g);
+  if (use_scatter_forward_avx2(g)) return forward_scatter_avx2(y, x, w, bias, g);
   if (use_implicit(g)) return forward_implicit(y, x, w, bias, g);
   const bool pw = g.pointwise();
   auto one = [&](int64_t n, int64_t grp) -> bool {
@@ -1208,8 +1212,89 @@ bool use_scatter_bwd_data_avx2(const ConvGeom& g) {
 #endif
 }
 
+// What scatter_rows_avx2 computes: for each image, group and output row h, out's row of each
+// block of 8 channels from the input rows r = h + row_off + kh*row_step in [0, in_h) (kh < kh_n,
+// ascending), each a row of in_w pixels of `red` channels, through a panel of (kh, reduced
+// channel, kw) x 8 weights per block. The padded output row has in_w + 2 pixels, of which
+// [first, first + out_w) are out's.
+struct ScatterGeom {
+  int64_t n, groups, blocks, red, kh_n, row_off, row_step;
+  int64_t in_h, in_w, in_channels;     // input planes, all groups' channels
+  int64_t out_h, out_w, out_channels;  // output planes
+  int first;
+};
+
+tsm_status scatter_rows_avx2(float* out, const float* in, const float* panels, const float* bias,
+                             const ScatterGeom& s, const char* op) {
+  const int64_t panel = s.kh_n * s.red * 24, in_plane = s.in_h * s.in_w, out_plane = s.out_h * s.out_w;
+  // Tasks are (image, group, block of 8 channels), each reading the group's input from L2 (conv2's
+  // dy is 31 KiB). Where the input is larger than half of L2 (ResNet's 64 x 56x56 layer: 784 KiB),
+  // tasks are (image, group, band of output rows) over all the blocks, with the band's input rows
+  // (<= ~128 KiB) copied channels-inner ([row][channel][pixel]) so that they stay in L2 while
+  // every block reads them, and a row's channels are consecutive: in place they lie a channel
+  // plane apart (12.25 KiB there), which maps the 64 channels' lines onto 16 of L1's 64 sets.
+  const int64_t in_row = sizeof(float) * s.red * s.in_w;
+  const int64_t reach = (s.kh_n - 1) * std::abs(s.row_step);  // input rows one output row spans, less one
+  const bool banded = in_row * s.in_h > (int64_t(256) << 10);
+  const int64_t band = banded ? std::clamp<int64_t>((int64_t(128) << 10) / in_row - reach, 1, s.out_h) : s.out_h;
+  const int64_t nbands = (s.out_h + band - 1) / band;
+  const int64_t per_task = banded && s.n * s.groups * nbands >= 2 * num_threads() ? s.blocks : 1;
+  const int64_t splits = s.blocks / per_task;
+  bool oom = false;
+  parallel_for(s.n * s.groups * nbands * splits, [&](int64_t task) {
+    const int64_t cb0 = (task % splits) * per_task;
+    const int64_t t = task / splits, h0 = (t % nbands) * band, ng = t / nbands;
+    const int64_t h1 = std::min(s.out_h, h0 + band), n = ng / s.groups, grp = ng % s.groups;
+    const float* ing = in + (n * s.in_channels + grp * s.red) * in_plane;
+    // input row r of channel c at src + (r - r_lo) * rstride + c * cstride
+    const float* src = ing;
+    int64_t r_lo = 0, rstride = s.in_w, cstride = in_plane;
+    if (banded) {
+      const int64_t lo = std::min(h0 + s.row_off, h0 + s.row_off + (s.kh_n - 1) * s.row_step);
+      const int64_t hi = std::max(h1 - 1 + s.row_off, h1 - 1 + s.row_off + (s.kh_n - 1) * s.row_step) + 1;
+      r_lo = std::max<int64_t>(0, lo);
+      const int64_t r_hi = std::min(s.in_h, hi);
+      float* buf = scratch(2, static_cast<size_t>(std::max<int64_t>(1, r_hi - r_lo) * s.red * s.in_w));
+      if (!buf) { oom = true; return; }
+      for (int64_t r = r_lo; r < r_hi; ++r)
+        for (int64_t c = 0; c < s.red; ++c)
+          std::memcpy(buf + ((r - r_lo) * s.red + c) * s.in_w, ing + c * in_plane + r * s.in_w,
+                      sizeof(float) * s.in_w);
+      src = buf;
+      rstride = s.red * s.in_w;
+      cstride = s.in_w;
+    }
+    const float* rows[64];
+    for (int64_t cb = cb0; cb < cb0 + per_task; ++cb) {
+      const int64_t ch = grp * s.blocks * 8 + cb * 8;  // the block's first output channel
+      float* outc = out + (n * s.out_channels + ch) * out_plane;
+      const float* pc = panels + (grp * s.blocks + cb) * panel;
+      for (int64_t h = h0; h < h1; ++h) {
+        // the taps kh whose input row lies in [0, in_h): consecutive, one range of the panel
+        int64_t kh_lo = -1, nrows = 0;
+        for (int64_t kh = 0; kh < s.kh_n; ++kh) {
+          const int64_t r = h + s.row_off + kh * s.row_step;
+          if (r < 0 || r >= s.in_h) continue;
+          if (kh_lo < 0) kh_lo = kh;
+          rows[nrows++] = src + (r - r_lo) * rstride;
+        }
+        if (nrows == 0) {  // no input row reaches this output row: zeros, or the bias
+          for (int64_t j = 0; j < 8; ++j)
+            std::fill_n(outc + j * out_plane + h * s.out_w, s.out_w, bias ? bias[ch + j] : 0.0f);
+          continue;
+        }
+        conv_scatter3_row_avx2(static_cast<int>(s.in_w), nrows, rows, s.red, cstride, pc + kh_lo * s.red * 24,
+                               bias ? bias + ch : nullptr, outc + h * s.out_w, out_plane, s.first,
+                               static_cast<int>(s.out_w));
+      }
+    }
+  });
+  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
+  return TSM_OK;
+}
+
 tsm_status backward_data_scatter_avx2(float* dx, const float* dy, const float* w, const ConvGeom& g) {
-  const int64_t ohw = g.ohw(), kk = g.kk, taps = g.kh * g.kw, blocks = g.cg / 8;
+  const int64_t kk = g.kk, taps = g.kh * g.kw, blocks = g.cg / 8;
   const int64_t panel = g.kh * g.ocg * 3 * 8;  // one block of 8 channels: (kh, o, kw) x 8
   float* bpack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * blocks * panel));
   if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
@@ -1221,64 +1306,47 @@ tsm_status backward_data_scatter_avx2(float* dx, const float* dy, const float* w
           for (int64_t kw = 0; kw < 3; ++kw, d += 8)
             for (int64_t j = 0; j < 8; ++j) d[j] = w[(grp * g.ocg + o) * kk + (cb * 8 + j) * taps + kh * 3 + kw];
     }
-  // Tasks are (image, group, block of 8 channels), each reading the group's dy from L2 (conv2's is
-  // 31 KiB). Where dy is larger than half of L2 (ResNet's 64 x 56x56 layer: 784 KiB), tasks are
-  // (image, group, band of dx rows) over all the blocks, with the band's dy rows (<= ~128 KiB)
-  // copied channels-inner ([row][channel][pixel]) so that they stay in L2 while every block reads
-  // them, and a row's channels are consecutive: in place they lie a channel plane apart (12.25 KiB
-  // there), which maps the 64 channels' lines onto 16 of L1's 64 sets.
-  const int64_t dy_row = sizeof(float) * g.ocg * g.ow;
-  const bool banded = dy_row * g.oh > (int64_t(256) << 10);
-  const int64_t band =
-      banded ? std::clamp<int64_t>((int64_t(128) << 10) / dy_row - (g.kh - 1) * g.dh, 1, g.h) : g.h;
-  const int64_t nbands = (g.h + band - 1) / band;
-  const int64_t per_task = banded && g.n * g.g * nbands >= 2 * num_threads() ? blocks : 1;
-  bool oom = false;
-  parallel_for(g.n * g.g * nbands * (blocks / per_task), [&](int64_t task) {
-    const int64_t cb0 = (task % (blocks / per_task)) * per_task;
-    const int64_t t = task / (blocks / per_task), h0 = (t % nbands) * band, ng = t / nbands;
-    const int64_t h1 = std::min(g.h, h0 + band), n = ng / g.g, grp = ng % g.g;
-    const float* dyg = dy + (n * g.oc + grp * g.ocg) * ohw;
-    // dy row r of channel o at src + (r - r_lo) * rstride + o * ostride
-    const float* src = dyg;
-    int64_t r_lo = 0, rstride = g.ow, ostride = ohw;
-    if (banded) {
-      r_lo = std::max<int64_t>(0, h0 + g.ph - (g.kh - 1) * g.dh);
-      const int64_t r_hi = std::min(g.oh, h1 + g.ph);
-      float* buf = scratch(2, static_cast<size_t>(std::max<int64_t>(1, r_hi - r_lo) * g.ocg * g.ow));
-      if (!buf) { oom = true; return; }
-      for (int64_t r = r_lo; r < r_hi; ++r)
-        for (int64_t o = 0; o < g.ocg; ++o)
-          std::memcpy(buf + ((r - r_lo) * g.ocg + o) * g.ow, dyg + o * ohw + r * g.ow, sizeof(float) * g.ow);
-      src = buf;
-      rstride = g.ocg * g.ow;
-      ostride = g.ow;
-    }
-    const float* rows[64];
-    for (int64_t cb = cb0; cb < cb0 + per_task; ++cb) {
-      float* dxc = dx + (n * g.c + grp * g.cg + cb * 8) * g.hw();
-      const float* bc = bpack + (grp * blocks + cb) * panel;
-      for (int64_t h = h0; h < h1; ++h) {
-        // the taps kh whose dy row h + PH - kh*DH lies in [0, OH): consecutive, one range of the panel
-        int64_t kh_lo = -1, nrows = 0;
-        for (int64_t kh = 0; kh < g.kh; ++kh) {
-          const int64_t r = h + g.ph - kh * g.dh;
-          if (r < 0 || r >= g.oh) continue;
-          if (kh_lo < 0) kh_lo = kh;
-          rows[nrows++] = src + (r - r_lo) * rstride;
-        }
-        if (nrows == 0) {  // no dy row reaches this dx row
-          for (int64_t j = 0; j < 8; ++j) std::memset(dxc + j * g.hw() + h * g.w, 0, sizeof(float) * g.w);
-          continue;
-        }
-        conv_scatter3_row_avx2(static_cast<int>(g.ow), nrows, rows, g.ocg, ostride, bc + kh_lo * g.ocg * 24,
-                               dxc + h * g.w, g.hw(), static_cast<int>(g.pw), static_cast<int>(g.w));
-      }
-    }
-  });
+  // dy row r reaches dx row h = r - PH + kh*DH; dy pixel q the padded dx pixels q + kw (dx pixel
+  // q + kw - PW)
+  const ScatterGeom s{g.n, g.g, blocks, g.ocg, g.kh, g.ph, -g.dh, g.oh, g.ow, g.oc, g.h, g.w, g.c,
+                      static_cast<int>(g.pw)};
+  const tsm_status st = scatter_rows_avx2(dx, dy, bpack, nullptr, s, "conv2d_backward_data");
   aligned_free(bpack);
-  if (oom) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
-  return TSM_OK;
+  return st;
+}
+
+// The forward as the same scatter, of x's rows into y's: x pixel q reaches y pixels q - kw + PW,
+// which is padded pixel q + (2 - kw) of a row whose first y pixel is padded pixel 2 - PW; so the
+// panel holds the kernel mirrored in kw, and rows of 8 output channels take the bias at the store.
+bool use_scatter_forward_avx2(const ConvGeom& g) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return active_simd() == TSM_SIMD_AVX2 && g.sh == 1 && g.sw == 1 && g.dw == 1 && g.kw == 3 && g.kh <= 64 &&
+         g.pw <= 2 && g.ow >= 1 && g.ocg % 8 == 0 && g.cg >= 8 && g.c * g.hw() < (int64_t(1) << 31);
+#else
+  (void)g;
+  return false;
+#endif
+}
+
+tsm_status forward_scatter_avx2(float* y, const float* x, const float* w, const float* bias, const ConvGeom& g) {
+  const int64_t kk = g.kk, taps = g.kh * g.kw, blocks = g.ocg / 8;
+  const int64_t panel = g.kh * g.cg * 3 * 8;  // one block of 8 output channels: (kh, c, 2 - kw) x 8
+  float* apack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * blocks * panel));
+  if (!apack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
+  for (int64_t grp = 0; grp < g.g; ++grp)
+    for (int64_t cb = 0; cb < blocks; ++cb) {
+      float* d = apack + (grp * blocks + cb) * panel;
+      for (int64_t kh = 0; kh < g.kh; ++kh)
+        for (int64_t c = 0; c < g.cg; ++c)
+          for (int64_t kw = 0; kw < 3; ++kw, d += 8)
+            for (int64_t j = 0; j < 8; ++j) d[j] = w[(grp * g.ocg + cb * 8 + j) * kk + c * taps + kh * 3 + (2 - kw)];
+    }
+  // y row oh reads x rows oh - PH + kh*DH
+  const ScatterGeom s{g.n, g.g, blocks, g.cg, g.kh, -g.ph, g.dh, g.h, g.w, g.c, g.oh, g.ow, g.oc,
+                      static_cast<int>(2 - g.pw)};
+  const tsm_status st = scatter_rows_avx2(y, x, apack, bias, s, "conv2d_forward");
+  aligned_free(apack);
+  return st;
 }
 
 // Backward-data of a stride-1 convolution as the forward convolution of dy with the kernel flipped

@@ -192,6 +192,18 @@ export const CONV_GROUPS: [string, () => void][] = [
     checkConv({ ...base, N: 1, C: 8, H: 36, W: 33, OC: 72, KH: 3, KW: 3, pW: 2, dH: 2 }, false);
     checkConv({ ...base, N: 1, C: 16, H: 34, W: 34, OC: 64, KH: 3, KW: 3, pH: 1, pW: 1 }, false);
   }],
+  ['matches the reference on the AVX2 scatter forward (stride 1, KW 3, OCg a multiple of 8, Cg >= 8)', () => {
+    // The same kernel with x's rows for dy's and the kernel mirrored in kw; the bias added at the
+    // store, or written alone to rows no x row reaches. Horizontal padding 0 (the stored pixels
+    // start 2 into the padded row), 1 and 2; rows in segments; an x group past 256 KiB (bands);
+    // groups of 8 channels; dilation in h; padding in h past the kernel (rows with the bias only).
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 1, C: 8, H: 5, W: 5, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1 }, true);
+    checkConv({ ...base, N: 2, C: 16, H: 7, W: 7, OC: 16, KH: 2, KW: 3, groups: 2 }, true);
+    checkConv({ ...base, N: 2, C: 8, H: 9, W: 30, OC: 16, KH: 3, KW: 3, pH: 1, pW: 2, dH: 2 }, true);
+    checkConv({ ...base, N: 1, C: 64, H: 34, W: 34, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1 }, false);
+    checkConv({ ...base, N: 2, C: 8, H: 4, W: 13, OC: 8, KH: 1, KW: 3, pH: 2 }, true);
+  }],
   ['matches the reference on the few-taps backward-weight (Cg*KH*KW < 12, bias as a row of ones)', () => {
     const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
     checkConv({ ...base, N: 5, C: 1, H: 17, W: 30, OC: 48, KH: 3, KW: 3, pH: 1, pW: 1 }, true); // padding, 1.5 panels

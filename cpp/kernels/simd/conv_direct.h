@@ -98,11 +98,12 @@ bool conv_scatter3_row_avx512(int ow, int64_t nrows, const float* const* rows, i
                               int width);
 
 // Its AVX2 form (simd/conv_scatter_avx2.cpp) for 8 channels, written straight into dx's channel
-// rows: for x in [0, width) and j < 8, dx[j*ldx + x] = the sum above with b's rows 8 wide (a
-// 32-byte aligned panel, nrows*ocg*3 x 8). Any ow >= 1: rows of more than 12 dy pixels go in
-// segments of 6..12 dx pixels, each in registers.
+// rows: for x in [0, width) and j < 8, dx[j*ldx + x] = the sum above (+ bias[j] when bias is not
+// null) with b's rows 8 wide (a 32-byte aligned panel, nrows*ocg*3 x 8). Any ow >= 1: rows of more
+// than 12 dy pixels go in segments of 6..12 dx pixels, each in registers. The forward is the same
+// sum with x's rows for dy's and the kernel mirrored in kw (conv2d.cpp's forward_scatter_avx2).
 void conv_scatter3_row_avx2(int ow, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
-                            const float* b, float* dx, int64_t ldx, int first, int width);
+                            const float* b, const float* bias, float* dx, int64_t ldx, int first, int width);
 
 // One tile of the row-wise backward-weight: mr (1..12) output channels x 32 input channels of one
 // tap, summed over the pixels of nrows output rows of ow pixels,

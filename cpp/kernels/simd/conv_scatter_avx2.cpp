@@ -43,7 +43,7 @@ inline void transpose8(__m256 r[8]) {
 // rest as the FMAs' memory operands (one 96-byte piece of the panel per output channel, in L1).
 template <int S, int L, int R>
 void scatter3_seg(int64_t nrows, const float* const* rows, int64_t a, int64_t ocg, int64_t ostride,
-                  const float* b, float* dx, int64_t ldx, int first, int width) {
+                  const float* b, const float* bias, float* dx, int64_t ldx, int first, int width) {
   __m256 acc[S];
 #pragma GCC unroll 16
   for (int i = 0; i < S; ++i) acc[i] = _mm256_setzero_ps();
@@ -76,6 +76,8 @@ void scatter3_seg(int64_t nrows, const float* const* rows, int64_t a, int64_t oc
     __m256 r[8];
     for (int k = 0; k < 8; ++k) r[k] = _mm256_load_ps(t[i0 + k]);  // past the part: not stored
     transpose8(r);
+    if (bias)
+      for (int j = 0; j < 8; ++j) r[j] = _mm256_add_ps(r[j], _mm256_set1_ps(bias[j]));
     if (n == 8) {
       for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d + j * ldx, r[j]);
     } else {
@@ -87,32 +89,44 @@ void scatter3_seg(int64_t nrows, const float* const* rows, int64_t a, int64_t oc
 
 template <int L, int R, int... Ss>
 void seg_dispatch(int s, int64_t nrows, const float* const* rows, int64_t a, int64_t ocg, int64_t ostride,
-                  const float* b, float* dx, int64_t ldx, int first, int width) {
-  (void)((s == Ss ? (scatter3_seg<Ss, L, R>(nrows, rows, a, ocg, ostride, b, dx, ldx, first, width), true)
+                  const float* b, const float* bias, float* dx, int64_t ldx, int first, int width) {
+  (void)((s == Ss ? (scatter3_seg<Ss, L, R>(nrows, rows, a, ocg, ostride, b, bias, dx, ldx, first, width), true)
                   : false) ||
          ...);
 }
 
+// One segment [a, a + s) of the padded row, s in 1..14.
+void segment(int ow, int a, int s, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
+             const float* b, const float* bias, float* dx, int64_t ldx, int first, int width) {
+  const int l = std::min(a, 2), r = std::max(0, a + s - ow);
+#define TSM_SEG(L, R)                                                                                            \
+  case L * 3 + R:                                                                                              \
+    seg_dispatch<L, R, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14>(s, nrows, rows, a, ocg, ostride, b, bias, \
+                                                                      dx, ldx, first, width);                  \
+    break;
+  switch (l * 3 + r) {
+    TSM_SEG(0, 0) TSM_SEG(0, 1) TSM_SEG(0, 2)
+    TSM_SEG(1, 0) TSM_SEG(1, 1) TSM_SEG(1, 2)
+    TSM_SEG(2, 0) TSM_SEG(2, 1) TSM_SEG(2, 2)
+    default: break;
+  }
+#undef TSM_SEG
+}
+
 }  // namespace
 
+// Only the padded pixels [first, first + width) are computed (the others would be thrown away):
+// in one piece up to 14 of them, else in ceil(width / 12) segments of 6..12, as even as they come.
 void conv_scatter3_row_avx2(int ow, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
-                            const float* b, float* dx, int64_t ldx, int first, int width) {
-  const int v = ow + 2;  // padded dx pixels
-  if (v <= 14) {
-    seg_dispatch<0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14>(v, nrows, rows, 0, ocg, ostride, b, dx, ldx,
-                                                                first, width);
+                            const float* b, const float* bias, float* dx, int64_t ldx, int first, int width) {
+  if (width <= 14) {
+    segment(ow, first, width, nrows, rows, ocg, ostride, b, bias, dx, ldx, first, width);
     return;
   }
-  // Segments of 6..12 pixels, as even as they come: ceil(v / 12) of them.
-  const int nseg = (v + 11) / 12, base = v / nseg, extra = v % nseg;
-  for (int k = 0, a = 0; k < nseg; ++k) {
+  const int nseg = (width + 11) / 12, base = width / nseg, extra = width % nseg;
+  for (int k = 0, a = first; k < nseg; ++k) {
     const int s = base + (k < extra ? 1 : 0);
-    if (k == 0)
-      seg_dispatch<0, 0, 6, 7, 8, 9, 10, 11, 12>(s, nrows, rows, a, ocg, ostride, b, dx, ldx, first, width);
-    else if (k + 1 < nseg)
-      seg_dispatch<2, 0, 6, 7, 8, 9, 10, 11, 12>(s, nrows, rows, a, ocg, ostride, b, dx, ldx, first, width);
-    else
-      seg_dispatch<2, 2, 6, 7, 8, 9, 10, 11, 12>(s, nrows, rows, a, ocg, ostride, b, dx, ldx, first, width);
+    segment(ow, a, s, nrows, rows, ocg, ostride, b, bias, dx, ldx, first, width);
     a += s;
   }
 }
