@@ -135,23 +135,54 @@ struct Buf {
   Buf& operator=(const Buf&) = delete;
 };
 
+// How the B rows of a recurrent product's A operand split into row panels: `nmain` panels of the
+// kernel's MR rows, then `ntail` panels of a smaller kernel's rows. On AVX2 the 6-row tiles leave
+// 2 or 4 rows over for B % 6 of 2 or 4, which the 6x16 kernel pads to 6; 4x16 tiles take them
+// instead (B = 32: 4 x 6 + 2 x 4 rows, no padding). Elsewhere there is no tail.
+struct RowTiling {
+  const GemmUkernel* main;
+  const GemmUkernel* tail;
+  int64_t nmain, ntail;
+  RowTiling(const GemmUkernel& uk, int64_t B) : main(&uk), tail(nullptr), nmain(ceil_div(B, uk.mr)), ntail(0) {
+    const GemmUkernel* t4 = &uk == gemm_ukernel_avx2() ? gemm_ukernel_avx2_mr4() : nullptr;
+    if (!t4) return;
+    if (B % 6 == 4) {
+      tail = t4, nmain = B / 6, ntail = 1;
+    } else if (B % 6 == 2 && B >= 8) {
+      tail = t4, nmain = B / 6 - 1, ntail = 2;
+    }
+  }
+  int64_t panels() const { return nmain + ntail; }
+  int mr(int64_t p) const { return p < nmain ? main->mr : tail->mr; }
+  const GemmUkernel& kernel(int64_t p) const { return p < nmain ? *main : *tail; }
+  // The panel's first row; of depth k, the panel starts at row0(p) * k floats.
+  int64_t row0(int64_t p) const { return p <= nmain ? p * main->mr : nmain * main->mr + (p - nmain) * tail->mr; }
+  // Floats of all the panels per unit of depth (padding rows included).
+  int64_t width() const { return row0(panels()); }
+};
+
 // Columns [c0, c0 + cols) of all B rows of src (row stride ld) into the packed A operand of depth
-// k (MR-row panels, k x MR each, padding rows zero).
+// k (the tiling's row panels, k x MR each, padding rows zero).
 inline void pack_a_cols(float* apack, const float* src, int64_t ld, int64_t B, int64_t k, int64_t c0, int64_t cols,
-                        int mr) {
-  for (int64_t b0 = 0; b0 < B; b0 += mr)
-    pack_a_panel(apack + (b0 / mr) * k * mr + c0 * mr, src + b0 * ld + c0, ld, std::min<int64_t>(mr, B - b0), cols, mr);
+                        const RowTiling& rt) {
+  for (int64_t p = 0; p < rt.panels(); ++p) {
+    const int64_t r0 = rt.row0(p);
+    const int mr = rt.mr(p);
+    pack_a_panel(apack + r0 * k + c0 * mr, src + r0 * ld + c0, ld, std::min<int64_t>(mr, B - r0), cols, mr);
+  }
 }
 
 // C[rows x cols] (+)= packed A (all row panels, depth k) x one packed B panel (k x NR).
 // beta is 0 or 1. Edge tiles go through a small buffer.
-inline void panel_product(const GemmUkernel& uk, int64_t B, int64_t k, const float* apack, const float* bpanel,
+inline void panel_product(const RowTiling& rt, int64_t B, int64_t k, const float* apack, const float* bpanel,
                           float* c, int64_t ldc, int64_t cols, float beta) {
-  const int mr = uk.mr, nr = uk.nr;
+  const int nr = rt.main->nr;
   alignas(64) float tile[16 * 64];  // mr * nr <= 1024 for every kernel we ship
-  for (int64_t i0 = 0; i0 < B; i0 += mr) {
-    const int64_t rows = std::min<int64_t>(mr, B - i0);
-    const float* ap = apack + (i0 / mr) * k * mr;
+  for (int64_t p = 0; p < rt.panels(); ++p) {
+    const GemmUkernel& uk = rt.kernel(p);
+    const int mr = uk.mr;
+    const int64_t i0 = rt.row0(p), rows = std::min<int64_t>(mr, B - i0);
+    const float* ap = apack + i0 * k;
     float* ci = c + i0 * ldc;
     if (rows == mr && cols == nr) {
       uk.fn(k, ap, bpanel, ci, ldc, 1.0f, beta);
@@ -210,9 +241,9 @@ TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gat
     return fail(TSM_ERR_INVALID_ARGUMENT, "%s: y, gates, cs, x, w_ih and w_hh must not be NULL", op);
   const Dims d{T, B, I, H, batch_first != 0};
   const int64_t G = 4 * H, rows = T * B;
-  const GemmUkernel& uk = gemm_ukernel_for_rows(active_simd(), B);
-  const int mr = uk.mr, nr = uk.nr;
-  const int64_t nub = ceil_div(H, nr), npa = ceil_div(B, mr);
+  const RowTiling rt(gemm_ukernel_for_rows(active_simd(), B), B);
+  const int nr = rt.main->nr;
+  const int64_t nub = ceil_div(H, nr), aw = rt.width();
   const auto cell = TSM_PICK_ISA(active_simd(), cell_forward);
 
   // 1. The input product of all steps.
@@ -220,7 +251,7 @@ TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gat
                            std::max<int64_t>(I, 1), 0.0f, gates, G))
     return s;
 
-  Buf bias(G), wpack(size_t(nub) * 4 * H * nr), apack(size_t(2) * npa * mr * H), zeros(H);
+  Buf bias(G), wpack(size_t(nub) * 4 * H * nr), apack(size_t(2) * aw * H), zeros(H);
   if (!bias.p || !wpack.p || !apack.p || !zeros.p) return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
   std::memset(zeros.p, 0, sizeof(float) * size_t(H));
   for (int64_t j = 0; j < G; ++j) bias.p[j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
@@ -239,8 +270,8 @@ TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gat
       }
     }
   });
-  const size_t abuf = size_t(npa) * mr * H;
-  if (h0) pack_a_cols(apack.p, h0, H, B, H, 0, H, mr);
+  const size_t abuf = size_t(aw) * H;
+  if (h0) pack_a_cols(apack.p, h0, H, B, H, 0, H, rt);
 
   const int64_t ldg = d.bstride() * G, ldh = d.bstride() * H;
   // 3. The steps.
@@ -258,12 +289,12 @@ TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gat
       const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
       if (recurrent)
         for (int q = 0; q < 4; ++q)
-          panel_product(uk, B, H, acur, wpack.p + (u * 4 + q) * H * nr, g_t + q * H + u0, ldg, cols, 1.0f);
+          panel_product(rt, B, H, acur, wpack.p + (u * 4 + q) * H * nr, g_t + q * H + u0, ldg, cols, 1.0f);
       for (int64_t b = 0; b < B; ++b)
         cell(g_t + b * ldg + u0, bias.p + u0, c_prev + b * ldcp + u0, c_t + b * ldh + u0, y_t + b * ldh + u0, H,
              cols);
       // These units of h_t, for the next step's product (register transposes, not a strided scatter).
-      pack_a_cols(anext, y_t, ldh, B, H, u0, cols, mr);
+      pack_a_cols(anext, y_t, ldh, B, H, u0, cols, rt);
     });
   }
   for (int64_t b = 0; b < B; ++b) {
@@ -299,13 +330,13 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
   if (!w_hh || !y || !gates || !cs || (I > 0 && (!x || !w_ih)))
     return fail(TSM_ERR_INVALID_ARGUMENT, "%s: x, w_ih, w_hh, y, gates and cs must not be NULL", op);
   const Dims d{T, B, I, H, batch_first != 0};
-  const GemmUkernel& uk = gemm_ukernel_for_rows(active_simd(), B);
-  const int mr = uk.mr, nr = uk.nr;
-  const int64_t nub = ceil_div(H, nr), npa = ceil_div(B, mr);
+  const RowTiling rt(gemm_ukernel_for_rows(active_simd(), B), B);
+  const int nr = rt.main->nr;
+  const int64_t nub = ceil_div(H, nr), aw = rt.width();
   const auto cell = TSM_PICK_ISA(active_simd(), cell_backward);
 
   // dG_t of every step stays packed (MR-row panels), for dh_{t-1} and then for dx = dG W_ih.
-  Buf dgates(size_t(rows) * G), wpack(size_t(nub) * G * nr), apack(size_t(T + 1) * npa * mr * G), dh(size_t(B) * H),
+  Buf dgates(size_t(rows) * G), wpack(size_t(nub) * G * nr), apack(size_t(T + 1) * aw * G), dh(size_t(B) * H),
       dc(size_t(B) * H), zeros(H);
   if (!dgates.p || !wpack.p || !apack.p || !dh.p || !dc.p || !zeros.p)
     return fail(TSM_ERR_OUT_OF_MEMORY, "%s: out of memory", op);
@@ -322,7 +353,7 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
       for (; jj < nr; ++jj) row[jj] = 0.0f;
     }
   });
-  const size_t abuf = size_t(npa) * mr * G;
+  const size_t abuf = size_t(aw) * G;
   for (int64_t k = 0; k < B * H; ++k) dc.p[k] = dc_n ? dc_n[k] : 0.0f;
   // The bias gradient, summed over the steps by the tasks that own its columns (no pass over dG);
   // into a scratch row when neither bias wants it.
@@ -346,7 +377,7 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
       const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
       // dh_t for these units: from the step after, or dh_n at the last step.
       if (!last) {
-        panel_product(uk, B, G, aprev, wpack.p + u * G * nr, dh.p + u0, H, cols, 0.0f);
+        panel_product(rt, B, G, aprev, wpack.p + u * G * nr, dh.p + u0, H, cols, 0.0f);
       } else {
         for (int64_t b = 0; b < B; ++b)
           for (int64_t j = 0; j < cols; ++j) dh.p[b * H + u0 + j] = dh_n ? dh_n[b * H + u0 + j] : 0.0f;
@@ -357,7 +388,7 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
              db + 3 * H + u0, H, cols);
       // These units' columns of dG_t, for the step before's product and for dx (register
       // transposes; the strided scatter it replaces had 4% of an LSTM training step's samples).
-      for (int q = 0; q < 4; ++q) pack_a_cols(acur, dg_t, ldg, B, G, q * H + u0, cols, mr);
+      for (int q = 0; q < 4; ++q) pack_a_cols(acur, dg_t, ldg, B, G, q * H + u0, cols, rt);
     });
   }
   // dh0 = dG_0 W_hh; dc0 = dc.
@@ -365,7 +396,7 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
     const float* a0 = apack.p;  // dG_0, packed
     parallel_for(nub, [&](int64_t u) {
       const int64_t u0 = u * nr, cols = std::min<int64_t>(nr, H - u0);
-      panel_product(uk, B, G, a0, wpack.p + u * G * nr, dh0 + u0, H, cols, 0.0f);
+      panel_product(rt, B, G, a0, wpack.p + u * G * nr, dh0 + u0, H, cols, 0.0f);
     });
   }
   if (dc0) std::memcpy(dc0, dc.p, sizeof(float) * size_t(B * H));
@@ -390,7 +421,7 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
     const int64_t ldx = d.bstride() * I;
     parallel_for(T * npi, [&](int64_t task) {
       const int64_t t = task / npi, n = task % npi, n0 = n * nr;
-      panel_product(uk, B, G, apack.p + t * abuf, wipack.p + n * G * nr, dx + d.row(t, 0) * I + n0, ldx,
+      panel_product(rt, B, G, apack.p + t * abuf, wipack.p + n * G * nr, dx + d.row(t, 0) * I + n0, ldx,
                     std::min<int64_t>(nr, I - n0), 0.0f);
     });
   }

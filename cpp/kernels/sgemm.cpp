@@ -20,6 +20,10 @@
 #include "simd/gemm_pack.h"
 #include "simd/gemm_ukernel.h"
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
+
 namespace tsm {
 
 #if !(defined(__x86_64__) || defined(_M_X64))
@@ -88,6 +92,22 @@ void pack_a_panel(float* dst, const float* a, int64_t lda, int64_t rows, int64_t
     pack_a_rows_avx512(dst, a, lda, k, mr);  // 16x16 register transposes
   } else if (rows == mr && avx2_pack(mr, 16)) {
     pack_a6_rows_avx2(dst, a, lda, k);  // 8x8 register transposes
+#if defined(__x86_64__) || defined(_M_X64)
+  } else if (rows == mr && mr == 4) {
+    // The AVX2 4x16 kernel's tail panels (the LSTM's recurrent products): 4x4 SSE transposes.
+    int64_t p = 0;
+    for (; p + 4 <= k; p += 4) {
+      __m128 r0 = _mm_loadu_ps(a + p), r1 = _mm_loadu_ps(a + lda + p);
+      __m128 r2 = _mm_loadu_ps(a + 2 * lda + p), r3 = _mm_loadu_ps(a + 3 * lda + p);
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(dst + p * 4, r0);
+      _mm_storeu_ps(dst + p * 4 + 4, r1);
+      _mm_storeu_ps(dst + p * 4 + 8, r2);
+      _mm_storeu_ps(dst + p * 4 + 12, r3);
+    }
+    for (; p < k; ++p)
+      for (int i = 0; i < 4; ++i) dst[p * 4 + i] = a[i * lda + p];
+#endif
   } else {
     // Each row is contiguous in p. Walk p in the outer loop so the writes are contiguous (the rows
     // are mr sequential read streams); writing with a stride of mr floats per element cost ~12% of

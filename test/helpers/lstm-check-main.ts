@@ -102,7 +102,7 @@ function check(p: Problem): void {
 
 const failures: string[] = [];
 let cases = 0;
-for (const B of [1, 6, 7, 8, 12, 13, 32]) {
+for (const B of [1, 4, 6, 7, 8, 10, 12, 13, 32]) {
   for (const H of [5, 16, 37, 64]) {
     for (const bf of [false, true]) {
       const T = 3, I = 6, G = 4 * H, state = (B + H + (bf ? 1 : 0)) % 2 === 0;

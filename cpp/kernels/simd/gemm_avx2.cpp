@@ -93,4 +93,12 @@ const GemmUkernel* gemm_ukernel_avx2() {
   return &k;
 }
 
+// 4 x 16 (8 accumulators: two FMA pipes of 4-cycle latency, just enough chains), for the last rows
+// of a few-row product whose row count leaves 2 or 4 over from the 6-row tiles (the LSTM's batch of
+// 32: 4 x 6 + 2 x 4 rows instead of 6 x 6 with 4 padding rows).
+const GemmUkernel* gemm_ukernel_avx2_mr4() {
+  static const GemmUkernel k{"avx2 4x16", 4, NR, 144, 512, 4080, ukernel_avx2<4>, ukernel_avx2_pack_b<4>};
+  return &k;
+}
+
 }  // namespace tsm

@@ -63,6 +63,7 @@ const GemmUkernel& gemm_ukernel_for_rows(tsm_simd simd, int64_t rows) {
 
 #if !(defined(__x86_64__) || defined(_M_X64))
 const GemmUkernel* gemm_ukernel_avx2() { return nullptr; }
+const GemmUkernel* gemm_ukernel_avx2_mr4() { return nullptr; }
 const GemmUkernel* gemm_ukernel_avx512() { return nullptr; }
 const GemmUkernel* gemm_ukernel_avx512_mr8() { return nullptr; }
 #endif

@@ -33,6 +33,7 @@ struct GemmUkernel {
 
 const GemmUkernel& gemm_ukernel_generic();
 const GemmUkernel* gemm_ukernel_avx2();    // nullptr when not compiled in (non-x86 builds)
+const GemmUkernel* gemm_ukernel_avx2_mr4();  // 4x16, for tail rows; nullptr when not compiled in
 const GemmUkernel* gemm_ukernel_avx512();  // nullptr when not compiled in
 const GemmUkernel* gemm_ukernel_avx512_mr8();  // nullptr when not compiled in
 const GemmUkernel& gemm_ukernel_for(tsm_simd simd);
