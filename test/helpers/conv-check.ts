@@ -204,6 +204,17 @@ export const CONV_GROUPS: [string, () => void][] = [
     checkConv({ ...base, N: 1, C: 64, H: 34, W: 34, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1 }, false);
     checkConv({ ...base, N: 2, C: 8, H: 4, W: 13, OC: 8, KH: 1, KW: 3, pH: 2 }, true);
   }],
+  ['matches the reference on the AVX2 3-wide backward-weight (stride 1, KH <= 3, OCg a multiple of 8, rows >= 24)', () => {
+    // AVX2 machines: 9 taps' gradients of 8 output channels in registers per input channel, dy
+    // copied channels-inner with zero pixels past the row ends. Tap rows past the top and bottom
+    // (taken one by one), kernels of 1 and 2 rows with dilation, horizontal padding 0..2, groups of
+    // 8 output channels, one block split over input channels (too few blocks for the threads).
+    const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
+    checkConv({ ...base, N: 2, C: 3, H: 6, W: 30, OC: 8, KH: 3, KW: 3, pH: 1, pW: 1 }, true);
+    checkConv({ ...base, N: 1, C: 2, H: 5, W: 26, OC: 16, KH: 2, KW: 3, pW: 2, dH: 2 }, false);
+    checkConv({ ...base, N: 2, C: 4, H: 4, W: 27, OC: 8, KH: 1, KW: 3 }, true);
+    checkConv({ ...base, N: 2, C: 4, H: 5, W: 28, OC: 16, KH: 3, KW: 3, pH: 2, groups: 2 }, false);
+  }],
   ['matches the reference on the few-taps backward-weight (Cg*KH*KW < 12, bias as a row of ones)', () => {
     const base = { sH: 1, sW: 1, pH: 0, pW: 0, dH: 1, dW: 1, groups: 1 };
     checkConv({ ...base, N: 5, C: 1, H: 17, W: 30, OC: 48, KH: 3, KW: 3, pH: 1, pW: 1 }, true); // padding, 1.5 panels

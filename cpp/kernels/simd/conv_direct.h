@@ -105,6 +105,18 @@ bool conv_scatter3_row_avx512(int ow, int64_t nrows, const float* const* rows, i
 void conv_scatter3_row_avx2(int ow, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
                             const float* b, const float* bias, float* dx, int64_t ldx, int first, int width);
 
+// The AVX2 backward-weight of a 3-wide kernel, stride 1 (simd/conv_bw3_avx2.cpp), for one image,
+// 8 output channels and one input channel xc (h x w):
+//   acc_io[(r*3 + kw)*8 + j] += sum over oh < oh_n, x pixels q of x row ih = oh - ph + r*dh in
+//                               [0, h): xc[ih*w + q] * dyt[oh*dyt_row + (q + pw - kw + 2)*8 + j]
+// for r < kh_n (<= 3). dyt is the 8 channels' dy, channels-inner (conv_dy_rows8_avx2): rows of
+// (OW + 4) pixels of 8 floats, the two first and last zero; 32-byte aligned.
+void conv_bw3_channel_avx2(const float* dyt, int64_t oh_n, int64_t dyt_row, const float* xc, int64_t h, int64_t w,
+                           int64_t ph, int64_t dh, int kh_n, int pw, float* acc_io);
+// dyt (oh_n rows of dyt_row >= (ow + 4) * 8 floats) from 8 dy planes (oh_n x ow, ostride apart):
+// pixel q of row oh at dyt + oh*dyt_row + (q + 2)*8, two zero pixels each side.
+void conv_dy_rows8_avx2(float* dyt, int64_t dyt_row, const float* dy, int64_t ostride, int64_t oh_n, int64_t ow);
+
 // One tile of the row-wise backward-weight: mr (1..12) output channels x 32 input channels of one
 // tap, summed over the pixels of nrows output rows of ow pixels,
 //   C(i, j) (+)= sum_r sum_x a[(r*ow + x)*lda + i] * b[rowoff[r] + x*bstep + j]
