@@ -25,9 +25,11 @@
 //   * on AVX2 (the 6x16 kernel), the implicit GEMM with its own pieces: pixel runs packed with
 //     blended loads (forward, stride_w 1, padding through a zero-bordered copy), col2im by vector
 //     adds (backward-data, stride_w 1), channels-last panels (backward-weight, Cg % 16 == 0; the
-//     portable form also serves NEON's 12-column panels). Backward-data of 3-wide kernels (stride
-//     1, Cg % 8 == 0) is a scatter of dy rows instead (backward_data_scatter_avx2); other stride-1
-//     ones with Cg >= 64 the forward of dy with the flipped kernel (backward_data_flipped).
+//     portable form also serves NEON's 12-column panels). 3-wide kernels with stride 1 take their
+//     own register-blocked kernels: forward (OCg % 8 == 0, Cg >= 8) and backward-data (Cg % 8 ==
+//     0) as scatters of rows (scatter_rows_avx2), backward-weight over rows of 24+ pixels
+//     (backward_weight_bw3_avx2); other stride-1 backward-data with Cg >= 64 is the forward of dy
+//     with the flipped kernel (backward_data_flipped).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -68,7 +70,7 @@ void conv_pixels_major_avx512(float*, const float*, int64_t, int64_t, int64_t) {
 void conv_bw_rows_tile_avx512(int, int64_t, const int64_t*, int64_t, int64_t, const float*,
                               const float*, int64_t, float*, int64_t, bool) {}
 void conv_pack_b_runs_avx2(float*, const float*, const int64_t*, int64_t, const int32_t*,
-                           const uint16_t*, int, int64_t, int64_t, int64_t, int64_t) {}
+                           const uint16_t*, int, int64_t, int64_t, int64_t, int64_t, int64_t) {}
 void conv_col2im_s1_avx2(float*, const float*, int64_t, int64_t, const DirectConvShape&, int64_t, int64_t) {}
 void conv_scatter3_row_avx2(int, int64_t, const float* const*, int64_t, int64_t, const float*,
                             const float*, float*, int64_t, int, int) {}
@@ -456,11 +458,16 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
   const GemmUkernel& uk = gemm_ukernel_for_rows(active_simd(), g.ocg);
   const int64_t ohw = g.ohw(), kk = g.kk;
   const int64_t mpad = round_up(g.ocg, uk.mr), npad = round_up(ohw, uk.nr);
-  float* apack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * mpad * kk));
-  if (!apack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
-  for (int64_t grp = 0; grp < g.g; ++grp)
-    pack_a_rows(apack + grp * mpad * kk, w + grp * g.ocg * kk, kk, false, g.ocg, kk, 0, kk, uk.mr);
   const bool runs2 = uk.nr == 16 && avx2_runs(padded_geom(g));
+  // On AVX2 the kernel writes y itself (no C tile copied out after), the bias as one more row of
+  // the reduction (a column of A, a row of ones in B): depth kk + 1.
+  const int64_t depth = kk + (runs2 && bias ? 1 : 0);
+  float* apack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * mpad * depth));
+  if (!apack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
+  for (int64_t grp = 0; grp < g.g; ++grp) {
+    pack_a_rows(apack + grp * mpad * depth, w + grp * g.ocg * kk, kk, false, g.ocg, kk, 0, depth, uk.mr);
+    if (depth > kk) pack_a_rows(apack + grp * mpad * depth, bias + grp * g.ocg, 1, false, g.ocg, 1, kk, depth, uk.mr);
+  }
   const bool pre_pad = use_pre_pad(g) || (runs2 && (g.ph > 0 || g.pw > 0));
   const ConvGeom gp = pre_pad ? padded_geom(g) : g;  // the geometry the packer sees
   const ImplicitTables tb(gp);
@@ -477,26 +484,45 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
   bool oom = false;
   parallel_for(g.n * g.g, [&](int64_t task) {
     const int64_t n = task / g.g, grp = task % g.g;
-    float* bpack = scratch(2, static_cast<size_t>(kk * npad));
-    float* ctile = scratch(3, static_cast<size_t>(mpad * npad));
+    float* bpack = scratch(2, static_cast<size_t>(depth * (runs2 ? kRunsChunk : npad)));
+    float* ctile = scratch(3, static_cast<size_t>(runs2 ? uk.mr * uk.nr : mpad * npad));
     if (!bpack || !ctile) { oom = true; return; }
     const float* xg = x + (n * g.c + grp * g.cg) * g.hw();
     if (pre_pad) {
       xg = padded_group(xg, g);
       if (!xg) { oom = true; return; }
     }
-    const float* ap = apack + grp * mpad * kk;
+    const float* ap = apack + grp * mpad * depth;
+    float* yg = y + (n * g.oc + grp * g.ocg) * ohw;
+    if (runs2) {
+      // Panels of up to kRunsChunk pixels packed, then multiplied while in L1/L2, each tile stored
+      // into y: whole tiles directly, edge tiles (past OCg or the last pixel) through ctile.
+      for (int64_t jb = 0; jb < npad; jb += kRunsChunk) {
+        const int64_t je = std::min(npad, jb + kRunsChunk);
+        conv_pack_b_runs_avx2(bpack, xg, tb.tap_off.data(), kk, pr.off.data(), pr.mask.data(), pr.nseg, ohw, jb, je,
+                              gp.cg * gp.hw(), depth);
+        for (int64_t j0 = jb; j0 < je; j0 += uk.nr)
+          for (int64_t i0 = 0; i0 < mpad; i0 += uk.mr) {
+            const int64_t rows = std::min<int64_t>(uk.mr, g.ocg - i0), cols = std::min<int64_t>(uk.nr, ohw - j0);
+            float* cij = yg + i0 * ohw + j0;
+            if (rows == uk.mr && cols == uk.nr) {
+              uk.fn(depth, ap + i0 * depth, bpack + (j0 - jb) * depth, cij, ohw, 1.0f, 0.0f);
+              continue;
+            }
+            uk.fn(depth, ap + i0 * depth, bpack + (j0 - jb) * depth, ctile, uk.nr, 1.0f, 0.0f);
+            for (int64_t i = 0; i < rows; ++i)
+              std::memcpy(cij + i * ohw, ctile + i * uk.nr, sizeof(float) * static_cast<size_t>(cols));
+          }
+      }
+      return;
+    }
     if (runs) {
       // A few panels at a time, each multiplied while it is still in L1/L2: packing all of a large
       // image first (a 56x56 ResNet layer: 7 MiB) sent the panels through L3 and back.
       for (int64_t jb = 0; jb < npad; jb += kRunsChunk) {
         const int64_t je = std::min(npad, jb + kRunsChunk);
-        if (runs2)
-          conv_pack_b_runs_avx2(bpack, xg, tb.tap_off.data(), kk, pr.off.data(), pr.mask.data(),
+        conv_pack_b_runs_avx512(bpack, xg, tb.tap_off.data(), kk, pr.off.data(), pr.mask.data(),
                                 pr.nseg, ohw, jb, je, gp.cg * gp.hw());
-        else
-          conv_pack_b_runs_avx512(bpack, xg, tb.tap_off.data(), kk, pr.off.data(), pr.mask.data(),
-                                  pr.nseg, ohw, jb, je, gp.cg * gp.hw());
         for (int64_t j0 = jb; j0 < je; j0 += uk.nr)
           for (int64_t i0 = 0; i0 < mpad; i0 += uk.mr)
             uk.fn(kk, ap + i0 * kk, bpack + (j0 - jb) * kk, ctile + i0 * npad + j0, npad, 1.0f, 0.0f);
@@ -506,7 +532,6 @@ tsm_status forward_implicit(float* y, const float* x, const float* w, const floa
       else pack_b_im2col(bpack, xg, gp, tb, uk.nr);
       run_tiles(uk, ctile, ap, bpack, mpad, npad, kk, 0.0f);
     }
-    float* yg = y + (n * g.oc + grp * g.ocg) * ohw;
     for (int64_t o = 0; o < g.ocg; ++o) {
       const float b = bias ? bias[grp * g.ocg + o] : 0.0f;
       const float* src = ctile + o * npad;

@@ -30,10 +30,11 @@ void conv_pack_b_runs_avx512(float* dst, const float* xg, const int64_t* tap_off
                              const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
                              int64_t ohw, int64_t j_begin, int64_t j_end, int64_t limit);
 // The same for the AVX2 6x16 kernel (simd/conv_pack_avx2.cpp): panels of NR = 16 pixels, one
-// chunk each. x86-64 only; the caller checks that AVX2 is the active path.
+// chunk each, `depth` >= kk rows deep, rows kk .. depth-1 all ones (the bias row). x86-64 only;
+// the caller checks that AVX2 is the active path.
 void conv_pack_b_runs_avx2(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
                            const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
-                           int64_t ohw, int64_t j_begin, int64_t j_end, int64_t limit);
+                           int64_t ohw, int64_t j_begin, int64_t j_end, int64_t limit, int64_t depth);
 // A panel (k = pixel, mr <= 16 taps per k) of the few-taps backward-weight, from the forward's runs:
 // dst[q*mr + t] = x tap t at pixel q for t < kk; 1 at t = kk when ones (the bias row); 0 above.
 void conv_pack_a_taps_avx512(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,

@@ -21,12 +21,12 @@ inline __m256i half_mask(unsigned bits, int h) {
 
 void conv_pack_b_runs_avx2(float* dst, const float* xg, const int64_t* tap_off, int64_t kk,
                            const int32_t* seg_off, const uint16_t* seg_mask, int nseg,
-                           int64_t ohw, int64_t j_begin, int64_t j_end, int64_t limit) {
+                           int64_t ohw, int64_t j_begin, int64_t j_end, int64_t limit, int64_t depth) {
   int64_t max_tap = 0;
   for (int64_t t = 0; t < kk; ++t) max_tap = std::max(max_tap, tap_off[t]);
   constexpr int kMaxSeg = 16;  // a chunk of 16 pixels has at most 16 runs
   for (int64_t j0 = j_begin; j0 < std::min(j_end, ohw); j0 += 16) {
-    float* d = dst + ((j0 - j_begin) / 16) * kk * 16;
+    float* d = dst + ((j0 - j_begin) / 16) * depth * 16;
     const int32_t* o = seg_off + (j0 / 16) * nseg;
     const uint16_t* m = seg_mask + (j0 / 16) * nseg;
     // The chunk's runs (entries past the last have empty masks) and whether every 16-float read
@@ -65,6 +65,10 @@ void conv_pack_b_runs_avx2(float* dst, const float* xg, const int64_t* tap_off, 
       }
       _mm256_storeu_ps(d + t * 16, v0);
       _mm256_storeu_ps(d + t * 16 + 8, v1);
+    }
+    for (int64_t t = kk; t < depth; ++t) {
+      _mm256_storeu_ps(d + t * 16, _mm256_set1_ps(1.0f));
+      _mm256_storeu_ps(d + t * 16 + 8, _mm256_set1_ps(1.0f));
     }
   }
 }
