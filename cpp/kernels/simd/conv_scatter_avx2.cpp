@@ -36,14 +36,17 @@ inline void transpose8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-// Padded dx pixels [a, a + S) of one row of 8 channels (padded pixel p is dx pixel p - first), in
-// S accumulators: dy pixel q reaches padded pixels q, q+1 and q+2, and the dy pixels that reach the
-// segment are q = a + rel for rel in [-L, S - R), L = min(a, 2) and R = max(0, a + S - OW) (the
-// row's ends). S + 1 registers of the 16, and the three weights: GCC keeps what fits and reads the
-// rest as the FMAs' memory operands (one 96-byte piece of the panel per output channel, in L1).
+// Padded dx pixels [a, a + S) of one row of 8 channels, all of them stored (padded pixel p is dx
+// pixel p - first), in S accumulators: dy pixel q reaches padded pixels q, q+1 and q+2, and the dy
+// pixels that reach the segment are q = a + rel for rel in [-L, S - R), L = min(a, 2) and
+// R = max(0, a + S - OW) (the row's ends). The accumulators and the broadcast take S + 1 of the 16
+// registers; the three weights of an output channel are a 96-byte piece of the panel in L1. For
+// S >= 12 the third is read by each FMA: held in a register, GCC spilled an accumulator instead,
+// whose store and reload chained every output channel's FMAs (37% of a segment's samples; ResNet
+// backward-data 5.7% slower).
 template <int S, int L, int R>
 void scatter3_seg(int64_t nrows, const float* const* rows, int64_t a, int64_t ocg, int64_t ostride,
-                  const float* b, const float* bias, float* dx, int64_t ldx, int first, int width) {
+                  const float* b, const float* bias, float* dx, int64_t ldx, int first) {
   __m256 acc[S];
 #pragma GCC unroll 16
   for (int i = 0; i < S; ++i) acc[i] = _mm256_setzero_ps();
@@ -61,20 +64,18 @@ void scatter3_seg(int64_t nrows, const float* const* rows, int64_t a, int64_t oc
       }
     }
   }
-  // The segment's part of the dx row, 8 pixels at a time, transposed into 8 channel rows of 8
-  // pixels (masked at the part's end).
+  // The segment's pixels, 8 at a time, transposed into 8 channel rows of 8 pixels (masked at the
+  // segment's end).
   alignas(32) float t[S + 8][8];
 #pragma GCC unroll 16
   for (int i = 0; i < S; ++i) _mm256_store_ps(t[i], acc[i]);
   for (int i = S; i < S + 8; ++i) _mm256_store_ps(t[i], _mm256_setzero_ps());
-  const int i_lo = std::max<int>(0, first - static_cast<int>(a));
-  const int i_hi = std::min<int>(S, first + width - static_cast<int>(a));
-  float* d = dx + (a + i_lo - first);
+  float* d = dx + (a - first);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int i0 = i_lo; i0 < i_hi; i0 += 8, d += 8) {
-    const int n = std::min(8, i_hi - i0);
+  for (int i0 = 0; i0 < S; i0 += 8, d += 8) {
+    const int n = std::min(8, S - i0);
     __m256 r[8];
-    for (int k = 0; k < 8; ++k) r[k] = _mm256_load_ps(t[i0 + k]);  // past the part: not stored
+    for (int k = 0; k < 8; ++k) r[k] = _mm256_load_ps(t[i0 + k]);  // past the segment: not stored
     transpose8(r);
     if (bias)
       for (int j = 0; j < 8; ++j) r[j] = _mm256_add_ps(r[j], _mm256_set1_ps(bias[j]));
@@ -89,20 +90,20 @@ void scatter3_seg(int64_t nrows, const float* const* rows, int64_t a, int64_t oc
 
 template <int L, int R, int... Ss>
 void seg_dispatch(int s, int64_t nrows, const float* const* rows, int64_t a, int64_t ocg, int64_t ostride,
-                  const float* b, const float* bias, float* dx, int64_t ldx, int first, int width) {
-  (void)((s == Ss ? (scatter3_seg<Ss, L, R>(nrows, rows, a, ocg, ostride, b, bias, dx, ldx, first, width), true)
+                  const float* b, const float* bias, float* dx, int64_t ldx, int first) {
+  (void)((s == Ss ? (scatter3_seg<Ss, L, R>(nrows, rows, a, ocg, ostride, b, bias, dx, ldx, first), true)
                   : false) ||
          ...);
 }
 
 // One segment [a, a + s) of the padded row, s in 1..14.
 void segment(int ow, int a, int s, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
-             const float* b, const float* bias, float* dx, int64_t ldx, int first, int width) {
+             const float* b, const float* bias, float* dx, int64_t ldx, int first) {
   const int l = std::min(a, 2), r = std::max(0, a + s - ow);
 #define TSM_SEG(L, R)                                                                                            \
   case L * 3 + R:                                                                                              \
     seg_dispatch<L, R, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14>(s, nrows, rows, a, ocg, ostride, b, bias, \
-                                                                      dx, ldx, first, width);                  \
+                                                                      dx, ldx, first);                         \
     break;
   switch (l * 3 + r) {
     TSM_SEG(0, 0) TSM_SEG(0, 1) TSM_SEG(0, 2)
@@ -120,13 +121,13 @@ void segment(int ow, int a, int s, int64_t nrows, const float* const* rows, int6
 void conv_scatter3_row_avx2(int ow, int64_t nrows, const float* const* rows, int64_t ocg, int64_t ostride,
                             const float* b, const float* bias, float* dx, int64_t ldx, int first, int width) {
   if (width <= 14) {
-    segment(ow, first, width, nrows, rows, ocg, ostride, b, bias, dx, ldx, first, width);
+    segment(ow, first, width, nrows, rows, ocg, ostride, b, bias, dx, ldx, first);
     return;
   }
   const int nseg = (width + 11) / 12, base = width / nseg, extra = width % nseg;
   for (int k = 0, a = first; k < nseg; ++k) {
     const int s = base + (k < extra ? 1 : 0);
-    segment(ow, a, s, nrows, rows, ocg, ostride, b, bias, dx, ldx, first, width);
+    segment(ow, a, s, nrows, rows, ocg, ostride, b, bias, dx, ldx, first);
     a += s;
   }
 }
