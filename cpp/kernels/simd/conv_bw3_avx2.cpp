@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "avx2_transpose.h"
 #include "conv_direct.h"
 
 namespace tsm {
@@ -92,28 +93,9 @@ void conv_dy_rows8_avx2(float* dyt, int64_t dyt_row, const float* dy, int64_t os
     for (; q + 8 <= ow; q += 8) {
       __m256 r[8];
       for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(s + j * ostride + q);
-      // 8 channels x 8 pixels -> 8 pixels x 8 channels
-      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-      const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-      const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-      const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-      const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-      const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-      const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-      const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-      const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+      transpose8x8(r);  // 8 channels x 8 pixels -> 8 pixels x 8 channels
       float* o = d + (q + 2) * 8;
-      _mm256_store_ps(o + 0, _mm256_permute2f128_ps(s0, s4, 0x20));
-      _mm256_store_ps(o + 8, _mm256_permute2f128_ps(s1, s5, 0x20));
-      _mm256_store_ps(o + 16, _mm256_permute2f128_ps(s2, s6, 0x20));
-      _mm256_store_ps(o + 24, _mm256_permute2f128_ps(s3, s7, 0x20));
-      _mm256_store_ps(o + 32, _mm256_permute2f128_ps(s0, s4, 0x31));
-      _mm256_store_ps(o + 40, _mm256_permute2f128_ps(s1, s5, 0x31));
-      _mm256_store_ps(o + 48, _mm256_permute2f128_ps(s2, s6, 0x31));
-      _mm256_store_ps(o + 56, _mm256_permute2f128_ps(s3, s7, 0x31));
+      for (int j = 0; j < 8; ++j) _mm256_store_ps(o + j * 8, r[j]);
     }
     for (; q < ow; ++q)
       for (int j = 0; j < 8; ++j) d[(q + 2) * 8 + j] = s[j * ostride + q];
