@@ -1155,6 +1155,29 @@ tsm_status backward_data_rows(float* dx, const float* dy, const float* w, const 
   return TSM_OK;
 }
 
+// The weight panels of the scatter kernels (3-wide kernels), per group and block of vw channels
+// of the result: (kh, reduced channel, kw) x vw, 64-byte aligned; nullptr when out of memory.
+// Backward-data's blocks are input channels and it reduces over output channels; the forward's
+// blocks are output channels, it reduces over input channels, and its kernel is mirrored in kw.
+float* pack_scatter_panels(const float* w, const ConvGeom& g, int64_t vw, bool forward) {
+  const int64_t blocks = (forward ? g.ocg : g.cg) / vw, red = forward ? g.cg : g.ocg, taps = g.kh * 3;
+  const int64_t panel = g.kh * red * 3 * vw;
+  float* p = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * blocks * panel));
+  if (!p) return nullptr;
+  for (int64_t grp = 0; grp < g.g; ++grp)
+    for (int64_t cb = 0; cb < blocks; ++cb) {
+      float* d = p + (grp * blocks + cb) * panel;
+      for (int64_t kh = 0; kh < g.kh; ++kh)
+        for (int64_t r = 0; r < red; ++r)
+          for (int64_t kw = 0; kw < 3; ++kw, d += vw)
+            for (int64_t j = 0; j < vw; ++j) {
+              const int64_t o = forward ? cb * vw + j : r, c = forward ? r : cb * vw + j;
+              d[j] = w[(grp * g.ocg + o) * g.kk + c * taps + kh * 3 + (forward ? 2 - kw : kw)];
+            }
+    }
+  return p;
+}
+
 // Scatter backward-data for short rows and 3-wide kernels (stride 1, KW 3, DW 1, PW <= 2, OW <=
 // 22, Cg a multiple of 16, AVX-512): a whole dx row of 16 channels in registers, each dy value of
 // the row broadcast once and multiplied into the three dx pixels it reaches
@@ -1168,19 +1191,10 @@ bool use_scatter_bwd_data(const ConvGeom& g) {
 }
 
 tsm_status backward_data_scatter(float* dx, const float* dy, const float* w, const ConvGeom& g) {
-  const int64_t ohw = g.ohw(), kk = g.kk, taps = g.kh * g.kw, blocks = g.cg / 16;
+  const int64_t ohw = g.ohw(), blocks = g.cg / 16;
   const int64_t panel = g.kh * g.ocg * 3 * 16;  // one block of 16 channels: (kh, o, kw) x 16
-  float* bpack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * blocks * panel));
+  float* bpack = pack_scatter_panels(w, g, 16, false);
   if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
-  for (int64_t grp = 0; grp < g.g; ++grp)
-    for (int64_t cb = 0; cb < blocks; ++cb) {
-      float* d = bpack + (grp * blocks + cb) * panel;
-      for (int64_t kh = 0; kh < g.kh; ++kh)
-        for (int64_t o = 0; o < g.ocg; ++o)
-          for (int64_t kw = 0; kw < 3; ++kw, d += 16)
-            for (int64_t j = 0; j < 16; ++j)
-              d[j] = w[(grp * g.ocg + o) * kk + (cb * 16 + j) * taps + kh * 3 + kw];
-    }
   const int64_t band = band_rows(g.h, g.w, g.cg);
   bool oom = false;
   parallel_for(g.n * g.g, [&](int64_t task) {
@@ -1230,15 +1244,19 @@ tsm_status backward_data_scatter(float* dx, const float* dy, const float* w, con
 // 1.37-1.40x over the GEMM + col2im; against the flipped forward, ResNet 64 x 56x56 N8 1.09-1.16x,
 // 128 x 28x28 N16 1.08-1.10x, 512 x 7x7 N8 1.37-1.52x, and 256 x 14x14 N16 (two segments of 8
 // pixels) 0.94-1.03x, a tie.
-bool use_scatter_bwd_data_avx2(const ConvGeom& g) {
+// What every AVX2 3-wide kernel needs: stride 1, KW 3 undilated, PW <= 2 (the rows' two pixels of
+// padded border), KH within the 64 row pointers, planes within int.
+bool avx2_three_wide(const ConvGeom& g) {
 #if defined(__x86_64__) || defined(_M_X64)
   return active_simd() == TSM_SIMD_AVX2 && g.sh == 1 && g.sw == 1 && g.dw == 1 && g.kw == 3 && g.kh <= 64 &&
-         g.pw <= 2 && g.ow >= 1 && g.cg % 8 == 0 && g.oc * g.ohw() < (int64_t(1) << 31);
+         g.pw <= 2 && g.ow >= 1 && g.c * g.hw() < (int64_t(1) << 31) && g.oc * g.ohw() < (int64_t(1) << 31);
 #else
   (void)g;
   return false;
 #endif
 }
+
+bool use_scatter_bwd_data_avx2(const ConvGeom& g) { return avx2_three_wide(g) && g.cg % 8 == 0; }
 
 // What scatter_rows_avx2 computes: for each image, group and output row h, out's row of each
 // block of 8 channels from the input rows r = h + row_off + kh*row_step in [0, in_h) (kh < kh_n,
@@ -1322,18 +1340,9 @@ tsm_status scatter_rows_avx2(float* out, const float* in, const float* panels, c
 }
 
 tsm_status backward_data_scatter_avx2(float* dx, const float* dy, const float* w, const ConvGeom& g) {
-  const int64_t kk = g.kk, taps = g.kh * g.kw, blocks = g.cg / 8;
-  const int64_t panel = g.kh * g.ocg * 3 * 8;  // one block of 8 channels: (kh, o, kw) x 8
-  float* bpack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * blocks * panel));
+  const int64_t blocks = g.cg / 8;
+  float* bpack = pack_scatter_panels(w, g, 8, false);
   if (!bpack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_backward_data: out of memory");
-  for (int64_t grp = 0; grp < g.g; ++grp)
-    for (int64_t cb = 0; cb < blocks; ++cb) {
-      float* d = bpack + (grp * blocks + cb) * panel;
-      for (int64_t kh = 0; kh < g.kh; ++kh)
-        for (int64_t o = 0; o < g.ocg; ++o)
-          for (int64_t kw = 0; kw < 3; ++kw, d += 8)
-            for (int64_t j = 0; j < 8; ++j) d[j] = w[(grp * g.ocg + o) * kk + (cb * 8 + j) * taps + kh * 3 + kw];
-    }
   // dy row r reaches dx row h = r - PH + kh*DH; dy pixel q the padded dx pixels q + kw (dx pixel
   // q + kw - PW)
   const ScatterGeom s{g.n, g.g, blocks, g.ocg, g.kh, g.ph, -g.dh, g.oh, g.ow, g.oc, g.h, g.w, g.c,
@@ -1346,29 +1355,12 @@ tsm_status backward_data_scatter_avx2(float* dx, const float* dy, const float* w
 // The forward as the same scatter, of x's rows into y's: x pixel q reaches y pixels q - kw + PW,
 // which is padded pixel q + (2 - kw) of a row whose first y pixel is padded pixel 2 - PW; so the
 // panel holds the kernel mirrored in kw, and rows of 8 output channels take the bias at the store.
-bool use_scatter_forward_avx2(const ConvGeom& g) {
-#if defined(__x86_64__) || defined(_M_X64)
-  return active_simd() == TSM_SIMD_AVX2 && g.sh == 1 && g.sw == 1 && g.dw == 1 && g.kw == 3 && g.kh <= 64 &&
-         g.pw <= 2 && g.ow >= 1 && g.ocg % 8 == 0 && g.cg >= 8 && g.c * g.hw() < (int64_t(1) << 31);
-#else
-  (void)g;
-  return false;
-#endif
-}
+bool use_scatter_forward_avx2(const ConvGeom& g) { return avx2_three_wide(g) && g.ocg % 8 == 0 && g.cg >= 8; }
 
 tsm_status forward_scatter_avx2(float* y, const float* x, const float* w, const float* bias, const ConvGeom& g) {
-  const int64_t kk = g.kk, taps = g.kh * g.kw, blocks = g.ocg / 8;
-  const int64_t panel = g.kh * g.cg * 3 * 8;  // one block of 8 output channels: (kh, c, 2 - kw) x 8
-  float* apack = static_cast<float*>(aligned_malloc(sizeof(float) * g.g * blocks * panel));
+  const int64_t blocks = g.ocg / 8;
+  float* apack = pack_scatter_panels(w, g, 8, true);
   if (!apack) return fail(TSM_ERR_OUT_OF_MEMORY, "conv2d_forward: out of memory");
-  for (int64_t grp = 0; grp < g.g; ++grp)
-    for (int64_t cb = 0; cb < blocks; ++cb) {
-      float* d = apack + (grp * blocks + cb) * panel;
-      for (int64_t kh = 0; kh < g.kh; ++kh)
-        for (int64_t c = 0; c < g.cg; ++c)
-          for (int64_t kw = 0; kw < 3; ++kw, d += 8)
-            for (int64_t j = 0; j < 8; ++j) d[j] = w[(grp * g.ocg + cb * 8 + j) * kk + c * taps + kh * 3 + (2 - kw)];
-    }
   // y row oh reads x rows oh - PH + kh*DH
   const ScatterGeom s{g.n, g.g, blocks, g.cg, g.kh, -g.ph, g.dh, g.h, g.w, g.c, g.oh, g.ow, g.oc,
                       static_cast<int>(2 - g.pw)};
@@ -1464,13 +1456,7 @@ tsm_status backward_data(float* dx, const float* dy, const float* w, const ConvG
 // but 256 x 14x14 1.00x, 512 x 7x7 0.89x and CNN conv2 (11-pixel rows from 13-pixel x rows, 15% of
 // the FMAs on the zero pixels) 0.83x: per row a few pixels' work against the row's setup.
 bool use_bw3_bwd_weight_avx2(const ConvGeom& g) {
-#if defined(__x86_64__) || defined(_M_X64)
-  return active_simd() == TSM_SIMD_AVX2 && g.sh == 1 && g.sw == 1 && g.dw == 1 && g.kw == 3 && g.kh <= 3 &&
-         g.pw <= 2 && g.ow >= 24 && g.ocg % 8 == 0 && g.c * g.hw() < (int64_t(1) << 31);
-#else
-  (void)g;
-  return false;
-#endif
+  return avx2_three_wide(g) && g.kh <= 3 && g.ow >= 24 && g.ocg % 8 == 0;
 }
 
 tsm_status backward_weight_bw3_avx2(float* dw, const float* dy, const float* x, const ConvGeom& g) {
