@@ -1,7 +1,7 @@
 // Shared benchmark support: timing (warm-up, medians, side-by-side alternation with a peer),
 // machine information, result records (bench/results/<name>.json) with an SVG chart beside them,
 // and the printed table. No dependencies beyond Node.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -173,6 +173,113 @@ export function compare(
     if (b % 2 === 0) { side('ours'); side('peer'); } else { side('peer'); side('ours'); }
   }
   return { ours: median(t.ours), peer: median(t.peer), runs: Math.min(t.ours.length, t.peer.length), backgroundLoad: background };
+}
+
+/** One side of compareSides(): a name and a function that times one block of at least `seconds`
+ *  (after one untimed call) and returns the per-call seconds. */
+export interface Side {
+  name: string;
+  block: (seconds: number) => number[] | Promise<number[]>;
+}
+
+/**
+ * compare() for any number of sides, some of which may time in another process (a PeerProcess): in
+ * each of `blocks` rounds every side times one block, after a pause; the order rotates from round to
+ * round, so that each side goes first equally often and a disturbance of the host lasting a second
+ * or two falls on all of them rather than on one. Returns each side's per-call seconds.
+ */
+export async function compareSides(
+  sides: Side[],
+  o: CompareOptions = {},
+): Promise<{ times: Record<string, number[]>; backgroundLoad: number }> {
+  const blocks = o.blocks ?? 6, blockTime = o.blockTime ?? 0.15, pause = o.switchSleepMs ?? 150;
+  const times: Record<string, number[]> = {};
+  for (const s of sides) times[s.name] = [];
+  let background = 0;
+  for (let b = 0; b < blocks; ++b) {
+    for (let i = 0; i < sides.length; ++i) {
+      const s = sides[(b + i) % sides.length];
+      background = Math.max(background, waitQuiet(pause));
+      times[s.name].push(...(await s.block(blockTime)));
+    }
+  }
+  return { times, backgroundLoad: background };
+}
+
+/** A block of calls of fn, for compareSides(): one untimed call, then at least `seconds` (and 2 calls). */
+export function localBlock(fn: () => void): (seconds: number) => number[] {
+  return (seconds) => timeRuns(fn, { warmup: 1, minRuns: 2, minTime: seconds, maxRuns: 10_000 });
+}
+
+/**
+ * A peer that stays running and answers requests: one line in on its stdin, one JSON line out on its
+ * stdout (bench/peers/conv.py). Lets a benchmark alternate its own blocks with the peer's in one run
+ * instead of timing all of its own and then all of the peer's.
+ */
+export class PeerProcess {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private pending = '';
+  private readonly lines: string[] = [];
+  private readonly waiters: ((line: string | null) => void)[] = [];
+  private stderr = '';
+  private ended = false;
+
+  constructor(command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
+    this.child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdout.setEncoding('utf8');
+    this.child.stdout.on('data', (chunk: string) => {
+      this.pending += chunk;
+      let nl: number;
+      while ((nl = this.pending.indexOf('\n')) >= 0) {
+        this.deliver(this.pending.slice(0, nl));
+        this.pending = this.pending.slice(nl + 1);
+      }
+    });
+    this.child.stderr.setEncoding('utf8');
+    this.child.stderr.on('data', (chunk: string) => { this.stderr = (this.stderr + chunk).slice(-4000); });
+    const end = () => { this.ended = true; this.deliver(null); };
+    this.child.on('close', end);
+    this.child.on('error', (err) => { this.stderr += `\n${err.message}`; end(); });
+  }
+
+  // A line goes to the oldest read() waiting for one, or is kept for the next; the end (null) goes
+  // to every read() still waiting.
+  private deliver(line: string | null): void {
+    if (line === null) {
+      for (const w of this.waiters.splice(0)) w(null);
+    } else {
+      const w = this.waiters.shift();
+      if (w) w(line);
+      else this.lines.push(line);
+    }
+  }
+
+  /** The next JSON line the peer writes, parsed; rejects if the peer exits first. */
+  async read<T = unknown>(): Promise<T> {
+    const line = this.lines.length > 0 ? this.lines.shift() as string
+      : this.ended ? null : await new Promise<string | null>((resolve) => { this.waiters.push(resolve); });
+    if (line === null) throw new Error(`the peer exited (code ${this.child.exitCode}):\n${this.stderr}`);
+    try {
+      return JSON.parse(line) as T;
+    } catch {
+      throw new Error(`the peer wrote a line that is not JSON: ${line.slice(0, 200)}\n${this.stderr}`);
+    }
+  }
+
+  /** Sends one request line and returns the peer's answer. */
+  async request<T = unknown>(line: string): Promise<T> {
+    if (this.ended) throw new Error(`the peer has exited:\n${this.stderr}`);
+    this.child.stdin.write(`${line}\n`);
+    return this.read<T>();
+  }
+
+  /** Asks the peer to quit and waits for it to exit. */
+  async close(): Promise<void> {
+    if (this.ended) return;
+    const done = new Promise<void>((resolve) => this.child.once('close', () => resolve()));
+    this.child.stdin.end('quit\n');
+    await done;
+  }
 }
 
 // ---- the machine ----
@@ -443,51 +550,79 @@ export function measureCpuPeak(simd: string): CpuPeak | undefined {
 
 // ---- the PyTorch peers ----
 
-export interface TorchPeerResult {
-  loss0: number;
-  loss1: number;
-  stepSeconds: number[];
-  torch: string;
-  /** The thread count of the run kept (the faster one). */
+/** A PyTorch peer kept running (a PeerProcess), with its first line and its thread count. */
+export interface TorchPeer<H> {
+  proc: PeerProcess;
+  /** The peer's first line: its check of our results, its PyTorch version, ... */
+  hello: H;
   threads: number;
-  /** Median step seconds per thread count tried. */
-  tried: Record<number, number>;
 }
 
 /**
- * Runs a PyTorch peer script with `threads` and, when that is more than 1, also with 1 thread, and
- * keeps the faster run: on these 2-vCPU machines Debian's PyTorch 1.13 (GNU OpenMP) can be many times
- * slower with 2 threads than with 1 (its LSTM step: ~1.5-2 s vs ~0.11 s), and a ratio against a
- * pathological configuration would flatter us. `args(t)` gives the script's arguments for t threads.
+ * Starts a PyTorch peer script (one that answers requests, like bench/peers/conv.py) with `threads`
+ * and, when that is more than 1, also with 1 thread, one after the other; `check` sees each one's
+ * first line (and throws if our results differ). The benchmark times both and reports the faster:
+ * on these 2-vCPU machines Debian's PyTorch 1.13 (GNU OpenMP) can be many times slower with 2
+ * threads than with 1 (its LSTM step: ~1.5-2 s vs ~0.11 s), and a ratio against a pathological
+ * configuration would flatter us. `args(t)` gives the script's arguments for t threads.
  */
-export function runTorchPeer(python: string, script: string, args: (threads: number) => string[], threads: number,
-                             seconds: (r: TorchPeerResult) => number = (r) => median(r.stepSeconds)): TorchPeerResult {
-  const counts = threads > 1 ? [threads, 1] : [threads];
-  let best: TorchPeerResult | null = null;
-  const tried: Record<number, number> = {};
-  for (const t of counts) {
-    sleep(200);
-    const py = spawnSync(python, [script, ...args(t)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(t) } });
-    if (py.status !== 0) throw new Error(`PyTorch peer failed (is python3-torch installed for ${python}?):\n${py.stderr}`);
-    const r = JSON.parse(py.stdout.trim().split('\n').pop() as string) as Omit<TorchPeerResult, 'threads' | 'tried'>;
-    const run = { ...r, threads: t, tried };
-    tried[t] = seconds(run);
-    if (!best || tried[t] < seconds(best)) best = run;
+export async function startTorchPeers<H>(python: string, script: string, args: (threads: number) => string[], threads: number,
+                                         check: (hello: H) => void): Promise<TorchPeer<H>[]> {
+  const peers: TorchPeer<H>[] = [];
+  try {
+    for (const t of threads > 1 ? [threads, 1] : [threads]) {
+      const proc = new PeerProcess(python, [script, ...args(t)], { ...process.env, OMP_NUM_THREADS: String(t) });
+      let hello: H;
+      try {
+        hello = await proc.read<H>();
+      } catch (err) {
+        await proc.close();
+        throw new Error(`PyTorch peer failed (is python3-torch installed for ${python}?): ${(err as Error).message}`);
+      }
+      peers.push({ proc, hello, threads: t });
+      check(hello);
+    }
+  } catch (err) {
+    await closePeers(peers);
+    throw err;
   }
-  return best as TorchPeerResult;
+  return peers;
 }
 
-/** Warm-up calls, then per-call seconds of `step` for at least `seconds` (and 5 calls). */
-export function timeSteps(step: () => unknown, seconds: number, warmup = 3): number[] {
-  for (let i = 0; i < warmup; i++) step();
-  const times: number[] = [];
-  const start = process.hrtime.bigint();
-  while (Number(process.hrtime.bigint() - start) * 1e-9 < seconds || times.length < 5) {
-    const t0 = process.hrtime.bigint();
-    step();
-    times.push(Number(process.hrtime.bigint() - t0) * 1e-9);
+export async function closePeers(peers: TorchPeer<unknown>[]): Promise<void> {
+  await Promise.all(peers.map((p) => p.proc.close()));
+}
+
+/** The first line of the training peers (bench/peers/torch_common.py, serve_training). */
+export interface TrainingHello {
+  loss0: number;
+  loss1: number;
+  torch: string;
+}
+
+/**
+ * A training benchmark's timing: our `step` and the PyTorch peers (startTorchPeers) take turns,
+ * `blocks` blocks each of at least `blockTime` seconds (and 2 steps), after `warmup` untimed steps of
+ * ours; the faster peer (by median) is the one reported. `check` compares a peer's first-step losses
+ * with ours.
+ */
+export async function compareTraining(python: string, script: string, args: (threads: number) => string[], threads: number,
+                                      check: (hello: TrainingHello) => void, step: () => unknown,
+                                      o: { blocks: number; blockTime: number; warmup: number }) {
+  const peers = await startTorchPeers<TrainingHello>(python, script, args, threads, check);
+  try {
+    for (let i = 0; i < o.warmup; i++) step();
+    const r = await compareSides([{ name: 'ours', block: localBlock(step) },
+      ...peers.map((p) => ({ name: `${p.threads}t`, block: (seconds: number) => p.proc.request<number[]>(`steps ${seconds}`) }))],
+      { blocks: o.blocks, blockTime: o.blockTime });
+    const tried: Record<number, number> = {};
+    for (const p of peers) tried[p.threads] = median(r.times[`${p.threads}t`]);
+    const best = peers.reduce((a, p) => (tried[p.threads] < tried[a.threads] ? p : a));
+    return { ours: r.times.ours, peer: r.times[`${best.threads}t`], backgroundLoad: r.backgroundLoad, torch: best.hello.torch,
+             threads: best.threads, tried };
+  } finally {
+    await closePeers(peers);
   }
-  return times;
 }
 
 /** Fails unless our first-step loss and the loss after that step match the peer's (relative tol). */
@@ -499,8 +634,10 @@ export function checkLosses(ours: [number, number], peer: { loss0: number; loss1
   console.log(`check: first-step loss ${loss0.toFixed(6)} (PyTorch ${peer.loss0.toFixed(6)}), after the step ${loss1.toFixed(6)} (PyTorch ${peer.loss1.toFixed(6)})`);
 }
 
-/** "median step X ms vs Y ms (PyTorch best of 2t .., 1t ..)" for a training benchmark's row. */
-export function stepNote(times: number[], peer: TorchPeerResult, digits = 2): string {
-  const tried = Object.entries(peer.tried).map(([t, s]) => `${t}t ${(s * 1e3).toFixed(1)} ms`).join(', ');
-  return `median step ${(median(times) * 1e3).toFixed(digits)} ms vs ${(median(peer.stepSeconds) * 1e3).toFixed(digits)} ms (PyTorch best of ${tried})`;
+/** "median step X ms vs Y ms (N / M steps in alternating blocks; PyTorch 1t .., 2t ..)" for a training row. */
+export function stepNote(r: { ours: number[]; peer: number[]; tried: Record<number, number>; backgroundLoad: number }, digits = 2): string {
+  const tried = Object.entries(r.tried).map(([t, s]) => `${t}t ${(s * 1e3).toFixed(1)} ms`).join(', ');
+  const busy = r.backgroundLoad > 0.15 ? `; machine busy: other processes used ${r.backgroundLoad.toFixed(2)} CPUs` : '';
+  return `median step ${(median(r.ours) * 1e3).toFixed(digits)} ms vs ${(median(r.peer) * 1e3).toFixed(digits)} ms ` +
+    `(${r.ours.length} / ${r.peer.length} steps in alternating blocks; PyTorch's medians ${tried})${busy}`;
 }

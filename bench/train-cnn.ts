@@ -7,13 +7,13 @@ import * as path from 'node:path';
 import * as tsm from '../lib/index';
 import { MnistCnn } from '../examples/mnist-cnn';
 import { loadMnist } from '../examples/data/mnist';
-import { argValue, median, runTorchPeer, sleep, type Benchmark, type BenchRow, type TorchPeerResult, checkLosses, stepNote, timeSteps } from './lib';
+import { argValue, checkLosses, compareTraining, median, stepNote, type Benchmark, type BenchRow } from './lib';
 
 const PYTHON = process.env.TSM_TORCH_PYTHON ?? '/usr/bin/python3';
 
 export const benchmark: Benchmark = {
   description: 'MNIST CNN training step (batch 64, SGD momentum) vs PyTorch CPU',
-  run(opts) {
+  async run(opts) {
     const batch = Number(argValue(opts.args, 'batch') ?? 64);
     const seconds = opts.quick ? 1 : 4;
     const lr = 0.01, momentum = 0.9;
@@ -41,23 +41,21 @@ export const benchmark: Benchmark = {
     const loss0 = step();
     const loss1 = tsm.noGrad(() => tsm.tidy(() => tsm.F.crossEntropy(model.forward(x), y).item()));
 
-    let peer: TorchPeerResult;
+    // Our steps and PyTorch's take turns in blocks (compareTraining), the `seconds` of each in all.
+    const blocks = opts.quick ? 2 : 6;
+    let r;
     try {
-      peer = runTorchPeer(PYTHON, path.join(__dirname, 'peers', 'train_cnn.py'),
-        (t) => [file, String(t), String(seconds), String(lr), String(momentum)], opts.threads);
+      r = await compareTraining(PYTHON, path.join(__dirname, 'peers', 'train_cnn.py'), (t) => [file, String(t), String(lr), String(momentum)], opts.threads,
+        (peer) => checkLosses([loss0, loss1], peer, 1e-4), step, { blocks, blockTime: seconds / blocks, warmup: 3 });
     } finally {
       fs.rmSync(file, { force: true });
     }
-    checkLosses([loss0, loss1], peer, 1e-4);
-
-    sleep(200);
-    const times = timeSteps(step, seconds, 3);
-    const ours = batch / median(times);
-    const theirs = batch / median(peer.stepSeconds);
+    const ours = batch / median(r.ours);
+    const theirs = batch / median(r.peer);
     const rows: BenchRow[] = [{
-      name: `train-cnn step batch ${batch} SGD-momentum`, unit: 'samples/s', ours: Math.round(ours), peer: `PyTorch ${peer.torch}`,
+      name: `train-cnn step batch ${batch} SGD-momentum`, unit: 'samples/s', ours: Math.round(ours), peer: `PyTorch ${r.torch} (${r.threads}t)`,
       peerValue: Math.round(theirs), ratio: +(ours / theirs).toFixed(3), threads: opts.threads,
-      note: stepNote(times, peer, 2),
+      note: stepNote(r, 2),
     }];
     return { rows, settings: { batch, lr, momentum, peerPython: PYTHON } };
   },

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tsm from '../lib/index';
 import { LSTM } from '../lib/lstm';
-import { argValue, median, sleep, type Benchmark, type BenchRow, runTorchPeer, type TorchPeerResult, checkLosses, stepNote, timeSteps } from './lib';
+import { argValue, checkLosses, compareTraining, median, stepNote, type Benchmark, type BenchRow } from './lib';
 
 const PYTHON = process.env.TSM_TORCH_PYTHON ?? '/usr/bin/python3';
 const { nn } = tsm;
@@ -32,7 +32,7 @@ export class LstmLm extends nn.Module {
 
 export const benchmark: Benchmark = {
   description: 'LSTM language-model training step (Embedding 128x256, LSTM 256, Linear, batch 32 x seq 64, Adam) vs PyTorch CPU',
-  run(opts) {
+  async run(opts) {
     const batch = Number(argValue(opts.args, 'batch') ?? 32);
     const seq = Number(argValue(opts.args, 'seq') ?? 64);
     const vocab = 128, dim = 256, hidden = 256, lr = 1e-3;
@@ -57,24 +57,22 @@ export const benchmark: Benchmark = {
     const loss0 = step();
     const loss1 = tsm.noGrad(() => tsm.tidy(() => tsm.F.crossEntropy(model.forward(x), yFlat).item()));
 
-    let peer: TorchPeerResult;
+    // Our steps and PyTorch's take turns in blocks (compareTraining), the `seconds` of each in all.
+    const blocks = opts.quick ? 2 : 6;
+    let r;
     try {
-      peer = runTorchPeer(PYTHON, path.join(__dirname, 'peers', 'train_lstm.py'),
-        (t) => [file, String(t), String(seconds), String(lr)], opts.threads);
+      r = await compareTraining(PYTHON, path.join(__dirname, 'peers', 'train_lstm.py'), (t) => [file, String(t), String(lr)], opts.threads,
+        (peer) => checkLosses([loss0, loss1], peer, 1e-4), step, { blocks, blockTime: seconds / blocks, warmup: 3 });
     } finally {
       fs.rmSync(file, { force: true });
     }
-    checkLosses([loss0, loss1], peer, 1e-4);
-
-    sleep(200);
-    const times = timeSteps(step, seconds, 3);
     const tokens = batch * seq;
-    const ours = tokens / median(times);
-    const theirs = tokens / median(peer.stepSeconds);
+    const ours = tokens / median(r.ours);
+    const theirs = tokens / median(r.peer);
     const rows: BenchRow[] = [{
-      name: `train-lstm step batch ${batch} x seq ${seq} Adam`, unit: 'tokens/s', ours: Math.round(ours), peer: `PyTorch ${peer.torch}`,
+      name: `train-lstm step batch ${batch} x seq ${seq} Adam`, unit: 'tokens/s', ours: Math.round(ours), peer: `PyTorch ${r.torch} (${r.threads}t)`,
       peerValue: Math.round(theirs), ratio: +(ours / theirs).toFixed(3), threads: opts.threads,
-      note: stepNote(times, peer, 2),
+      note: stepNote(r, 2),
     }];
     return { rows, settings: { batch, seq, vocab, dim, hidden, lr, peerPython: PYTHON } };
   },

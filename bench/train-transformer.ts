@@ -8,13 +8,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tsm from '../lib/index';
 import { TransformerEncoderLayer } from '../lib/transformer';
-import { argValue, median, sleep, type Benchmark, type BenchRow, runTorchPeer, type TorchPeerResult, checkLosses, stepNote, timeSteps } from './lib';
+import { argValue, checkLosses, compareTraining, median, stepNote, type Benchmark, type BenchRow } from './lib';
 
 const PYTHON = process.env.TSM_TORCH_PYTHON ?? '/usr/bin/python3';
 
 export const benchmark: Benchmark = {
   description: 'TransformerEncoderLayer training step (d=256, h=8, ff=2048, 32 x 128 tokens, Adam) vs PyTorch CPU',
-  run(opts) {
+  async run(opts) {
     const batch = Number(argValue(opts.args, 'batch') ?? 32);
     const seq = Number(argValue(opts.args, 'seq') ?? 128);
     const d = 256, h = 8, ff = 2048, lr = 1e-3;
@@ -42,25 +42,23 @@ export const benchmark: Benchmark = {
     const loss0 = step();
     const loss1 = tsm.noGrad(() => tsm.tidy(() => tsm.F.mseLoss(layer.forward(x), target).item()));
 
-    let peer: TorchPeerResult;
+    // Our steps and PyTorch's take turns in blocks (compareTraining), the `seconds` of each in all.
+    const blocks = opts.quick ? 2 : 6;
+    let r;
     try {
-      peer = runTorchPeer(PYTHON, path.join(__dirname, 'peers', 'train_transformer.py'),
-        (t) => [file, String(t), String(seconds), String(lr), String(d), String(h), String(ff), normFirst ? '1' : '0', activation], opts.threads);
+      r = await compareTraining(PYTHON, path.join(__dirname, 'peers', 'train_transformer.py'), (t) => [file, String(t), String(lr), String(d), String(h), String(ff), normFirst ? '1' : '0', activation], opts.threads,
+        (peer) => checkLosses([loss0, loss1], peer, 2e-4), step, { blocks, blockTime: seconds / blocks, warmup: 2 });
     } finally {
       fs.rmSync(file, { force: true });
     }
-    checkLosses([loss0, loss1], peer, 2e-4);
-
-    sleep(200);
-    const times = timeSteps(step, seconds, 2);
     const tokens = batch * seq;
-    const ours = tokens / median(times);
-    const theirs = tokens / median(peer.stepSeconds);
+    const ours = tokens / median(r.ours);
+    const theirs = tokens / median(r.peer);
     const rows: BenchRow[] = [{
       name: `train-transformer layer d${d} h${h} ff${ff} ${batch}x${seq}${normFirst ? ' norm-first' : ''} ${activation} Adam`,
-      unit: 'tokens/s', ours: Math.round(ours), peer: `PyTorch ${peer.torch}`, peerValue: Math.round(theirs),
+      unit: 'tokens/s', ours: Math.round(ours), peer: `PyTorch ${r.torch} (${r.threads}t)`, peerValue: Math.round(theirs),
       ratio: +(ours / theirs).toFixed(3), threads: opts.threads,
-      note: stepNote(times, peer, 1),
+      note: stepNote(r, 1),
     }];
     return { rows, settings: { batch, seq, d, h, ff, lr, normFirst, activation, peerPython: PYTHON } };
   },

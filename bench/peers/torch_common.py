@@ -1,6 +1,7 @@
 # Shared helpers for the PyTorch peers of the benchmarks (run with Debian's /usr/bin/python3).
 import json
 import struct
+import sys
 import time
 
 import torch
@@ -27,21 +28,43 @@ def load_safetensors(path):
     return out
 
 
-def report_training(step, loss_after, seconds, warmup=3):
-    """Takes one step (its loss is loss0), evaluates loss_after() (loss1), warms up, then times steps
-    for at least `seconds` (and 5 steps); prints the JSON line the benchmarks read."""
+def block(fn, seconds):
+    """One untimed call of fn, then calls for at least `seconds` (and 2 calls); their seconds."""
+    fn()
+    out = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(out) < 2:
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def serve(hello, requests):
+    """Prints `hello` as the first JSON line, then answers requests read one per line from stdin:
+    "NAME SECONDS" times requests[NAME] in one block (see block) and prints the list of seconds;
+    "quit" or the end of the input returns. The benchmarks alternate these blocks with their own
+    (bench/lib.ts, PeerProcess and compareSides)."""
+    print(json.dumps(hello), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            return
+        if len(words) != 2 or words[0] not in requests:
+            print(json.dumps({"error": f"unknown request {line.strip()!r}"}), flush=True)
+            continue
+        print(json.dumps(block(requests[words[0]], float(words[1]))), flush=True)
+
+
+def serve_training(step, loss_after, warmup=3):
+    """Takes one step (its loss is loss0), evaluates loss_after() (loss1), takes `warmup` more steps,
+    then serves "steps SECONDS" requests (see serve); the first line is {loss0, loss1, torch}."""
     loss0 = step()
     with torch.no_grad():
         loss1 = loss_after()
     for _ in range(warmup):
         step()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    print(json.dumps({"loss0": loss0, "loss1": loss1, "stepSeconds": times, "torch": torch.__version__}))
+    serve({"loss0": loss0, "loss1": loss1, "torch": torch.__version__}, {"steps": step})
 
 
 class MnistCnn(nn.Module):

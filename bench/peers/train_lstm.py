@@ -1,14 +1,15 @@
 # PyTorch peer of bench/train-lstm: the same LSTM language model (Embedding(128, 256) -> LSTM(256)
 # -> Linear(256, 128)), the same weights and batch (read from the safetensors file the benchmark
-# writes), cross-entropy, Adam. Prints one JSON line:
-#   {"loss0": ..., "loss1": ..., "stepSeconds": [...], "torch": "1.13..."}
+# writes), cross-entropy, Adam. Then it answers "steps SECONDS" requests
+# (torch_common.serve_training); its first line is {"loss0": ..., "loss1": ..., "torch": ...}.
+# argv: path threads lr
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import load_safetensors, report_training
+from torch_common import load_safetensors, serve_training
 
 
 class LstmLm(nn.Module):
@@ -24,7 +25,7 @@ class LstmLm(nn.Module):
 
 
 def main():
-    path, threads, seconds, lr = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+    path, threads, lr = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     torch.set_num_threads(threads)
     data = load_safetensors(path)
     x, y = data.pop("batch.x").long(), data.pop("batch.y").long().reshape(-1)
@@ -41,7 +42,7 @@ def main():
         opt.step()
         return loss.item()
 
-    report_training(step, lambda: F.cross_entropy(model(x), y).item(), seconds, warmup=3)
+    serve_training(step, lambda: F.cross_entropy(model(x), y).item(), warmup=3)
 
 
 if __name__ == "__main__":
