@@ -77,6 +77,7 @@ inline void copy_rows(float* dst, const float* src, int64_t ld, int64_t rows, in
     case 12: return copy_rows_w<12>(dst, src, ld, rows);
     case 8: return copy_rows_w<8>(dst, src, ld, rows);
     case 6: return copy_rows_w<6>(dst, src, ld, rows);
+    case 4: return copy_rows_w<4>(dst, src, ld, rows);
     default:
       for (int64_t p = 0; p < rows; ++p, src += ld, dst += width)
         std::memcpy(dst, src, sizeof(float) * width);
@@ -132,35 +133,73 @@ void pack_a_panel(float* dst, const float* a, int64_t lda, int64_t rows, int64_t
 
 namespace {
 
-// Pack op(A)[i0:i0+mc, p0:p0+kc] into MR-row micro-panels: dst[panel][p][i], zero-padded.
-void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0,
-            int64_t kc, int mr) {
+// The row panels of an A block of `rows` rows: uk.mr rows each, except that a kernel with a narrower
+// form for the last rows (uk.tail: the AVX2 6x16 kernel's 4x16) takes them in panels of its rows
+// where those pad less: rows % 6 of 1-4 as one 4-row panel, and 2 more than a multiple of 6 (from 8)
+// as two. 64 rows: 10 x 6 + 4 instead of 11 x 6; 128: 20 x 6 + 2 x 4 instead of 22 x 6. Panel u
+// starts at row start(u), and its packed panel at start(u) * kc in the block's buffer.
+struct RowPanels {
+  const GemmUkernel& uk;
+  const GemmUkernel& tk;  // the tail panels' kernel (uk itself where there is none)
+  int64_t rows;
+  int64_t tail;           // the tail panels (of tk.mr rows) start at this row; rows where none
+  int64_t head;           // the panels of uk.mr rows before them (the last may be partial)
+  RowPanels(const GemmUkernel& k, int64_t r) : uk(k), tk(k.tail ? *k.tail : k), rows(r), tail(r) {
+    const int64_t over = rows % uk.mr;
+    if (uk.tail && over == 2 && rows >= 8) tail = rows - 8;
+    else if (uk.tail && over >= 1 && over <= tk.mr) tail = rows - over;
+    head = (tail + uk.mr - 1) / uk.mr;
+  }
+  int64_t count() const { return head + (rows - tail + tk.mr - 1) / tk.mr; }
+  int64_t start(int64_t u) const { return u < head ? u * uk.mr : tail + (u - head) * tk.mr; }
+  const GemmUkernel& kernel(int64_t u) const { return u < head ? uk : tk; }
+};
+
+// Pack panels [u0, u1) of the row panels `rp` of the block op(A)[i0:i0+rp.rows, p0:p0+kc] into
+// dst[start(u) * kc ...] as micro-panels [p][i] of the panel's width, zero-padded.
+void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, const RowPanels& rp,
+            int64_t u0, int64_t u1, int64_t p0, int64_t kc) {
   if (trans) {
     // A(i, p) = a[p*lda + i]: each p gives the block's rows contiguous in i. In bands of 16 source
     // rows, panel by panel: the band stays in L1 while each panel's rows are written contiguously
     // (going down all kc rows per panel read mr floats of every row; going row by row across all
     // panels wrote to every panel at once, streams in one L1 set, 14% slower on TN 256x256x4096).
-    const int64_t full = mc / mr;
+    // A last panel with fewer rows than its width is copied element by element after.
+    const int64_t last = u1 - 1, last_rows = rp.rows - rp.start(last);
+    const int64_t full_end = last_rows >= rp.kernel(last).mr ? u1 : last;
     constexpr int64_t PB = 16;
-    for (int64_t pb = 0; full > 0 && pb < kc; pb += PB) {
+    for (int64_t pb = 0; full_end > u0 && pb < kc; pb += PB) {
       const int64_t band = std::min<int64_t>(kc - pb, PB);
-      for (int64_t q = 0; q < full; ++q)
-        copy_rows(dst + q * kc * mr + pb * mr, a + (p0 + pb) * lda + i0 + q * mr, lda, band, mr);
+      for (int64_t u = u0; u < full_end; ++u) {
+        const int w = rp.kernel(u).mr;
+        const int64_t r = rp.start(u);
+        copy_rows(dst + r * kc + pb * w, a + (p0 + pb) * lda + i0 + r, lda, band, w);
+      }
     }
-    const int64_t rows = mc - full * mr;
-    if (rows > 0) {
-      float* d = dst + full * kc * mr;
-      const float* src = a + p0 * lda + i0 + full * mr;
+    if (full_end < u1) {
+      const int w = rp.kernel(last).mr;
+      const int64_t r = rp.start(last);
+      float* d = dst + r * kc;
+      const float* src = a + p0 * lda + i0 + r;
       for (int64_t p = 0; p < kc; ++p, src += lda) {
         int64_t i = 0;
-        for (; i < rows; ++i) d[p * mr + i] = src[i];
-        for (; i < mr; ++i) d[p * mr + i] = 0.0f;
+        for (; i < last_rows; ++i) d[p * w + i] = src[i];
+        for (; i < w; ++i) d[p * w + i] = 0.0f;
       }
     }
     return;
   }
-  for (int64_t ir = 0; ir < mc; ir += mr, dst += kc * mr)
-    pack_a_panel(dst, a + (i0 + ir) * lda + p0, lda, std::min<int64_t>(mr, mc - ir), kc, mr);
+  for (int64_t u = u0; u < u1; ++u) {
+    const int w = rp.kernel(u).mr;
+    const int64_t r = rp.start(u);
+    pack_a_panel(dst + r * kc, a + (i0 + r) * lda + p0, lda, std::min<int64_t>(w, rp.rows - r), kc, w);
+  }
+}
+
+// All of the block's panels.
+void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, const RowPanels& rp,
+            int64_t p0, int64_t kc) {
+  pack_a(dst, a, lda, trans, i0, rp, 0, rp.count(), p0, kc);
 }
 
 // Pack op(B)[p0:p0+kc, j0 + panel range] into NR-column micro-panels: dst[panel][p][j].
@@ -256,23 +295,25 @@ void store_edge_tile(float* c, int64_t ldc, const float* tile, int nr, int64_t r
 }
 
 // Run the micro-kernels of one packed A block against a range of packed B panels.
-void macro_kernel(const GemmUkernel& uk, int64_t mc, int64_t kc, const float* apack,
-                  const float* bpack, int64_t panel_begin, int64_t panel_end, int64_t nc, float* c,
-                  int64_t ldc, float alpha, float beta) {
-  const int mr = uk.mr, nr = uk.nr;
+void macro_kernel(const RowPanels& rp, int64_t kc, const float* apack, const float* bpack,
+                  int64_t panel_begin, int64_t panel_end, int64_t nc, float* c, int64_t ldc,
+                  float alpha, float beta) {
+  const int nr = rp.uk.nr;
+  const int64_t count = rp.count();
   alignas(64) float tile[16 * 64];  // mr * nr <= 1024 for every kernel we ship
   for (int64_t panel = panel_begin; panel < panel_end; ++panel) {
     const int64_t jr = panel * nr;
     const int64_t cols = std::min<int64_t>(nr, nc - jr);
     const float* bp = bpack + panel * kc * nr;
-    for (int64_t ir = 0; ir < mc; ir += mr) {
-      const int64_t rows = std::min<int64_t>(mr, mc - ir);
+    for (int64_t u = 0; u < count; ++u) {
+      const GemmUkernel& k = rp.kernel(u);
+      const int64_t ir = rp.start(u), rows = std::min<int64_t>(k.mr, rp.rows - ir);
       const float* ap = apack + ir * kc;
       float* cij = c + ir * ldc + jr;
-      if (rows == mr && cols == nr) {
-        uk.fn(kc, ap, bp, cij, ldc, alpha, beta);
+      if (rows == k.mr && cols == nr) {
+        k.fn(kc, ap, bp, cij, ldc, alpha, beta);
       } else {
-        uk.fn(kc, ap, bp, tile, nr, alpha, 0.0f);
+        k.fn(kc, ap, bp, tile, nr, alpha, 0.0f);
         store_edge_tile(cij, ldc, tile, nr, rows, cols, beta);
       }
     }
@@ -286,23 +327,25 @@ void macro_kernel(const GemmUkernel& uk, int64_t mc, int64_t kc, const float* ap
 // its own that writes all of the thread's panels before the kernel reads them back. A/B (2 threads,
 // AVX-512, tools/ab-addons.js, 15 rounds, against packing all the panels first): NN 64x1600x512
 // +11.5% (15/15), 100x1000x300 +8%, 128x256x2048 +3.8%, 64x512x1600 +2.5%, 128x2048x256 +2.3%.
-void macro_kernel_pack_b(const GemmUkernel& uk, int64_t mc, int64_t kc, const float* apack,
-                         const float* b, int64_t ldb, int64_t panels, float* bpack, float* c,
-                         int64_t ldc, float alpha, float beta) {
-  const int mr = uk.mr, nr = uk.nr;
+void macro_kernel_pack_b(const RowPanels& rp, int64_t kc, const float* apack, const float* b,
+                         int64_t ldb, int64_t panels, float* bpack, float* c, int64_t ldc,
+                         float alpha, float beta) {
+  const int nr = rp.uk.nr;
+  const int64_t count = rp.count();
   alignas(64) float tile[16 * 64];
   for (int64_t panel = 0; panel < panels; ++panel) {
     const float* bsrc = b + panel * nr;
-    for (int64_t ir = 0; ir < mc; ir += mr) {
-      const int64_t rows = std::min<int64_t>(mr, mc - ir);
+    for (int64_t u = 0; u < count; ++u) {
+      const GemmUkernel& k = rp.kernel(u);
+      const int64_t ir = rp.start(u), rows = std::min<int64_t>(k.mr, rp.rows - ir);
       const float* ap = apack + ir * kc;
       float* cij = c + ir * ldc + panel * nr;
-      float* out = rows == mr ? cij : tile;
-      const int64_t ldo = rows == mr ? ldc : nr;
-      const float beta_o = rows == mr ? beta : 0.0f;
-      if (ir == 0) uk.fn_pack_b(kc, ap, bsrc, ldb, bpack, out, ldo, alpha, beta_o);
-      else uk.fn(kc, ap, bpack, out, ldo, alpha, beta_o);
-      if (rows < mr) store_edge_tile(cij, ldc, tile, nr, rows, nr, beta);
+      float* out = rows == k.mr ? cij : tile;
+      const int64_t ldo = rows == k.mr ? ldc : nr;
+      const float beta_o = rows == k.mr ? beta : 0.0f;
+      if (u == 0) k.fn_pack_b(kc, ap, bsrc, ldb, bpack, out, ldo, alpha, beta_o);
+      else k.fn(kc, ap, bpack, out, ldo, alpha, beta_o);
+      if (rows < k.mr) store_edge_tile(cij, ldc, tile, nr, rows, nr, beta);
     }
   }
 }
@@ -369,11 +412,12 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
     // the (KC step, row panel) pieces) into the calling thread's slot-1 buffer, and then only read
     // it; otherwise each thread packs all of A for itself, KC step by KC step.
     const int64_t mpad = round_up(m, mr);
+    const RowPanels rp(uk, m);
     const bool shared_a = mpad * k <= (int64_t(1) << 20);
     float* ashared = shared_a ? scratch(1, static_cast<size_t>(mpad * k)) : nullptr;
     if (shared_a) {
       if (!ashared) return fail(TSM_ERR_OUT_OF_MEMORY, "sgemm: cannot allocate the packing buffer");
-      const int64_t steps = ceil_div(k, kc_max), mpanels = mpad / mr, pieces = steps * mpanels;
+      const int64_t steps = ceil_div(k, kc_max), mpanels = rp.count(), pieces = steps * mpanels;
       const int64_t nparts = std::min<int64_t>(nt, pieces);
       parallel_for(nparts, [&](int64_t t) {
         // The thread's pieces, each run of row panels of one KC step in one call.
@@ -382,8 +426,7 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           const int64_t step = u / mpanels, panel = u % mpanels;
           const int64_t panels = std::min<int64_t>(mpanels - panel, u1 - u);
           const int64_t pc = step * kc_max, kc = std::min<int64_t>(kc_max, k - pc);
-          const int64_t i0 = panel * mr, rows = std::min<int64_t>(panels * mr, m - i0);
-          pack_a(ashared + mpad * pc + i0 * kc, a, lda, ta, i0, rows, pc, kc, mr);
+          pack_a(ashared + mpad * pc, a, lda, ta, 0, rp, panel, panel + panels, pc, kc);
           u += panels;
         }
       });
@@ -413,15 +456,15 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
         const float beta_eff = pc == 0 ? beta : 1.0f;
         const float* ap = apack;
         if (shared_a) ap = ashared + mpad * pc;
-        else pack_a(apack, a, lda, ta, 0, m, pc, kc, mr);
+        else pack_a(apack, a, lda, ta, 0, rp, pc, kc);
         if (full > 0)
-          macro_kernel_pack_b(uk, m, kc, ap, b + pc * ldb + j0, ldb, full, bpriv, c + j0, ldc, alpha,
+          macro_kernel_pack_b(rp, kc, ap, b + pc * ldb + j0, ldb, full, bpriv, c + j0, ldc, alpha,
                               beta_eff);
         for (int64_t g0 = full; g0 < p1 - p0; g0 += group) {
           const int64_t panels = std::min<int64_t>(group, p1 - p0 - g0);
           const int64_t jg = j0 + g0 * nr, cols = ncols - g0 * nr;
           pack_b_panels(bpriv, b, ldb, tb, pc, kc, jg, cols, nr, 0, panels, true);
-          macro_kernel(uk, m, kc, ap, bpriv, 0, panels, cols, c + jg, ldc, alpha, beta_eff);
+          macro_kernel(rp, kc, ap, bpriv, 0, panels, cols, c + jg, ldc, alpha, beta_eff);
         }
       }
     });
@@ -461,8 +504,9 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           if (!apack) { oom = true; return; }
           for (int64_t ic = r0; ic < r1; ic += mct) {
             const int64_t rows = std::min<int64_t>(mct, r1 - ic);
-            pack_a(apack, a, lda, ta, ic, rows, pc, kc, mr);
-            macro_kernel(uk, rows, kc, apack, bpack, 0, n_panels, nc, c + ic * ldc + jc, ldc, alpha,
+            const RowPanels rpb(uk, rows);
+            pack_a(apack, a, lda, ta, ic, rpb, pc, kc);
+            macro_kernel(rpb, kc, apack, bpack, 0, n_panels, nc, c + ic * ldc + jc, ldc, alpha,
                          beta_eff);
           }
         });
@@ -473,8 +517,9 @@ tsm_status sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           const int64_t rows = std::min<int64_t>(mc, m - ic);
           float* apack = scratch(1, static_cast<size_t>(round_up(rows, mr)) * kc);
           if (!apack) { oom = true; return; }
-          pack_a(apack, a, lda, ta, ic, rows, pc, kc, mr);
-          macro_kernel(uk, rows, kc, apack, bpack, n_panels * part / nsplit,
+          const RowPanels rpb(uk, rows);
+          pack_a(apack, a, lda, ta, ic, rpb, pc, kc);
+          macro_kernel(rpb, kc, apack, bpack, n_panels * part / nsplit,
                        n_panels * (part + 1) / nsplit, nc, c + ic * ldc + jc, ldc, alpha, beta_eff);
         });
       }

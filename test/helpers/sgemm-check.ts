@@ -77,6 +77,14 @@ export function sgemmCases(seed = 1234): SgemmCase[] {
   // More rows (the shared B block): two KC steps with a partial last panel, and two NC blocks.
   cases.push({ transA: false, transB: false, m: 300, n: 200, k: 1030, alpha: 1, beta: 0.3, padA: 0, padB: 3, padC: 0 });
   cases.push({ transA: false, transB: false, m: 290, n: 4100, k: 20, alpha: -1, beta: 0, padA: 1, padB: 0, padC: 1 });
+  // Row counts that leave 1-4 over from 6-row panels end in 4-row panels on AVX2 (RowPanels in
+  // sgemm.cpp): 128 = 20 x 6 + 2 x 4 with A transposed and packed once for both threads; 64 rows over
+  // k = 16500, where each thread packs all of A itself, 32 KC steps; 298 = 49 x 6 + 4 on the path
+  // with the shared B block (its last row block ends in the 4-row panel); 253 = 42 x 6 + 1.
+  cases.push({ transA: true, transB: false, m: 128, n: 300, k: 700, alpha: 1, beta: 0, padA: 1, padB: 0, padC: 0 });
+  cases.push({ transA: true, transB: false, m: 64, n: 40, k: 16500, alpha: -0.5, beta: 1, padA: 0, padB: 0, padC: 3 });
+  cases.push({ transA: false, transB: true, m: 298, n: 70, k: 600, alpha: 1, beta: 0, padA: 0, padB: 1, padC: 1 });
+  cases.push({ transA: true, transB: true, m: 253, n: 77, k: 90, alpha: 2, beta: -1, padA: 2, padB: 0, padC: 0 });
   return cases;
 }
 

@@ -89,13 +89,13 @@ void ukernel_avx2_pack_b(int64_t k, const float* a, const float* b, int64_t ldb,
 // +0.4-6%, 2048^3 +1.5-3%, 1 thread 1024^3 +3.5%, 128x256x2048 +0-5%, the other layer shapes flat.
 const GemmUkernel* gemm_ukernel_avx2() {
   static const GemmUkernel k{"avx2 6x16", MR, NR, 144, 512, 4080, ukernel_avx2<MR>,
-                             ukernel_avx2_pack_b<MR>};
+                             ukernel_avx2_pack_b<MR>, gemm_ukernel_avx2_mr4()};
   return &k;
 }
 
 // 4 x 16 (8 accumulators: two FMA pipes of 4-cycle latency, just enough chains), for the last rows
-// of a few-row product whose row count leaves 2 or 4 over from the 6-row tiles (the LSTM's batch of
-// 32: 4 x 6 + 2 x 4 rows instead of 6 x 6 with 4 padding rows).
+// of a product whose row count leaves 1-4 over from the 6-row tiles (the 6x16 kernel's `tail`; the
+// LSTM's batch of 32: 4 x 6 + 2 x 4 rows instead of 6 x 6 with 4 padding rows).
 const GemmUkernel* gemm_ukernel_avx2_mr4() {
   static const GemmUkernel k{"avx2 4x16", 4, NR, 144, 512, 4080, ukernel_avx2<4>, ukernel_avx2_pack_b<4>};
   return &k;

@@ -29,6 +29,9 @@ struct GemmUkernel {
   int mc, kc, nc;    // cache blocking: A block mc x kc in L2, B block kc x nc in L3, B panel in L1
   GemmUkernelFn fn;
   GemmUkernelPackBFn fn_pack_b = nullptr;  // nullptr where the ISA has none
+  // A kernel of fewer rows (same NR, KC, with fn_pack_b) for the last rows of an A block where its
+  // panels pad less (sgemm.cpp, RowPanels); nullptr where there is none.
+  const GemmUkernel* tail = nullptr;
 };
 
 const GemmUkernel& gemm_ukernel_generic();
