@@ -30,6 +30,7 @@
 #endif
 
 #include "../runtime/runtime.h"
+#include "gemm_rows.h"
 #include "kernels.h"
 #include "simd/exp_approx.h"
 #include "simd/gemm_pack.h"
@@ -135,53 +136,27 @@ struct Buf {
   Buf& operator=(const Buf&) = delete;
 };
 
-// How the B rows of a recurrent product's A operand split into row panels: `nmain` panels of the
-// kernel's MR rows, then `ntail` panels of a smaller kernel's rows. On AVX2 the 6-row tiles leave
-// 2 or 4 rows over for B % 6 of 2 or 4, which the 6x16 kernel pads to 6; 4x16 tiles take them
-// instead (B = 32: 4 x 6 + 2 x 4 rows, no padding). Elsewhere there is no tail.
-struct RowTiling {
-  const GemmUkernel* main;
-  const GemmUkernel* tail;
-  int64_t nmain, ntail;
-  RowTiling(const GemmUkernel& uk, int64_t B) : main(&uk), tail(nullptr), nmain(ceil_div(B, uk.mr)), ntail(0) {
-    const GemmUkernel* t4 = &uk == gemm_ukernel_avx2() ? gemm_ukernel_avx2_mr4() : nullptr;
-    if (!t4) return;
-    if (B % 6 == 4) {
-      tail = t4, nmain = B / 6, ntail = 1;
-    } else if (B % 6 == 2 && B >= 8) {
-      tail = t4, nmain = B / 6 - 1, ntail = 2;
-    }
-  }
-  int64_t panels() const { return nmain + ntail; }
-  int mr(int64_t p) const { return p < nmain ? main->mr : tail->mr; }
-  const GemmUkernel& kernel(int64_t p) const { return p < nmain ? *main : *tail; }
-  // The panel's first row; of depth k, the panel starts at row0(p) * k floats.
-  int64_t row0(int64_t p) const { return p <= nmain ? p * main->mr : nmain * main->mr + (p - nmain) * tail->mr; }
-  // Floats of all the panels per unit of depth (padding rows included).
-  int64_t width() const { return row0(panels()); }
-};
-
 // Columns [c0, c0 + cols) of all B rows of src (row stride ld) into the packed A operand of depth
 // k (the tiling's row panels, k x MR each, padding rows zero).
 inline void pack_a_cols(float* apack, const float* src, int64_t ld, int64_t B, int64_t k, int64_t c0, int64_t cols,
-                        const RowTiling& rt) {
-  for (int64_t p = 0; p < rt.panels(); ++p) {
-    const int64_t r0 = rt.row0(p);
-    const int mr = rt.mr(p);
+                        const RowPanels& rt) {
+  for (int64_t p = 0; p < rt.count(); ++p) {
+    const int64_t r0 = rt.start(p);
+    const int mr = rt.kernel(p).mr;
     pack_a_panel(apack + r0 * k + c0 * mr, src + r0 * ld + c0, ld, std::min<int64_t>(mr, B - r0), cols, mr);
   }
 }
 
 // C[rows x cols] (+)= packed A (all row panels, depth k) x one packed B panel (k x NR).
 // beta is 0 or 1. Edge tiles go through a small buffer.
-inline void panel_product(const RowTiling& rt, int64_t B, int64_t k, const float* apack, const float* bpanel,
+inline void panel_product(const RowPanels& rt, int64_t B, int64_t k, const float* apack, const float* bpanel,
                           float* c, int64_t ldc, int64_t cols, float beta) {
-  const int nr = rt.main->nr;
+  const int nr = rt.uk.nr;
   alignas(64) float tile[16 * 64];  // mr * nr <= 1024 for every kernel we ship
-  for (int64_t p = 0; p < rt.panels(); ++p) {
+  for (int64_t p = 0; p < rt.count(); ++p) {
     const GemmUkernel& uk = rt.kernel(p);
     const int mr = uk.mr;
-    const int64_t i0 = rt.row0(p), rows = std::min<int64_t>(mr, B - i0);
+    const int64_t i0 = rt.start(p), rows = std::min<int64_t>(mr, B - i0);
     const float* ap = apack + i0 * k;
     float* ci = c + i0 * ldc;
     if (rows == mr && cols == nr) {
@@ -241,8 +216,8 @@ TSM_API tsm_status tsm_lstm_forward(float* y, float* h_n, float* c_n, float* gat
     return fail(TSM_ERR_INVALID_ARGUMENT, "%s: y, gates, cs, x, w_ih and w_hh must not be NULL", op);
   const Dims d{T, B, I, H, batch_first != 0};
   const int64_t G = 4 * H, rows = T * B;
-  const RowTiling rt(gemm_ukernel_for_rows(active_simd(), B), B);
-  const int nr = rt.main->nr;
+  const RowPanels rt(gemm_ukernel_for_rows(active_simd(), B), B);
+  const int nr = rt.uk.nr;
   const int64_t nub = ceil_div(H, nr), aw = rt.width();
   const auto cell = TSM_PICK_ISA(active_simd(), cell_forward);
 
@@ -330,8 +305,8 @@ TSM_API tsm_status tsm_lstm_backward(float* dx, float* dh0, float* dc0, float* d
   if (!w_hh || !y || !gates || !cs || (I > 0 && (!x || !w_ih)))
     return fail(TSM_ERR_INVALID_ARGUMENT, "%s: x, w_ih, w_hh, y, gates and cs must not be NULL", op);
   const Dims d{T, B, I, H, batch_first != 0};
-  const RowTiling rt(gemm_ukernel_for_rows(active_simd(), B), B);
-  const int nr = rt.main->nr;
+  const RowPanels rt(gemm_ukernel_for_rows(active_simd(), B), B);
+  const int nr = rt.uk.nr;
   const int64_t nub = ceil_div(H, nr), aw = rt.width();
   const auto cell = TSM_PICK_ISA(active_simd(), cell_backward);
 
