@@ -1,11 +1,10 @@
 // The cost of a tiny op through the whole TypeScript stack (argument checks, Tensor creation,
 // autograd bookkeeping, the native call, dispose), against the same op through PyTorch's eager
 // stack. The target (BENCHMARKS.md) is <= 2 us of overhead per op.
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tsm from '../lib/index';
 import { nativeAddon } from '../lib/native-api';
-import { sleep, type Benchmark, type BenchRow } from './lib';
+import { closePeers, compareSides, localBlock, startTorchPeers, type Benchmark, type BenchRow } from './lib';
 
 const PYTHON = process.env.TSM_TORCH_PYTHON ?? '/usr/bin/python3';
 
@@ -22,8 +21,8 @@ function perCallUs(fn: () => void, n = 200_000): number {
 
 export const benchmark: Benchmark = {
   description: 'tiny-op overhead through the TypeScript stack vs PyTorch eager',
-  run(opts) {
-    const n = opts.quick ? 50_000 : 200_000;
+  async run(opts) {
+    const n = opts.quick ? 50_000 : 100_000;
     const a = tsm.tensor([1]), b = tsm.tensor([2]);
     // Check before timing: the ops compute what they should.
     const s = a.add(b), r = a.neg().relu();
@@ -33,21 +32,33 @@ export const benchmark: Benchmark = {
     const raw = nativeAddon();
     const x = new Float32Array(1), y = new Float32Array(1);
     const rawUs = perCallUs(() => raw.unaryForward(0, y, x), n);
-    const addUs = perCallUs(() => a.add(b).dispose(), n);
-    const reluUs = perCallUs(() => a.relu().dispose(), n);
     const gcUs = perCallUs(() => { a.add(b); }, n);
-    sleep(200);
-    const py = spawnSync(PYTHON, [path.join(__dirname, 'peers', 'overhead.py'), '1'], { encoding: 'utf8' });
-    if (py.status !== 0) throw new Error(`PyTorch peer failed (is python3-torch installed for ${PYTHON}?):\n${py.stderr}`);
-    const peer = JSON.parse(py.stdout.trim().split('\n').pop() as string) as { addUs: number; reluUs: number; torch: string };
-    const row = (name: string, ours: number, theirs: number, note: string): BenchRow => ({
-      name, unit: 'us/op', ours: +ours.toFixed(3), peer: `PyTorch ${peer.torch}`, peerValue: +theirs.toFixed(3),
-      ratio: +(theirs / ours).toFixed(3), lowerIsBetter: true, note,
+    // The two ops against PyTorch's (1 thread), in alternating blocks: each block one untimed loop
+    // of n ops and then two timed ones, on each side; the row keeps each side's fastest loop.
+    const loop = (op: () => void) => () => { for (let i = 0; i < n; i++) op(); };
+    const [peer] = await startTorchPeers<{ torch: string }>(PYTHON, path.join(__dirname, 'peers', 'overhead.py'),
+      () => ['1', String(n)], 1, () => {});
+    const cmp = { blocks: opts.quick ? 2 : 5, blockTime: 0 };
+    const side = async (name: string, op: () => void) => {
+      const t = await compareSides([{ name: 'ours', block: localBlock(loop(op)) },
+        { name: 'peer', block: (sec: number) => peer.proc.request<number[]>(`${name} ${sec}`) }], cmp);
+      return { ours: (Math.min(...t.times.ours) / n) * 1e6, peer: (Math.min(...t.times.peer) / n) * 1e6 };
+    };
+    let add, relu;
+    try {
+      add = await side('add', () => a.add(b).dispose());
+      relu = await side('relu', () => a.relu().dispose());
+    } finally {
+      await closePeers([peer]);
+    }
+    const row = (name: string, t: { ours: number; peer: number }, note: string): BenchRow => ({
+      name, unit: 'us/op', ours: +t.ours.toFixed(3), peer: `PyTorch ${peer.hello.torch}`, peerValue: +t.peer.toFixed(3),
+      ratio: +(t.peer / t.ours).toFixed(3), lowerIsBetter: true, note,
     });
     return {
       rows: [
-        row('add 1-element tensors (then dispose)', addUs, peer.addUs, `raw native call ${rawUs.toFixed(3)} us; without dispose (GC backstop) ${gcUs.toFixed(3)} us`),
-        row('relu 1-element tensor (then dispose)', reluUs, peer.reluUs, 'target: <= 2 us per op'),
+        row('add 1-element tensors (then dispose)', add, `raw native call ${rawUs.toFixed(3)} us; without dispose (GC backstop) ${gcUs.toFixed(3)} us`),
+        row('relu 1-element tensor (then dispose)', relu, 'target: <= 2 us per op'),
       ],
     };
   },
