@@ -11,6 +11,8 @@
 // Few rows (m <= 2 MC) split the columns between threads instead, and an untransposed B is then
 // packed by the micro-kernel as it computes each panel's first row tile (macro_kernel_pack_b).
 // Edge tiles (m % MR, n % NR) run the micro-kernel on a zero-padded tile and copy the valid part.
+// On AVX2 the last 1-4 rows of an A block go in 4-row panels of a 4x16 kernel instead (RowPanels,
+// gemm_rows.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
