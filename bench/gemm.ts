@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as tsm from '../lib/index';
 import { nativeAddon } from '../lib/native-api';
-import { argValue, type Benchmark, type BenchOptions, type BenchResult, type BenchRow, compare, measureCpuPeak, randomArray, waitQuiet } from './lib';
+import { argValue, type Benchmark, type BenchOptions, type BenchResult, type BenchRow, compareSides, localBlock, measureCpuPeak, median, randomArray, waitQuiet } from './lib';
 
 interface Shape {
   name: string;
@@ -118,7 +118,10 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
       throw new Error(`gemm: WRONG RESULT for ${s.name}: max |ours - ${peerName}| / max |${peerName}| = ${err}`);
     }
 
-    const t = compare(ours, peer, opts.quick ? { blocks: 2, blockTime: 0.05 } : { blocks: 6, blockTime: 0.15 });
+    const r = await compareSides([{ name: 'ours', block: localBlock(ours, 200) }, { name: 'peer', block: localBlock(peer, 200) }],
+      opts.quick ? { blocks: 2, blockTime: 0.05 } : { blocks: 6, blockTime: 0.15 });
+    const t = { ours: median(r.times.ours), peer: median(r.times.peer), backgroundLoad: r.backgroundLoad,
+                runs: Math.min(r.times.ours.length, r.times.peer.length) };
     const flop = 2 * m * n * k;
     const gOurs = flop / t.ours / 1e9, gPeer = flop / t.peer / 1e9;
     const row: BenchRow = {

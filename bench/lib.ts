@@ -151,30 +151,6 @@ export interface CompareOptions {
   switchSleepMs?: number;
 }
 
-/**
- * Times ours and the peer side by side: alternating blocks (ours first in even blocks, the peer first
- * in odd ones), each preceded by a pause and one untimed warm-up call. Returns the median seconds.
- */
-export function compare(
-  ours: () => void,
-  peer: () => void,
-  o: CompareOptions = {},
-): { ours: number; peer: number; runs: number; backgroundLoad: number } {
-  const blocks = o.blocks ?? 6, blockTime = o.blockTime ?? 0.15, pause = o.switchSleepMs ?? 150;
-  const t: { ours: number[]; peer: number[] } = { ours: [], peer: [] };
-  let background = 0;
-  const side = (which: 'ours' | 'peer') => {
-    // The pause doubles as a check that the machine is quiet (others' builds and tests share it).
-    background = Math.max(background, waitQuiet(pause));
-    const fn = which === 'ours' ? ours : peer;
-    t[which].push(...timeRuns(fn, { warmup: 1, minRuns: 2, minTime: blockTime, maxRuns: 200 }));
-  };
-  for (let b = 0; b < blocks; ++b) {
-    if (b % 2 === 0) { side('ours'); side('peer'); } else { side('peer'); side('ours'); }
-  }
-  return { ours: median(t.ours), peer: median(t.peer), runs: Math.min(t.ours.length, t.peer.length), backgroundLoad: background };
-}
-
 /** One side of compareSides(): a name and a function that times one block of at least `seconds`
  *  (after one untimed call) and returns the per-call seconds. */
 export interface Side {
@@ -183,10 +159,11 @@ export interface Side {
 }
 
 /**
- * compare() for any number of sides, some of which may time in another process (a PeerProcess): in
- * each of `blocks` rounds every side times one block, after a pause; the order rotates from round to
- * round, so that each side goes first equally often and a disturbance of the host lasting a second
- * or two falls on all of them rather than on one. Returns each side's per-call seconds.
+ * Times the sides side by side, some of them maybe in another process (a PeerProcess): in each of
+ * `blocks` rounds every side times one block, after a pause; the order rotates from round to round
+ * (with two: ours first in even rounds, the peer in odd ones), so that each side goes first equally
+ * often and a disturbance of the host lasting a second or two falls on all of them rather than on
+ * one. Returns each side's per-call seconds.
  */
 export async function compareSides(
   sides: Side[],
@@ -206,9 +183,10 @@ export async function compareSides(
   return { times, backgroundLoad: background };
 }
 
-/** A block of calls of fn, for compareSides(): one untimed call, then at least `seconds` (and 2 calls). */
-export function localBlock(fn: () => void): (seconds: number) => number[] {
-  return (seconds) => timeRuns(fn, { warmup: 1, minRuns: 2, minTime: seconds, maxRuns: 10_000 });
+/** A block of calls of fn, for compareSides(): one untimed call, then at least `seconds` (and 2
+ *  calls), at most maxRuns. */
+export function localBlock(fn: () => void, maxRuns = 10_000): (seconds: number) => number[] {
+  return (seconds) => timeRuns(fn, { warmup: 1, minRuns: 2, minTime: seconds, maxRuns });
 }
 
 /**
@@ -254,16 +232,21 @@ export class PeerProcess {
     }
   }
 
-  /** The next JSON line the peer writes, parsed; rejects if the peer exits first. */
+  /** The next JSON line the peer writes, parsed; rejects if the peer exits first, and on an
+   *  {"error": ...} line (torch_common.serve's answer to a request it does not know). */
   async read<T = unknown>(): Promise<T> {
     const line = this.lines.length > 0 ? this.lines.shift() as string
       : this.ended ? null : await new Promise<string | null>((resolve) => { this.waiters.push(resolve); });
     if (line === null) throw new Error(`the peer exited (code ${this.child.exitCode}):\n${this.stderr}`);
+    let value: unknown;
     try {
-      return JSON.parse(line) as T;
+      value = JSON.parse(line);
     } catch {
       throw new Error(`the peer wrote a line that is not JSON: ${line.slice(0, 200)}\n${this.stderr}`);
     }
+    if (value !== null && typeof value === 'object' && 'error' in value)
+      throw new Error(`the peer answered: ${String((value as { error: unknown }).error)}`);
+    return value as T;
   }
 
   /** Sends one request line and returns the peer's answer. */

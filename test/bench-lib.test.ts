@@ -11,8 +11,8 @@ import { compareSides, localBlock, PeerProcess } from '../bench/lib';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsm-bench-lib-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-// Answers "twice N" with [2N] and "seconds S" with a list of two numbers; exits on "quit", and with
-// code 3 on "die" (after writing to stderr).
+// Answers "twice N" with [2N], "seconds S" with a list of two numbers and "err X" with an error
+// object; exits on "quit", and with code 3 on "die" (after writing to stderr).
 const peerScript = path.join(dir, 'peer.js');
 fs.writeFileSync(peerScript, `
 const rl = require('node:readline').createInterface({ input: process.stdin });
@@ -22,6 +22,7 @@ rl.on('line', (line) => {
   if (cmd === 'quit') { rl.close(); return; }
   if (cmd === 'die') { process.stderr.write('peer: told to die\\n'); process.exit(3); }
   if (cmd === 'twice') console.log(JSON.stringify([2 * Number(arg)]));
+  else if (cmd === 'err') console.log(JSON.stringify({ error: 'unknown request ' + arg }));
   else if (cmd === 'seconds') console.log(JSON.stringify([Number(arg), Number(arg)]));
   else console.log('not json');
 });
@@ -41,6 +42,7 @@ describe('PeerProcess', () => {
     const p = new PeerProcess(process.execPath, [peerScript, 'x']);
     await p.read();
     await expect(p.request('bogus')).rejects.toThrow(/not JSON: not json/);
+    await expect(p.request('err x')).rejects.toThrow(/the peer answered: unknown request x/);
     await expect(p.request('die')).rejects.toThrow(/exited \(code 3\)[\s\S]*told to die/);
     await expect(p.request('twice 1')).rejects.toThrow(/has exited/);
   });

@@ -4,27 +4,12 @@
 # argv: configs threads seconds_per_case
 import json
 import math
+import statistics
 import sys
-import time
 
 import torch
 
-
-def median(xs):
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
-
-
-def timed(fn, seconds):
-    fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 3:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return median(times)
+from torch_common import block
 
 
 def main():
@@ -53,7 +38,8 @@ def main():
             q.grad = k.grad = v.grad = None
             fwd().backward(dy)
 
-        out.append({"L": L, "causal": causal, "fwd": timed(f_only, seconds), "fwdbwd": timed(fb, seconds)})
+        out.append({"L": L, "causal": causal, "fwd": statistics.median(block(f_only, seconds, 3)),
+                    "fwdbwd": statistics.median(block(fb, seconds, 3))})
     print(json.dumps({"results": out, "torch": torch.__version__}))
 
 

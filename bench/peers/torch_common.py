@@ -28,12 +28,12 @@ def load_safetensors(path):
     return out
 
 
-def block(fn, seconds):
-    """One untimed call of fn, then calls for at least `seconds` (and 2 calls); their seconds."""
+def block(fn, seconds, min_calls=2):
+    """One untimed call of fn, then calls for at least `seconds` (and min_calls); their seconds."""
     fn()
     out = []
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(out) < 2:
+    while time.perf_counter() - start < seconds or len(out) < min_calls:
         t0 = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t0)
