@@ -1,6 +1,8 @@
 // Tensor semantics and bad input through the public API: creation, dtypes, the seeded RNG,
 // broadcasting, reductions vs plain JS, views, data access, memory (dispose/tidy), named errors for
 // every op, and Module bookkeeping (names, train/eval, state dicts, default initialisation).
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tsm from '../lib/index';
 import type { Tensor } from '../lib/index';
@@ -1129,7 +1131,11 @@ describe('buffer reuse', () => {
     // one with NaN (as int32, far out of range), free it, then pool and check the gradient's scatter.
     const x = tsm.randn([4, 4, 64, 64]).requiresGrad_();
     for (let round = 0; round < 2; round++) {
-      tsm.full([4 * 4 * 32 * 32], NaN).dispose();
+      const nan = tsm.full([4 * 4 * 32 * 32], NaN);
+      const dirty = nan.mul(1);  // an op's output: its buffer goes back to the pool (full's does not)
+      expect(dirty.dataSync().every(Number.isNaN)).toBe(true);
+      nan.dispose();
+      dirty.dispose();
       const y = tsm.F.maxPool2d(x, 2);
       y.sum().backward();
       const xd = x.toArray() as number[][][][];
@@ -1150,5 +1156,34 @@ describe('buffer reuse', () => {
       x.grad = null;
       y.dispose();
     }
+  });
+  it('small outputs take the freed buffer of their length and overwrite it', () => {
+    // Small buffers are pooled too: a fresh typed array costs more than a tiny op (V8 moves one of
+    // <= 64 bytes off its heap the first time the addon reads it).
+    const a = tsm.tensor([1, 2, 3]);
+    for (const [op, want] of [[(t: Tensor) => t.mul(t), [1, 4, 9]], [(t: Tensor) => t.neg(), [-1, -2, -3]],
+      [(t: Tensor) => t.add(1), [2, 3, 4]], [(t: Tensor) => t.relu(), [1, 2, 3]],
+      [(t: Tensor) => tsm.matmul(t.reshape([1, 3]), tsm.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0]])).reshape([3]), [4, 5, 3]]] as const) {
+      const nan = tsm.full([3], NaN);
+      const dirty = nan.mul(1);  // an op's output: its buffer goes back to the pool (full's does not)
+      const buffer = dirty._data;
+      nan.dispose();
+      dirty.dispose();
+      const y = op(a);
+      expect(y._data).toBe(buffer);
+      expect(Array.from(y.dataSync())).toEqual(want);
+      y.dispose();
+    }
+  });
+
+  it('TSM_FILL_UNINITIALIZED=1 hands out NaN-filled buffers (the CI run that finds unwritten outputs)', () => {
+    const script = `const t = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'tensor.ts'))});
+      const x = t.uninitializedF32([5]); const ok1 = Array.from(x._data).every(Number.isNaN);
+      x._data.fill(1); x.dispose();
+      const y = t.uninitializedF32([5]); process.stdout.write(String(ok1 && Array.from(y._data).every(Number.isNaN)));`;
+    const run = (env: string | undefined) => spawnSync(process.execPath, ['--import', 'tsx', '-e', script],
+      { env: { ...process.env, TSM_FILL_UNINITIALIZED: env }, encoding: 'utf8' }).stdout;
+    expect(run('1')).toBe('true');
+    expect(run('0')).toBe('false');
   });
 });
