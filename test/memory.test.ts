@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 const ROOT = path.resolve(__dirname, '..');
 
 describe('memory', () => {
-  it('10,000 training steps: RSS and tsm.memory() flat after warm-up; GC frees forgotten tensors; tidy keeps only its result', () => {
+  it('10,000 training steps: RSS and tsm.memory() flat after warm-up; GC frees forgotten tensors, in a synchronous loop too; tidy keeps only its result', () => {
     // --min-semi-space-size: V8 otherwise grows its young generation (heapTotal 28 -> 45 MB) partway
     // through the loop, a one-off RSS step that is not a leak.
     const r = spawnSync(process.execPath, ['--expose-gc', '--min-semi-space-size=16', '--import', 'tsx', path.join(ROOT, 'test/reliability/memory-child.ts')], {
@@ -19,7 +19,8 @@ describe('memory', () => {
     const d = JSON.parse(r.stdout.trim().split('\n').pop()!);
     console.log(`memory: ${d.steps} steps in ${d.trainMs} ms; RSS drift after warm-up ${(100 * d.rssDrift).toFixed(2)}% ` +
       `(max ${(100 * d.rssMaxDrift).toFixed(2)}%), tsm.memory() drift ${d.tensorsDrift} tensors / ${d.bytesDrift} bytes; ` +
-      `GC: ${d.gc.created} forgotten tensors, live ${d.gc.before} -> ${d.gc.after} after ${d.gc.rounds} GC rounds`);
+      `GC: ${d.gc.created} forgotten tensors, live ${d.gc.before} -> ${d.gc.after} after ${d.gc.rounds} GC rounds; ` +
+      `a synchronous loop of 1,000 forgotten 1 MB outputs: RSS +${(d.syncLoopRssGrowth / 2 ** 20).toFixed(0)} MiB`);
     expect(d.loss).toBeLessThan(0.1); // it did train
     expect(Math.abs(d.rssDrift)).toBeLessThan(0.05);
     expect(d.rssMaxDrift).toBeLessThan(0.05);
@@ -29,5 +30,7 @@ describe('memory', () => {
     expect(d.gc.after).toBe(d.gc.before);
     expect(d.gc.bytesAfter).toBe(d.gc.bytesBefore);
     expect(d.tidyDelta).toBe(1);
+    // 1,000 forgotten 1 MB outputs in one synchronous loop: RSS grows by far less than 1 GB.
+    expect(d.syncLoopRssGrowth).toBeLessThan(256 * 1024 * 1024);
   });
 });
