@@ -81,15 +81,14 @@ interface Deferred {
   info: unknown;
 }
 
-/** @internal The memory behind one or more tensors (views share it). */
 /**
  * @internal What a storage's accounting needs once its tensors are gone, without its elements: the
  * garbage collector's backstop (the FinalizationRegistry below) holds this, not the Storage. Were it
  * to hold the Storage, a collected tensor's elements would stay alive until the registry's cleanup
  * runs, and that waits for the event loop: a synchronous loop of ops that dispose nothing would
- * keep every output (5M adds of 64 elements: 4 GB of RSS, each million slower than the last).
- * Holding this instead, the collector frees the elements with the tensor; the counters of
- * memory() catch up when the cleanup runs.
+ * keep every output (8,000 adds of 1 MB tensors: 8.5 GB of RSS). Holding this instead, the
+ * collector frees the elements with the tensor; what waits for the cleanup is this ledger and the
+ * registry's own cell (~160 bytes a tensor), and the counters of memory() catch up then.
  */
 class Ledger {
   refs = 0;
@@ -118,6 +117,7 @@ class Ledger {
   }
 }
 
+/** @internal The memory behind one or more tensors (views share it). */
 export class Storage {
   /** The elements of a CPU storage (a Uint16Array of bits for 16-bit dtypes); null on a CUDA device, while deferred, and once released. */
   private arr: TypedArray | Uint16Array | null;
@@ -237,8 +237,8 @@ const SMALL_MAX_BYTES = 8 * 1024 * 1024;
 const pool = new Map<number, Float32Array[]>();
 let pooledBytes = 0, smallPooledBytes = 0;
 // TSM_FILL_UNINITIALIZED=1 fills every buffer handed out as uninitialised with NaN (as PyTorch's
-// fill_uninitialized_memory): a kernel that reads what it should have written then shows in its
-// results. The test suite runs once with it in CI.
+// fill_uninitialized_memory): an op that leaves part of its output unwritten then shows NaN in
+// its results. CI runs the whole suite once with it (npm run test:uninit).
 const FILL_UNINITIALIZED = typeof process !== 'undefined' && process.env?.TSM_FILL_UNINITIALIZED === '1';
 
 function recycle(a: Float32Array): void {
@@ -358,7 +358,7 @@ export interface MemoryInfo {
  * Live tensor count, bytes of CPU storage and bytes of CUDA storage held by tensors (as `tf.memory()`).
  * `tsm.cuda.memoryStats()` has the caching allocator's own counters (rounded sizes, cached blocks).
  * Tensors the garbage collector has freed stay in these counts until its cleanup runs, between turns
- * of the event loop (their memory itself is freed by then).
+ * of the event loop, although their memory is freed before that.
  */
 export function memory(): MemoryInfo {
   flushFinalizers();  // what is queued becomes collectable now (the counts include it either way)
