@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as tsm from '../lib/index';
 import { nativeAddon } from '../lib/native-api';
-import { argValue, type Benchmark, type BenchOptions, type BenchResult, type BenchRow, compareSides, localBlock, measureCpuPeak, median, randomArray, waitQuiet } from './lib';
+import { argValue, type Benchmark, type BenchOptions, type BenchResult, type BenchRow, compareSides, localBlock, median, PeakProbe, randomArray, type Side, waitQuiet } from './lib';
 
 interface Shape {
   name: string;
@@ -92,7 +92,18 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
 
   const simd = tsm.buildInfo().simd;
   waitQuiet(200);
-  const peak = measureCpuPeak(simd);
+  const probe = PeakProbe.build(simd);
+  try {
+    return await runShapes(opts, raw, peerLib, peerName, inherited, setThreads, simd, probe);
+  } finally {
+    probe?.close();
+  }
+}
+
+async function runShapes(opts: BenchOptions, raw: ReturnType<typeof nativeAddon>, peerLib: string, peerName: string,
+                         inherited: string | undefined, setThreads: (n: number) => void, simd: string,
+                         probe: PeakProbe | undefined): Promise<BenchResult> {
+  const peak = probe?.measure();
   if (peak) {
     console.error(`gemm: one core's FP32 peak (${simd}) measured at ${peak.fp32PeakGflops.toFixed(1)} GFLOP/s ` +
       `(${peak.clockGHz.toFixed(2)} GHz x ${peak.flopsPerCycle.toFixed(1)} FLOP/cycle)`);
@@ -118,8 +129,12 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
       throw new Error(`gemm: WRONG RESULT for ${s.name}: max |ours - ${peerName}| / max |${peerName}| = ${err}`);
     }
 
-    const r = await compareSides([{ name: 'ours', block: localBlock(ours, 200) }, { name: 'peer', block: localBlock(peer, 200) }],
-      opts.quick ? { blocks: 2, blockTime: 0.05 } : { blocks: 6, blockTime: 0.15 });
+    // The 1-thread row also times the core's FMA peak in blocks of its own between ours and the
+    // peer's, for its rate against the peak of the same minutes.
+    const onePeak = s.threads === 1 && probe !== undefined;
+    const sides: Side[] = [{ name: 'ours', block: localBlock(ours, 200) }, { name: 'peer', block: localBlock(peer, 200) }];
+    if (onePeak) sides.push({ name: 'peak', block: (sec) => probe.block(sec) });
+    const r = await compareSides(sides, opts.quick ? { blocks: 2, blockTime: 0.05 } : { blocks: 6, blockTime: 0.15 });
     const t = { ours: median(r.times.ours), peer: median(r.times.peer), backgroundLoad: r.backgroundLoad,
                 runs: Math.min(r.times.ours.length, r.times.peer.length) };
     const flop = 2 * m * n * k;
@@ -131,8 +146,15 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     } as BenchRow;
     if (t.backgroundLoad > 0.15) row.note = `machine busy: other processes used ${t.backgroundLoad.toFixed(2)} CPUs`;
     if (s.threads === 1 && peak) {
-      row.note = `${row.note ? `${row.note}; ` : ''}${((100 * gOurs) / peak.fp32PeakGflops).toFixed(0)}% of 1-core FP32 peak ` +
-        `(${peerName} ${((100 * gPeer) / peak.fp32PeakGflops).toFixed(0)}%; peak ${peak.fp32PeakGflops.toFixed(0)} GFLOP/s measured)`;
+      const pct = (g: number, p: number) => `${((100 * g) / p).toFixed(0)}%`;
+      row.note = `${row.note ? `${row.note}; ` : ''}${pct(gOurs, peak.fp32PeakGflops)} of 1-core FP32 peak ` +
+        `(${peerName} ${pct(gPeer, peak.fp32PeakGflops)}; peak ${peak.fp32PeakGflops.toFixed(0)} GFLOP/s measured at the start)`;
+      if (onePeak) {
+        const p = probe.flops / median(r.times.peak) / 1e9;
+        row.note += `; ${pct(gOurs, p)} of the peak timed in blocks alternating with this row's ` +
+          `(${peerName} ${pct(gPeer, p)}; median ${p.toFixed(1)} GFLOP/s)`;
+        Object.assign(row, { peakAlternatingGflops: round(p) });
+      }
     }
     if (s.layer && peak) {
       // The target of these rows is 1.2x the peer; against the machine's peak (threads x one core's),

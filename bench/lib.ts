@@ -473,10 +473,14 @@ typedef __m256 V; enum { W = 8 };
 #define FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 static float SUM(V v) { float t[8]; _mm256_storeu_ps(t, v); float s = 0; for (int i = 0; i < 8; ++i) s += t[i]; return s; }
 #endif
-int main(void) {
+#include <stdlib.h>
+// No argument: "clock_GHz peak_GFLOPs checksum", each the best of 5. With an argument N: only the FMA
+// loop, N times, each run's seconds on a line of its own ("flops F" first).
+int main(int argc, char** argv) {
   const long iters = 20000000;
   double clk = 0, peak = 0;
-  for (int r = 0; r < 5; ++r) {
+  const int runs = argc > 1 ? atoi(argv[1]) : 0;
+  for (int r = 0; r < 5 && runs == 0; ++r) {
     unsigned long x = 0; double t0 = now();
     for (long i = 0; i < iters; ++i)
       __asm__ volatile("add $1,%0\n\tadd $1,%0\n\tadd $1,%0\n\tadd $1,%0\n\tadd $1,%0\n\t"
@@ -486,48 +490,96 @@ int main(void) {
   V a = SET(0.999f), b = SET(0.001f);
   V c0 = SET(0), c1 = SET(1), c2 = SET(2), c3 = SET(3), c4 = SET(4), c5 = SET(5);
   V c6 = SET(6), c7 = SET(7), c8 = SET(8), c9 = SET(9), c10 = SET(10), c11 = SET(11);
-  for (int r = 0; r < 5; ++r) {
+  if (runs > 0) printf("flops %.0f\n", (iters / 4) * 12.0 * W * 2);
+  for (int r = 0; r < (runs > 0 ? runs : 5); ++r) {
     double t0 = now();
     for (long i = 0; i < iters / 4; ++i) {
       c0 = FMA(c0, a, b); c1 = FMA(c1, a, b); c2 = FMA(c2, a, b); c3 = FMA(c3, a, b);
       c4 = FMA(c4, a, b); c5 = FMA(c5, a, b); c6 = FMA(c6, a, b); c7 = FMA(c7, a, b);
       c8 = FMA(c8, a, b); c9 = FMA(c9, a, b); c10 = FMA(c10, a, b); c11 = FMA(c11, a, b);
     }
-    double g = (iters / 4) * 12.0 * W * 2 / (now() - t0) / 1e9; if (g > peak) peak = g;
+    const double dt = now() - t0;
+    if (runs > 0) printf("%.9f\n", dt);
+    double g = (iters / 4) * 12.0 * W * 2 / dt / 1e9; if (g > peak) peak = g;
   }
   float s = SUM(c0) + SUM(c1) + SUM(c2) + SUM(c3) + SUM(c4) + SUM(c5) + SUM(c6) + SUM(c7) + SUM(c8) + SUM(c9) + SUM(c10) + SUM(c11);
-  printf("%.4f %.3f %g\n", clk, peak, s);
+  if (runs > 0) printf("checksum %g\n", s);
+  else printf("%.4f %.3f %g\n", clk, peak, s);
   return 0;
 }
 `;
 
 /**
- * Measures one core's FP32 FMA peak for the given SIMD level ('avx512' or 'avx2') with a small C
- * probe built by the system cc (x86-64 only). Returns undefined when that is not possible.
+ * One core's FP32 FMA peak for the given SIMD level ('avx512' or 'avx2'), from a small C probe built
+ * by the system cc (x86-64 only): `measure()` once (best of 5, with the clock), or `block(seconds)`
+ * as a side of compareSides, so that a row can set its rate against the peak measured in the same
+ * minutes (this machine's speed moves by 10-30% within an hour). `close()` removes the probe.
  */
-export function measureCpuPeak(simd: string): CpuPeak | undefined {
-  if (process.arch !== 'x64' || (simd !== 'avx512' && simd !== 'avx2')) return undefined;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsm-peak-'));
-  try {
+export class PeakProbe {
+  private constructor(private readonly dir: string, private readonly exe: string, private readonly simd: string,
+                      private readonly pin: boolean) {}
+  /** Builds the probe; undefined where that is not possible. */
+  static build(simd: string): PeakProbe | undefined {
+    if (process.arch !== 'x64' || (simd !== 'avx512' && simd !== 'avx2')) return undefined;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsm-peak-'));
     const src = path.join(dir, 'peak.c'), exe = path.join(dir, 'peak');
     fs.writeFileSync(src, PEAK_PROBE);
     const flags = simd === 'avx512' ? ['-mavx512f', '-mavx2', '-mfma'] : ['-mavx2', '-mfma'];
     const cc = spawnSync('cc', ['-O2', ...flags, src, '-o', exe], { encoding: 'utf8' });
-    if (cc.status !== 0) return undefined;
+    if (cc.status !== 0) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      return undefined;
+    }
     // Pinned to one CPU when taskset exists, so the OS cannot move it mid-measurement.
-    const hasTaskset = spawnSync('sh', ['-c', 'command -v taskset']).status === 0;
-    const r = hasTaskset ? spawnSync('taskset', ['-c', '0', exe], { encoding: 'utf8' }) : spawnSync(exe, { encoding: 'utf8' });
-    if (r.status !== 0) return undefined;
-    const [clk, peak] = r.stdout.trim().split(/\s+/).map(Number);
-    const width = simd === 'avx512' ? 16 : 8;
+    return new PeakProbe(dir, exe, simd, spawnSync('sh', ['-c', 'command -v taskset']).status === 0);
+  }
+  private run(args: string[]): string | undefined {
+    const r = this.pin ? spawnSync('taskset', ['-c', '0', this.exe, ...args], { encoding: 'utf8' }) : spawnSync(this.exe, args, { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout : undefined;
+  }
+  /** The clock and the peak, each the best of 5 runs. */
+  measure(): CpuPeak | undefined {
+    const out = this.run([]);
+    if (out === undefined) return undefined;
+    const [clk, peak] = out.trim().split(/\s+/).map(Number);
+    const width = this.simd === 'avx512' ? 16 : 8;
     return {
       clockGHz: clk,
       fp32PeakGflops: peak,
       flopsPerCycle: peak / clk,
       method: `C probe: 12 independent ${width}-wide FMA chains on one core (best of 5), clock from a dependent add chain`,
     };
+  }
+  /** The FLOPs of one run of the FMA loop. */
+  flops = 0;
+  /** Runs of the FMA loop for about `seconds` (at least 3): each run's seconds. */
+  block(seconds: number): number[] {
+    const first = this.runs(3);
+    const each = first.reduce((a, b) => a + b, 0) / first.length;
+    const more = Math.max(0, Math.round(seconds / each) - 3);
+    return more > 0 ? [...first, ...this.runs(more)] : first;
+  }
+  private runs(n: number): number[] {
+    const out = this.run([String(n)]);
+    if (out === undefined) throw new Error('the peak probe failed');
+    const lines = out.trim().split('\n');
+    this.flops = Number(lines[0].split(' ')[1]);
+    const times = lines.slice(1, 1 + n).map(Number);
+    if (times.length !== n || !times.every((t) => t > 0)) throw new Error(`the peak probe wrote ${JSON.stringify(out)}`);
+    return times;
+  }
+  close(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** One core's FP32 peak, measured once (see PeakProbe); undefined where the probe cannot be built. */
+export function measureCpuPeak(simd: string): CpuPeak | undefined {
+  const probe = PeakProbe.build(simd);
+  try {
+    return probe?.measure();
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    probe?.close();
   }
 }
 

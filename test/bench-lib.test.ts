@@ -1,12 +1,14 @@
 // bench/lib.ts's side-by-side timing with a peer in another process: PeerProcess (one request line
-// in, one JSON line out) and compareSides (blocks of every side in turn, the order rotating). The
+// in, one JSON line out) and compareSides (blocks of every side in turn, the order rotating); and
+// the FMA peak probe, measured once or in blocks. The
 // peer here is a small Node script speaking the protocol of bench/peers/torch_common.py's serve(),
 // so that the test needs no PyTorch.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareSides, localBlock, PeerProcess } from '../bench/lib';
+import { spawnSync } from 'node:child_process';
+import { compareSides, localBlock, PeakProbe, PeerProcess } from '../bench/lib';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsm-bench-lib-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -79,6 +81,32 @@ describe('compareSides', () => {
       expect(calls).toBe(r.times.ours.length + 2);
     } finally {
       await p.close();
+    }
+  });
+});
+
+const cpuFlags = process.arch === 'x64' && fs.existsSync('/proc/cpuinfo')
+  ? (/^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/) : [];
+const avx2 = cpuFlags.includes('avx2') && cpuFlags.includes('fma');
+const cc = spawnSync('sh', ['-c', 'command -v cc']).status === 0;
+
+describe.skipIf(!avx2 || !cc)('PeakProbe (x86-64 with AVX2 and a C compiler)', () => {
+  it('measures the peak once, and in blocks of runs whose rate agrees with it', () => {
+    const probe = PeakProbe.build('avx2')!;
+    try {
+      const once = probe.measure()!;
+      expect(once.fp32PeakGflops).toBeGreaterThan(1);
+      expect(once.clockGHz).toBeGreaterThan(0.5);
+      const times = probe.block(0.05);
+      expect(times.length).toBeGreaterThanOrEqual(3);
+      expect(times.every((t) => t > 0)).toBe(true);
+      expect(probe.flops).toBe(5_000_000 * 12 * 8 * 2);
+      const best = probe.flops / Math.min(...times) / 1e9;
+      // The same loop: its best run within a factor of 2 of measure()'s best (the host's load moves it).
+      expect(best / once.fp32PeakGflops).toBeGreaterThan(0.5);
+      expect(best / once.fp32PeakGflops).toBeLessThan(2);
+    } finally {
+      probe.close();
     }
   });
 });
