@@ -332,11 +332,15 @@ export function machineInfo(threads: number): MachineInfo {
   return m;
 }
 
-/** The short commit hash, with "-dirty" when tracked files differ from it. */
+/**
+ * The short commit hash, with "-dirty" when the tracked files of the library or of the benchmarks
+ * (not their records, which a run writes as it goes) differ from it.
+ */
 export function gitCommit(): string {
   try {
     const hash = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-    const dirty = spawnSync('git', ['diff', '--quiet', 'HEAD', '--', 'cpp', 'cuda', 'lib', 'CMakeLists.txt'], { cwd: REPO_ROOT }).status === 1;
+    const dirty = spawnSync('git', ['diff', '--quiet', 'HEAD', '--', 'cpp', 'cuda', 'lib', 'CMakeLists.txt', 'bench',
+      ':(exclude)bench/results'], { cwd: REPO_ROOT }).status === 1;
     return dirty ? `${hash}-dirty` : hash;
   } catch {
     return 'unknown';
