@@ -577,16 +577,6 @@ export class PeakProbe {
   }
 }
 
-/** One core's FP32 peak, measured once (see PeakProbe); undefined where the probe cannot be built. */
-export function measureCpuPeak(simd: string): CpuPeak | undefined {
-  const probe = PeakProbe.build(simd);
-  try {
-    return probe?.measure();
-  } finally {
-    probe?.close();
-  }
-}
-
 // ---- the PyTorch peers ----
 
 /** A PyTorch peer kept running (a PeerProcess), with its first line and its thread count. */
