@@ -60,6 +60,15 @@ function maxRelError(x: Float32Array, ref: Float32Array): number {
 }
 
 async function run(opts: BenchOptions): Promise<BenchResult> {
+  const probe = PeakProbe.build(tsm.buildInfo().simd);
+  try {
+    return await runWith(opts, probe);
+  } finally {
+    probe?.close();
+  }
+}
+
+async function runWith(opts: BenchOptions, probe: PeakProbe | undefined): Promise<BenchResult> {
   const raw = nativeAddon();
   const peerLib = argValue(opts.args, 'peer') ?? 'libopenblas.so.0';
   const peerName = /blis/i.test(peerLib) ? 'BLIS' : /openblas/i.test(peerLib) ? 'OpenBLAS' : peerLib;
@@ -92,17 +101,6 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
 
   const simd = tsm.buildInfo().simd;
   waitQuiet(200);
-  const probe = PeakProbe.build(simd);
-  try {
-    return await runShapes(opts, raw, peerLib, peerName, inherited, setThreads, simd, probe);
-  } finally {
-    probe?.close();
-  }
-}
-
-async function runShapes(opts: BenchOptions, raw: ReturnType<typeof nativeAddon>, peerLib: string, peerName: string,
-                         inherited: string | undefined, setThreads: (n: number) => void, simd: string,
-                         probe: PeakProbe | undefined): Promise<BenchResult> {
   const peak = probe?.measure();
   if (peak) {
     console.error(`gemm: one core's FP32 peak (${simd}) measured at ${peak.fp32PeakGflops.toFixed(1)} GFLOP/s ` +

@@ -520,6 +520,8 @@ int main(int argc, char** argv) {
  * minutes (this machine's speed moves by 10-30% within an hour). `close()` removes the probe.
  */
 export class PeakProbe {
+  /** The FLOPs of one run of the FMA loop (known after the first block). */
+  flops = 0;
   private constructor(private readonly dir: string, private readonly exe: string, private readonly simd: string,
                       private readonly pin: boolean) {}
   /** Builds the probe; undefined where that is not possible. */
@@ -554,8 +556,6 @@ export class PeakProbe {
       method: `C probe: 12 independent ${width}-wide FMA chains on one core (best of 5), clock from a dependent add chain`,
     };
   }
-  /** The FLOPs of one run of the FMA loop. */
-  flops = 0;
   /** Runs of the FMA loop for about `seconds` (at least 3): each run's seconds. */
   block(seconds: number): number[] {
     const first = this.runs(3);

@@ -1125,17 +1125,26 @@ describe('max pooling of a convolution: the backward from the winners only', () 
   });
 });
 
+/**
+ * Puts a NaN-filled buffer of n elements into the pool and returns it: an op's output, whose buffer
+ * goes back to the pool when disposed (full()'s does not).
+ */
+function freedNaNBuffer(n: number): Float32Array {
+  const nan = tsm.full([n], NaN);
+  const dirty = nan.mul(1);
+  const buffer = dirty._data as Float32Array;
+  nan.dispose();
+  dirty.dispose();
+  return buffer;
+}
+
 describe('buffer reuse', () => {
   it('maxPool2d writes every index of its (reused, dirty) index buffer', () => {
     // The indices live in a pooled buffer that a float tensor of the same length used before: fill
     // one with NaN (as int32, far out of range), free it, then pool and check the gradient's scatter.
     const x = tsm.randn([4, 4, 64, 64]).requiresGrad_();
     for (let round = 0; round < 2; round++) {
-      const nan = tsm.full([4 * 4 * 32 * 32], NaN);
-      const dirty = nan.mul(1);  // an op's output: its buffer goes back to the pool (full's does not)
-      expect(dirty.dataSync().every(Number.isNaN)).toBe(true);
-      nan.dispose();
-      dirty.dispose();
+      expect(Array.from(freedNaNBuffer(4 * 4 * 32 * 32)).every(Number.isNaN)).toBe(true);
       const y = tsm.F.maxPool2d(x, 2);
       y.sum().backward();
       const xd = x.toArray() as number[][][][];
@@ -1164,11 +1173,7 @@ describe('buffer reuse', () => {
     for (const [op, want] of [[(t: Tensor) => t.mul(t), [1, 4, 9]], [(t: Tensor) => t.neg(), [-1, -2, -3]],
       [(t: Tensor) => t.add(1), [2, 3, 4]], [(t: Tensor) => t.relu(), [1, 2, 3]],
       [(t: Tensor) => tsm.matmul(t.reshape([1, 3]), tsm.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0]])).reshape([3]), [4, 5, 3]]] as const) {
-      const nan = tsm.full([3], NaN);
-      const dirty = nan.mul(1);  // an op's output: its buffer goes back to the pool (full's does not)
-      const buffer = dirty._data;
-      nan.dispose();
-      dirty.dispose();
+      const buffer = freedNaNBuffer(3);
       const y = op(a);
       expect(y._data).toBe(buffer);
       expect(Array.from(y.dataSync())).toEqual(want);
