@@ -114,8 +114,10 @@ async function runWith(opts: BenchOptions, probe: PeakProbe | undefined): Promis
     setThreads(threads);
     const { transA, transB, m, n, k } = s;
     const lda = transA ? m : k, ldb = transB ? k : n, ldc = n;
-    const a = randomArray(m * k, 1), b = randomArray(k * n, 2);
-    const cOurs = new Float32Array(m * n), cPeer = new Float32Array(m * n);
+    // The operands as a layer's tensors hold them: 64-byte aligned (see kernels.alignedFloat32Array).
+    const aligned = (x: Float32Array) => { const y = tsm.kernels.alignedFloat32Array(x.length); y.set(x); return y; };
+    const a = aligned(randomArray(m * k, 1)), b = aligned(randomArray(k * n, 2));
+    const cOurs = tsm.kernels.alignedFloat32Array(m * n), cPeer = tsm.kernels.alignedFloat32Array(m * n);
     const ours = () => tsm.kernels.sgemm({ transA, transB, m, n, k, alpha: 1, a, lda, b, ldb, beta: 0, c: cOurs, ldc });
     const peer = () => raw.peerBlasSgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, 0, cPeer, ldc);
 

@@ -32,6 +32,17 @@ export interface SgemmArgs {
   ldc?: number;
 }
 
+/**
+ * A zeroed Float32Array of n elements whose first element sits on a 64-byte boundary (a cache line),
+ * as the storage of large tensors does. The kernels take any Float32Array, but an array from
+ * `new Float32Array(n)` of 128 KiB or more starts 16 bytes into a cache line, so each 16-float piece
+ * of a row the GEMM loads or stores spans two lines. The array views a buffer 64 bytes longer than it
+ * (use `.byteOffset` with `.buffer`). RangeError unless n is an integer in [0, 2^32].
+ */
+export function alignedFloat32Array(n: number): Float32Array {
+  return nativeAddon().alignedFloat32Array(checkInt('kernels.alignedFloat32Array', 'n', n, 0, 2 ** 32));
+}
+
 /** Elements a row-major rows x cols matrix with leading dimension ld spans. */
 function span(rows: number, cols: number, ld: number): number {
   return rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols;

@@ -17,6 +17,8 @@ export interface NativeAddon {
   buildInfo(): NativeBuildInfo;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  alignedFloat32Array(n: number): Float32Array;
+  addressAlignment(a: ArrayBufferView): number;
   sgemm(ta: boolean, tb: boolean, m: number, n: number, k: number, alpha: number, a: F32, lda: number,
         b: F32, ldb: number, beta: number, c: F32, ldc: number, reference: boolean): void;
   sgemmStridedBatched(ta: boolean, tb: boolean, batch: number, m: number, n: number, k: number, alpha: number,

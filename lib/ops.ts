@@ -16,7 +16,7 @@ import { autocastMatmul, autocastLinear, autocastDtype } from './autocast';
 import { decode16, encode16, is16 } from './half';
 import { nativeAddon } from './native-api';
 import {
-  checkDType, checkDevice, checkShape, deferredF32, fromData, keep, noGrad, sizeOf, Tensor, uninitializedF32,
+  checkDType, checkDevice, checkShape, deferredF32, freshF32, fromData, keep, noGrad, sizeOf, Tensor, uninitializedF32,
   type DType, type Device, type NestedArray, type Shape, type TensorOptions, type TypedArray,
 } from './tensor';
 
@@ -154,7 +154,7 @@ function stridedCopy(src: Tensor, shape: Shape, strides: number[], offset = 0): 
   if (src.device !== 'cpu') return cu.stridedCopy(src, shape, strides, offset, 'copy');
   const n = sizeOf(shape);
   if (src.dtype === 'float32') {
-    const out = new Float32Array(n);
+    const out = freshF32(n);
     if (n > 0) {
       const data = src._data as Float32Array;
       N().binaryForward(BINARY.add, out, offset ? data.subarray(offset) : data, ZERO, shape.slice(), strides,
@@ -238,10 +238,18 @@ export function tensor(data: NestedArray | TypedArray | Float64Array, opts: Tens
     dtype ??= 'float32';
   }
   const arr = dtype === 'int32' ? Int32Array.from(flat, (v) => Math.trunc(v))
-    : is16(dtype) ? encode16(dtype, flat instanceof Float32Array ? flat : Float32Array.from(flat)) : Float32Array.from(flat);
+    : is16(dtype) ? encode16(dtype, flat instanceof Float32Array ? flat : Float32Array.from(flat)) : copyF32(flat);
   const t = device === 'cpu' ? fromData(arr, shape, dtype) : cu.upload(arr, shape, device, dtype);
   if (opts.requiresGrad) t.requiresGrad_(true);
   return t;
+}
+
+/** A float32 copy of `flat` (in a 64-byte aligned array when large, see freshF32). */
+function copyF32(flat: ArrayLike<number>): Float32Array {
+  const out = freshF32(flat.length);
+  if (flat instanceof Float32Array || flat instanceof Float64Array) out.set(flat);
+  else for (let i = 0; i < flat.length; i++) out[i] = flat[i];
+  return out;
 }
 
 function filled(op: string, shape: unknown, value: number, opts: TensorOptions): Tensor {
@@ -262,7 +270,7 @@ function filled(op: string, shape: unknown, value: number, opts: TensorOptions):
     if (opts.requiresGrad) h.requiresGrad_(true);
     return h;
   }
-  const arr = dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+  const arr = dtype === 'int32' ? new Int32Array(n) : freshF32(n);
   if (value !== 0) arr.fill(value);
   const t = fromData(arr, s);
   if (opts.requiresGrad) t.requiresGrad_(true);

@@ -7,6 +7,7 @@ import { deviceDownload, deviceFree, noCudaKernel, parseDevice, type Device } fr
 import { TsmCudaError, TsmDisposedError } from './errors';
 import { decode16, is16 } from './half';
 import type { Node } from './autograd';
+import { nativeAddon } from './native-api';
 import * as ops from './ops';
 
 export type { Device } from './device';
@@ -266,9 +267,19 @@ function takePooled(n: number): Float32Array | undefined {
   return data;
 }
 
+/**
+ * @internal A zeroed Float32Array of n elements. A large one (>= POOL_MIN elements) starts on a
+ * 64-byte boundary, as PyTorch's CPU allocations do: an ArrayBuffer of that size comes from calloc
+ * 16 bytes past a page start, so every 16-float row piece a kernel loads or stores spans two cache
+ * lines. (Zen 3, 2 threads: NN 64x512x1600 +6%, NN 128x2048x256 +5% with aligned operands.)
+ */
+export function freshF32(n: number): Float32Array {
+  return n >= POOL_MIN ? nativeAddon().alignedFloat32Array(n) : new Float32Array(n);
+}
+
 /** A buffer of n elements for a kernel to overwrite: from the pool, or new. */
 function uninitialized(n: number): Float32Array {
-  const data = takePooled(n) ?? new Float32Array(n);
+  const data = takePooled(n) ?? freshF32(n);
   if (FILL_UNINITIALIZED) data.fill(NaN);
   return data;
 }

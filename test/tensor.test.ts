@@ -8,6 +8,7 @@ import * as tsm from '../lib/index';
 import type { Tensor } from '../lib/index';
 import { seededRandom as mulberry32 } from '../lib/text';
 import { MnistCnn } from '../examples/mnist-cnn';
+import { nativeAddon } from '../lib/native-api';
 
 const { F, nn, optim } = tsm;
 
@@ -1190,5 +1191,35 @@ describe('buffer reuse', () => {
       { env: { ...process.env, TSM_FILL_UNINITIALIZED: env }, encoding: 'utf8' }).stdout;
     expect(run('1')).toBe('true');
     expect(run('0')).toBe('false');
+  });
+
+  it('large tensors start on a 64-byte boundary (created, computed, copied and reused)', () => {
+    const align = (t: Tensor) => nativeAddon().addressAlignment(t._data);
+    // A plain Float32Array of this size is 16 bytes into a cache line (calloc's mapped chunks).
+    expect(nativeAddon().addressAlignment(new Float32Array(1 << 18))).toBeLessThan(64);
+    const w = tsm.randn([512, 256]), x = tsm.rand([300, 512]), z = tsm.zeros([64, 1600]);
+    const y = tsm.matmul(x, w);                       // a kernel's output (pooled)
+    const wt = w.transpose(0, 1).contiguous();        // a strided copy
+    for (const t of [w, x, z, y, wt]) expect(align(t)).toBeGreaterThanOrEqual(64);
+    expect(Array.from(z._data.subarray(0, 4))).toEqual([0, 0, 0, 0]);
+    const buffer = y._data;
+    y.dispose();
+    const again = tsm.matmul(x, w);                   // the same buffer, back from the pool
+    expect(again._data).toBe(buffer);
+    expect(align(again)).toBeGreaterThanOrEqual(64);
+    expect(Array.from(again._data.subarray(0, 3))).toEqual(Array.from(tsm.matmul(x.slice(0, 0, 1), w)._data.subarray(0, 3)));
+  });
+
+  it('kernels.alignedFloat32Array: zeroed, aligned, validated', () => {
+    for (const n of [0, 1, 15, 1000, 16384, 1 << 20]) {
+      const a = tsm.kernels.alignedFloat32Array(n);
+      expect(a).toBeInstanceOf(Float32Array);
+      expect(a.length).toBe(n);
+      expect(a.every((v) => v === 0)).toBe(true);
+      expect(nativeAddon().addressAlignment(a)).toBeGreaterThanOrEqual(64);
+    }
+    expect(() => tsm.kernels.alignedFloat32Array(-1)).toThrow(/kernels.alignedFloat32Array: n must be in \[0, 4294967296\], got -1/);
+    expect(() => tsm.kernels.alignedFloat32Array(1.5)).toThrow(RangeError);
+    expect(() => tsm.kernels.alignedFloat32Array('8' as unknown as number)).toThrow(/n must be a number, got/);
   });
 });

@@ -126,6 +126,42 @@ Napi::Value SgemmStridedBatched(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// alignedFloat32Array(n): a zeroed Float32Array of n elements whose first element sits on a 64-byte
+// boundary (a cache line, and an AVX-512 vector), inside an ArrayBuffer 64 bytes longer than it
+// needs. Large ArrayBuffers come from calloc, which returns 16 bytes past a page start when it maps
+// them: a 16-float row of B then spans two cache lines, and the GEMM's in-kernel packing of B (and
+// every kernel's row stores) touch twice the lines. PyTorch's CPU allocator aligns to 64 as well.
+Napi::Value AlignedFloat32Array(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t n = arg_int(info, 0, "alignedFloat32Array", "n");
+  if (n < 0 || n > (int64_t(1) << 32))
+    range_error(env, "alignedFloat32Array: n must be in [0, 2^32], got " + std::to_string(n));
+  constexpr size_t ALIGN = 64;
+  void* data = nullptr;
+  napi_value ab, out;
+  if (napi_create_arraybuffer(env, static_cast<size_t>(n) * sizeof(float) + ALIGN, &data, &ab) != napi_ok)
+    throw Napi::Error::New(env, "alignedFloat32Array: cannot allocate " + std::to_string(n) + " floats");
+  const size_t mis = reinterpret_cast<uintptr_t>(data) % ALIGN;
+  // calloc's memory is at least 8-aligned, so the offset is a whole number of floats.
+  const size_t offset = mis % sizeof(float) == 0 ? (ALIGN - mis) % ALIGN : 0;
+  NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, napi_float32_array, static_cast<size_t>(n), ab, offset, &out),
+                       Napi::Value());
+  return Napi::Value(env, out);
+}
+
+// addressAlignment(typedArray): the largest power of two up to 4096 that divides the address of its
+// first element. For tests and diagnostics of the alignment above.
+Napi::Value AddressAlignment(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  void* data = nullptr;
+  if (info.Length() < 1 || napi_get_typedarray_info(env, info[0], nullptr, nullptr, &data, nullptr, nullptr) != napi_ok)
+    throw Napi::TypeError::New(env, "addressAlignment: expected a typed array");
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(data);
+  uint32_t align = 1;
+  while (align < 4096 && addr % (align * 2) == 0) align *= 2;
+  return Napi::Number::New(env, align);
+}
+
 // mallocTrim(): returns freed heap pages to the OS (glibc), so that a measured RSS reflects live
 // memory rather than the allocator's high-water mark. For diagnostics and the memory test.
 Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
@@ -143,6 +179,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
+  exports.Set("alignedFloat32Array", Napi::Function::New(env, AlignedFloat32Array, "alignedFloat32Array"));
+  exports.Set("addressAlignment", Napi::Function::New(env, AddressAlignment, "addressAlignment"));
   exports.Set("sgemmStridedBatched", Napi::Function::New(env, SgemmStridedBatched, "sgemmStridedBatched"));
   register_peer_blas(env, exports);
   register_ops_conv(env, exports);
