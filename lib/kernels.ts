@@ -37,7 +37,8 @@ export interface SgemmArgs {
  * as the storage of large tensors does. The kernels take any Float32Array, but an array from
  * `new Float32Array(n)` of 128 KiB or more starts 16 bytes into a cache line, so each 16-float piece
  * of a row the GEMM loads or stores spans two lines. The array views a buffer 64 bytes longer than it
- * (use `.byteOffset` with `.buffer`). RangeError unless n is an integer in [0, 2^32].
+ * (use `.byteOffset` with `.buffer`). TypeError unless n is a number, RangeError unless it is an
+ * integer in [0, 2^32].
  */
 export function alignedFloat32Array(n: number): Float32Array {
   return nativeAddon().alignedFloat32Array(checkInt('kernels.alignedFloat32Array', 'n', n, 0, 2 ** 32));
