@@ -107,6 +107,8 @@ async function runWith(opts: BenchOptions, probe: PeakProbe | undefined): Promis
       `(${peak.clockGHz.toFixed(2)} GHz x ${peak.flopsPerCycle.toFixed(1)} FLOP/cycle)`);
   }
 
+  // The operands as a layer's tensors hold them: 64-byte aligned (see kernels.alignedFloat32Array).
+  const aligned = (x: Float32Array) => { const y = tsm.kernels.alignedFloat32Array(x.length); y.set(x); return y; };
   const shapes: Shape[] = [...SHAPES, { ...sq(1024), name: 'sgemm NN 1024x1024x1024 1 thread', threads: 1 }];
   const rows: BenchRow[] = [];
   for (const s of shapes) {
@@ -114,8 +116,6 @@ async function runWith(opts: BenchOptions, probe: PeakProbe | undefined): Promis
     setThreads(threads);
     const { transA, transB, m, n, k } = s;
     const lda = transA ? m : k, ldb = transB ? k : n, ldc = n;
-    // The operands as a layer's tensors hold them: 64-byte aligned (see kernels.alignedFloat32Array).
-    const aligned = (x: Float32Array) => { const y = tsm.kernels.alignedFloat32Array(x.length); y.set(x); return y; };
     const a = aligned(randomArray(m * k, 1)), b = aligned(randomArray(k * n, 2));
     const cOurs = tsm.kernels.alignedFloat32Array(m * n), cPeer = tsm.kernels.alignedFloat32Array(m * n);
     const ours = () => tsm.kernels.sgemm({ transA, transB, m, n, k, alpha: 1, a, lda, b, ldb, beta: 0, c: cOurs, ldc });

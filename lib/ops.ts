@@ -247,8 +247,7 @@ export function tensor(data: NestedArray | TypedArray | Float64Array, opts: Tens
 /** A float32 copy of `flat` (in a 64-byte aligned array when large, see freshF32). */
 function copyF32(flat: ArrayLike<number>): Float32Array {
   const out = freshF32(flat.length);
-  if (flat instanceof Float32Array || flat instanceof Float64Array) out.set(flat);
-  else for (let i = 0; i < flat.length; i++) out[i] = flat[i];
+  out.set(flat);
   return out;
 }
 

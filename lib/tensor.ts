@@ -269,9 +269,9 @@ function takePooled(n: number): Float32Array | undefined {
 
 /**
  * @internal A zeroed Float32Array of n elements. A large one (>= POOL_MIN elements) starts on a
- * 64-byte boundary, as PyTorch's CPU allocations do: an ArrayBuffer of that size comes from calloc
- * 16 bytes past a page start, so every 16-float row piece a kernel loads or stores spans two cache
- * lines. (Zen 3, 2 threads: NN 64x512x1600 +6%, NN 128x2048x256 +5% with aligned operands.)
+ * 64-byte boundary, as PyTorch's CPU allocations do: an ArrayBuffer of 128 KiB or more comes from
+ * calloc 16 bytes past a page start (smaller ones at any 16-byte offset), so every 16-float row piece
+ * a kernel loads or stores spans two cache lines. (Zen 3, 2 threads: NN 64x512x1600 +6%, NN 128x2048x256 +5% with aligned operands.)
  */
 export function freshF32(n: number): Float32Array {
   return n >= POOL_MIN ? nativeAddon().alignedFloat32Array(n) : new Float32Array(n);
